@@ -1,0 +1,104 @@
+"""Look up stored issues with their labels (for `issueminer issues`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from issueminer.ids import parse_issue_url
+from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue
+
+
+def _labels(label: FinalLabel | Annotation) -> dict[str, Any]:
+    return {name: getattr(label, name) for name in LABEL_FIELDS}
+
+
+def list_issues(
+    session: Session,
+    *,
+    source: str | None = None,
+    issue_type: str | None = None,
+    symptom: str | None = None,
+    labelled_only: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Issues with their final labels; filters combine (AND)."""
+    query = select(Issue, FinalLabel).outerjoin(FinalLabel, FinalLabel.issue_uid == Issue.uid)
+    if source:
+        query = query.where(Issue.source == source)
+    if issue_type:
+        query = query.where(FinalLabel.issue_type == issue_type)
+    if symptom:
+        query = query.where(FinalLabel.leaf_symptom == symptom)
+    if labelled_only or issue_type or symptom:
+        query = query.where(FinalLabel.id.is_not(None))
+    query = query.order_by(Issue.source, Issue.url, Issue.uid, FinalLabel.id)
+    rows: dict[str, dict[str, Any]] = {}
+    for issue, final in session.execute(query):
+        entry = rows.setdefault(
+            issue.uid,
+            {
+                "uid": issue.uid,
+                "url": issue.url,
+                "source": issue.source,
+                "framework": issue.framework,
+                "title": issue.title,
+                "final_labels": [],
+            },
+        )
+        if final is not None:
+            entry["final_labels"].append(_labels(final))
+        if limit and len(rows) > limit:
+            rows.pop(issue.uid)
+            break
+    return list(rows.values())
+
+
+def find_issue(session: Session, key: str) -> Issue | None:
+    """An issue by uid, or by any URL form of it."""
+    issue = session.get(Issue, key.strip())
+    if issue is not None:
+        return issue
+    ref = parse_issue_url(key)
+    url = ref.url if ref else key.strip()
+    return session.scalar(select(Issue).where(Issue.url == url))
+
+
+def describe_issue(session: Session, issue: Issue) -> dict[str, Any]:
+    finals = session.scalars(select(FinalLabel).where(FinalLabel.issue_uid == issue.uid))
+    annotations = session.scalars(
+        select(Annotation).where(Annotation.issue_uid == issue.uid).order_by(Annotation.id)
+    )
+    return {
+        "uid": issue.uid,
+        "url": issue.url,
+        "source": issue.source,
+        "framework": issue.framework,
+        "title": issue.title,
+        "state": issue.state,
+        "tags": issue.tags,
+        "flags": issue.flags,
+        "created_at": issue.created_at,
+        "found_by": issue.found_by,
+        "text": issue.text,
+        "replies": len(issue.replies),
+        "final_labels": [
+            {**_labels(f), "resolved_by": f.resolved_by, "resolved_from": f.resolved_from}
+            for f in finals
+        ],
+        "annotations": [
+            {
+                **_labels(a),
+                "annotator": a.annotator,
+                "round": a.round,
+                "role": a.role,
+                "status": a.status,
+                "memo": a.memo,
+                "provenance": a.provenance,
+                "created_at": a.created_at,
+            }
+            for a in annotations
+        ],
+    }

@@ -1,0 +1,123 @@
+"""Options and helpers every command shares: database, output format, errors, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from issueminer.report import ImportFailure, Report
+from issueminer.store import Meta, Store
+from issueminer.taxonomy import DEFAULT_STUDY, Taxonomy, TaxonomyError, load_taxonomy
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Format(StrEnum):
+    md = "md"
+    json = "json"
+    csv = "csv"
+    latex = "latex"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite path [env ISSUEMINER_DB; default sqlite:///issueminer.db].",
+        show_default=False,
+    ),
+]
+StudyOption = Annotated[
+    str | None,
+    typer.Option("--study", help="Study name or taxonomy file [default: the database's study]."),
+]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def fail(message: str, problems: list[str] | None = None) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    for problem in problems or []:
+        err.print(f"  - {problem}", highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Library errors become one clear message and exit status 1, never a traceback."""
+    try:
+        yield
+    except ImportFailure as exc:
+        count = len(exc.problems)
+        fail(
+            f"import failed, nothing was written ({count} problem{'s' * (count != 1)}):",
+            exc.problems,
+        )
+    except TaxonomyError as exc:
+        fail(f"invalid taxonomy {exc.path}:", exc.problems)
+    except SQLAlchemyError as exc:
+        fail(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+
+
+def open_store(db: str | None) -> Store:
+    with handled():
+        return Store(db)
+
+
+def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:
+    """--study wins; else the study the database was created for; else the default."""
+    name = study
+    if name is None and store is not None:
+        with store.session() as session:
+            remembered = session.get(Meta, "study")
+            name = remembered.value if remembered else None
+    with handled():
+        return load_taxonomy(name or DEFAULT_STUDY)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def progress(download: bool = False) -> Progress:
+    """A progress bar on stderr (stdout stays clean for --format json)."""
+    columns = [TextColumn("{task.description}"), BarColumn()]
+    columns.append(DownloadColumn() if download else MofNCompleteColumn())
+    columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=True)
+
+
+def print_report(report: Report, fmt: Format, report_path: str | None) -> None:
+    if report_path:
+        report.write(report_path)
+    if fmt == Format.json:
+        print_json({**report.as_dict(), "report_file": report_path})
+        return
+    for what, n in report.counts.items():
+        out.print(f"{what:>26}: {n}")
+    findings = report.by_kind()
+    if findings:
+        out.print("\nnoticed (normalised or kept, never dropped):")
+        for kind, n in findings.items():
+            first = report.of_kind(kind)[0]
+            out.print(f"{kind:>26}: {n:5d}   e.g. {first}", highlight=False, markup=False)
+        if report_path:
+            out.print(f"\nevery case, with file, sheet and row: {report_path}")
+        else:
+            out.print("\n(--report FILE lists every case with file, sheet and row)")

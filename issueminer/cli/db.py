@@ -1,0 +1,41 @@
+"""`issueminer db`: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from issueminer.cli.common import DbOption, handled, out
+from issueminer.store import resolve_url
+from issueminer.store.db import current_revision, head_revision, make_engine, upgrade
+
+app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade_command(db: DbOption = None) -> None:
+    """Create or migrate the database schema to the newest revision.
+
+    Every other command does this by itself on a fresh database.
+
+    Example: issueminer db upgrade --db postgresql://localhost/study
+    """
+    with handled():
+        engine = make_engine(db)
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    url = resolve_url(db)
+    shown = make_engine(url).url.render_as_string(hide_password=True)
+    out.print(f"{shown}: {before or 'empty'} -> {after}", highlight=False)
+
+
+@app.command("status")
+def status_command(db: DbOption = None) -> None:
+    """Show the schema revision of the database and the newest one available.
+
+    Example: issueminer db status
+    """
+    with handled():
+        engine = make_engine(db)
+        current = current_revision(engine)
+    out.print(f"current: {current or 'empty'}  newest: {head_revision()}")

@@ -1,0 +1,39 @@
+"""The `issueminer` command: areas composed from their own Typer apps."""
+
+from __future__ import annotations
+
+import typer
+
+from issueminer import __version__
+from issueminer.cli import db, imports, issues, stats, taxonomy
+
+app = typer.Typer(
+    name="issueminer",
+    help="Mine, label and report developers' issues from Stack Overflow and GitHub.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(taxonomy.app, name="taxonomy")
+app.add_typer(imports.app, name="import")
+app.add_typer(issues.app, name="issues")
+app.command("stats")(stats.stats)
+app.command("agree")(stats.agree)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"issueminer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Mine, label and report developers' issues from Stack Overflow and GitHub.
+
+    Example: issueminer import replication ../shared/tosem23 && issueminer stats
+    """

@@ -1,0 +1,106 @@
+"""`issueminer stats` and `issueminer agree`: the study's tables from the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from issueminer.agreement import agreement_table
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    fail,
+    open_store,
+    out,
+    print_json,
+    study_taxonomy,
+)
+from issueminer.stats import TABLE_TITLES, compute_stats, render_table, write_tables
+
+
+def stats(
+    db: DbOption = None,
+    study: StudyOption = None,
+    fmt: FormatOption = Format.md,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write one file per table here.")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help=f"Only this table: {', '.join(TABLE_TITLES)}.")
+    ] = None,
+) -> None:
+    """Regenerate the study's tables from the final labels in the database.
+
+    Tables: dataset overview, fault taxonomy (stage > inner category > leaf), distributed-
+    specific share, fix patterns, symptom x fix pattern, how-to topics.
+
+    Example: issueminer stats --format latex --out paper/tables
+    """
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    with store.session() as session:
+        result = compute_stats(session, taxonomy)
+    if table:
+        if table not in result.tables:
+            fail(f"no table '{table}'; choose one of {', '.join(result.tables)}")
+        result.tables = {table: result.tables[table]}
+    if out_dir:
+        for path in write_tables(result, out_dir, fmt.value):
+            out.print(f"wrote {path}", highlight=False)
+        return
+    if fmt == Format.json:
+        print_json(result.as_json() if not table else result.as_json()["tables"][table])
+        return
+    if fmt == Format.md and not table:
+        totals = result.summary["totals"]
+        share = result.summary["distributed_specific"]["share"]
+        out.print(
+            f"# {taxonomy.title}\n\n{totals['issues']} labelled issues: "
+            f"{totals['faults']} faults, {totals['howto']} how-to questions "
+            f"({totals['distinct_issues']} distinct issues, {totals['label_only']} without "
+            f"a link); distributed-specific faults: "
+            f"{'-' if share is None else f'{100 * share:.1f}%'}\n",
+            highlight=False,
+        )
+    for name, frame in result.tables.items():
+        if fmt == Format.md:
+            out.print(f"## {TABLE_TITLES[name]}\n", highlight=False)
+        out.print(render_table(frame, fmt.value, TABLE_TITLES[name]), markup=False, highlight=False)
+
+
+def agree(
+    db: DbOption = None,
+    round_name: Annotated[str | None, typer.Option("--round", help="Only this round.")] = None,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Agreement per round and dimension: items, percent agreement, Cohen's kappa, alpha.
+
+    Kappa is Cohen's for two annotators (the mean over pairs for more); alpha is
+    Krippendorff's (nominal). Counted from each annotator's newest save.
+
+    Example: issueminer agree --round round3 --format json
+    """
+    store = open_store(db)
+    with store.session() as session:
+        rows = agreement_table(session, round_name)
+    if round_name and not rows:
+        fail(f"round '{round_name}' has no issue labelled by two or more annotators")
+    data = [row.as_dict() for row in rows]
+    if fmt == Format.json:
+        print_json(data)
+        return
+    frame = pd.DataFrame(
+        data, columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"]
+    )
+    frame["annotators"] = frame["annotators"].map(", ".join)
+    for column in ("agreement", "kappa", "alpha"):
+        frame[column] = frame[column].map(lambda v: None if v is None else round(v, 3))
+    text = render_table(frame, fmt.value, "Inter-rater agreement per round and dimension")
+    out.print(
+        text.replace(".0 |", " |") if fmt == Format.md else text, markup=False, highlight=False
+    )

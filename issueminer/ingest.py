@@ -1,0 +1,324 @@
+"""Write what sources found into the store: idempotent upserts, one transaction per import.
+
+Everything is parsed and checked before the first write, and the writes share one
+transaction, so a failing import leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from issueminer.labels import Labels
+from issueminer.report import ImportFailure, Report
+from issueminer.sources.files import read_issues, read_labels
+from issueminer.sources.replication import (
+    ORIGIN_PREFIX,
+    IssueRecord,
+    LabelRecord,
+    PackageReader,
+    open_package,
+)
+from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Meta, Reply, Store
+from issueminer.taxonomy import Taxonomy
+
+_MERGED_LISTS = ("tags", "flags")
+_CHUNK = 500  # keeps IN (...) lists well under every backend's parameter limit
+
+
+def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counter[str]:
+    """Insert new issues, update known ones where a field changed; counts added/updated/unchanged.
+
+    A record only sets the fields it knows (None means "not known here"), so importing
+    URLs never erases text a crawler stored, and list fields are merged, not replaced.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for record in records:
+        known = merged.setdefault(record["uid"], {})
+        for key, value in record.items():
+            if key in _MERGED_LISTS:
+                known[key] = list(dict.fromkeys([*known.get(key, []), *(value or [])]))
+            elif value is not None and known.get(key) is None:
+                known[key] = value
+    counts: Counter[str] = Counter()
+    uids = list(merged)
+    for start in range(0, len(uids), _CHUNK):
+        chunk = uids[start : start + _CHUNK]
+        existing = {i.uid: i for i in session.scalars(select(Issue).where(Issue.uid.in_(chunk)))}
+        for uid in chunk:
+            record = merged[uid]
+            issue = existing.get(uid)
+            if issue is None:
+                session.add(Issue(**record))
+                counts["added"] += 1
+                continue
+            changed = False
+            for key, value in record.items():
+                current = getattr(issue, key)
+                if key in _MERGED_LISTS:
+                    value = list(dict.fromkeys([*(current or []), *value]))
+                if key == "found_by" and current:
+                    continue  # the first finder stays on record
+                if value is not None and value != current:
+                    setattr(issue, key, value)
+                    changed = True
+            counts["updated" if changed else "unchanged"] += 1
+    session.flush()
+    return counts
+
+
+def _issue_fields(record: IssueRecord) -> dict[str, Any]:
+    return asdict(record)
+
+
+def import_replication(
+    store: Store,
+    source: str | Path,
+    taxonomy: Taxonomy,
+    report: Report | None = None,
+    *,
+    keep_unknown: bool = False,
+    progress: Any = None,
+) -> Report:
+    """Load a replication package: candidate URLs, final labels, pilot and rounds."""
+    report = report or Report()
+    package = open_package(source, progress)
+    reader = PackageReader(package, taxonomy, report)
+    candidates = list(reader.candidates())
+    records = list(reader.labels())
+    _check_unknown(records, keep_unknown)
+    _report_duplicates(records, report)
+    with store.session() as session:
+        issue_counts = upsert_issues(
+            session,
+            # labelled rows first: the sheet's own Type column names the framework, which
+            # wins over the one guessed from a candidate's tags
+            [{**_issue_fields(r.issue), "found_by": r.provenance.split("#")[0]} for r in records]
+            + [_issue_fields(r) for r in candidates],
+        )
+        label_counts = write_labels(session, [_from_package(r) for r in records], ORIGIN_PREFIX)
+        _remember_study(session, taxonomy)
+    report.counts.update({f"issues {k}": v for k, v in issue_counts.items()})
+    report.counts.update(label_counts)
+    report.counts["candidate urls"] = len(candidates)
+    return report
+
+
+def _check_unknown(records: list[LabelRecord], keep_unknown: bool) -> None:
+    unknown = [r for r in records if r.labels.unknown]
+    if unknown and not keep_unknown:
+        problems = [
+            f"{_place(r.provenance)}: unknown label {', '.join(r.labels.unknown)}" for r in unknown
+        ]
+        raise ImportFailure(
+            [
+                *problems,
+                f"{len(unknown)} row(s) carry labels the taxonomy does not know: add them "
+                "(or an alias) to the taxonomy file, or import with --keep-unknown to keep them "
+                "only as raw cells",
+            ]
+        )
+
+
+def _place(provenance: str) -> str:
+    path, _, rest = provenance.removeprefix("replication:").partition("#")
+    sheet, _, row = rest.partition("!")
+    return f"{path}, sheet '{sheet}', row {row}"
+
+
+def _report_duplicates(records: list[LabelRecord], report: Report) -> None:
+    seen: dict[tuple[Any, ...], str] = {}
+    types_of: dict[str, list[LabelRecord]] = defaultdict(list)
+    for record in records:
+        if record.kind == "final":
+            key: tuple[Any, ...] = ("final", record.issue.uid, record.labels.issue_type)
+            types_of[record.issue.uid].append(record)
+        else:
+            key = ("annotation", record.issue.uid, record.annotator, record.round)
+        if key in seen and record.issue.url:
+            path, _, rest = record.provenance.removeprefix("replication:").partition("#")
+            report.add(
+                "duplicate",
+                path,
+                f"{record.issue.url} labelled again (first at "
+                f"{_place(seen[key])}); the later row is current",
+                sheet=rest.partition("!")[0],
+                row=int(rest.partition("!")[2]),
+            )
+        seen.setdefault(key, record.provenance)
+    for uid, finals in types_of.items():
+        kinds = {r.labels.issue_type for r in finals}
+        if len(kinds) > 1:
+            first = finals[0]
+            path = first.provenance.removeprefix("replication:").partition("#")[0]
+            report.add(
+                "in-both-sheets",
+                path,
+                f"{first.issue.url or uid} has a final label in "
+                "both sheets; the study counts it in both",
+                value=sorted(kinds),
+            )
+
+
+@dataclass
+class LabelRow:
+    """One label to store, whatever file it came from."""
+
+    issue_uid: str
+    kind: str  # final | annotation
+    labels: Labels
+    provenance: str
+    raw_labels: dict[str, Any]
+    annotator: str | None = None  # for a final label: who resolved it
+    round: str | None = None
+    role: str = "annotator"
+
+
+def _from_package(record: LabelRecord) -> LabelRow:
+    return LabelRow(
+        record.issue.uid,
+        record.kind,
+        record.labels,
+        record.provenance,
+        record.raw_labels,
+        record.annotator or "replication",
+        record.round,
+        record.role,
+    )
+
+
+def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str) -> Counter[str]:
+    """Upsert final labels per (issue, type); append annotations unless already stored as is.
+
+    Annotations are matched to earlier imports by provenance (file, sheet, row), so
+    importing the same file twice adds nothing, and a changed file adds newer rows.
+    """
+    counts: Counter[str] = Counter()
+    finals = {(r.issue_uid, r.labels.issue_type): r for r in rows if r.kind == "final"}
+    for (uid, issue_type), row in finals.items():
+        values = {
+            **row.labels.fields(),
+            "raw_labels": row.raw_labels,
+            "resolved_from": row.provenance,
+            "resolved_by": row.annotator,
+        }
+        current = session.scalar(
+            select(FinalLabel).where(
+                FinalLabel.issue_uid == uid, FinalLabel.issue_type == issue_type
+            )
+        )
+        if current is None:
+            session.add(FinalLabel(issue_uid=uid, **values))
+            counts["final labels added"] += 1
+        elif any(getattr(current, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(current, k, v)
+            counts["final labels updated"] += 1
+        else:
+            counts["final labels unchanged"] += 1
+
+    stored = {
+        a.provenance: a
+        for a in session.scalars(
+            select(Annotation)
+            .where(Annotation.provenance.like(f"{provenance_prefix}%"))
+            .order_by(Annotation.id)
+        )
+    }
+    rounds: dict[str, set[str]] = defaultdict(set)
+    for row in (r for r in rows if r.kind == "annotation"):
+        if row.role == "annotator":
+            rounds[row.round or ""].add(row.annotator or "")
+        values = {**row.labels.fields(), "status": row.labels.status, "raw_labels": row.raw_labels}
+        previous = stored.get(row.provenance)
+        if previous is not None and all(getattr(previous, k) == v for k, v in values.items()):
+            counts["annotations unchanged"] += 1
+            continue
+        # append-only: a changed file adds a newer row instead of rewriting the old one
+        session.add(
+            Annotation(
+                issue_uid=row.issue_uid,
+                annotator=row.annotator,
+                round=row.round,
+                role=row.role,
+                provenance=row.provenance,
+                **values,
+            )
+        )
+        counts["annotations added"] += 1
+    for name, people in rounds.items():
+        _ensure_round(session, name, sorted(people))
+    session.flush()
+    return counts
+
+
+def _ensure_round(session: Session, name: str, annotators: list[str]) -> None:
+    labeling_round = session.get(LabelingRound, name)
+    kind = "pilot" if name == "pilot" else "reliability"
+    if labeling_round is None:
+        session.add(LabelingRound(name=name, kind=kind, annotators=annotators))
+    elif set(annotators) - set(labeling_round.annotators):
+        labeling_round.annotators = sorted(set(labeling_round.annotators) | set(annotators))
+
+
+def _remember_study(session: Session, taxonomy: Taxonomy) -> None:
+    if session.get(Meta, "study") is None:
+        session.add(Meta(key="study", value=taxonomy.study))
+
+
+def upsert_replies(session: Session, issue_uid: str, replies: list[dict[str, Any]]) -> int:
+    """Insert or refresh an issue's answers/comments, matched by their native id."""
+    existing = {
+        r.native_id: r for r in session.scalars(select(Reply).where(Reply.issue_uid == issue_uid))
+    }
+    added = 0
+    for reply in replies:
+        current = existing.get(reply["native_id"])
+        if current is None:
+            session.add(Reply(issue_uid=issue_uid, **reply))
+            added += 1
+        else:
+            for key, value in reply.items():
+                if getattr(current, key) != value:
+                    setattr(current, key, value)
+    return added
+
+
+def import_issues(store: Store, path: Path, report: Report | None = None) -> Report:
+    """Load a researcher's issues (JSON Lines or CSV); re-importing updates, never duplicates."""
+    report = report or Report()
+    issues = read_issues(Path(path), report)
+    with store.session() as session:
+        counts = upsert_issues(session, [i.fields for i in issues])
+        replies = sum(upsert_replies(session, i.fields["uid"], i.replies) for i in issues)
+    report.counts.update({f"issues {k}": v for k, v in counts.items()})
+    report.counts["replies added"] += replies
+    return report
+
+
+def import_labels(
+    store: Store, path: Path, taxonomy: Taxonomy, report: Report | None = None
+) -> Report:
+    """Load annotations and final labels from a CSV file (see `sources.files`)."""
+    report = report or Report()
+    records = read_labels(Path(path), taxonomy, report)
+    with store.session() as session:
+        counts = upsert_issues(
+            session, [{**r.issue, "found_by": f"file:{Path(path).name}"} for r in records]
+        )
+        report.counts.update({f"issues {k}": v for k, v in counts.items()})
+        rows = [
+            LabelRow(
+                r.issue["uid"], r.kind, r.labels, r.provenance, r.raw_labels, r.annotator, r.round
+            )
+            for r in records
+        ]
+        report.counts.update(write_labels(session, rows, f"file:{Path(path).name}!"))
+        _remember_study(session, taxonomy)
+    return report

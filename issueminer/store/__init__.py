@@ -1,0 +1,28 @@
+"""The store: SQLAlchemy models, migrations and the session factory."""
+
+from issueminer.store.db import Store, resolve_url
+from issueminer.store.models import (
+    LABEL_FIELDS,
+    Annotation,
+    CrawlRun,
+    FinalLabel,
+    Issue,
+    LabelingRound,
+    Meta,
+    Prediction,
+    Reply,
+)
+
+__all__ = [
+    "LABEL_FIELDS",
+    "Annotation",
+    "CrawlRun",
+    "FinalLabel",
+    "Issue",
+    "LabelingRound",
+    "Meta",
+    "Prediction",
+    "Reply",
+    "Store",
+    "resolve_url",
+]

@@ -1,0 +1,87 @@
+"""Engine and session factory; every open upgrades the schema to the newest migration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_DB_URL = "sqlite:///issueminer.db"
+DB_URL_ENV = "ISSUEMINER_DB"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """`--db` wins over `ISSUEMINER_DB`, which wins over the default file in the working dir."""
+    url = url or os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
+    if "://" not in url:  # a bare path is a SQLite file
+        url = f"sqlite:///{url}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def make_engine(url: str | None = None) -> Engine:
+    engine = create_engine(resolve_url(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (idempotent)."""
+    config = _alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+class Store:
+    """An upgraded database and a session factory for it."""
+
+    def __init__(self, url: str | None = None, *, auto_upgrade: bool = True) -> None:
+        self.engine = make_engine(url)
+        if auto_upgrade and current_revision(self.engine) != head_revision():
+            upgrade(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,192 @@
+"""The data model: issues and their replies, labels by people, labels by the model, crawl runs.
+
+Human labels are append-only (`Annotation`): a save never overwrites, the newest row per
+(issue, annotator, round) is the current one. Adjudicated labels live in `FinalLabel`;
+classifier output lives in `Prediction` and is never mixed with human labels.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Meta(Base):
+    """Key/value facts about the database itself (for example the study it was created for)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Issue(Base):
+    __tablename__ = "issue"
+
+    uid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(30), index=True)  # stackoverflow | github | unknown
+    origin: Mapped[str] = mapped_column(
+        String(300)
+    )  # site or repository, or the sheet it came from
+    native_id: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(String(500), unique=True)
+    framework: Mapped[str | None] = mapped_column(String(100), index=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)  # as fetched (HTML or Markdown)
+    text: Mapped[str | None] = mapped_column(Text)  # normalised plain text, code removed
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    state: Mapped[str | None] = mapped_column(String(30))
+    created_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    accepted_answer_id: Mapped[str | None] = mapped_column(String(50))
+    score: Mapped[int | None] = mapped_column(Integer)
+    flags: Mapped[list[str]] = mapped_column(default=list)  # e.g. label-only (no link in the sheet)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the item exactly as it arrived
+    found_by: Mapped[str | None] = mapped_column(String(200))  # crawl run or import that added it
+    updated_on: Mapped[datetime | None]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    replies: Mapped[list[Reply]] = relationship(
+        back_populates="issue", cascade="all, delete-orphan"
+    )
+
+
+class Reply(Base):
+    """An answer or a comment, attached to its issue."""
+
+    __tablename__ = "reply"
+    __table_args__ = (UniqueConstraint("issue_uid", "native_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    native_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))  # answer | comment
+    author: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    score: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime | None]
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    issue: Mapped[Issue] = relationship(back_populates="replies")
+
+
+class LabelFields:
+    """The label dimensions shared by annotations, final labels and their exports."""
+
+    issue_type: Mapped[str | None] = mapped_column(String(50))
+    distributed_specific: Mapped[bool | None] = mapped_column(Boolean)
+    stage: Mapped[str | None] = mapped_column(String(100))
+    inner_category: Mapped[str | None] = mapped_column(String(100))
+    leaf_symptom: Mapped[str | None] = mapped_column(String(200))
+    fix_patterns: Mapped[list[str]] = mapped_column(default=list)
+    howto_topic: Mapped[str | None] = mapped_column(String(100))
+    howto_subtopic: Mapped[str | None] = mapped_column(String(100))
+    memo: Mapped[str | None] = mapped_column(Text)
+
+
+LABEL_FIELDS = (
+    "issue_type",
+    "distributed_specific",
+    "stage",
+    "inner_category",
+    "leaf_symptom",
+    "fix_patterns",
+    "howto_topic",
+    "howto_subtopic",
+)
+
+
+class LabelingRound(Base):
+    __tablename__ = "labeling_round"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), default="reliability")  # pilot | reliability
+    annotators: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # size, seed, stratification
+
+
+class Annotation(LabelFields, Base):
+    """One save by one person; never updated in place."""
+
+    __tablename__ = "annotation"
+    __table_args__ = (Index("ix_annotation_current", "issue_uid", "annotator", "round"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    annotator: Mapped[str] = mapped_column(String(100))
+    round: Mapped[str | None] = mapped_column(String(100))
+    # annotator: independent label; adjudicator: the label a round agreed on
+    role: Mapped[str] = mapped_column(String(20), default="annotator")
+    status: Mapped[str] = mapped_column(String(20), default="done")  # done | pending | skipped
+    provenance: Mapped[str | None] = mapped_column(String(300))  # file/sheet/row or app session
+    raw_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # cells as written
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FinalLabel(LabelFields, Base):
+    """The adjudicated label of an issue; at most one per issue type (see README)."""
+
+    __tablename__ = "final_label"
+    __table_args__ = (UniqueConstraint("issue_uid", "issue_type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_from: Mapped[str | None] = mapped_column(String(300))
+    raw_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Prediction(Base):
+    __tablename__ = "prediction"
+    __table_args__ = (UniqueConstraint("issue_uid", "model_id", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(50))
+    label: Mapped[str] = mapped_column(String(200))
+    probability: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrawlRun(Base):
+    """What a crawl or import asked for and how far it got, so that it can resume."""
+
+    __tablename__ = "crawl_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(50))
+    query: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    query_key: Mapped[str] = mapped_column(String(64), index=True)  # hash of source + query
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running | done | failed
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    items_seen: Mapped[int] = mapped_column(Integer, default=0)
+    items_stored: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    message: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,392 @@
+"""Load, validate and apply a study's taxonomy file.
+
+The taxonomy is the one place that knows which labels exist. Free-text cells from
+spreadsheets or the annotation app go through `Taxonomy.resolve`, which maps every known
+spelling to one canonical node and says what it did, so importers can report it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "taxonomy"
+DEFAULT_STUDY = "distributed-training"
+
+# Dimensions a label has; `symptom` is the leaf of the fault tree.
+DIMENSIONS = ("issue_type", "stage", "inner_category", "symptom", "fix_pattern", "howto_topic")
+FAULT = "fault"
+HOWTO = "how-to question"
+NOT_RELEVANT = "not relevant"
+
+# Separators that join several fix patterns in one cell ("a & b", "a / b"). A bare "/"
+# is not one: "fix batch size/data partition" is a single pattern.
+FIX_PATTERN_SEPARATOR = re.compile(r"\s+&\s+|\s+/\s+|\s*;\s*")
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file that cannot be used; `problems` lists each one with its place."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def normalise_key(value: str) -> str:
+    """The form two spellings of one label share: case, spacing, '&'/'and', plural 's'."""
+    text = re.sub(r"\s+", " ", str(value).strip().lower())
+    text = re.sub(r"\s*&\s*|\s+and\s+", " & ", text)
+    text = re.sub(r"\s*/\s*", "/", text)
+    words = [_singular(word) for word in text.split(" ")]
+    return " ".join(words)
+
+
+def _singular(word: str) -> str:
+    # "failures" -> "failure"; keeps "process", "gloss"; short words ("gpus" aside) stay
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+@dataclass(frozen=True)
+class Node:
+    dimension: str
+    name: str
+    definition: str
+    aliases: tuple[str, ...] = ()
+    parent: str | None = None  # howto topic of a sub-topic
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What became of one cell: its canonical name (or None) and how it was found."""
+
+    raw: Any
+    value: str | None
+    how: str  # empty | exact | normalised | alias | placeholder | unknown
+
+    @property
+    def changed(self) -> bool:
+        return self.how in ("normalised", "alias")
+
+
+@dataclass
+class Taxonomy:
+    study: str
+    title: str
+    path: Path
+    nodes: dict[str, dict[str, Node]] = field(default_factory=dict)  # dimension -> name -> node
+    tree: dict[str, dict[str | None, list[str]]] = field(
+        default_factory=dict
+    )  # stage->inner->leaves
+    howto_tree: dict[str, list[str]] = field(default_factory=dict)
+    fix_combinations: dict[str, list[str]] = field(default_factory=dict)
+    placeholders: set[str] = field(default_factory=set)
+    sources: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    _lookup: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    # ---- lookup -------------------------------------------------------------------------
+    def _index(self) -> None:
+        for dimension, nodes in self.nodes.items():
+            for node in nodes.values():
+                scope = _scope(dimension, node.parent)
+                self._lookup[(scope, normalise_key(node.name))] = (node.name, "normalised")
+                for alias in node.aliases:
+                    self._lookup.setdefault((scope, normalise_key(alias)), (node.name, "alias"))
+
+    def resolve(self, dimension: str, raw: Any, parent: str | None = None) -> Resolution:
+        """Map a cell to a canonical node of `dimension` (`parent`: the topic of a sub-topic)."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return Resolution(raw, None, "empty")
+        text = str(raw)
+        if normalise_key(text) in self.placeholders:
+            return Resolution(raw, None, "placeholder")
+        found = self._lookup.get((_scope(dimension, parent), normalise_key(text)))
+        if found is None:
+            return Resolution(raw, None, "unknown")
+        name, how = found
+        return Resolution(raw, name, "exact" if name == text else how)
+
+    def split_fix_patterns(self, raw: Any) -> tuple[list[str], list[Resolution]]:
+        """A cell of one or more fix patterns -> canonical names, plus every part's resolution."""
+        if raw is None or not str(raw).strip():
+            return [], []
+        text = str(raw)
+        combined = self.fix_combinations.get(normalise_key(text))
+        if combined is not None:
+            return list(combined), [Resolution(raw, "; ".join(combined), "alias")]
+        whole = self.resolve("fix_pattern", text)
+        if whole.value is not None or whole.how == "placeholder":
+            return ([whole.value] if whole.value else []), [whole]
+        parts = [self.resolve("fix_pattern", part) for part in FIX_PATTERN_SEPARATOR.split(text)]
+        names = [part.value for part in parts if part.value]
+        return list(dict.fromkeys(names)), parts
+
+    def names(self, dimension: str) -> list[str]:
+        return list(self.nodes.get(dimension, {}))
+
+    def node(self, dimension: str, name: str) -> Node | None:
+        return self.nodes.get(dimension, {}).get(name)
+
+    def stage_has_inner(self, stage: str) -> bool:
+        return any(inner is not None for inner in self.tree.get(stage, {}))
+
+    def on_tree(self, stage: str | None, inner: str | None, leaf: str | None) -> bool:
+        return leaf in self.tree.get(stage or "", {}).get(inner, [])
+
+    def subtopics(self, topic: str) -> list[str]:
+        return self.howto_tree.get(topic, [])
+
+    def leaf_paths(self) -> list[tuple[str, str | None, str]]:
+        return [
+            (stage, inner, leaf)
+            for stage, inners in self.tree.items()
+            for inner, leaves in inners.items()
+            for leaf in leaves
+        ]
+
+    def as_tree(self) -> dict[str, Any]:
+        """The taxonomy as plain data (for `taxonomy show --format json`)."""
+
+        def describe(dimension: str, name: str) -> dict[str, Any]:
+            node = self.nodes[dimension][name]
+            return {"name": name, "definition": node.definition, "aliases": list(node.aliases)}
+
+        stages = []
+        for stage, inners in self.tree.items():
+            entry = describe("stage", stage)
+            if None in inners:
+                entry["leaves"] = [describe("symptom", leaf) for leaf in inners[None]]
+            else:
+                entry["inner_categories"] = [
+                    {
+                        **describe("inner_category", inner),
+                        "leaves": [describe("symptom", leaf) for leaf in leaves],
+                    }
+                    for inner, leaves in inners.items()
+                ]
+            stages.append(entry)
+        topics = []
+        for topic, subs in self.howto_tree.items():
+            entry = describe("howto_topic", topic)
+            entry["subtopics"] = [
+                {"name": s, "definition": self.nodes["howto_subtopic"][f"{topic}/{s}"].definition}
+                for s in subs
+            ]
+            topics.append(entry)
+        return {
+            "study": self.study,
+            "title": self.title,
+            "issue_types": [describe("issue_type", n) for n in self.names("issue_type")],
+            "stages": stages,
+            "fix_patterns": [describe("fix_pattern", n) for n in self.names("fix_pattern")],
+            "howto_topics": topics,
+        }
+
+
+def _scope(dimension: str, parent: str | None) -> str:
+    return f"{dimension}:{parent}" if dimension == "howto_subtopic" else dimension
+
+
+# ---- loading --------------------------------------------------------------------------
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping, for precise error messages."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def taxonomy_path(study_or_path: str | Path) -> Path:
+    """A study name (looked up in taxonomy/) or a path to a taxonomy file."""
+    candidate = Path(study_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    return TAXONOMY_DIR / f"{study_or_path}.yaml"
+
+
+def load_taxonomy(study_or_path: str | Path = DEFAULT_STUDY) -> Taxonomy:
+    """Load and validate a taxonomy; raises TaxonomyError listing every problem found."""
+    path = taxonomy_path(study_or_path)
+    taxonomy, problems = _build(path)
+    if problems or taxonomy is None:
+        raise TaxonomyError(path, problems)
+    return taxonomy
+
+
+def validate_taxonomy_file(path: str | Path) -> list[str]:
+    """Every problem of a taxonomy file as 'file:line: what is wrong'; empty when valid."""
+    return _build(Path(path))[1]
+
+
+def _build(path: Path) -> tuple[Taxonomy | None, list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [f"{path}: cannot read the file ({exc.strerror or exc})"]
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        return None, [f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]
+    if not isinstance(data, dict):
+        return None, [f"{path}:1: the file must be a mapping with keys study, stages, ..."]
+    return _Builder(path, data).build()
+
+
+class _Builder:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.problems: list[str] = []
+        self.taxonomy = Taxonomy(
+            study=str(data.get("study") or path.stem),
+            title=str(data.get("title") or data.get("study") or path.stem),
+            path=path,
+            raw=_strip_lines(data),
+        )
+
+    def problem(self, line: Any, message: str) -> None:
+        self.problems.append(f"{self.path}:{line or 1}: {message}")
+
+    def build(self) -> tuple[Taxonomy | None, list[str]]:
+        data = self.data
+        for key in ("study", "issue_types", "stages"):
+            if key not in data:
+                self.problem(1, f"missing required key '{key}'")
+        self.nodes("issue_type", data.get("issue_types") or [], "issue_types")
+        self.nodes("symptom", data.get("symptoms") or [], "symptoms")
+        self.nodes("fix_pattern", data.get("fix_patterns") or [], "fix_patterns")
+        self.stages(data.get("stages") or [])
+        self.howto(data.get("howto_topics") or [])
+        self.combinations(data.get("fix_pattern_combinations") or {})
+        self.taxonomy.placeholders = {normalise_key(p) for p in data.get("placeholders") or []}
+        self.taxonomy.sources = _strip_lines(data.get("sources") or {})
+        self.taxonomy._index()
+        self.alias_clashes()
+        return (None if self.problems else self.taxonomy), self.problems
+
+    def nodes(self, dimension: str, items: Any, key: str, parent: str | None = None) -> list[Node]:
+        if not isinstance(items, list):
+            self.problem(
+                getattr(items, "get", lambda _k: None)("__line__"), f"'{key}' must be a list"
+            )
+            return []
+        made = []
+        store = self.taxonomy.nodes.setdefault(dimension, {})
+        for index, item in enumerate(items):
+            where = f"{key}[{index}]"
+            if not isinstance(item, dict):
+                self.problem(
+                    None, f"{where}: expected a mapping with name and definition, got {item!r}"
+                )
+                continue
+            line = item.get("__line__")
+            name = item.get("name")
+            if not isinstance(name, str) or not name.strip():
+                self.problem(line, f"{where}: missing 'name'")
+                continue
+            definition = item.get("definition")
+            if not isinstance(definition, str) or not definition.strip():
+                self.problem(line, f"{where} '{name}': missing 'definition'")
+            aliases = item.get("aliases") or []
+            if not isinstance(aliases, list):
+                self.problem(line, f"{where} '{name}': 'aliases' must be a list")
+                aliases = []
+            store_key = f"{parent}/{name}" if parent else name
+            if store_key in store:
+                self.problem(line, f"{where}: duplicate {dimension} '{name}'")
+                continue
+            node = Node(
+                dimension, name, str(definition or ""), tuple(map(str, aliases)), parent, line
+            )
+            store[store_key] = node
+            made.append(node)
+        return made
+
+    def stages(self, stages: Any) -> None:
+        symptoms = self.taxonomy.nodes.get("symptom", {})
+        for stage in self.nodes("stage", stages, "stages"):
+            item = next(s for s in stages if isinstance(s, dict) and s.get("name") == stage.name)
+            inners: dict[str | None, list[str]] = {}
+            if "inner_categories" in item:
+                key = f"stages '{stage.name}'.inner_categories"
+                for inner in self.nodes("inner_category", item["inner_categories"], key):
+                    sub = next(i for i in item["inner_categories"] if i.get("name") == inner.name)
+                    inners[inner.name] = self.leaves(sub, symptoms)
+            else:
+                inners[None] = self.leaves(item, symptoms)
+            self.taxonomy.tree[stage.name] = inners
+
+    def leaves(self, item: dict[str, Any], symptoms: dict[str, Node]) -> list[str]:
+        leaves = item.get("leaves")
+        if not isinstance(leaves, list) or not leaves:
+            self.problem(
+                item.get("__line__"), f"'{item.get('name')}' needs a non-empty 'leaves' list"
+            )
+            return []
+        for leaf in leaves:
+            if leaf not in symptoms:
+                self.problem(
+                    item.get("__line__"),
+                    f"'{item.get('name')}' lists leaf '{leaf}', which is not in 'symptoms'",
+                )
+        return [str(leaf) for leaf in leaves]
+
+    def howto(self, topics: Any) -> None:
+        for topic in self.nodes("howto_topic", topics, "howto_topics"):
+            item = next(t for t in topics if isinstance(t, dict) and t.get("name") == topic.name)
+            subs = self.nodes(
+                "howto_subtopic",
+                item.get("subtopics") or [],
+                f"howto_topics '{topic.name}'.subtopics",
+                parent=topic.name,
+            )
+            self.taxonomy.howto_tree[topic.name] = [s.name for s in subs]
+
+    def combinations(self, combos: Any) -> None:
+        fix_patterns = self.taxonomy.nodes.get("fix_pattern", {})
+        for cell, parts in combos.items():
+            if cell == "__line__":
+                continue
+            unknown = [p for p in parts if p not in fix_patterns]
+            if unknown:
+                self.problem(
+                    combos.get("__line__"), f"fix_pattern_combinations '{cell}': unknown {unknown}"
+                )
+            self.taxonomy.fix_combinations[normalise_key(cell)] = list(parts)
+
+    def alias_clashes(self) -> None:
+        for dimension, nodes in self.taxonomy.nodes.items():
+            seen: dict[tuple[str, str], str] = {}
+            for node in nodes.values():
+                scope = _scope(dimension, node.parent)
+                for spelling in (node.name, *node.aliases):
+                    key = (scope, normalise_key(spelling))
+                    other = seen.setdefault(key, node.name)
+                    if other != node.name:
+                        self.problem(
+                            node.line,
+                            f"{dimension} '{node.name}': '{spelling}' also names '{other}'",
+                        )
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
