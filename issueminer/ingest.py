@@ -290,10 +290,12 @@ def upsert_replies(session: Session, issue_uid: str, replies: list[dict[str, Any
     return added
 
 
-def import_issues(store: Store, path: Path, report: Report | None = None) -> Report:
+def import_issues(
+    store: Store, path: Path, taxonomy: Taxonomy | None = None, report: Report | None = None
+) -> Report:
     """Load a researcher's issues (JSON Lines or CSV); re-importing updates, never duplicates."""
     report = report or Report()
-    issues = read_issues(Path(path), report)
+    issues = read_issues(Path(path), report, taxonomy)
     with store.session() as session:
         counts = upsert_issues(session, [i.fields for i in issues])
         replies = sum(upsert_replies(session, i.fields["uid"], i.replies) for i in issues)

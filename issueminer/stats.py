@@ -254,25 +254,25 @@ def _howto(howto: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- rendering -----------------------------------------------------------------------
-def render_table(frame: pd.DataFrame, fmt: str, caption: str = "") -> str:
+def render_table(frame: pd.DataFrame, fmt: str, caption: str = "", decimals: int = 1) -> str:
     if fmt == "csv":
         return frame.to_csv(index=False)
     if fmt == "latex":
-        return to_latex(frame, caption)
+        return to_latex(frame, caption, decimals)
     if fmt == "json":
         return json.dumps(_records(frame), indent=2)
-    return to_markdown(frame)
+    return to_markdown(frame, decimals)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, decimals: int = 1) -> str:
     if isinstance(value, float):
-        return f"{value:.1f}" if value == value else ""
+        return f"{value:.{decimals}f}" if value == value else ""
     return "" if value is None else str(value)
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
+def to_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
     header = [str(c) for c in frame.columns]
-    body = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    body = [[_cell(v, decimals) for v in row] for row in frame.itertuples(index=False)]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     lines = [
         "| " + " | ".join(header) + " |",
@@ -300,7 +300,7 @@ def _latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def to_latex(frame: pd.DataFrame, caption: str = "") -> str:
+def to_latex(frame: pd.DataFrame, caption: str = "", decimals: int = 1) -> str:
     """A booktabs table ready for a paper (needs \\usepackage{booktabs})."""
     align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
     lines = [r"\begin{table}[t]", r"\centering"]
@@ -313,7 +313,7 @@ def to_latex(frame: pd.DataFrame, caption: str = "") -> str:
         r"\midrule",
     ]
     for row in frame.itertuples(index=False):
-        lines.append(" & ".join(_latex_escape(_cell(v)) for v in row) + r" \\")
+        lines.append(" & ".join(_latex_escape(_cell(v, decimals)) for v in row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -141,6 +141,18 @@ class Taxonomy:
     def on_tree(self, stage: str | None, inner: str | None, leaf: str | None) -> bool:
         return leaf in self.tree.get(stage or "", {}).get(inner, [])
 
+    def framework_of(self, repository: str | None, tags: list[str] | None = None) -> str | None:
+        """The study's name for what an issue is about: its repository, else its tags."""
+        if repository:
+            repositories = {
+                str(k).lower(): str(v)
+                for k, v in (self.sources.get("github_repositories") or {}).items()
+            }
+            return repositories.get(repository.lower(), repository.split("/")[-1])
+        study_tags = [str(t) for t in self.sources.get("stackoverflow_tags") or []]
+        found = [t for t in study_tags if t in (tags or [])]
+        return " & ".join(found) or None
+
     def subtopics(self, topic: str) -> list[str]:
         return self.howto_tree.get(topic, [])
 

@@ -60,6 +60,7 @@ def issues(
         Path, typer.Argument(help="JSON Lines (.jsonl) or CSV file with a url column.")
     ],
     db: DbOption = None,
+    study: StudyOption = None,
     report: ReportOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:
@@ -69,7 +70,7 @@ def issues(
     """
     store = open_store(db)
     with handled():
-        result = import_issues(store, path)
+        result = import_issues(store, path, study_taxonomy(store, study))
     print_report(result, fmt, report)
 
 

@@ -63,13 +63,14 @@ def stats(
             f"# {taxonomy.title}\n\n{totals['issues']} labelled issues: "
             f"{totals['faults']} faults, {totals['howto']} how-to questions "
             f"({totals['distinct_issues']} distinct issues, {totals['label_only']} without "
-            f"a link); distributed-specific faults: "
+            f"a link; {totals['not_relevant']} marked not relevant); distributed-specific faults: "
             f"{'-' if share is None else f'{100 * share:.1f}%'}\n",
             highlight=False,
         )
     for name, frame in result.tables.items():
         if fmt == Format.md:
             out.print(f"## {TABLE_TITLES[name]}\n", highlight=False)
+            frame = _fit_terminal(name, frame)
         out.print(render_table(frame, fmt.value, TABLE_TITLES[name]), markup=False, highlight=False)
 
 
@@ -98,9 +99,22 @@ def agree(
         data, columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"]
     )
     frame["annotators"] = frame["annotators"].map(", ".join)
-    for column in ("agreement", "kappa", "alpha"):
-        frame[column] = frame[column].map(lambda v: None if v is None else round(v, 3))
-    text = render_table(frame, fmt.value, "Inter-rater agreement per round and dimension")
-    out.print(
-        text.replace(".0 |", " |") if fmt == Format.md else text, markup=False, highlight=False
+    text = render_table(
+        frame, fmt.value, "Inter-rater agreement per round and dimension", decimals=3
     )
+    out.print(text, markup=False, highlight=False)
+
+
+MD_MAX_FIX_COLUMNS = 10  # a terminal cannot show dozens of columns; files get them all
+
+
+def _fit_terminal(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if name != "symptom_fix" or frame.shape[1] <= MD_MAX_FIX_COLUMNS + 1:
+        return frame
+    hidden = frame.shape[1] - 1 - MD_MAX_FIX_COLUMNS
+    out.print(
+        f"(the {MD_MAX_FIX_COLUMNS} most frequent fix patterns; {hidden} more with "
+        "--format csv or --out)\n",
+        highlight=False,
+    )
+    return frame.iloc[:, : MD_MAX_FIX_COLUMNS + 1]

@@ -81,13 +81,13 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield from enumerate(reader, start=2)
 
 
-def read_issues(path: Path, report: Report) -> list[FileIssue]:
+def read_issues(path: Path, report: Report, taxonomy: Taxonomy | None = None) -> list[FileIssue]:
     """Every issue of the file; all row errors are collected and raised together."""
     issues, problems = [], []
     seen: dict[str, int] = {}
     for row_no, record in _rows(path):
         try:
-            issue = _issue(record, f"{path.name}")
+            issue = _issue(record, path.name, taxonomy)
         except ValueError as exc:
             problems.append(f"{path}, row {row_no}: {exc}")
             continue
@@ -133,17 +133,22 @@ def issue_from_url(url: str, source: str | None = None) -> dict[str, Any]:
     }
 
 
-def _issue(record: dict[str, Any], file_name: str) -> FileIssue:
+def _issue(record: dict[str, Any], file_name: str, taxonomy: Taxonomy | None) -> FileIssue:
     fields = issue_from_url(str(record.get("url") or ""), record.get("source"))
+    tags = _tags(record.get("tags"))
+    framework = _str(record.get("framework"))
+    if framework is None and taxonomy is not None:
+        ref = parse_issue_url(fields["url"])
+        framework = taxonomy.framework_of(ref.repository if ref else None, tags)
     body = record.get("body")
     fields.update(
         title=_str(record.get("title")),
         body=_str(body),
         text=plain_text(_str(body), fields["source"]) if body else None,
-        tags=_tags(record.get("tags")),
+        tags=tags,
         state=_str(record.get("state")),
         created_at=_date(record.get("created")),
-        framework=_str(record.get("framework")),
+        framework=framework,
         found_by=f"file:{file_name}",
         raw=record,
     )

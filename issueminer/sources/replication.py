@@ -25,7 +25,7 @@ from typing import Any
 
 import openpyxl
 
-from issueminer.ids import IssueRef, issue_uid, parse_issue_url
+from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
 from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
@@ -167,9 +167,6 @@ class PackageReader:
         self.package = package
         self.taxonomy = taxonomy
         self.report = report
-        repositories = (taxonomy.sources or {}).get("github_repositories") or {}
-        self.repo_framework = {str(k).lower(): str(v) for k, v in repositories.items()}
-        self.study_tags = [str(t) for t in (taxonomy.sources or {}).get("stackoverflow_tags") or []]
 
     def candidates(self) -> Iterator[IssueRecord]:
         """The URLs the study's filters selected, before labelling."""
@@ -357,15 +354,9 @@ class PackageReader:
             ref.origin,
             ref.native_id,
             ref.url,
-            framework=framework or self._framework(ref, tags or []),
+            framework=framework or self.taxonomy.framework_of(ref.repository, tags),
             tags=list(tags or []),
         )
-
-    def _framework(self, ref: IssueRef, tags: list[str]) -> str | None:
-        if ref.repository:
-            return self.repo_framework.get(ref.repository, ref.repository.split("/")[-1])
-        found = [t for t in self.study_tags if t in tags]
-        return " & ".join(found) or None
 
     # ---- files ----
     def _text(self, path: str) -> str:

@@ -1,0 +1,45 @@
+# issueminer: `make demo` runs the main job on the embedded sample, `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DB ?= demo.db
+TOSEM23 ?= ../shared/tosem23
+
+.PHONY: install demo test lint format study clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The embedded sample: a fresh database, the sample's issues and labels, the tables.
+demo: $(STAMP)
+	rm -f $(DEMO_DB)
+	$(BIN)/issueminer import issues data/sample/issues.jsonl --db $(DEMO_DB)
+	$(BIN)/issueminer import labels data/sample/labels.csv --db $(DEMO_DB)
+	$(BIN)/issueminer stats --db $(DEMO_DB)
+	$(BIN)/issueminer agree --db $(DEMO_DB)
+
+## The TOSEM 2023 study's real labels, imported and its tables regenerated.
+study: $(STAMP)
+	$(BIN)/issueminer import replication $(TOSEM23) --db study.db --report study-import-report.csv
+	$(BIN)/issueminer stats --db study.db
+	$(BIN)/issueminer agree --db study.db
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(DEMO_DB) study.db study-import-report.csv .pytest_cache

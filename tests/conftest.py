@@ -1,0 +1,73 @@
+"""Shared fixtures: real SQLite files, a real PostgreSQL server, the study's real data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from issueminer.store import Store
+from issueminer.taxonomy import Taxonomy, load_taxonomy
+from tests.pgserver import PG_ENV, fresh_database, private_server
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TOSEM_DIR = Path(os.environ.get("ISSUEMINER_TOSEM23", SHARED / "tosem23"))
+TOSEM_ZIP = Path(os.environ.get("ISSUEMINER_TOSEM23_ZIP", SHARED / "tosem23.zip"))
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    if os.environ.get(PG_ENV):
+        yield os.environ[PG_ENV]
+        return
+    with private_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return fresh_database(request.getfixturevalue("pg_admin_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    store = Store(db_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def tosem_dir() -> Path:
+    if not (TOSEM_DIR / "distributed_training_data").is_dir():
+        pytest.fail(f"the TOSEM 2023 data is missing at {TOSEM_DIR} (set ISSUEMINER_TOSEM23)")
+    return TOSEM_DIR
+
+
+@pytest.fixture(scope="session")
+def tosem_zip() -> Path:
+    if not TOSEM_ZIP.is_file():
+        pytest.fail(f"the TOSEM 2023 zip is missing at {TOSEM_ZIP} (set ISSUEMINER_TOSEM23_ZIP)")
+    return TOSEM_ZIP

@@ -1,0 +1,192 @@
+"""The command line, driven through Typer's runner with exact outputs asserted."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import typer
+
+from issueminer.cli.main import app
+
+
+def _commands(group, prefix=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_every_command_has_help_with_an_example(runner) -> None:
+    root = typer.main.get_command(app)
+    commands = list(_commands(root))
+    assert len(commands) >= 10
+    for path, _ in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "Example:" in result.output, f"{' '.join(path)} has no example in its help"
+
+
+@pytest.fixture(scope="module")
+def study_db(tosem_dir, tmp_path_factory) -> str:
+    from typer.testing import CliRunner
+
+    db = str(tmp_path_factory.mktemp("cli") / "study.db")
+    result = CliRunner().invoke(
+        app, ["import", "replication", str(tosem_dir), "--db", db, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def test_import_prints_json_summary_and_writes_report(tosem_dir, tmp_path, runner) -> None:
+    db, report = str(tmp_path / "s.db"), tmp_path / "report.csv"
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            "replication",
+            str(tosem_dir),
+            "--db",
+            db,
+            "--report",
+            str(report),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["loaded"]["final labels added"] == 1131
+    cases = list(csv.DictReader(report.open()))
+    assert len(cases) == sum(summary["findings"].values())
+    assert {c["kind"] for c in cases} == set(summary["findings"])
+    assert all(c["file"] for c in cases)
+    again = runner.invoke(app, ["import", "replication", str(tosem_dir), "--db", db])
+    assert "final labels unchanged: 1131" in " ".join(again.output.split())
+
+
+def test_stats_json_has_the_documented_keys(study_db, runner) -> None:
+    result = runner.invoke(app, ["stats", "--db", study_db, "--format", "json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["totals"]["issues"] == 1131
+    assert data["totals"]["faults"] + data["totals"]["howto"] == 1131
+    for key in ("distributed_specific", "stages", "leaf_symptoms", "fix_patterns", "howto_topics"):
+        assert data[key]
+    assert sum(data["stages"].values()) == data["totals"]["faults"]
+    assert sum(data["howto_topics"].values()) == data["totals"]["howto"]
+
+
+def test_stats_in_every_format_and_to_files(study_db, tmp_path, runner) -> None:
+    md = runner.invoke(app, ["stats", "--db", study_db])
+    assert "637 faults, 494 how-to questions" in md.output
+    assert "| stage | package build & import |" in md.output
+    latex = runner.invoke(
+        app, ["stats", "--db", study_db, "--format", "latex", "--table", "fix_patterns"]
+    )
+    assert r"\toprule" in latex.output and r"\bottomrule" in latex.output
+    assert r"fix batch size/data partition" in latex.output
+    csv_out = runner.invoke(
+        app, ["stats", "--db", study_db, "--format", "csv", "--table", "overview"]
+    )
+    rows = list(csv.DictReader(io.StringIO(csv_out.output)))
+    assert rows[-1]["source"] == "total" and rows[-1]["total"] == "1131"
+    written = runner.invoke(
+        app, ["stats", "--db", study_db, "--format", "latex", "--out", str(tmp_path / "tables")]
+    )
+    assert written.exit_code == 0
+    names = sorted(p.name for p in (tmp_path / "tables").iterdir())
+    assert names == sorted(
+        f"{n}.tex"
+        for n in (
+            "overview",
+            "fault_taxonomy",
+            "distributed_specific",
+            "fix_patterns",
+            "symptom_fix",
+            "howto_topics",
+        )
+    )
+    bad = runner.invoke(app, ["stats", "--db", study_db, "--table", "nope"])
+    assert bad.exit_code == 1 and "no table 'nope'" in bad.output
+
+
+def test_agree_json_rows(study_db, runner) -> None:
+    result = runner.invoke(app, ["agree", "--db", study_db, "--format", "json"])
+    rows = json.loads(result.stdout)
+    assert len(rows) == 25
+    assert set(rows[0]) >= {"round", "dimension", "n", "agreement", "kappa", "alpha"}
+    one = runner.invoke(app, ["agree", "--db", study_db, "--round", "round2", "--format", "json"])
+    assert {r["round"] for r in json.loads(one.stdout)} == {"round2"}
+    md = runner.invoke(app, ["agree", "--db", study_db])
+    assert "| round1 | issue_type |" in md.output
+    missing = runner.invoke(app, ["agree", "--db", study_db, "--round", "round9"])
+    assert missing.exit_code == 1
+
+
+def test_issues_list_and_show(study_db, runner) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "issues",
+            "list",
+            "--db",
+            study_db,
+            "--type",
+            "fault",
+            "--symptom",
+            "out of memory",
+            "--format",
+            "json",
+        ],
+    )
+    rows = json.loads(result.stdout)
+    assert rows and all(
+        any(label["leaf_symptom"] == "out of memory" for label in r["final_labels"]) for r in rows
+    )
+    url = next(r["url"] for r in rows if r["url"])
+    shown = runner.invoke(app, ["issues", "show", url + "/", "--db", study_db, "--format", "json"])
+    data = json.loads(shown.stdout)
+    assert data["url"] == url
+    assert data["final_labels"][0]["leaf_symptom"] == "out of memory"
+    missing = runner.invoke(
+        app, ["issues", "show", "https://github.com/a/b/issues/1", "--db", study_db]
+    )
+    assert missing.exit_code == 1 and "no stored issue" in missing.output
+
+
+def test_taxonomy_show_and_validate(runner, tmp_path) -> None:
+    shown = runner.invoke(app, ["taxonomy", "show", "--format", "json"])
+    tree = json.loads(shown.stdout)
+    assert [s["name"] for s in tree["stages"]] == [
+        "package build & import",
+        "communication setup",
+        "data and model preparation",
+        "training & evaluation",
+    ]
+    good = runner.invoke(app, ["taxonomy", "validate", "taxonomy/distributed-training.yaml"])
+    assert good.exit_code == 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("study: x\nissue_types:\n  - name: fault\nstages: []\n")
+    bad = runner.invoke(app, ["taxonomy", "validate", str(broken)])
+    assert bad.exit_code == 1
+    assert f"{broken}:3: issue_types[0] 'fault': missing 'definition'" in bad.output
+
+
+def test_import_errors_exit_non_zero_with_place(runner, tmp_path) -> None:
+    db = str(tmp_path / "e.db")
+    result = runner.invoke(app, ["import", "replication", str(tmp_path / "nope"), "--db", db])
+    assert result.exit_code == 1
+    assert "nothing was written" in result.output and "nope" in result.output
+
+
+def test_db_upgrade_and_status(runner, tmp_path) -> None:
+    db = str(tmp_path / "u.db")
+    first = runner.invoke(app, ["db", "upgrade", "--db", db])
+    assert first.exit_code == 0 and "empty -> 0001" in first.output
+    status = runner.invoke(app, ["db", "status", "--db", db])
+    assert "current: 0001" in status.output

@@ -1,0 +1,313 @@
+"""Importing the TOSEM 2023 replication package reproduces the study's numbers.
+
+Expected values are computed here straight from the workbooks with openpyxl and a
+deliberately simple normalisation, independently of the importer's taxonomy logic.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+from sklearn.metrics import cohen_kappa_score
+
+from issueminer.agreement import agreement_table
+from issueminer.ingest import import_replication
+from issueminer.report import ImportFailure
+from issueminer.stats import compute_stats
+from issueminer.store import Annotation, Issue, Store
+from issueminer.store.models import Base
+
+RESULTS = "distributed_training_data/Results"
+FINAL = f"{RESULTS}/final results/final categories.xlsx"
+ROUNDS = f"{RESULTS}/manual labelling"
+
+# The only spelling variants of final-sheet cells that a lower-case/strip comparison misses.
+LEAF_VARIANTS = {
+    "hang & timeout": "hang and timeout",
+    "unexpected intermediate results": "unexpected intermediate result",
+}
+
+
+def simple(value) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    return re.sub(r"\s+", " ", str(value).strip().lower())
+
+
+def sheet_rows(path: Path, sheet: str) -> tuple[list[str], list[tuple]]:
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    rows = list(book[sheet].iter_rows(values_only=True))
+    header = [simple(h) or "" for h in rows[0]]
+    return header, [r for r in rows[1:] if any(v is not None for v in r)]
+
+
+def column(header: list[str], rows: list[tuple], name: str) -> list:
+    index = header.index(name)
+    return [r[index] if index < len(r) else None for r in rows]
+
+
+def dump(store: Store) -> dict[str, list]:
+    """Every table's content without surrogate keys and clocks, in a stable order."""
+    skip = {"id", "created_at", "fetched_at", "started_at"}
+    result = {}
+    with store.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            cols = [c for c in table.columns if c.name not in skip]
+            rows = conn.execute(sa.select(*cols)).all()
+            result[table.name] = sorted(repr(tuple(r)) for r in rows)
+    return result
+
+
+@pytest.fixture(scope="module")
+def imported(tosem_dir, taxonomy, tmp_path_factory):
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('tosem') / 'study.db'}")
+    report = import_replication(store, tosem_dir, taxonomy)
+    with store.session() as session:
+        stats = compute_stats(session, taxonomy)
+        agreement = agreement_table(session)
+    return store, report, stats, agreement
+
+
+def test_totals_match_the_study(imported, tosem_dir) -> None:
+    _, _, stats, _ = imported
+    _, faults = sheet_rows(tosem_dir / FINAL, "faults")
+    _, howto = sheet_rows(tosem_dir / FINAL, "how-to questions")
+    assert (len(faults), len(howto)) == (637, 494)  # the paper's figures
+    totals = stats.summary["totals"]
+    assert (totals["issues"], totals["faults"], totals["howto"]) == (1131, 637, 494)
+
+
+def test_fault_figures_match_the_sheet(imported, tosem_dir) -> None:
+    _, _, stats, _ = imported
+    header, rows = sheet_rows(tosem_dir / FINAL, "faults")
+    stages = Counter(simple(v) for v in column(header, rows, "stage"))
+    assert stats.summary["stages"] == dict(stages)
+    specific = Counter(column(header, rows, "distributed-specific"))
+    assert stats.summary["distributed_specific"]["yes"] == specific[1]
+    assert stats.summary["distributed_specific"]["no"] == specific[0]
+    leaves = Counter()
+    inners = Counter()
+    for stage, inner, leaf in zip(
+        column(header, rows, "stage"),
+        column(header, rows, "inner-category"),
+        column(header, rows, "leaf category"),
+        strict=True,
+    ):
+        leaf = LEAF_VARIANTS.get(simple(leaf), simple(leaf))
+        parts = [simple(stage), simple(inner), leaf]
+        leaves[" / ".join(p for p in parts if p)] += 1
+        if inner:
+            inners[f"{simple(stage)} / {simple(inner)}"] += 1
+    assert stats.summary["leaf_symptoms"] == dict(leaves)
+    assert stats.summary["inner_categories"] == dict(inners)
+
+
+def test_fix_patterns_split_combined_cells(imported, tosem_dir) -> None:
+    _, _, stats, _ = imported
+    header, rows = sheet_rows(tosem_dir / FINAL, "faults")
+    cells = [simple(v) for v in column(header, rows, "fix pattern")]
+    # every fault names at least one pattern, and combined cells count once per pattern
+    combined = sum(1 for c in cells if c and (" & " in c or " / " in c))
+    assert combined > 0
+    counted = sum(stats.summary["fix_patterns"].values())
+    assert counted >= len(cells) + combined - 2  # two cells repeat one pattern twice at most
+    exact = Counter(c for c in cells if c == "fix communication configuration")
+    parts = Counter(p.strip() for c in cells if c for p in re.split(r" & | / ", c))
+    assert (
+        stats.summary["fix_patterns"]["fix communication configuration"]
+        >= exact["fix communication configuration"]
+    )
+    assert stats.summary["fix_patterns"]["fix network setting"] == parts["fix network setting"]
+
+
+def test_howto_topics_match_the_sheet(imported, tosem_dir) -> None:
+    _, _, stats, _ = imported
+    header, rows = sheet_rows(tosem_dir / FINAL, "how-to questions")
+    topics = Counter(simple(v) for v in column(header, rows, "how-to topic"))
+    ours = {k.lower(): v for k, v in stats.summary["howto_topics"].items()}
+    assert ours == dict(topics)
+
+
+def test_label_only_rows_are_kept_and_reported(imported, tosem_dir) -> None:
+    store, report, stats, _ = imported
+    linkless = 0
+    for path in [tosem_dir / FINAL, *sorted((tosem_dir / ROUNDS).glob("*.xlsx"))]:
+        book = openpyxl.load_workbook(path, read_only=True)
+        for sheet in book.worksheets:
+            header = [simple(h) for h in next(sheet.iter_rows(max_row=1, values_only=True))]
+            link = header.index("link")
+            for row in list(sheet.iter_rows(values_only=True))[1:]:
+                if row[link] is None and any(v is not None for v in row):
+                    linkless += 1
+    assert len(report.of_kind("no-link")) == linkless
+    header, rows = sheet_rows(tosem_dir / FINAL, "faults")
+    _, howto = sheet_rows(tosem_dir / FINAL, "how-to questions")
+    final_linkless = sum(1 for r in rows + howto if r[1] is None)
+    assert stats.summary["totals"]["label_only"] == final_linkless
+    with store.session() as session:
+        flagged = session.scalars(sa.select(Issue).where(Issue.url.is_(None))).all()
+        assert all("label-only" in i.flags for i in flagged)
+
+
+def test_link_less_round_rows_pair_across_sheets(imported) -> None:
+    """Round 4 has one link-less row at the same place in label1, label2 and Final."""
+    store, *_ = imported
+    with store.session() as session:
+        query = (
+            sa.select(Annotation.annotator)
+            .join(Issue, Issue.uid == Annotation.issue_uid)
+            .where(Issue.url.is_(None), Annotation.round == "round4")
+        )
+        assert sorted(session.scalars(query)) == ["adjudicated", "label1", "label2"]
+
+
+def test_messy_cells_are_reported(imported) -> None:
+    _, report, _, _ = imported
+    kinds = report.by_kind()
+    for kind in (
+        "normalised",
+        "placeholder",
+        "shifted-cells",
+        "duplicate",
+        "no-link",
+        "combined-fix-patterns",
+        "in-both-sheets",
+    ):
+        assert kinds.get(kind, 0) > 0, kind
+    shifted = report.of_kind("shifted-cells")
+    assert any(f.sheet == "label2" and "round4" in f.file and f.row == 3 for f in shifted)
+    assert "unknown-label" not in kinds
+
+
+def test_agreement_for_the_five_rounds(imported, tosem_dir) -> None:
+    _, _, _, rows = imported
+    dimensions = {"issue_type", "stage", "leaf_symptom", "fix_pattern", "howto_topic"}
+    by_round = {}
+    for row in rows:
+        by_round.setdefault(row.round, set()).add(row.dimension)
+    assert by_round == {f"round{i}": dimensions for i in range(1, 6)}
+    # round 4's sheets list the same issues in the same order: recompute issue-type kappa
+    path = tosem_dir / ROUNDS / "reliability_analysis_round4.xlsx"
+    types = []
+    for sheet in ("label1", "label2"):
+        header, sheet_data = sheet_rows(path, sheet)
+        values = []
+        for issue_type, stage in zip(
+            column(header, sheet_data, "issue type"),
+            column(header, sheet_data, "stage"),
+            strict=True,
+        ):
+            values.append(simple(issue_type) or ("fault" if stage else None))
+        types.append(values)
+    pairs = [(a, b) for a, b in zip(*types, strict=True) if a and b]
+    expected = cohen_kappa_score([a for a, _ in pairs], [b for _, b in pairs])
+    ours = next(r for r in rows if r.round == "round4" and r.dimension == "issue_type")
+    assert ours.n == len(pairs)
+    assert ours.kappa == pytest.approx(expected)
+
+
+def test_folder_and_zip_give_the_same_database(imported, tosem_zip, taxonomy, tmp_path) -> None:
+    store, *_ = imported
+    from_zip = Store(f"sqlite:///{tmp_path / 'zip.db'}")
+    import_replication(from_zip, tosem_zip, taxonomy)
+    assert dump(from_zip) == dump(store)
+
+
+def test_reimport_changes_nothing(imported, tosem_dir, taxonomy) -> None:
+    store, *_ = imported
+    before = dump(store)
+    report = import_replication(store, tosem_dir, taxonomy)
+    assert dump(store) == before
+    assert not any(k.endswith(("added", "updated")) for k in report.counts)
+
+
+def test_import_on_postgresql_gives_the_same_figures(
+    imported, tosem_dir, taxonomy, pg_admin_url
+) -> None:
+    from tests.pgserver import fresh_database
+
+    store = Store(fresh_database(pg_admin_url))
+    import_replication(store, tosem_dir, taxonomy)
+    with store.session() as session:
+        pg_stats = compute_stats(session, taxonomy).summary
+        pg_agreement = [r.as_dict() for r in agreement_table(session)]
+    _, _, stats, agreement = imported
+    assert pg_stats == stats.summary
+    assert pg_agreement == [r.as_dict() for r in agreement]
+
+
+# ---- malformed packages: a clear error, and the database as it was ----------------------
+@pytest.fixture
+def package_copy(tosem_dir, tmp_path) -> Path:
+    target = tmp_path / "package"
+    shutil.copytree(tosem_dir, target)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def _edit(path: Path, sheet: str, change) -> None:
+    book = openpyxl.load_workbook(path)
+    change(book[sheet])
+    book.save(path)
+
+
+def _fails_cleanly(store: Store, package: Path, taxonomy, *needles: str) -> None:
+    before = dump(store)
+    with pytest.raises(ImportFailure) as failure:
+        import_replication(store, package, taxonomy)
+    message = str(failure.value)
+    for needle in needles:
+        assert needle in message
+    assert dump(store) == before
+
+
+def test_missing_column_is_named(imported, package_copy, taxonomy) -> None:
+    store, *_ = imported
+    _edit(package_copy / FINAL, "faults", lambda ws: ws.delete_cols(4))  # the stage column
+    _fails_cleanly(
+        store, package_copy, taxonomy, "final categories.xlsx", "sheet 'faults'", "row 1", "stage"
+    )
+
+
+def test_unknown_label_is_named_with_its_row(imported, package_copy, taxonomy) -> None:
+    store, *_ = imported
+
+    def change(ws):
+        ws.cell(row=10, column=6).value = "banana failure"
+
+    _edit(package_copy / FINAL, "faults", change)
+    _fails_cleanly(store, package_copy, taxonomy, "sheet 'faults', row 10", "banana failure")
+    report = import_replication(
+        Store(f"sqlite:///{package_copy.parent / 'k.db'}"),
+        package_copy,
+        taxonomy,
+        keep_unknown=True,
+    )
+    assert [f.row for f in report.of_kind("unknown-label")] == [10]
+
+
+def test_unreadable_workbook_is_named(imported, package_copy, taxonomy) -> None:
+    store, *_ = imported
+    (package_copy / ROUNDS / "reliability_analysis_round3.xlsx").write_bytes(b"not a workbook")
+    _fails_cleanly(
+        store,
+        package_copy,
+        taxonomy,
+        "reliability_analysis_round3.xlsx",
+        "cannot read the workbook",
+    )
+
+
+def test_not_a_package_is_refused(imported, tmp_path, taxonomy) -> None:
+    store, *_ = imported
+    (tmp_path / "empty").mkdir()
+    _fails_cleanly(store, tmp_path / "empty", taxonomy, "final categories.xlsx")
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 broken")
+    _fails_cleanly(store, tmp_path / "bad.zip", taxonomy, "not a readable zip")

@@ -1,0 +1,136 @@
+"""The store on real SQLite files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import func, select
+
+from issueminer.agreement import current_annotations
+from issueminer.ids import issue_uid, parse_issue_url
+from issueminer.ingest import upsert_issues
+from issueminer.store import Annotation, FinalLabel, Issue, Store
+from issueminer.store.db import current_revision, head_revision, resolve_url
+
+
+def _issue(url: str, **fields) -> dict:
+    ref = parse_issue_url(url)
+    return {
+        "uid": ref.uid,
+        "source": ref.source,
+        "origin": ref.origin,
+        "native_id": ref.native_id,
+        "url": ref.url,
+        **fields,
+    }
+
+
+def test_fresh_database_is_upgraded_to_head(db_url: str) -> None:
+    """Opening an empty database creates every table at the newest migration."""
+    store = Store(db_url)
+    assert current_revision(store.engine) == head_revision()
+    tables = set(sa.inspect(store.engine).get_table_names())
+    assert {
+        "issue",
+        "reply",
+        "annotation",
+        "final_label",
+        "prediction",
+        "crawl_run",
+        "labeling_round",
+        "meta",
+        "alembic_version",
+    } <= tables
+    store.close()
+    again = Store(db_url)  # a second open finds it current and changes nothing
+    assert current_revision(again.engine) == head_revision()
+    again.close()
+
+
+def test_uid_is_sha1_of_origin_and_native_id() -> None:
+    import hashlib
+
+    ref = parse_issue_url("https://github.com/Horovod/horovod/issues/100#issuecomment-1")
+    assert ref.uid == hashlib.sha1(b"https://github.com/horovod/horovod:100").hexdigest()
+    assert ref.uid == issue_uid("https://github.com/horovod/horovod", 100)
+    same = parse_issue_url("http://www.stackoverflow.com/questions/46519919/some-title/")
+    assert same.url == "https://stackoverflow.com/questions/46519919"
+    assert parse_issue_url("https://example.org/questions/1") is None
+
+
+def test_upsert_is_idempotent_and_never_erases(store: Store) -> None:
+    """The same issue twice is one row; a later record without text keeps the stored text."""
+    url = "https://stackoverflow.com/questions/91000001"
+    with store.session() as session:
+        counts = upsert_issues(session, [_issue(url, title="Hang in allreduce", tags=["horovod"])])
+    assert counts["added"] == 1
+    with store.session() as session:
+        counts = upsert_issues(session, [_issue(url + "/slug", title=None, tags=["mpi"])])
+    assert counts["updated"] == 1
+    with store.session() as session:
+        counts = upsert_issues(session, [_issue(url, tags=["mpi"])])
+        assert counts["unchanged"] == 1
+        rows = session.scalars(select(Issue)).all()
+        assert len(rows) == 1
+        assert rows[0].title == "Hang in allreduce"
+        assert rows[0].tags == ["horovod", "mpi"]
+
+
+def test_failed_transaction_leaves_nothing(store: Store) -> None:
+    """An error inside a session rolls back everything written in it."""
+    with pytest.raises(RuntimeError), store.session() as session:
+        upsert_issues(session, [_issue("https://github.com/pytorch/pytorch/issues/90001")])
+        raise RuntimeError("boom")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Issue)) == 0
+
+
+def test_annotations_are_append_only_and_newest_is_current(store: Store) -> None:
+    url = "https://github.com/pytorch/pytorch/issues/90002"
+    with store.session() as session:
+        upsert_issues(session, [_issue(url)])
+        uid = parse_issue_url(url).uid
+        session.add(
+            Annotation(
+                issue_uid=uid,
+                annotator="ann",
+                round="r1",
+                issue_type="fault",
+                stage="communication setup",
+            )
+        )
+    with store.session() as session:
+        session.add(
+            Annotation(
+                issue_uid=uid,
+                annotator="ann",
+                round="r1",
+                issue_type="fault",
+                stage="training & evaluation",
+            )
+        )
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Annotation)) == 2
+        current = current_annotations(session, "r1")
+        assert [a.stage for a in current] == ["training & evaluation"]
+
+
+def test_one_final_label_per_issue_and_type(store: Store) -> None:
+    url = "https://github.com/keras-team/keras/issues/90003"
+    uid = parse_issue_url(url).uid
+    with store.session() as session:
+        upsert_issues(session, [_issue(url)])
+        session.add(FinalLabel(issue_uid=uid, issue_type="fault", fix_patterns=["a", "b"]))
+    with pytest.raises(sa.exc.IntegrityError), store.session() as session:
+        session.add(FinalLabel(issue_uid=uid, issue_type="fault"))
+    with store.session() as session:
+        label = session.scalars(select(FinalLabel)).one()
+        assert label.fix_patterns == ["a", "b"]  # JSON round-trips on both backends
+
+
+def test_database_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ISSUEMINER_DB", raising=False)
+    assert resolve_url(None) == "sqlite:///issueminer.db"
+    monkeypatch.setenv("ISSUEMINER_DB", "postgresql://u@h/db")
+    assert resolve_url(None) == "postgresql+psycopg://u@h/db"
+    assert resolve_url("x.db") == "sqlite:///x.db"
