@@ -337,7 +337,11 @@ class _Builder:
             if "inner_categories" in item:
                 key = f"stages '{stage.name}'.inner_categories"
                 for inner in self.nodes("inner_category", item["inner_categories"], key):
-                    sub = next(i for i in item["inner_categories"] if i.get("name") == inner.name)
+                    sub = next(
+                        i
+                        for i in item["inner_categories"]
+                        if isinstance(i, dict) and i.get("name") == inner.name
+                    )
                     inners[inner.name] = self.leaves(sub, symptoms)
             else:
                 inners[None] = self.leaves(item, symptoms)
@@ -350,13 +354,21 @@ class _Builder:
                 item.get("__line__"), f"'{item.get('name')}' needs a non-empty 'leaves' list"
             )
             return []
+        names = []
         for leaf in leaves:
-            if leaf not in symptoms:
+            if not isinstance(leaf, str):
+                self.problem(
+                    item.get("__line__"),
+                    f"'{item.get('name')}' lists {leaf!r}; leaves are names of 'symptoms' entries",
+                )
+            elif leaf not in symptoms:
                 self.problem(
                     item.get("__line__"),
                     f"'{item.get('name')}' lists leaf '{leaf}', which is not in 'symptoms'",
                 )
-        return [str(leaf) for leaf in leaves]
+            else:
+                names.append(leaf)
+        return names
 
     def howto(self, topics: Any) -> None:
         for topic in self.nodes("howto_topic", topics, "howto_topics"):
@@ -371,8 +383,18 @@ class _Builder:
 
     def combinations(self, combos: Any) -> None:
         fix_patterns = self.taxonomy.nodes.get("fix_pattern", {})
+        if not isinstance(combos, dict):
+            self.problem(None, "'fix_pattern_combinations' must map a cell to a list of patterns")
+            return
         for cell, parts in combos.items():
             if cell == "__line__":
+                continue
+            if not isinstance(parts, list):
+                self.problem(
+                    combos.get("__line__"),
+                    f"fix_pattern_combinations '{cell}' must "
+                    f"be a list of fix patterns, not {parts!r}",
+                )
                 continue
             unknown = [p for p in parts if p not in fix_patterns]
             if unknown:

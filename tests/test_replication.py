@@ -311,3 +311,29 @@ def test_not_a_package_is_refused(imported, tmp_path, taxonomy) -> None:
     _fails_cleanly(store, tmp_path / "empty", taxonomy, "final categories.xlsx")
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 broken")
     _fails_cleanly(store, tmp_path / "bad.zip", taxonomy, "not a readable zip")
+
+
+def test_import_from_an_https_style_url(imported, tosem_zip, taxonomy, tmp_path) -> None:
+    """A package URL is downloaded (here from a server on 127.0.0.1) and imported like a file."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tosem_zip.parent)
+    )
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{tosem_zip.name}"
+        from_url = Store(f"sqlite:///{tmp_path / 'url.db'}")
+        import_replication(from_url, url, taxonomy)
+        store, *_ = imported
+        assert dump(from_url) == dump(store)
+        missing = f"http://127.0.0.1:{server.server_port}/nothing.zip"
+        with pytest.raises(ImportFailure, match="download failed"):
+            import_replication(from_url, missing, taxonomy)
+    finally:
+        server.shutdown()

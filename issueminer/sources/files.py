@@ -78,7 +78,8 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, record
     else:
         reader = csv.DictReader(io.StringIO(text))
-        yield from enumerate(reader, start=2)
+        for record in reader:
+            yield reader.line_num, record  # the file's line, blank lines and all
 
 
 def read_issues(path: Path, report: Report, taxonomy: Taxonomy | None = None) -> list[FileIssue]:
@@ -153,7 +154,10 @@ def _issue(record: dict[str, Any], file_name: str, taxonomy: Taxonomy | None) ->
         raw=record,
     )
     replies = []
-    for index, answer in enumerate(record.get("answers") or [], start=1):
+    answers = record.get("answers") or []
+    if not isinstance(answers, list):
+        raise ValueError("'answers' must be a list of objects (JSON Lines files only)")
+    for index, answer in enumerate(answers, start=1):
         if not isinstance(answer, dict):
             raise ValueError(f"answers[{index}] must be an object")
         kind = "answer" if fields["source"] == "stackoverflow" else "comment"
