@@ -605,3 +605,15 @@ def test_validate_fix_pattern_combinations_shape(tmp_path, combos, needle):
     text = MINI + f"fix_pattern_combinations: {combos}\n"
     problems = validate_taxonomy_file(_write(tmp_path, text))
     assert any(needle in p for p in problems), problems
+
+
+def test_codebook_names_every_category(taxonomy):
+    """labeling/<study>.md is the annotators' reference: it must name every node."""
+    codebook = (Path(__file__).parent.parent / "labeling" / f"{taxonomy.study}.md").read_text()
+    missing = [
+        f"{dimension}: {node.name}"
+        for dimension, nodes in taxonomy.nodes.items()
+        for node in nodes.values()
+        if f"`{node.name}`" not in codebook and f"| {node.name} |" not in codebook
+    ]
+    assert missing == []
