@@ -88,7 +88,7 @@ class Taxonomy:
     howto_tree: dict[str, list[str]] = field(default_factory=dict)
     fix_combinations: dict[str, list[str]] = field(default_factory=dict)
     placeholders: set[str] = field(default_factory=set)
-    sources: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] = field(default_factory=dict)  # see issueminer.selection
     raw: dict[str, Any] = field(default_factory=dict)
     _lookup: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
@@ -144,13 +144,16 @@ class Taxonomy:
     def framework_of(self, repository: str | None, tags: list[str] | None = None) -> str | None:
         """The study's name for what an issue is about: its repository, else its tags."""
         if repository:
-            repositories = {
-                str(k).lower(): str(v)
-                for k, v in (self.sources.get("github_repositories") or {}).items()
-            }
-            return repositories.get(repository.lower(), repository.split("/")[-1])
-        study_tags = [str(t) for t in self.sources.get("stackoverflow_tags") or []]
-        found = [t for t in study_tags if t in (tags or [])]
+            for entry in (self.selection.get("github") or {}).get("repositories") or []:
+                if str(entry.get("repo", "")).lower() == repository.lower():
+                    return str(entry.get("framework") or repository.split("/")[-1])
+            return repository.split("/")[-1]
+        stackoverflow = self.selection.get("stackoverflow") or {}
+        study_tags = [
+            *stackoverflow.get("tags_alone", []),
+            *stackoverflow.get("tags_with_keyword", []),
+        ]
+        found = [str(t) for t in study_tags if t in (tags or [])]
         return " & ".join(found) or None
 
     def subtopics(self, topic: str) -> list[str]:
@@ -286,7 +289,8 @@ class _Builder:
         self.howto(data.get("howto_topics") or [])
         self.combinations(data.get("fix_pattern_combinations") or {})
         self.taxonomy.placeholders = {normalise_key(p) for p in data.get("placeholders") or []}
-        self.taxonomy.sources = _strip_lines(data.get("sources") or {})
+        self.taxonomy.selection = _strip_lines(data.get("selection") or {})
+        self.selection_shape(data.get("selection"))
         self.taxonomy._index()
         self.alias_clashes()
         return (None if self.problems else self.taxonomy), self.problems
@@ -402,6 +406,34 @@ class _Builder:
                     combos.get("__line__"), f"fix_pattern_combinations '{cell}': unknown {unknown}"
                 )
             self.taxonomy.fix_combinations[normalise_key(cell)] = list(parts)
+
+    def selection_shape(self, selection: Any) -> None:
+        """The selection criteria's keys and types (their meaning is `issueminer.selection`'s)."""
+        if selection is None:
+            return
+        if not isinstance(selection, dict):
+            self.problem(None, "'selection' must be a mapping")
+            return
+        line = selection.get("__line__")
+        for key in ("keywords", "phrases"):
+            if not all(isinstance(v, str) for v in selection.get(key) or []):
+                self.problem(line, f"selection.{key} must be a list of strings")
+        stackoverflow = selection.get("stackoverflow") or {}
+        for key in ("tags_alone", "tags_with_keyword"):
+            if not isinstance(stackoverflow.get(key, []), list):
+                self.problem(
+                    stackoverflow.get("__line__", line),
+                    f"selection.stackoverflow.{key} must be a list",
+                )
+        github = selection.get("github") or {}
+        for index, entry in enumerate(github.get("repositories") or []):
+            where = f"selection.github.repositories[{index}]"
+            if not isinstance(entry, dict) or "/" not in str(entry.get("repo", "")):
+                self.problem(github.get("__line__", line), f"{where} needs 'repo: owner/name'")
+                continue
+            for key in ("include_labels", "exclude_labels"):
+                if not isinstance(entry.get(key, []), list):
+                    self.problem(entry.get("__line__"), f"{where}.{key} must be a list")
 
     def alias_clashes(self) -> None:
         for dimension, nodes in self.taxonomy.nodes.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from issueminer import __version__
-from issueminer.cli import db, imports, issues, stats, taxonomy
+from issueminer.cli import crawl, db, imports, issues, stats, taxonomy
 
 app = typer.Typer(
     name="issueminer",
@@ -17,6 +17,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(taxonomy.app, name="taxonomy")
 app.add_typer(imports.app, name="import")
 app.add_typer(issues.app, name="issues")
+app.add_typer(crawl.app, name="crawl")
 app.command("stats")(stats.stats)
 app.command("agree")(stats.agree)
 

@@ -1,0 +1,5 @@
+"""`python -m issueminer.cli`: the same command as `issueminer`."""
+
+from issueminer.cli.main import app
+
+app()

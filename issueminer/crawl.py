@@ -1,0 +1,137 @@
+"""Crawl runs: what was asked, how far it got, and page-by-page commits that make it resumable.
+
+Every page a crawler fetches is stored in one transaction together with the run's new
+checkpoint. A crawl killed at any moment (even with SIGKILL) therefore leaves either the
+page and its checkpoint or neither, and the next run of the same query resumes from the
+last committed checkpoint. Issues are upserted by uid, so nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from issueminer.ingest import upsert_issues, upsert_replies
+from issueminer.store import CrawlRun, Store
+from issueminer.store.models import utcnow
+
+RESUMABLE = ("running", "interrupted", "quota")  # states a later run picks up
+
+
+@dataclass
+class Envelope:
+    """One issue as every source yields it: store fields (raw item under `raw`) and replies."""
+
+    issue: dict[str, Any]
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def query_key(source: str, query: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([source, query], sort_keys=True).encode()).hexdigest()
+
+
+class QuotaExhausted(Exception):
+    """The API allows no more requests for now; `resume_at` says when it will."""
+
+    def __init__(self, message: str, resume_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
+
+
+class Checkpointer:
+    """The crawl_run row of one crawl: resume state in, page commits out."""
+
+    def __init__(self, store: Store, source: str, query: dict[str, Any]) -> None:
+        self.store = store
+        self.source = source
+        self.query = query
+        self.key = query_key(source, query)
+        with store.session() as session:
+            unfinished = session.scalar(
+                select(CrawlRun)
+                .where(CrawlRun.query_key == self.key, CrawlRun.status.in_(RESUMABLE))
+                .order_by(CrawlRun.id.desc())
+            )
+            finished = session.scalar(
+                select(CrawlRun)
+                .where(CrawlRun.query_key == self.key, CrawlRun.status == "done")
+                .order_by(CrawlRun.id.desc())
+            )
+            self.previous: dict[str, Any] | None = dict(finished.checkpoint) if finished else None
+            if unfinished is not None:
+                self.resumed = True
+                run = unfinished
+                run.status = "running"
+            else:
+                self.resumed = False
+                run = CrawlRun(source=source, query=query, query_key=self.key, checkpoint={})
+                session.add(run)
+                session.flush()
+            self.run_id = run.id
+            self.checkpoint: dict[str, Any] = dict(run.checkpoint or {})
+            self.items_seen = run.items_seen
+            self.items_stored = run.items_stored
+
+    @property
+    def found_by(self) -> str:
+        return f"crawl:{self.source}#{self.run_id}"
+
+    def commit_page(
+        self, envelopes: Iterable[Envelope], checkpoint: dict[str, Any], seen: int
+    ) -> int:
+        """Store a page's issues and the checkpoint after it, atomically; returns issues stored."""
+        envelopes = list(envelopes)
+        with self.store.session() as session:
+            if envelopes:
+                upsert_issues(session, [{**e.issue, "found_by": self.found_by} for e in envelopes])
+                for envelope in envelopes:
+                    upsert_replies(session, envelope.issue["uid"], envelope.replies)
+            run = session.get(CrawlRun, self.run_id)
+            run.checkpoint = checkpoint
+            run.items_seen += seen
+            run.items_stored += len(envelopes)
+            self.items_seen, self.items_stored = run.items_seen, run.items_stored
+        self.checkpoint = checkpoint
+        return len(envelopes)
+
+    def note(self, **facts: Any) -> None:
+        """Record facts about the API (quota, rate limit) beside the checkpoint."""
+        with self.store.session() as session:
+            run = session.get(CrawlRun, self.run_id)
+            run.checkpoint = {**run.checkpoint, **facts}
+            self.checkpoint = dict(run.checkpoint)
+
+    def finish(self, status: str = "done", message: str | None = None) -> None:
+        with self.store.session() as session:
+            run = session.get(CrawlRun, self.run_id)
+            run.status = status
+            run.message = message
+            if status == "done":
+                run.finished_at = utcnow()
+
+
+def crawl_status(store: Store) -> list[dict[str, Any]]:
+    """Every crawl run: what it asked, how far it got, and where it would resume."""
+    with store.session() as session:
+        runs = session.scalars(select(CrawlRun).order_by(CrawlRun.id)).all()
+        return [
+            {
+                "id": run.id,
+                "source": run.source,
+                "query": run.query,
+                "status": run.status,
+                "items_seen": run.items_seen,
+                "items_stored": run.items_stored,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "checkpoint": run.checkpoint,
+                "message": run.message,
+            }
+            for run in runs
+        ]

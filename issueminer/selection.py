@@ -1,0 +1,192 @@
+"""The study's relevance filter, shared by every source (API crawlers and the data dump).
+
+Keywords and phrases come from the study file's `selection` section. They are matched as
+spaCy token sequences, case-insensitively, in the title and in the body's prose: code
+blocks are removed and URLs replaced first, so `import torch.distributed` in a snippet or
+a link to a "distributed" page does not make an issue relevant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from issueminer.taxonomy import Taxonomy
+from issueminer.text import plain_text
+
+
+@cache
+def _tokenizer() -> Any:
+    import spacy
+
+    # a blank pipeline: the rule-based tokenizer only, no model to download
+    return spacy.blank("en").tokenizer
+
+
+def tokens(text: str) -> list[str]:
+    return [t.lower_ for t in _tokenizer()(text) if not t.is_space]
+
+
+def _singular(phrase: str) -> str:
+    words = phrase.split()
+    last = words[-1]
+    if len(last) > 3 and last.endswith("s") and not last.endswith("ss"):
+        words[-1] = last[:-1]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kept: bool
+    reason: str
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepositoryCriteria:
+    repo: str
+    framework: str
+    group: str = "study"
+    keyword_required: bool = True
+    include_labels: tuple[str, ...] = ()
+    exclude_labels: tuple[str, ...] = ()
+
+
+@dataclass
+class Selection:
+    keywords: list[str]
+    phrases: list[str]
+    tags_alone: list[str] = field(default_factory=list)
+    tags_with_keyword: list[str] = field(default_factory=list)
+    require_accepted_answer: bool = True
+    site: str = "stackoverflow"
+    github_state: str | None = "closed"
+    repositories: list[RepositoryCriteria] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        terms = [*self.keywords, *self.phrases, *(_singular(p) for p in self.phrases)]
+        self._sequences = {term: tuple(tokens(term)) for term in dict.fromkeys(terms)}
+        self._first = {seq[0] for seq in self._sequences.values() if seq}
+
+    @classmethod
+    def from_taxonomy(cls, taxonomy: Taxonomy) -> Selection:
+        data = taxonomy.selection or {}
+        stackoverflow = data.get("stackoverflow") or {}
+        github = data.get("github") or {}
+        repositories = [
+            RepositoryCriteria(
+                repo=str(entry["repo"]),
+                framework=str(entry.get("framework") or entry["repo"].split("/")[-1]),
+                group=str(entry.get("group", "study")),
+                keyword_required=bool(entry.get("keyword_required", True)),
+                include_labels=tuple(map(str, entry.get("include_labels") or [])),
+                exclude_labels=tuple(map(str, entry.get("exclude_labels") or [])),
+            )
+            for entry in github.get("repositories") or []
+        ]
+        return cls(
+            keywords=[str(k) for k in data.get("keywords") or []],
+            phrases=[str(p) for p in data.get("phrases") or []],
+            tags_alone=[str(t) for t in stackoverflow.get("tags_alone") or []],
+            tags_with_keyword=[str(t) for t in stackoverflow.get("tags_with_keyword") or []],
+            require_accepted_answer=bool(stackoverflow.get("require_accepted_answer", True)),
+            site=str(stackoverflow.get("site", "stackoverflow")),
+            github_state=github.get("state", "closed"),
+            repositories=repositories,
+        )
+
+    # ---- text ----------------------------------------------------------------------------
+    @property
+    def stackoverflow_tags(self) -> list[str]:
+        return list(dict.fromkeys([*self.tags_alone, *self.tags_with_keyword]))
+
+    @property
+    def terms(self) -> list[str]:
+        return list(self._sequences)
+
+    def matched_terms(self, *texts: str) -> list[str]:
+        """The keywords and phrases that occur in any of the texts (already plain prose)."""
+        found: list[str] = []
+        for text in texts:
+            words = tokens(text or "")
+            positions = [i for i, word in enumerate(words) if word in self._first]
+            for term, sequence in self._sequences.items():
+                if term in found or not sequence:
+                    continue
+                n = len(sequence)
+                if any(tuple(words[i : i + n]) == sequence for i in positions):
+                    found.append(term)
+        return found
+
+    # ---- sources -------------------------------------------------------------------------
+    def stackoverflow(self, question: dict[str, Any]) -> Decision:
+        """A Stack Overflow question (API shape: title, body HTML, tags, accepted_answer_id)."""
+        tags = [str(t).lower() for t in question.get("tags") or []]
+        if self.require_accepted_answer and not question.get("accepted_answer_id"):
+            return Decision(False, "no accepted answer")
+        alone = [t for t in self.tags_alone if t in tags]
+        if alone:
+            return Decision(True, f"tag {alone[0]}")
+        with_keyword = [t for t in self.tags_with_keyword if t in tags]
+        if not with_keyword:
+            return Decision(False, "no study tag")
+        matched = self.matched_terms(
+            _unescape(question.get("title") or ""),
+            plain_text(question.get("body") or "", "stackoverflow"),
+        )
+        if not matched:
+            return Decision(False, f"tag {with_keyword[0]} without a keyword")
+        return Decision(True, f"tag {with_keyword[0]} + keyword", tuple(matched))
+
+    def repository(self, repo: str) -> RepositoryCriteria | None:
+        for criteria in self.repositories:
+            if criteria.repo.lower() == repo.lower():
+                return criteria
+        return None
+
+    def repositories_in(self, groups: Iterable[str] | None) -> list[RepositoryCriteria]:
+        wanted = set(groups or ["study"])
+        return [r for r in self.repositories if r.group in wanted or "all" in wanted]
+
+    def github(self, repo: str, issue: dict[str, Any]) -> Decision:
+        """A GitHub issue (REST shape: title, body Markdown, labels, state, pull_request)."""
+        if issue.get("pull_request"):
+            return Decision(False, "pull request")
+        criteria = self.repository(repo)
+        if criteria is None:
+            return Decision(False, f"repository {repo} is not in the study")
+        if self.github_state and issue.get("state") != self.github_state:
+            return Decision(False, f"state {issue.get('state')}")
+        labels = {_label_name(label).lower() for label in issue.get("labels") or []}
+        excluded = [x for x in criteria.exclude_labels if x.lower() in labels]
+        if excluded:
+            return Decision(False, f"label {excluded[0]}")
+        if criteria.include_labels and not any(
+            x.lower() in labels for x in criteria.include_labels
+        ):
+            return Decision(False, "none of the included labels")
+        if not criteria.keyword_required:
+            return Decision(True, f"repository {criteria.repo}")
+        matched = self.matched_terms(
+            issue.get("title") or "", plain_text(issue.get("body") or "", "github")
+        )
+        if not matched:
+            return Decision(False, "no keyword")
+        return Decision(True, "keyword", tuple(matched))
+
+    def github_search_terms(self, max_terms: int = 6) -> list[list[str]]:
+        """Keyword groups for GitHub's search, which allows five OR operators per query."""
+        terms = [*self.keywords, *self.phrases]
+        return [terms[i : i + max_terms] for i in range(0, len(terms), max_terms)]
+
+
+def _label_name(label: Any) -> str:
+    return str(label.get("name", "")) if isinstance(label, dict) else str(label)
+
+
+def _unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)  # API titles arrive HTML-escaped

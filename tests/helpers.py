@@ -1,0 +1,31 @@
+"""Test helpers shared by several test modules."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from issueminer.store import Store
+from issueminer.store.models import Base
+
+CLOCK_COLUMNS = {"id", "created_at", "fetched_at", "started_at", "finished_at"}
+
+
+def dump(
+    store: Store, skip_tables: set[str] = frozenset(), skip_columns: set[str] = frozenset()
+) -> dict[str, list[str]]:
+    """Every table's content without surrogate keys and clocks, in a stable order."""
+    skip = CLOCK_COLUMNS | set(skip_columns)
+    result = {}
+    with store.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name in skip_tables:
+                continue
+            cols = [c for c in table.columns if c.name not in skip]
+            rows = conn.execute(sa.select(*cols)).all()
+            result[table.name] = sorted(repr(tuple(r)) for r in rows)
+    return result
+
+
+def crawled_content(store: Store) -> dict[str, list[str]]:
+    """What a crawl stored, without what differs between runs (run ids, clocks)."""
+    return dump(store, skip_tables={"crawl_run", "meta"}, skip_columns={"found_by"})

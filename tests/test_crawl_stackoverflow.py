@@ -1,0 +1,289 @@
+"""The Stack Overflow crawler against a fake Stack Exchange API on 127.0.0.1.
+
+The corpus is built so that which questions the study's criteria admit is known by
+construction (`expected`), independently of the selection module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from issueminer.crawl import Checkpointer, QuotaExhausted
+from issueminer.selection import Selection
+from issueminer.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
+from issueminer.store import CrawlRun, Issue, Reply, Store
+from tests.fakes.stackexchange import (
+    FakeStackExchange,
+    make_answer,
+    make_comment,
+    make_question,
+)
+from tests.helpers import crawled_content
+
+START = 1_600_000_000
+
+
+def corpus(n_per_tag: int = 130, seed: int = 7):
+    """Questions for every study tag plus a foreign tag; returns (questions, answers,
+    comments, ids the criteria admit)."""
+    rng = random.Random(seed)
+    questions, answers, comments, expected = [], [], [], set()
+    qid = 1000
+    kinds = [
+        "title-keyword",
+        "body-keyword",
+        "phrase",
+        "code-only",
+        "url-only",
+        "no-keyword",
+        "no-accepted",
+    ]
+    for tag in ["horovod", "tensorflow", "pytorch", "keras", "numpy"]:
+        for i in range(n_per_tag):
+            qid += 1
+            kind = rng.choice(kinds)
+            title, body = f"Question {qid} about {tag}", "<p>My model does not train.</p>"
+            if kind == "title-keyword":
+                title = f"Distributed training with {tag} fails ({qid})"
+            elif kind == "body-keyword":
+                body = "<p>I train on several <b>workers</b> and it stops.</p>"
+            elif kind == "phrase":
+                body = "<p>Running on multiple GPUs gives a wrong loss.</p>"
+            elif kind == "code-only":
+                body = "<p>See below.</p><pre><code>strategy = distributed()</code></pre>"
+            elif kind == "url-only":
+                body = '<p>I read <a href="https://x.org/distributed">https://x.org/distributed</a></p>'
+            accepted = kind != "no-accepted"
+            # several questions share a creation second, as real ones do
+            created = START + (qid - 1000) * 30 + (i % 3 == 0)
+            questions.append(
+                make_question(qid, title, body, [tag, "python"], created, accepted=accepted)
+            )
+            keyword = kind in ("title-keyword", "body-keyword", "phrase")
+            if accepted and (tag == "horovod" or (tag != "numpy" and keyword)):
+                expected.add(qid)
+            if accepted:
+                answers.append(
+                    make_answer(
+                        qid * 10 + 1, qid, "<p>Use this.</p>", accepted=True, created=created + 5
+                    )
+                )
+                comments.append(make_comment(qid * 10 + 2, qid, "Which version?", created + 1))
+                comments.append(make_comment(qid * 10 + 3, qid * 10 + 1, "Thanks!", created + 9))
+    return questions, answers, comments, expected
+
+
+@pytest.fixture
+def fake():
+    questions, answers, comments, expected = corpus()
+    with FakeStackExchange(questions, answers, comments) as server:
+        server.expected = expected
+        yield server
+
+
+def crawl(store: Store, fake, taxonomy, since=None, on_page=None):
+    selection = Selection.from_taxonomy(taxonomy)
+    checkpointer = Checkpointer(store, "stackoverflow", StackOverflowCrawler.query(selection))
+    client = StackExchangeClient(fake.url, key="k3y", sleep=lambda _s: None)
+    crawler = StackOverflowCrawler(client, selection, taxonomy, on_page)
+    try:
+        crawler.run(checkpointer, since)
+    except QuotaExhausted:
+        checkpointer.finish("quota")
+        raise
+    checkpointer.finish("done")
+    return client, checkpointer
+
+
+def stored_ids(store: Store) -> set[int]:
+    with store.session() as session:
+        return {int(n) for n in session.scalars(select(Issue.native_id))}
+
+
+def test_crawl_stores_exactly_what_the_criteria_admit(store, fake, taxonomy) -> None:
+    client, _ = crawl(store, fake, taxonomy)
+    assert stored_ids(store) == fake.expected
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Issue)) == len(fake.expected)
+        kinds = dict(session.execute(select(Reply.kind, func.count()).group_by(Reply.kind)).all())
+        assert kinds == {"answer": len(fake.expected), "comment": 2 * len(fake.expected)}
+        one = session.scalar(select(Issue).where(Issue.native_id == str(min(fake.expected))))
+        assert one.raw["question_id"] == min(fake.expected)  # the raw item is kept untouched
+        assert one.url == f"https://stackoverflow.com/questions/{min(fake.expected)}"
+        assert "<pre>" not in (one.text or "")
+
+
+def test_request_count_stays_near_the_minimum(store, fake, taxonomy) -> None:
+    client, _ = crawl(store, fake, taxonomy)
+    question_pages = fake.requests_for("/questions/")
+    listing = [r for r in question_pages if r["path"].rstrip("/").endswith("/questions")]
+    # 130 questions per tag, 100 per page; keyset paging repeats the boundary second once
+    assert len(listing) == 4 * math.ceil(130 / 99)
+    reply_calls = len(fake.requests) - len(listing) - 1  # minus the client's /sites call
+    assert reply_calls == 3 * len(listing)  # answers, question comments, answer comments
+    assert all(r["params"].get("key") == "k3y" for r in fake.requests)
+    assert client.requests == len(fake.requests)
+
+
+@pytest.mark.parametrize("fault", ["http429", "http503", "reset", "truncated", "backoff"])
+def test_transient_faults_are_survived(store, fake, taxonomy, fault) -> None:
+    options = {"seconds": 1} if fault in ("backoff", "http429") else {}
+    fake.inject(fault, "/questions", times=2, **options)
+    crawl(store, fake, taxonomy)
+    assert stored_ids(store) == fake.expected
+    assert sum(1 for r in fake.requests if r.get("fault") == fault) == 2
+
+
+def test_quota_exhausted_stops_cleanly_and_resumes(store, fake, taxonomy) -> None:
+    fake.quota_remaining = 12
+    with pytest.raises(QuotaExhausted) as stopped:
+        crawl(store, fake, taxonomy)
+    assert stopped.value.resume_at is not None
+    partial = stored_ids(store)
+    assert partial < fake.expected
+    with store.session() as session:
+        run = session.scalars(select(CrawlRun)).one()
+        assert run.status == "quota" and run.checkpoint["tags"]
+    fake.quota_remaining = 10_000  # the next day
+    _, checkpointer = crawl(store, fake, taxonomy)
+    assert checkpointer.resumed
+    assert stored_ids(store) == fake.expected
+
+
+def test_pages_that_change_between_calls(store, fake, taxonomy) -> None:
+    """Questions added or deleted mid-crawl: nothing that stays is missed, nothing doubles."""
+    added = make_question(
+        9_000_001, "Distributed strategy hangs", "<p>x</p>", ["tensorflow"], START + 10**7
+    )
+    gone = min(q for q in fake.expected if q > 1200)
+    calls = {"n": 0}
+
+    def on_page(_stats) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            fake.add_question(added)
+            fake.remove_question(gone)
+
+    crawl(store, fake, taxonomy, on_page=on_page)
+    assert stored_ids(store) == (fake.expected - {gone}) | {added["question_id"]}
+
+
+def test_incremental_run_fetches_only_what_is_new(store, fake, taxonomy) -> None:
+    crawl(store, fake, taxonomy)
+    before = len(fake.requests)
+    fake.add_question(
+        make_question(
+            9_000_002, "Data-parallel training diverges", "<p>x</p>", ["pytorch"], START + 10**7
+        )
+    )
+    crawl(store, fake, taxonomy)
+    assert stored_ids(store) == fake.expected | {9_000_002}
+    new_requests = fake.requests[before:]
+    listing = [r for r in new_requests if r["path"].rstrip("/").endswith("/questions")]
+    assert len(listing) == 4  # one page per tag, starting where the last run stopped
+    assert all("min" in r["params"] for r in listing)
+
+
+def _cli(db: str, url: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "issueminer.cli",
+            "crawl",
+            "stackoverflow",
+            "--db",
+            db,
+            "--api-url",
+            url,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("kill_after", [3, 9, 17])
+def test_sigkill_and_resume_equals_a_straight_run(tmp_path, fake, taxonomy, kill_after) -> None:
+    env = {**os.environ, "STACKEXCHANGE_KEY": "s3cret-key-value"}
+    straight = Store(f"sqlite:///{tmp_path / 'straight.db'}")
+    crawl(straight, fake, taxonomy)
+    db = str(tmp_path / "killed.db")
+    start = len(fake.requests)
+    process = _cli(db, fake.url, env)
+    deadline = time.time() + 60
+    while len(fake.requests) - start < kill_after and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = _cli(db, fake.url, env)
+    output, errors = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, errors
+    killed = Store(f"sqlite:///{db}")
+    assert crawled_content(killed) == crawled_content(straight)
+    assert "s3cret-key-value" not in output + errors
+
+
+def test_secret_never_reaches_output_or_database(tmp_path, fake) -> None:
+    secret = "s3cret-key-value"
+    env = {**os.environ, "STACKEXCHANGE_KEY": secret}
+    db = str(tmp_path / "s.db")
+    fake.inject(
+        "error",
+        "/questions",
+        error_id=400,
+        error_name="bad_parameter",
+        error_message=f"bad key {secret}",
+    )
+    failed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "issueminer.cli",
+            "crawl",
+            "stackoverflow",
+            "--db",
+            db,
+            "--api-url",
+            fake.url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1
+    assert "crawl stopped" in failed.stderr and secret not in failed.stdout + failed.stderr
+    assert any(r["params"].get("key") == secret for r in fake.requests)  # it was used
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "issueminer.cli",
+            "crawl",
+            "stackoverflow",
+            "--db",
+            db,
+            "--api-url",
+            fake.url,
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert secret not in ok.stdout + ok.stderr
+    with open(db, "rb") as handle:
+        assert secret.encode() not in handle.read()
