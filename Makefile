@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= demo.db
 TOSEM23 ?= ../shared/tosem23
 
-.PHONY: install demo test lint format study clean
+.PHONY: install demo test lint format study crawl clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) study.db study-import-report.csv .pytest_cache
+
+## Both crawlers with the study's criteria into the default database (ISSUEMINER_DB or
+## issueminer.db). Keys come from STACKEXCHANGE_KEY and GITHUB_TOKEN; the API URLs from
+## ISSUEMINER_STACKEXCHANGE_API and ISSUEMINER_GITHUB_API (mirrors, GitHub Enterprise, tests).
+crawl: $(STAMP)
+	$(BIN)/issueminer crawl stackoverflow
+	$(BIN)/issueminer crawl github
+	$(BIN)/issueminer crawl status

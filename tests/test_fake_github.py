@@ -21,26 +21,67 @@ from tests.fakes.github import FakeGitHub, make_comment, make_issue
 W, G = "acme/widgets", "acme/gadgets"
 ISSUES = {
     W: [
-        make_issue(W, 1, "Crash on startup", "segfault when loading config",
-                   "2021-01-05T10:00:00Z", labels=["bug"], closed="2021-01-06T00:00:00Z"),
-        make_issue(W, 2, "Add dark mode", "feature request for a theme",
-                   "2021-02-10T12:00:00Z", state="open", labels=["enhancement"]),
-        make_issue(W, 3, "Fix crash in parser", "patch for the segfault",
-                   "2021-02-15T08:30:00Z", labels=["bug"], pull_request=True),
-        make_issue(W, 4, "Memory leak in cache", "RSS grows without bound",
-                   "2021-03-01T00:00:00Z", labels=["bug", "performance"], comments=3),
-        make_issue(W, 5, "Docs typo", "Spelling mistake in the README",
-                   "2021-03-31T23:59:59Z"),
-        make_issue(W, 6, "Slow import", "import takes ten seconds; a crash sometimes",
-                   "2021-04-01T00:00:00Z", state="open", labels=["performance", "wontfix"]),
+        make_issue(
+            W,
+            1,
+            "Crash on startup",
+            "segfault when loading config",
+            "2021-01-05T10:00:00Z",
+            labels=["bug"],
+            closed="2021-01-06T00:00:00Z",
+        ),
+        make_issue(
+            W,
+            2,
+            "Add dark mode",
+            "feature request for a theme",
+            "2021-02-10T12:00:00Z",
+            state="open",
+            labels=["enhancement"],
+        ),
+        make_issue(
+            W,
+            3,
+            "Fix crash in parser",
+            "patch for the segfault",
+            "2021-02-15T08:30:00Z",
+            labels=["bug"],
+            pull_request=True,
+        ),
+        make_issue(
+            W,
+            4,
+            "Memory leak in cache",
+            "RSS grows without bound",
+            "2021-03-01T00:00:00Z",
+            labels=["bug", "performance"],
+            comments=3,
+        ),
+        make_issue(W, 5, "Docs typo", "Spelling mistake in the README", "2021-03-31T23:59:59Z"),
+        make_issue(
+            W,
+            6,
+            "Slow import",
+            "import takes ten seconds; a crash sometimes",
+            "2021-04-01T00:00:00Z",
+            state="open",
+            labels=["performance", "wontfix"],
+        ),
     ],
     G: [
-        make_issue(G, 1, "Gadget crash", "crash on button press", "2021-01-20T00:00:00Z",
-                   labels=["bug"]),
-        make_issue(G, 7, "Transferred leak", "moved here from widgets", "2021-05-01T00:00:00Z",
-                   state="open"),
+        make_issue(
+            G, 1, "Gadget crash", "crash on button press", "2021-01-20T00:00:00Z", labels=["bug"]
+        ),
+        make_issue(
+            G,
+            7,
+            "Transferred leak",
+            "moved here from widgets",
+            "2021-05-01T00:00:00Z",
+            state="open",
+        ),
     ],
-}  # fmt: skip
+}
 COMMENTS = {
     (W, 4): [
         make_comment(W, 4, 400 + k, f"comment {k}", f"2021-03-0{k + 2}T00:00:00Z", user=f"u{k}")
@@ -167,6 +208,9 @@ def test_search_link_header_is_githubs(fake: FakeGitHub) -> None:
         (f"repo:{W} comment in:comments", [(W, 4)]),
         (f"crash repo:{W} repo:{G} is:issue", [(W, 1), (G, 1), (W, 6)]),
         ("crash", [(W, 1), (G, 1), (W, 3), (W, 6)]),
+        (f"crash -repo:{W}", [(G, 1)]),
+        (f"repo:{W} author:someone is:pr", [(W, 3)]),
+        (f"repo:{W} closed:2021-01-06", [(W, 1)]),
         (f"repo:{G} leak is:open", [(G, 7)]),
     ],
 )
@@ -184,8 +228,10 @@ def test_search_rejects_unknown_repos_and_bad_queries(fake: FakeGitHub) -> None:
 
 
 def test_search_cap_hides_results_beyond_the_first_1000() -> None:
-    big = [make_issue("acme/big", n, f"i{n}", "", f"2020-01-01T00:{n // 60:02d}:{n % 60:02d}Z")
-           for n in range(1, 1206)]  # fmt: skip
+    big = [
+        make_issue("acme/big", n, f"i{n}", "", f"2020-01-01T00:{n // 60:02d}:{n % 60:02d}Z")
+        for n in range(1, 1206)
+    ]
     with FakeGitHub({"acme/big": big}) as fake:
         gh = client(fake, per_page=100)
         results = gh.search_issues("repo:acme/big", sort="created", order="asc")

@@ -25,8 +25,9 @@ from issueminer.report import ImportFailure, Report
 from issueminer.store import Meta, Store
 from issueminer.taxonomy import DEFAULT_STUDY, Taxonomy, TaxonomyError, load_taxonomy
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# markup off: issue titles, labels and queries are data and may contain [brackets]
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 class Format(StrEnum):
@@ -52,7 +53,8 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 
 
 def fail(message: str, problems: list[str] | None = None) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print("error:", style="bold red", end=" ")
+    err.print(message)
     for problem in problems or []:
         err.print(f"  - {problem}", highlight=False, markup=False)
     raise typer.Exit(1)

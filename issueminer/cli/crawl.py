@@ -69,7 +69,7 @@ def _secrets() -> tuple[str | None, str | None]:
 
 def _wait_notice(bar: Progress) -> Any:
     def on_wait(why: str, seconds: float) -> None:
-        bar.console.print(f"[yellow]waiting {seconds:.0f}s[/]: {why}", highlight=False)
+        bar.console.print(f"waiting {seconds:.0f}s: {why}", style="yellow", markup=False)
 
     return on_wait
 
@@ -282,7 +282,7 @@ def hydrate(
         return
     out.print(f"filled: {result.filled}   missing at the source: {len(result.missing)}")
     for item in result.missing:
-        out.print(f"  {item['url']}: {item['reason']}", highlight=False)
+        out.print(f"  {item['url']}: {item['reason']}", highlight=False, markup=False)
 
 
 @app.command("status")
@@ -305,10 +305,11 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
             f"#{run['id']} {run['source']} [{run['status']}] seen {run['items_seen']} "
             f"stored {run['items_stored']} limit left {left if left is not None else '?'}",
             highlight=False,
+            markup=False,
         )
         for name, state in (checkpoint.get("tags") or {}).items():
             resume = "done" if state.get("done") else f"from {_when(state.get('cursor'))}"
-            out.print(f"    tag {name}: {resume}", highlight=False)
+            out.print(f"    tag {name}: {resume}", highlight=False, markup=False)
         for name, state in (checkpoint.get("queries") or {}).items():
             windows = state.get("windows") or []
             resume = (
@@ -316,9 +317,9 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
                 if windows
                 else "done"
             )
-            out.print(f"    {name}: {resume}", highlight=False)
+            out.print(f"    {name}: {resume}", highlight=False, markup=False)
         if run["message"]:
-            out.print(f"    {run['message']}", highlight=False)
+            out.print(f"    {run['message']}", highlight=False, markup=False)
 
 
 def _when(timestamp: Any) -> str:
@@ -359,4 +360,4 @@ def _summary(checkpointer: Checkpointer, fmt: Format, facts: dict[str, Any]) -> 
     if fmt == Format.json:
         print_json(data)
     else:
-        out.print("  ".join(f"{k} {v}" for k, v in data.items()), highlight=False)
+        out.print("  ".join(f"{k} {v}" for k, v in data.items()), highlight=False, markup=False)

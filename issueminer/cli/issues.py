@@ -105,7 +105,7 @@ def show_command(
     if fmt == Format.json:
         print_json(data)
         return
-    out.print(f"[bold]{data['title'] or '(no title stored)'}[/]")
+    out.print(data["title"] or "(no title stored)", style="bold")
     out.print(
         f"{data['url'] or '(label only)'}  uid {data['uid']}  source {data['source']}"
         f"  framework {data['framework']}",

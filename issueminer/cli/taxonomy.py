@@ -26,15 +26,15 @@ def show(study: StudyOption = None, fmt: FormatOption = Format.md) -> None:
     if fmt == Format.json:
         print_json(tree)
         return
-    root = Tree(f"[bold]{tree['title']}[/] ({tree['study']})")
+    root = Tree(f"{tree['title']} ({tree['study']})")
     types = root.add("issue types")
     for node in tree["issue_types"]:
-        types.add(f"{node['name']} [dim]- {node['definition']}[/]")
+        types.add(f"{node['name']} - {node['definition']}")
     faults = root.add("fault symptoms (stage > inner category > leaf)")
     for stage in tree["stages"]:
-        branch = faults.add(f"[bold]{stage['name']}[/]")
+        branch = faults.add(f"{stage['name']}")
         for inner in stage.get("inner_categories", []):
-            sub = branch.add(f"[italic]{inner['name']}[/]")
+            sub = branch.add(f"{inner['name']}")
             for leaf in inner["leaves"]:
                 sub.add(leaf["name"])
         for leaf in stage.get("leaves", []):
@@ -44,7 +44,7 @@ def show(study: StudyOption = None, fmt: FormatOption = Format.md) -> None:
         fixes.add(node["name"])
     topics = root.add("how-to topics")
     for topic in tree["howto_topics"]:
-        branch = topics.add(f"[bold]{topic['name']}[/]")
+        branch = topics.add(f"{topic['name']}")
         for sub in topic["subtopics"]:
             branch.add(sub["name"])
     out.print(root)

@@ -221,7 +221,9 @@ class GitHubCrawler:
         on_page: Callable[[dict[str, Any]], None] | None = None,
         on_note: Callable[[str], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        search_cap: int = SEARCH_CAP,
     ) -> None:
+        self.search_cap = search_cap
         self.client = client
         self.selection = selection
         self.taxonomy = taxonomy
@@ -291,11 +293,11 @@ class GitHubCrawler:
         start, end = state["windows"][0]
         data = self.client.search(f"{query} {state['field']}:{start}..{end}", state["page"])
         total = int(data.get("total_count", 0))
-        if state["page"] == 1 and total >= SEARCH_CAP and _splittable(start, end):
+        if state["page"] == 1 and total >= self.search_cap and _splittable(start, end):
             middle = _stamp(_date(start) + (_date(end) - _date(start)) / 2)
             self.on_note(
                 f"{criteria.repo}: {total} results for {start}..{end} reach the "
-                f"search cap of {SEARCH_CAP}; splitting at {middle}"
+                f"search cap of {self.search_cap}; splitting at {middle}"
             )
             windows = [[start, middle], [_next_second(middle), end], *state["windows"][1:]]
             next_state = {**state, "windows": windows, "page": 1}
@@ -303,7 +305,7 @@ class GitHubCrawler:
             return next_state
         items = data.get("items") or []
         envelopes = list(self._kept(criteria, items))
-        last_page = max(1, math.ceil(min(total, SEARCH_CAP) / PER_PAGE))
+        last_page = max(1, math.ceil(min(total, self.search_cap) / PER_PAGE))
         if state["page"] >= last_page or not items:
             next_state = {**state, "windows": state["windows"][1:], "page": 1}
         else:

@@ -232,13 +232,15 @@ class _Query:
 def _filter(name: str, value: str) -> Callable[[dict[str, Any]], bool]:
     value_l = value.lower()
     if name in ("is", "type", "state"):
-        if value_l in ("issue",):
+        if value_l == "issue":
             return lambda i: "pull_request" not in i
         if value_l in ("pr", "pull-request"):
             return lambda i: "pull_request" in i
         if value_l in ("open", "closed"):
             return lambda i: i["state"] == value_l
         raise _SearchError(f"unsupported qualifier {name}:{value}")
+    if name == "repo":  # only reached for -repo:, as positive repos are ORed separately
+        return lambda i: i["repository_url"].lower().endswith(f"/repos/{value_l}")
     if name == "label":
         return lambda i: any(lab["name"].lower() == value_l for lab in i["labels"])
     if name == "author":
@@ -267,7 +269,7 @@ def parse_query(q: str) -> _Query:
             continue
         if phrase is None and word is None:  # an unknown qualifier: search it as a keyword
             word = match.group(0)
-        if word in ("OR",):
+        if word == "OR":
             query.groups.append([])
         elif word == "AND":
             pass
@@ -349,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body go out in separate writes: without this, Nagle + delayed ACK
+        # would add ~40 ms to every response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.connections.add(self.connection)
 
     def finish(self) -> None:
@@ -467,7 +472,9 @@ class FakeGitHub:
         server.connections = set()
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-github")
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-github"
+        )
         self._thread.daemon = True
         self._thread.start()
         return self
