@@ -85,20 +85,28 @@ class Checkpointer:
     def commit_page(
         self, envelopes: Iterable[Envelope], checkpoint: dict[str, Any], seen: int
     ) -> int:
-        """Store a page's issues and the checkpoint after it, atomically; returns issues stored."""
+        """Store a page's issues and the checkpoint after it, atomically.
+
+        Returns how many issues were new or changed; a re-read of an unchanged issue (the
+        boundary item of keyset paging, or an overlapping search) does not count.
+        """
         envelopes = list(envelopes)
+        written = 0
         with self.store.session() as session:
             if envelopes:
-                upsert_issues(session, [{**e.issue, "found_by": self.found_by} for e in envelopes])
+                counts = upsert_issues(
+                    session, [{**e.issue, "found_by": self.found_by} for e in envelopes]
+                )
+                written = counts["added"] + counts["updated"]
                 for envelope in envelopes:
                     upsert_replies(session, envelope.issue["uid"], envelope.replies)
             run = session.get(CrawlRun, self.run_id)
             run.checkpoint = checkpoint
             run.items_seen += seen
-            run.items_stored += len(envelopes)
+            run.items_stored += written
             self.items_seen, self.items_stored = run.items_seen, run.items_stored
         self.checkpoint = checkpoint
-        return len(envelopes)
+        return written
 
     def note(self, **facts: Any) -> None:
         """Record facts about the API (quota, rate limit) beside the checkpoint."""

@@ -90,7 +90,7 @@ def fake():
         yield server
 
 
-def crawl(store, fake, taxonomy, sleeps=None, notes=None, since=None):
+def crawl(store, fake, taxonomy, sleeps=None, notes=None, since=None, on_page=None):
     selection = Selection.from_taxonomy(taxonomy)
     repositories = [r for r in selection.repositories if r.repo in REPOS]
     checkpointer = Checkpointer(store, "github", GitHubCrawler.query(selection, repositories))
@@ -238,3 +238,26 @@ def test_sigkill_and_resume_equals_a_straight_run(tmp_path, taxonomy, kill_after
         Store(f"sqlite:///{straight_db}")
     )
     assert stored(Store(f"sqlite:///{db}")) == expected
+
+
+def test_issues_changing_between_pages(store, fake, taxonomy) -> None:
+    """An issue opened and one deleted mid-crawl: no duplicates, nothing else missed."""
+    added = make_issue(
+        "horovod/horovod", 999, "Elastic run hangs", "x", stamp(T0 + timedelta(days=1, seconds=1))
+    )
+    gone = min(n for repo, n in fake.expected if repo == "horovod/horovod" and n > 30)
+    pages = {"n": 0}
+
+    def on_page(_stats) -> None:
+        pages["n"] += 1
+        if pages["n"] == 2:
+            fake.add_issue("horovod/horovod", added)
+            fake.remove_issue("horovod/horovod", gone)
+
+    crawl(store, fake, taxonomy, on_page=on_page)
+    got = stored(store)
+    # the deleted issue may or may not have been read before it went; all others must be there
+    assert got - {("horovod/horovod", gone)} >= fake.expected - {("horovod/horovod", gone)}
+    assert got <= fake.expected | {("horovod/horovod", 999)}
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Issue)) == len(got)

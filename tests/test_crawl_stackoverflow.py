@@ -287,3 +287,22 @@ def test_secret_never_reaches_output_or_database(tmp_path, fake) -> None:
     assert secret not in ok.stdout + ok.stderr
     with open(db, "rb") as handle:
         assert secret.encode() not in handle.read()
+
+
+def test_crawl_status_says_where_each_run_resumes(tmp_path, fake, taxonomy, runner) -> None:
+    import json
+
+    from issueminer.cli.main import app
+
+    db = str(tmp_path / "status.db")
+    store = Store(f"sqlite:///{db}")
+    fake.quota_remaining = 12
+    with pytest.raises(QuotaExhausted):
+        crawl(store, fake, taxonomy)
+    result = runner.invoke(app, ["crawl", "status", "--db", db, "--format", "json"])
+    runs = json.loads(result.stdout)
+    assert [r["status"] for r in runs] == ["quota"]
+    assert runs[0]["items_stored"] == len(stored_ids(store))
+    assert runs[0]["checkpoint"]["quota_remaining"] is not None
+    text = runner.invoke(app, ["crawl", "status", "--db", db]).output
+    assert "stackoverflow [quota]" in text and "tag horovod: " in text

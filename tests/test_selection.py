@@ -1,0 +1,101 @@
+"""The study's relevance filter, shared by every source."""
+
+from __future__ import annotations
+
+import pytest
+
+from issueminer.selection import Selection, tokens
+
+
+@pytest.fixture(scope="module")
+def selection(taxonomy) -> Selection:
+    return Selection.from_taxonomy(taxonomy)
+
+
+def question(
+    title="Training question", body="<p>It fails.</p>", tags=("tensorflow",), accepted=True
+) -> dict:
+    q = {"title": title, "body": body, "tags": list(tags)}
+    if accepted:
+        q["accepted_answer_id"] = 1
+    return q
+
+
+def test_criteria_come_from_the_study_file(selection, taxonomy) -> None:
+    raw = taxonomy.selection
+    assert selection.keywords == raw["keywords"]
+    assert selection.tags_alone == ["horovod"]
+    assert selection.tags_with_keyword == ["tensorflow", "pytorch", "keras"]
+    assert [r.repo for r in selection.repositories_in(["study"])] == [
+        "horovod/horovod",
+        "tensorflow/tensorflow",
+        "pytorch/pytorch",
+        "keras-team/keras",
+    ]
+    assert "microsoft/DeepSpeed" in [r.repo for r in selection.repositories_in(["current"])]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Distributed training hangs", ["distributed"]),
+        ("MULTI-GPU run", ["multi-gpu"]),
+        ("using multiple GPUs", ["multiple gpus"]),
+        ("on multiple GPU", ["multiple gpu"]),  # a phrase matches in the singular too
+        ("DataParallel wraps the model", ["dataparallel"]),
+        ("I have four workers", ["workers"]),
+        ("undistributed thoughts", []),  # whole tokens only, not substrings
+        ("parallelization of the loop", []),
+    ],
+)
+def test_keywords_and_phrases_match_tokens(selection, text, found) -> None:
+    assert selection.matched_terms(text) == found
+
+
+def test_tokeniser_is_spacy(selection) -> None:
+    assert tokens("multi-gpu, multi_gpu") == ["multi", "-", "gpu", ",", "multi_gpu"]
+
+
+def test_stack_overflow_rules(selection) -> None:
+    assert selection.stackoverflow(question(tags=["horovod"])).kept  # the tag alone selects
+    assert not selection.stackoverflow(question()).kept  # tensorflow needs a keyword
+    assert selection.stackoverflow(question(title="Distributed strategy error")).kept
+    assert selection.stackoverflow(question(body="<p>with several workers</p>")).kept
+    no_answer = question(title="Distributed strategy error", accepted=False)
+    assert selection.stackoverflow(no_answer).reason == "no accepted answer"
+    assert not selection.stackoverflow(question(title="Distributed", tags=["numpy"])).kept
+
+
+def test_code_and_urls_do_not_count(selection) -> None:
+    in_code = question(
+        body="<p>see</p><pre><code>tf.distribute.MirroredStrategy()\n# distributed</code></pre>"
+    )
+    assert not selection.stackoverflow(in_code).kept
+    in_url = question(body="<p>read https://example.org/distributed/guide</p>")
+    assert not selection.stackoverflow(in_url).kept
+    escaped = question(title="Distributed &amp; slow")
+    assert selection.stackoverflow(escaped).matched == ("distributed",)
+
+
+def test_github_rules(selection) -> None:
+    issue = {
+        "title": "Hang with multiple machines",
+        "body": "details",
+        "state": "closed",
+        "labels": [{"name": "bug"}],
+    }
+    assert selection.github("pytorch/pytorch", issue).kept
+    assert not selection.github("pytorch/pytorch", {**issue, "state": "open"}).kept
+    assert not selection.github("pytorch/pytorch", {**issue, "pull_request": {"url": "x"}}).kept
+    excluded = {**issue, "labels": [{"name": "module: docs"}]}
+    assert selection.github("pytorch/pytorch", excluded).reason == "label module: docs"
+    plain = {**issue, "title": "Crash", "body": "```\nimport torch.distributed\n```"}
+    assert not selection.github("pytorch/pytorch", plain).kept  # keyword only in code
+    assert selection.github("horovod/horovod", plain).kept  # every horovod issue counts
+    assert not selection.github("someone/else", issue).kept
+
+
+def test_github_search_queries_respect_the_operator_limit(selection) -> None:
+    groups = selection.github_search_terms()
+    assert all(len(group) <= 6 for group in groups)  # at most five OR operators
+    assert sum(len(g) for g in groups) == len(selection.keywords) + len(selection.phrases)
