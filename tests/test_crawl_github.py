@@ -261,3 +261,27 @@ def test_issues_changing_between_pages(store, fake, taxonomy) -> None:
     assert got <= fake.expected | {("horovod/horovod", 999)}
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Issue)) == len(got)
+
+
+def test_cli_waits_for_the_rate_limit_reset_visibly(tmp_path, fake) -> None:
+    fake.inject("rate_limited", "/search/issues", reset_in=2)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "issueminer.cli",
+            "crawl",
+            "github",
+            "--db",
+            str(tmp_path / "r.db"),
+            "--api-url",
+            fake.url,
+            "--repo",
+            "horovod/horovod",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rate limit, resets" in result.stderr

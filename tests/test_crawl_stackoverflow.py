@@ -306,3 +306,36 @@ def test_crawl_status_says_where_each_run_resumes(tmp_path, fake, taxonomy, runn
     assert runs[0]["checkpoint"]["quota_remaining"] is not None
     text = runner.invoke(app, ["crawl", "status", "--db", db]).output
     assert "stackoverflow [quota]" in text and "tag horovod: " in text
+
+
+def test_cli_quota_stop_says_when_to_resume(tmp_path, fake) -> None:
+    fake.quota_remaining = 8
+    db = str(tmp_path / "q.db")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "issueminer.cli",
+            "crawl",
+            "stackoverflow",
+            "--db",
+            db,
+            "--api-url",
+            fake.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "quota spent" in result.stderr and "stopped cleanly" in result.stderr
+    assert "UTC to resume where it stopped" in result.stderr
+
+
+def test_since_starts_from_a_date(store, fake, taxonomy) -> None:
+    from datetime import UTC, datetime
+
+    cutoff = START + 60 * 30 * 130 // 2
+    crawl(store, fake, taxonomy, since=datetime.fromtimestamp(cutoff, UTC))
+    created = {q["question_id"]: q["creation_date"] for q in fake._questions.values()}
+    assert stored_ids(store) == {q for q in fake.expected if created[q] >= cutoff}

@@ -131,12 +131,16 @@ def stackoverflow(
     with _bar() as bar, _crawl_errors(checkpointer):
         task = bar.add_task("stackoverflow", total=None, stats="")
 
+        pages = [0]
+
         def on_page(stats: dict[str, Any]) -> None:
+            pages[0] += 1
             bar.update(
                 task,
                 description=f"tag {stats['tag']}",
                 stats=(
-                    f"seen {checkpointer.items_seen}  kept {checkpointer.items_stored}  "
+                    f"pages {pages[0]}  seen {checkpointer.items_seen}  "
+                    f"kept {checkpointer.items_stored}  "
                     f"requests {stats['requests']}  quota left {stats['quota_remaining']}"
                 ),
             )
@@ -190,12 +194,16 @@ def github_command(
     with _bar() as bar, _crawl_errors(checkpointer):
         task = bar.add_task("github", total=None, stats="")
 
+        pages = [0]
+
         def on_page(stats: dict[str, Any]) -> None:
+            pages[0] += 1
             bar.update(
                 task,
                 description=stats["query"][:60],
                 stats=(
-                    f"seen {checkpointer.items_seen}  kept {checkpointer.items_stored}  "
+                    f"pages {pages[0]}  seen {checkpointer.items_seen}  "
+                    f"kept {checkpointer.items_stored}  "
                     f"requests {stats['requests']}  rate left {stats['rate_remaining']}"
                 ),
             )
