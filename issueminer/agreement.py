@@ -129,7 +129,7 @@ def _dimension_row(
 ) -> AgreementRow:
     table: dict[str, dict[str, Hashable | None]] = defaultdict(dict)
     for annotation in annotations:
-        if annotation.status == "skipped":
+        if annotation.status in ("skipped", "retracted"):
             continue
         table[annotation.issue_uid][annotation.annotator] = value_of(annotation)
     units = [[ratings.get(a) for a in annotators] for ratings in table.values()]

@@ -187,6 +187,6 @@ def test_import_errors_exit_non_zero_with_place(runner, tmp_path) -> None:
 def test_db_upgrade_and_status(runner, tmp_path) -> None:
     db = str(tmp_path / "u.db")
     first = runner.invoke(app, ["db", "upgrade", "--db", db])
-    assert first.exit_code == 0 and "empty -> 0001" in first.output
+    assert first.exit_code == 0 and "empty -> 0002" in first.output
     status = runner.invoke(app, ["db", "status", "--db", db])
-    assert "current: 0001" in status.output
+    assert "current: 0002" in status.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from issueminer import __version__
-from issueminer.cli import crawl, db, imports, issues, stats, taxonomy
+from issueminer.cli import crawl, db, imports, issues, label, stats, taxonomy
 
 app = typer.Typer(
     name="issueminer",
@@ -20,6 +20,8 @@ app.add_typer(issues.app, name="issues")
 app.add_typer(crawl.app, name="crawl")
 app.command("stats")(stats.stats)
 app.command("agree")(stats.agree)
+app.command("label")(label.label)
+app.add_typer(label.round_app, name="round")
 
 
 def _version(value: bool) -> None:

@@ -11,6 +11,7 @@ from issueminer.store.models import (
     Meta,
     Prediction,
     Reply,
+    RoundItem,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Meta",
     "Prediction",
     "Reply",
+    "RoundItem",
     "Store",
     "resolve_url",
 ]

@@ -36,9 +36,15 @@ def make_engine(url: str | None = None) -> Engine:
     return engine
 
 
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # concurrent annotators wait for a writer instead of failing
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL lets readers (other annotators' pages) proceed while one save is written
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

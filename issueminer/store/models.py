@@ -146,6 +146,20 @@ class LabelingRound(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # size, seed, stratification
 
 
+class RoundItem(Base):
+    """An issue drawn into a labelling round, in the order annotators see it."""
+
+    __tablename__ = "round_item"
+    __table_args__ = (UniqueConstraint("round", "issue_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round: Mapped[str] = mapped_column(
+        ForeignKey("labeling_round.name", ondelete="CASCADE"), index=True
+    )
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+
+
 class Annotation(LabelFields, Base):
     """One save by one person; never updated in place."""
 
@@ -158,7 +172,8 @@ class Annotation(LabelFields, Base):
     round: Mapped[str | None] = mapped_column(String(100))
     # annotator: independent label; adjudicator: the label a round agreed on
     role: Mapped[str] = mapped_column(String(20), default="annotator")
-    status: Mapped[str] = mapped_column(String(20), default="done")  # done | pending | skipped
+    # done | pending | skipped; "retracted" undoes an earlier save without deleting it
+    status: Mapped[str] = mapped_column(String(20), default="done")
     provenance: Mapped[str | None] = mapped_column(String(300))  # file/sheet/row or app session
     raw_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # cells as written
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,174 @@
+"""`issueminer label` (the annotation app) and `issueminer round` (sampling, progress)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from issueminer import labeling
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    fail,
+    open_store,
+    out,
+    print_json,
+    study_taxonomy,
+)
+from issueminer.stats import render_table
+from issueminer.store import LabelingRound
+
+round_app = typer.Typer(
+    help="Labelling rounds: draw issues for double labelling, follow progress.",
+    no_args_is_help=True,
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+def label(
+    annotator: Annotated[
+        str | None, typer.Option(help="Who labels (or resolves, with --adjudicate).")
+    ] = None,
+    round_name: Annotated[str | None, typer.Option("--round", help="The round to label.")] = None,
+    team: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated annotators; each gets a personal link with a token."),
+    ] = None,
+    adjudicate: Annotated[
+        bool, typer.Option(help="Show the round's disagreements and record final labels.")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; not loopback only with --team.")
+    ] = LOOPBACK,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    db: DbOption = None,
+    study: StudyOption = None,
+) -> None:
+    """Start the annotation app in the browser for one annotator, a team, or adjudication.
+
+    Keys are listed on screen; every save is kept, nothing is overwritten.
+
+    Example: issueminer label --annotator alice --round r1
+    """
+    import uvicorn
+
+    from issueminer.webapp.app import Settings, create_app
+
+    team_names = _names(team)
+    if not team_names and not annotator:
+        fail("say who labels: --annotator NAME, or --team a,b for personal links")
+    if not _is_loopback(host) and not team_names:
+        fail(
+            f"binding to {host} exposes the app to the network: use --team so that every "
+            "annotator needs a personal token"
+        )
+    if adjudicate and not round_name:
+        fail("--adjudicate needs --round")
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    if round_name:
+        with store.session() as session:
+            if session.get(LabelingRound, round_name) is None:
+                fail(f"no round '{round_name}' (create it with `issueminer round create`)")
+    tokens = Settings.team_tokens(team_names) if team_names else {}
+    settings = Settings(
+        store, taxonomy, round=round_name, annotator=annotator, team=tokens, adjudicate=adjudicate
+    )
+    base = f"http://{host}:{port}"
+    if tokens:
+        out.print("personal links (keep them private):")
+        for token, name in tokens.items():
+            out.print(f"  {name}: {base}/?t={token}")
+    else:
+        out.print(f"{'adjudicating' if adjudicate else 'labelling'} as {annotator}: {base}/")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@round_app.command("create")
+def create(
+    size: Annotated[int, typer.Option(help="How many issues to draw.")],
+    annotators: Annotated[str, typer.Option(help="Comma-separated annotators, e.g. alice,bob.")],
+    name: Annotated[str | None, typer.Option(help="Round name [default: round<N+1>].")] = None,
+    stratify: Annotated[
+        str | None, typer.Option(help="Keep the sources' proportions: source.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed, for a reproducible draw.")] = 0,
+    pilot: Annotated[bool, typer.Option(help="Mark the round as the pilot.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Draw issues without final labels and not in an earlier round for double labelling.
+
+    Example: issueminer round create --size 110 --annotators alice,bob --stratify source --seed 1
+    """
+    people = _names(annotators)
+    store = open_store(db)
+    with store.session() as session:
+        if name is None:
+            taken = set(session.scalars(select(LabelingRound.name)))
+            name = next(f"round{i}" for i in range(1, len(taken) + 2) if f"round{i}" not in taken)
+        try:
+            chosen = labeling.create_round(
+                session,
+                name,
+                size,
+                people,
+                stratify=stratify,
+                seed=seed,
+                kind="pilot" if pilot else "reliability",
+            )
+        except labeling.LabelingError as exc:
+            fail(str(exc))
+    out.print(f"round {name}: {len(chosen)} issues for {', '.join(people)}")
+
+
+@round_app.command("status")
+def status(
+    round_name: Annotated[str | None, typer.Option("--round", help="Only this round.")] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Per round and annotator: done, pending, skipped and left.
+
+    Example: issueminer round status --round round1 --format json
+    """
+    import pandas as pd
+
+    store = open_store(db)
+    with store.session() as session:
+        names = (
+            [round_name]
+            if round_name
+            else list(
+                session.scalars(select(LabelingRound.name).order_by(LabelingRound.created_at))
+            )
+        )
+        try:
+            rows = [row for name in names for row in labeling.round_status(session, name)]
+        except labeling.LabelingError as exc:
+            fail(str(exc))
+    if fmt == Format.json:
+        print_json(rows)
+        return
+    frame = pd.DataFrame(
+        rows, columns=["round", "annotator", "size", "done", "pending", "skipped", "left"]
+    )
+    out.print(render_table(frame, fmt.value, "Labelling progress"))

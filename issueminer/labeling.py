@@ -1,0 +1,441 @@
+"""Labelling sessions as plain functions: rounds, queues, saves, undo, adjudication.
+
+The web app (`issueminer.webapp`) is a thin layer over these; each can be tested without
+a server. Every save appends an `Annotation` row; nothing is updated in place.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from issueminer.agreement import DIMENSIONS, current_annotations
+from issueminer.labels import Labels, Where, normalise_labels
+from issueminer.report import Report
+from issueminer.store import (
+    LABEL_FIELDS,
+    Annotation,
+    FinalLabel,
+    Issue,
+    LabelingRound,
+    Prediction,
+    RoundItem,
+)
+from issueminer.taxonomy import Taxonomy
+
+STATUSES = ("done", "pending", "skipped")
+RETRACTED = "retracted"  # an undone save: the issue counts as not yet labelled
+UNDO = "app:undo"  # provenance of the rows that undo a save
+ADJUDICATOR = "adjudicator"
+SUGGESTIONS = 3
+
+
+class LabelingError(ValueError):
+    """A request the session cannot honour (unknown round, invalid label, ...)."""
+
+
+# ---- rounds --------------------------------------------------------------------------------
+def create_round(
+    session: Session,
+    name: str,
+    size: int,
+    annotators: list[str],
+    *,
+    stratify: str | None = None,
+    seed: int = 0,
+    kind: str = "reliability",
+) -> list[str]:
+    """Draw `size` issues not yet in any round and without a final label; returns their uids.
+
+    With `stratify="source"`, each source gets a share proportional to its size (largest
+    remainders), as the study sampled Stack Overflow and GitHub alike.
+    """
+    if session.get(LabelingRound, name) is not None:
+        raise LabelingError(f"round '{name}' already exists")
+    if len(annotators) < 1:
+        raise LabelingError("a round needs at least one annotator")
+    in_a_round = select(RoundItem.issue_uid)
+    finalised = select(FinalLabel.issue_uid)
+    rows = session.execute(
+        select(Issue.uid, Issue.source)
+        .where(Issue.uid.not_in(in_a_round), Issue.uid.not_in(finalised), Issue.url.is_not(None))
+        .order_by(Issue.uid)
+    ).all()
+    if size > len(rows):
+        raise LabelingError(f"only {len(rows)} unlabelled issues are not in a round yet")
+    rng = random.Random(seed)
+    if stratify == "source":
+        chosen = _stratified(rows, size, rng)
+    elif stratify is None:
+        chosen = rng.sample([uid for uid, _ in rows], size)
+    else:
+        raise LabelingError(f"cannot stratify by '{stratify}' (only: source)")
+    session.add(
+        LabelingRound(
+            name=name,
+            kind=kind,
+            annotators=annotators,
+            settings={"size": size, "seed": seed, "stratify": stratify},
+        )
+    )
+    session.flush()
+    session.add_all(
+        RoundItem(round=name, issue_uid=uid, position=i) for i, uid in enumerate(chosen)
+    )
+    return chosen
+
+
+def _stratified(rows: list[Any], size: int, rng: random.Random) -> list[str]:
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for uid, source in rows:
+        by_source[source].append(uid)
+    total = len(rows)
+    quotas = {s: size * len(uids) / total for s, uids in by_source.items()}
+    counts = {s: int(q) for s, q in quotas.items()}
+    for source in sorted(quotas, key=lambda s: quotas[s] - counts[s], reverse=True):
+        if sum(counts.values()) >= size:
+            break
+        counts[source] += 1
+    chosen = [uid for s in sorted(by_source) for uid in rng.sample(by_source[s], counts[s])]
+    rng.shuffle(chosen)  # annotators should not see all of one source first
+    return chosen
+
+
+def get_round(session: Session, name: str) -> LabelingRound:
+    labeling_round = session.get(LabelingRound, name)
+    if labeling_round is None:
+        raise LabelingError(f"no round '{name}'")
+    return labeling_round
+
+
+def round_issue_uids(session: Session, name: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(RoundItem.issue_uid).where(RoundItem.round == name).order_by(RoundItem.position)
+        )
+    )
+
+
+def round_status(session: Session, name: str) -> list[dict[str, Any]]:
+    """Per annotator: done, pending, skipped and left in the round."""
+    labeling_round = get_round(session, name)
+    size = session.scalar(
+        select(func.count()).select_from(RoundItem).where(RoundItem.round == name)
+    )
+    current = [a for a in current_annotations(session, name) if a.status != RETRACTED]
+    rows = []
+    for annotator in labeling_round.annotators:
+        counts = Counter(a.status for a in current if a.annotator == annotator)
+        rows.append(
+            {
+                "round": name,
+                "annotator": annotator,
+                "size": size,
+                "done": counts["done"],
+                "pending": counts["pending"],
+                "skipped": counts["skipped"],
+                "left": size - counts["done"] - counts["pending"] - counts["skipped"],
+            }
+        )
+    return rows
+
+
+# ---- the queue -----------------------------------------------------------------------------
+def _newest_status(annotator: str, round_name: str | None) -> Any:
+    """Correlated subquery: the status of the annotator's newest save of the issue ('none')."""
+    latest = aliased(Annotation)
+    status = (
+        select(latest.status)
+        .where(
+            latest.issue_uid == Issue.uid,
+            latest.annotator == annotator,
+            latest.round.is_(None) if round_name is None else latest.round == round_name,
+            latest.role == "annotator",
+        )
+        .order_by(latest.id.desc())
+        .limit(1)
+        .correlate(Issue)
+        .scalar_subquery()
+    )
+    return func.coalesce(status, "none")
+
+
+def next_issue(
+    session: Session, annotator: str, round_name: str | None, after: str | None = None
+) -> str | None:
+    """The next issue to label: not yet done or skipped by this annotator; pending ones last."""
+    for statuses in ((*STATUSES,), ("done", "skipped")):
+        query = select(Issue.uid).where(_newest_status(annotator, round_name).not_in(statuses))
+        if round_name is not None:
+            query = query.join(
+                RoundItem, and_(RoundItem.issue_uid == Issue.uid, RoundItem.round == round_name)
+            )
+            query = query.order_by(RoundItem.position)
+        else:
+            query = query.where(
+                Issue.text.is_not(None), ~exists().where(FinalLabel.issue_uid == Issue.uid)
+            )
+            query = query.order_by(Issue.uid)
+        uids = list(session.scalars(query.limit(2)))
+        uids = [u for u in uids if u != after] or uids
+        if uids:
+            return uids[0]
+    return None
+
+
+def progress(session: Session, annotator: str, round_name: str | None) -> dict[str, int]:
+    mine = [a for a in _current_of(session, annotator, round_name) if a.status != RETRACTED]
+    counts = Counter(a.status for a in mine)
+    if round_name is not None:
+        total = session.scalar(
+            select(func.count()).select_from(RoundItem).where(RoundItem.round == round_name)
+        )
+    else:
+        total = (
+            session.scalar(select(func.count()).select_from(Issue).where(Issue.text.is_not(None)))
+            or 0
+        )
+    return {
+        "done": counts["done"],
+        "pending": counts["pending"],
+        "skipped": counts["skipped"],
+        "left": max(0, total - counts["done"] - counts["pending"] - counts["skipped"]),
+        "total": total,
+    }
+
+
+def _current_of(session: Session, annotator: str, round_name: str | None) -> list[Annotation]:
+    newest = (
+        select(func.max(Annotation.id))
+        .where(
+            Annotation.annotator == annotator,
+            Annotation.role == "annotator",
+            Annotation.round.is_(None) if round_name is None else Annotation.round == round_name,
+        )
+        .group_by(Annotation.issue_uid)
+    )
+    return list(session.scalars(select(Annotation).where(Annotation.id.in_(newest))))
+
+
+def current_label(
+    session: Session, issue_uid: str, annotator: str, round_name: str | None
+) -> Annotation | None:
+    annotation = session.scalar(
+        select(Annotation)
+        .where(
+            Annotation.issue_uid == issue_uid,
+            Annotation.annotator == annotator,
+            Annotation.role == "annotator",
+            Annotation.round.is_(None) if round_name is None else Annotation.round == round_name,
+        )
+        .order_by(Annotation.id.desc())
+        .limit(1)
+    )
+    return None if annotation is None or annotation.status == RETRACTED else annotation
+
+
+# ---- saving --------------------------------------------------------------------------------
+def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Labels:
+    """Canonical labels of a form, or LabelingError naming every problem."""
+    if status not in STATUSES:
+        raise LabelingError(f"status must be one of {STATUSES}")
+    cells = {k: fields.get(k) for k in (*LABEL_FIELDS, "memo")}
+    if isinstance(cells.get("fix_patterns"), list):
+        cells["fix_patterns"] = " & ".join(cells["fix_patterns"])
+    report = Report()
+    labels = normalise_labels(taxonomy, cells, Where("form"), report)
+    problems = [
+        f"{f.column}: {f.message}" if f.column else f.message
+        for f in report.findings
+        if f.kind in ("unknown-label", "off-tree", "misplaced", "orphan-subtopic")
+    ]
+    if problems and status == "done":
+        raise LabelingError("; ".join(p.removeprefix("form: ") for p in problems))
+    if status == "done" and labels.issue_type is None:
+        raise LabelingError("choose an issue type (or mark the issue pending)")
+    return labels
+
+
+def save_label(
+    session: Session,
+    taxonomy: Taxonomy,
+    issue_uid: str,
+    annotator: str,
+    round_name: str | None,
+    fields: dict[str, Any],
+    status: str = "done",
+) -> Annotation:
+    """Append one annotation (the annotator's current label for the issue from now on)."""
+    if session.get(Issue, issue_uid) is None:
+        raise LabelingError(f"no issue {issue_uid}")
+    if round_name is not None:
+        in_round = session.scalar(
+            select(RoundItem.id).where(
+                RoundItem.round == round_name, RoundItem.issue_uid == issue_uid
+            )
+        )
+        if in_round is None:
+            raise LabelingError(f"issue {issue_uid} is not in round '{round_name}'")
+    labels = check_labels(taxonomy, fields, status)
+    if status == "skipped" and labels.issue_type is None:
+        labels.issue_type = "not relevant"
+    annotation = Annotation(
+        issue_uid=issue_uid,
+        annotator=annotator,
+        round=round_name,
+        role="annotator",
+        status=status,
+        provenance="app",
+        raw_labels={k: fields.get(k) for k in (*LABEL_FIELDS, "memo")},
+        **labels.fields(),
+    )
+    session.add(annotation)
+    session.flush()
+    return annotation
+
+
+def undo_last(session: Session, annotator: str, round_name: str | None) -> str | None:
+    """Undo the newest save not undone yet, by appending the state before it.
+
+    Returns the issue whose label changed. Repeated undos walk back through the saves,
+    like an editor's undo; the undone rows stay in the table as history.
+    """
+    mine = (
+        select(Annotation)
+        .where(
+            Annotation.annotator == annotator,
+            Annotation.role == "annotator",
+            Annotation.round.is_(None) if round_name is None else Annotation.round == round_name,
+        )
+        .order_by(Annotation.id.desc())
+    )
+    rows = session.scalars(mine.where(Annotation.provenance.in_(("app", UNDO)))).all()
+    undone = {r.raw_labels.get("undo_of") for r in rows if r.provenance == UNDO}
+    target = next((r for r in rows if r.provenance == "app" and r.id not in undone), None)
+    if target is None:
+        return None
+    before = session.scalar(
+        mine.where(Annotation.issue_uid == target.issue_uid, Annotation.id < target.id).limit(1)
+    )
+    restored = {name: getattr(before, name) for name in (*LABEL_FIELDS, "memo")} if before else {}
+    session.add(
+        Annotation(
+            issue_uid=target.issue_uid,
+            annotator=annotator,
+            round=target.round,
+            role="annotator",
+            provenance=UNDO,
+            status=before.status if before else RETRACTED,
+            raw_labels={"undo_of": target.id},
+            **restored,
+        )
+    )
+    session.flush()
+    return target.issue_uid
+
+
+# ---- suggestions (from the classifier, when it has run) ----------------------------------
+def suggestions(session: Session, issue_uid: str) -> list[dict[str, Any]]:
+    """Top predictions of the newest model per target; empty when no classifier has run."""
+    rows = session.scalars(
+        select(Prediction)
+        .where(Prediction.issue_uid == issue_uid)
+        .order_by(Prediction.created_at.desc(), Prediction.id.desc())
+    ).all()
+    newest: dict[str, Prediction] = {}
+    for row in rows:
+        newest.setdefault(row.target, row)
+    ranked = []
+    for prediction in newest.values():
+        probabilities = prediction.probabilities or {prediction.label: prediction.probability}
+        for label, p in probabilities.items():
+            ranked.append(
+                {
+                    "target": prediction.target,
+                    "label": label,
+                    "probability": float(p),
+                    "model": prediction.model_id,
+                }
+            )
+    ranked.sort(key=lambda s: -s["probability"])
+    return ranked[:SUGGESTIONS]
+
+
+# ---- adjudication --------------------------------------------------------------------------
+@dataclass
+class Disagreement:
+    issue_uid: str
+    labels: dict[str, Annotation]  # annotator -> current label
+    dimensions: list[str]  # where they differ
+
+
+def disagreements(session: Session, round_name: str) -> list[Disagreement]:
+    """Issues of the round whose annotators' current labels differ, not yet resolved."""
+    by_issue: dict[str, dict[str, Annotation]] = defaultdict(dict)
+    for annotation in current_annotations(session, round_name):
+        if annotation.status != RETRACTED:
+            by_issue[annotation.issue_uid][annotation.annotator] = annotation
+    resolved = set(
+        session.scalars(
+            select(Annotation.issue_uid).where(
+                Annotation.round == round_name, Annotation.role == ADJUDICATOR
+            )
+        )
+    )
+    order = {uid: i for i, uid in enumerate(round_issue_uids(session, round_name))}
+    found = []
+    for uid, labels in by_issue.items():
+        if len(labels) < 2 or uid in resolved:
+            continue
+        differing = [
+            name
+            for name, value_of in DIMENSIONS.items()
+            if len({value_of(a) for a in labels.values()}) > 1
+        ]
+        if any(a.status != "done" for a in labels.values()):
+            differing.append("status")
+        if differing:
+            found.append(Disagreement(uid, labels, differing))
+    return sorted(found, key=lambda d: (order.get(d.issue_uid, 10**9), d.issue_uid))
+
+
+def resolve(
+    session: Session,
+    taxonomy: Taxonomy,
+    round_name: str,
+    issue_uid: str,
+    resolver: str,
+    fields: dict[str, Any],
+) -> FinalLabel:
+    """Record the adjudicated label: a final label, and an adjudicator annotation as history."""
+    labels = check_labels(taxonomy, fields, "done")
+    session.add(
+        Annotation(
+            issue_uid=issue_uid,
+            annotator=resolver,
+            round=round_name,
+            role=ADJUDICATOR,
+            status="done",
+            provenance="app:adjudication",
+            raw_labels={k: fields.get(k) for k in (*LABEL_FIELDS, "memo")},
+            **labels.fields(),
+        )
+    )
+    # the adjudicated label replaces whatever final label the issue had
+    for old in session.scalars(select(FinalLabel).where(FinalLabel.issue_uid == issue_uid)):
+        session.delete(old)
+    session.flush()
+    final = FinalLabel(
+        issue_uid=issue_uid,
+        resolved_by=resolver,
+        resolved_from=f"round {round_name} adjudication",
+        **labels.fields(),
+    )
+    session.add(final)
+    session.flush()
+    return final

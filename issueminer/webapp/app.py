@@ -1,0 +1,367 @@
+"""The annotation web app: server-rendered pages, a little plain JavaScript, JSON saves.
+
+Who is labelling comes from the server's settings (one annotator per session) or, in
+team mode, from a personal token. Every page carries a strict Content-Security-Policy:
+no inline script runs, whatever an issue body contains.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from issueminer import labeling
+from issueminer.labeling import LabelingError
+from issueminer.store import LABEL_FIELDS, Issue, Reply, Store
+from issueminer.taxonomy import Taxonomy
+from issueminer.webapp.render import render_body
+
+HERE = Path(__file__).parent
+TOKEN_COOKIE = "issueminer_token"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@dataclass
+class Settings:
+    store: Store
+    taxonomy: Taxonomy
+    round: str | None = None
+    annotator: str | None = None  # single-annotator mode
+    team: dict[str, str] = field(default_factory=dict)  # token -> annotator (team mode)
+    adjudicate: bool = False
+
+    @classmethod
+    def team_tokens(cls, annotators: list[str]) -> dict[str, str]:
+        return {secrets.token_urlsafe(18): name for name in annotators}
+
+
+class Forbidden(Exception):
+    pass
+
+
+def create_app(settings: Settings) -> Starlette:
+    templates = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+    )
+    picker = script_json(_picker_data(settings.taxonomy))
+
+    def who(request: Request) -> str:
+        if not settings.team:
+            return settings.annotator or "anonymous"
+        token = request.query_params.get("t") or request.cookies.get(TOKEN_COOKIE)
+        name = settings.team.get(token or "")
+        if name is None:
+            raise Forbidden
+        return name
+
+    def page(name: str, request: Request, **context: Any) -> Response:
+        html = templates.get_template(name).render(picker=picker, round=settings.round, **context)
+        response = HTMLResponse(html)
+        token = request.query_params.get("t")
+        if settings.team and token in settings.team:
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    async def home(request: Request) -> Response:
+        who(request)
+        target = "/adjudicate" if settings.adjudicate else "/label"
+        token = request.query_params.get("t")
+        return RedirectResponse(f"{target}?t={token}" if token else target, status_code=303)
+
+    async def label_page(request: Request) -> Response:
+        annotator = who(request)
+        with settings.store.session() as session:
+            uid = request.query_params.get("issue") or labeling.next_issue(
+                session, annotator, settings.round
+            )
+            progress = labeling.progress(session, annotator, settings.round)
+            if uid is None:
+                return page("done.html", request, annotator=annotator, progress=progress)
+            issue = _issue_view(session, uid)
+            if issue is None:
+                return page(
+                    "done.html",
+                    request,
+                    annotator=annotator,
+                    progress=progress,
+                    message=f"no issue {uid}",
+                )
+            current = labeling.current_label(session, uid, annotator, settings.round)
+            return page(
+                "label.html",
+                request,
+                annotator=annotator,
+                issue=issue,
+                progress=progress,
+                current=script_json(_label_dict(current)),
+                status=current.status if current else None,
+                suggestions=labeling.suggestions(session, uid),
+            )
+
+    async def adjudicate_page(request: Request) -> Response:
+        resolver = who(request)
+        if settings.round is None:
+            return JSONResponse({"error": "adjudication needs --round"}, status_code=400)
+        with settings.store.session() as session:
+            pending = labeling.disagreements(session, settings.round)
+            wanted = request.query_params.get("issue")
+            item = next((d for d in pending if d.issue_uid == wanted), None) if wanted else None
+            item = item or (pending[0] if pending else None)
+            if item is None:
+                return page(
+                    "done.html",
+                    request,
+                    annotator=resolver,
+                    adjudication=True,
+                    progress={"left": 0},
+                )
+            sides = [
+                {"annotator": name, "labels": _label_dict(a), "memo": a.memo, "status": a.status}
+                for name, a in sorted(item.labels.items())
+            ]
+            return page(
+                "adjudicate.html",
+                request,
+                annotator=resolver,
+                issue=_issue_view(session, item.issue_uid),
+                sides=sides,
+                sides_json=script_json(sides),
+                differing=item.dimensions,
+                left=len(pending),
+                current=script_json(sides[0]["labels"]),
+            )
+
+    async def save(request: Request) -> Response:
+        annotator = who(request)
+        body = await _json(request)
+        with settings.store.session() as session:
+            annotation = labeling.save_label(
+                session,
+                settings.taxonomy,
+                str(body.get("issue")),
+                annotator,
+                settings.round,
+                body.get("fields") or {},
+                str(body.get("status") or "done"),
+            )
+            saved = annotation.id
+        with settings.store.session() as session:
+            next_uid = labeling.next_issue(
+                session, annotator, settings.round, after=str(body.get("issue"))
+            )
+            progress = labeling.progress(session, annotator, settings.round)
+        return JSONResponse({"ok": True, "saved": saved, "next": next_uid, "progress": progress})
+
+    async def undo(request: Request) -> Response:
+        annotator = who(request)
+        await _json(request)
+        with settings.store.session() as session:
+            uid = labeling.undo_last(session, annotator, settings.round)
+        return JSONResponse({"ok": uid is not None, "issue": uid})
+
+    async def progress(request: Request) -> Response:
+        annotator = who(request)
+        with settings.store.session() as session:
+            return JSONResponse(labeling.progress(session, annotator, settings.round))
+
+    async def resolve(request: Request) -> Response:
+        resolver = who(request)
+        body = await _json(request)
+        if settings.round is None:
+            raise LabelingError("adjudication needs a round")
+        with settings.store.session() as session:
+            labeling.resolve(
+                session,
+                settings.taxonomy,
+                settings.round,
+                str(body.get("issue")),
+                resolver,
+                body.get("fields") or {},
+            )
+        with settings.store.session() as session:
+            left = len(labeling.disagreements(session, settings.round))
+        return JSONResponse({"ok": True, "left": left})
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/label", label_page),
+            Route("/adjudicate", adjudicate_page),
+            Route("/api/save", save, methods=["POST"]),
+            Route("/api/undo", undo, methods=["POST"]),
+            Route("/api/progress", progress),
+            Route("/api/resolve", resolve, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        exception_handlers={
+            Forbidden: _forbidden,
+            LabelingError: _invalid,
+            _BadRequest: _bad_request,
+        },
+        middleware=[Middleware(SecurityHeaders)],
+    )
+    return app
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: a memo cannot close the tag."""
+    text = json.dumps(data, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the headers above to every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _BadRequest(Exception):
+    pass
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    # a JSON body cannot be sent by a plain cross-site form, which keeps saves same-origin
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise _BadRequest("send JSON")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise _BadRequest("not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise _BadRequest("expected a JSON object")
+    return body
+
+
+async def _forbidden(_request: Request, _exc: Exception) -> Response:
+    return JSONResponse(
+        {"ok": False, "error": "a valid personal link (token) is required"}, status_code=403
+    )
+
+
+async def _invalid(_request: Request, exc: Exception) -> Response:
+    return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
+
+
+async def _bad_request(_request: Request, exc: Exception) -> Response:
+    return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+
+
+def _label_dict(annotation: Any) -> dict[str, Any]:
+    if annotation is None:
+        return {}
+    return {name: getattr(annotation, name) for name in (*LABEL_FIELDS, "memo")}
+
+
+def _issue_view(session: Any, uid: str) -> dict[str, Any] | None:
+    issue = session.get(Issue, uid)
+    if issue is None:
+        return None
+    replies = session.scalars(
+        select(Reply).where(Reply.issue_uid == uid).order_by(Reply.accepted.desc(), Reply.id)
+    ).all()
+    return {
+        "uid": issue.uid,
+        "url": issue.url,
+        "source": issue.source,
+        "framework": issue.framework,
+        "title": issue.title or "(no title stored; hydrate it with `issueminer crawl hydrate`)",
+        "tags": issue.tags or [],
+        "body": render_body(issue.body, issue.source),
+        "replies": [
+            {
+                "kind": r.kind,
+                "author": r.author,
+                "accepted": r.accepted,
+                "body": render_body(r.body, issue.source),
+            }
+            for r in replies
+        ],
+    }
+
+
+def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The taxonomy flattened into the lists the picker filters, with definitions."""
+
+    def definition(dimension: str, name: str) -> str:
+        node = taxonomy.node(dimension, name)
+        return node.definition if node else ""
+
+    symptoms = [
+        {
+            "stage": stage,
+            "inner": inner,
+            "leaf": leaf,
+            "path": " › ".join(p for p in (stage, inner, leaf) if p),
+            "definition": definition("symptom", leaf),
+            "context": definition("inner_category", inner) if inner else definition("stage", stage),
+        }
+        for stage, inner, leaf in taxonomy.leaf_paths()
+    ]
+    howto = []
+    for topic, subs in taxonomy.howto_tree.items():
+        howto.append(
+            {
+                "topic": topic,
+                "subtopic": None,
+                "path": topic,
+                "definition": definition("howto_topic", topic),
+            }
+        )
+        for sub in subs:
+            node = taxonomy.nodes["howto_subtopic"][f"{topic}/{sub}"]
+            howto.append(
+                {
+                    "topic": topic,
+                    "subtopic": sub,
+                    "path": f"{topic} › {sub}",
+                    "definition": node.definition,
+                }
+            )
+    return {
+        "issue_types": [
+            {"name": n, "definition": definition("issue_type", n)}
+            for n in taxonomy.names("issue_type")
+        ],
+        "symptoms": symptoms,
+        "fix_patterns": [
+            {"name": n, "definition": definition("fix_pattern", n)}
+            for n in taxonomy.names("fix_pattern")
+        ],
+        "howto": howto,
+    }

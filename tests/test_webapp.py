@@ -1,0 +1,188 @@
+"""Every route of the annotation app, through Starlette's test client."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from issueminer import labeling
+from issueminer.store import Annotation, FinalLabel
+from issueminer.webapp.app import CSP, Settings, create_app
+from tests.labeling_fixtures import FAULT, HOWTO, add_issues
+
+
+@pytest.fixture
+def world(store, taxonomy):
+    add_issues(store, 8)
+    with store.session() as session:
+        chosen = labeling.create_round(session, "r1", 4, ["alice", "bob"], seed=1)
+    return store, chosen
+
+
+def client(store, taxonomy, **settings) -> TestClient:
+    return TestClient(create_app(Settings(store, taxonomy, **settings)), follow_redirects=False)
+
+
+def uid_on(page: str) -> str:
+    return re.search(r'data-uid="([0-9a-f]{40})"', page).group(1)
+
+
+def test_label_page_shows_the_next_issue_safely(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    home = app.get("/")
+    assert home.status_code == 303 and home.headers["location"] == "/label"
+    page = app.get("/label")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CSP
+    assert uid_on(page.text) == chosen[0]
+    assert "Keys" in page.text and "Ctrl+Enter" in page.text
+    assert "done 0 · pending 0 · left 4" in page.text
+    hostile = app.get(f"/label?issue={_hostile_uid(store)}")
+    assert "<script>window" not in hostile.text and "onerror" not in hostile.text
+    assert "javascript:" not in hostile.text and "onmouseover" not in hostile.text
+    assert "✔ accepted answer" in hostile.text
+    assert app.get("/static/app.js").status_code == 200
+
+
+def _hostile_uid(store) -> str:
+    from issueminer.ids import parse_issue_url
+
+    return parse_issue_url("https://stackoverflow.com/questions/95000000").uid
+
+
+def test_save_next_undo_and_progress(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    saved = app.post("/api/save", json={"issue": chosen[0], "fields": FAULT})
+    assert saved.status_code == 200
+    body = saved.json()
+    assert body["next"] == chosen[1] and body["progress"]["done"] == 1
+    assert app.get("/api/progress").json()["left"] == 3
+    undone = app.post("/api/undo", json={})
+    assert undone.json() == {"ok": True, "issue": chosen[0]}
+    assert app.get("/api/progress").json()["done"] == 0
+    with store.session() as session:
+        statuses = [a.status for a in session.scalars(select(Annotation).order_by(Annotation.id))]
+    assert statuses == ["done", "retracted"]
+
+
+def test_bad_saves_are_refused_and_change_nothing(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    wrong = app.post(
+        "/api/save", json={"issue": chosen[0], "fields": {**FAULT, "leaf_symptom": "banana"}}
+    )
+    assert wrong.status_code == 422 and "banana" in wrong.json()["error"]
+    not_json = app.post(
+        "/api/save",
+        content="issue=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert not_json.status_code == 400
+    unknown = app.post("/api/save", json={"issue": "nope", "fields": FAULT})
+    assert unknown.status_code == 422
+    with store.session() as session:
+        assert session.scalars(select(Annotation)).all() == []
+
+
+def test_memo_cannot_break_out_of_the_page(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    memo = "</script><script>alert(1)</script>"
+    app.post("/api/save", json={"issue": chosen[0], "fields": {**FAULT, "memo": memo}})
+    page = app.get(f"/label?issue={chosen[0]}").text
+    assert memo not in page and "\\u003c/script\\u003e" in page
+
+
+def test_team_mode_needs_a_personal_token(world, taxonomy) -> None:
+    store, chosen = world
+    tokens = Settings.team_tokens(["alice", "bob"])
+    by_name = {name: token for token, name in tokens.items()}
+    app = client(store, taxonomy, round="r1", team=tokens)
+    assert app.get("/label").status_code == 403
+    assert app.post("/api/save", json={"issue": chosen[0], "fields": FAULT}).status_code == 403
+    page = app.get(f"/label?t={by_name['bob']}")
+    assert page.status_code == 200 and ">bob<" in page.text
+    assert "issueminer_token" in page.headers["set-cookie"]
+    # the cookie now identifies bob without the query parameter
+    assert app.post("/api/save", json={"issue": chosen[0], "fields": FAULT}).status_code == 200
+    with store.session() as session:
+        assert session.scalars(select(Annotation.annotator)).all() == ["bob"]
+
+
+def test_adjudication_routes(world, taxonomy) -> None:
+    store, chosen = world
+    with store.session() as session:
+        for uid in chosen:
+            labeling.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
+            labeling.save_label(
+                session, taxonomy, uid, "bob", "r1", HOWTO if uid == chosen[2] else FAULT
+            )
+    app = client(store, taxonomy, round="r1", annotator="carol", adjudicate=True)
+    assert app.get("/").headers["location"] == "/adjudicate"
+    page = app.get("/adjudicate")
+    assert uid_on(page.text) == chosen[2]
+    assert "alice" in page.text and "bob" in page.text and "issue_type" in page.text
+    resolved = app.post("/api/resolve", json={"issue": chosen[2], "fields": HOWTO})
+    assert resolved.json() == {"ok": True, "left": 0}
+    assert "No disagreements left" in app.get("/adjudicate").text
+    with store.session() as session:
+        final = session.scalars(select(FinalLabel)).one()
+        assert (final.issue_uid, final.resolved_by) == (chosen[2], "carol")
+    no_round = client(store, taxonomy, annotator="carol", adjudicate=True)
+    assert no_round.get("/adjudicate").status_code == 400
+
+
+def test_done_page_when_the_round_is_finished(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    for uid in chosen:
+        app.post("/api/save", json={"issue": uid, "fields": HOWTO})
+    assert "Nothing left to label" in app.get("/label").text
+
+
+def test_cli_refuses_an_open_address_without_tokens(runner, sqlite_url) -> None:
+    from issueminer.cli.main import app
+
+    result = runner.invoke(
+        app, ["label", "--annotator", "a", "--host", "0.0.0.0", "--db", sqlite_url]
+    )
+    assert result.exit_code == 1 and "--team" in result.output
+    missing = runner.invoke(
+        app, ["label", "--annotator", "a", "--round", "nope", "--db", sqlite_url]
+    )
+    assert missing.exit_code == 1 and "no round 'nope'" in missing.output
+
+
+def test_round_cli(runner, tmp_path) -> None:
+    import json
+
+    from issueminer.cli.main import app
+    from issueminer.store import Store
+
+    db = str(tmp_path / "r.db")
+    add_issues(Store(f"sqlite:///{db}"), 8)
+    made = runner.invoke(
+        app,
+        [
+            "round",
+            "create",
+            "--size",
+            "4",
+            "--annotators",
+            "alice,bob",
+            "--stratify",
+            "source",
+            "--db",
+            db,
+        ],
+    )
+    assert made.exit_code == 0 and "round round1: 4 issues for alice, bob" in made.output
+    status = json.loads(
+        runner.invoke(app, ["round", "status", "--db", db, "--format", "json"]).stdout
+    )
+    assert [(r["annotator"], r["left"]) for r in status] == [("alice", 4), ("bob", 4)]
