@@ -51,3 +51,7 @@ crawl: $(STAMP)
 	$(BIN)/issueminer crawl stackoverflow
 	$(BIN)/issueminer crawl github
 	$(BIN)/issueminer crawl status
+
+## Annotation app latency: "save and load next" on 100,000 issues in SQLite.
+bench-label: $(STAMP)
+	$(BIN)/python bench/label_bench.py

@@ -188,18 +188,14 @@ def next_issue(
     return None
 
 
-def progress(session: Session, annotator: str, round_name: str | None) -> dict[str, int]:
+def progress(
+    session: Session, annotator: str, round_name: str | None, total: int | None = None
+) -> dict[str, int]:
+    """Done, pending, skipped and left; `total` may be passed in when the caller caches it."""
     mine = [a for a in _current_of(session, annotator, round_name) if a.status != RETRACTED]
     counts = Counter(a.status for a in mine)
-    if round_name is not None:
-        total = session.scalar(
-            select(func.count()).select_from(RoundItem).where(RoundItem.round == round_name)
-        )
-    else:
-        total = (
-            session.scalar(select(func.count()).select_from(Issue).where(Issue.text.is_not(None)))
-            or 0
-        )
+    if total is None:
+        total = queue_size(session, round_name)
     return {
         "done": counts["done"],
         "pending": counts["pending"],
@@ -207,6 +203,20 @@ def progress(session: Session, annotator: str, round_name: str | None) -> dict[s
         "left": max(0, total - counts["done"] - counts["pending"] - counts["skipped"]),
         "total": total,
     }
+
+
+def queue_size(session: Session, round_name: str | None) -> int:
+    """Issues in the round, or (without a round) every issue that has text to label."""
+    if round_name is not None:
+        return (
+            session.scalar(
+                select(func.count()).select_from(RoundItem).where(RoundItem.round == round_name)
+            )
+            or 0
+        )
+    return (
+        session.scalar(select(func.count()).select_from(Issue).where(Issue.text.is_not(None))) or 0
+    )
 
 
 def _current_of(session: Session, annotator: str, round_name: str | None) -> list[Annotation]:

@@ -44,6 +44,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     # WAL lets readers (other annotators' pages) proceed while one save is written
     cursor.execute("PRAGMA journal_mode=WAL")
+    # in WAL mode NORMAL cannot corrupt the file; it only defers the fsync to checkpoints
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -61,6 +62,15 @@ class Meta(Base):
 
 class Issue(Base):
     __tablename__ = "issue"
+    __table_args__ = (
+        # the annotation queue and its progress count only issues that have text
+        Index(
+            "ix_issue_has_text",
+            "uid",
+            sqlite_where=text("text IS NOT NULL"),
+            postgresql_where=text("text IS NOT NULL"),
+        ),
+    )
 
     uid: Mapped[str] = mapped_column(String(40), primary_key=True)
     source: Mapped[str] = mapped_column(String(30), index=True)  # stackoverflow | github | unknown

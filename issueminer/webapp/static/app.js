@@ -304,4 +304,5 @@
   for (const side of document.querySelectorAll(".side")) {
     side.addEventListener("click", () => takeSide(Number(side.dataset.index)));
   }
+  document.body.dataset.ready = "1"; // keys work from here on (tests wait for this)
 })();

@@ -1,4 +1,4 @@
-"""round items: the issues drawn into a labelling round, in order
+"""round items (the issues drawn into a labelling round, in order); index of issues with text
 
 Revision ID: 0002
 Revises: 0001
@@ -28,9 +28,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("round_item", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_round_item_round"), ["round"], unique=False)
+    op.create_index(
+        "ix_issue_has_text",
+        "issue",
+        ["uid"],
+        unique=False,
+        sqlite_where=sa.text("text IS NOT NULL"),
+        postgresql_where=sa.text("text IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_issue_has_text", table_name="issue")
     with op.batch_alter_table("round_item", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_round_item_round"))
     op.drop_table("round_item")

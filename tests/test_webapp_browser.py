@@ -1,0 +1,323 @@
+"""The annotation app in real headless Chromium (Debian's package), driven by Playwright.
+
+Screenshots of the labelling and adjudication screens go to tests/artifacts/ (not
+committed) so a reviewer can look at them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import select
+
+from issueminer import labeling
+from issueminer.agreement import agreement_table, cohen_kappa
+from issueminer.store import Annotation, FinalLabel
+from issueminer.webapp.app import Settings, create_app
+from tests.labeling_fixtures import FAULT, HOWTO, add_issues
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class LiveServer:
+    """The app under uvicorn on 127.0.0.1, in a thread, for one test."""
+
+    def __init__(self, settings: Settings) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started:
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def world(store, taxonomy):
+    add_issues(store, 10)
+    with store.session() as session:
+        chosen = labeling.create_round(session, "r1", 4, ["alice", "bob"], seed=2)
+    return store, chosen
+
+
+def watch(page: Page) -> list[str]:
+    """Collect console errors and page errors; a dialog would mean a script ran."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: (problems.append("dialog: " + d.message), d.dismiss()))
+    return problems
+
+
+def label_with_keys(page: Page, symptom: str, fix: str) -> None:
+    """Fault, distributed-specific, a symptom and a fix pattern, keyboard only."""
+    page.keyboard.press("1")
+    page.keyboard.press("d")
+    page.keyboard.press("/")
+    page.keyboard.type(symptom)
+    page.keyboard.press("Enter")
+    page.keyboard.press("x")
+    page.keyboard.type(fix)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+
+
+READY = "document.body.dataset.ready === '1'"
+
+
+def wait_for_issue_change(page: Page, old_uid: str) -> None:
+    """Until another issue (or the end page) is shown and its keys work."""
+    page.wait_for_function(
+        "old => !document.getElementById('issue') || (document.getElementById('issue')"
+        f".dataset.uid !== old && {READY})",
+        arg=old_uid,
+    )
+
+
+def wait_for_issue(page: Page, uid: str) -> None:
+    """Until `uid` is shown and its keys work."""
+    page.wait_for_function(
+        f"uid => document.getElementById('issue')?.dataset.uid === uid && {READY}", arg=uid
+    )
+
+
+def uid_of(page: Page) -> str:
+    return page.get_attribute("#issue", "data-uid")
+
+
+def test_an_annotator_labels_a_round_with_the_keyboard_only(browser, world, taxonomy) -> None:
+    store, chosen = world
+    settings = Settings(store, taxonomy, round="r1", annotator="alice")
+    with LiveServer(settings) as url:
+        page = browser.new_page()
+        problems = watch(page)
+        page.goto(url + "/")
+        wait_for_issue(page, chosen[0])
+        label_with_keys(page, "program failure out of memory", "fix batch size")
+        assert page.text_content("#symptom-value") == (
+            "training & evaluation › program failure › out of memory"
+        )
+        page.screenshot(path=str(ARTIFACTS / "labelling.png"), full_page=True)
+        page.keyboard.press("Control+Enter")
+        wait_for_issue(page, chosen[1])
+        # a how-to question through the topic picker, then save with "s"
+        page.keyboard.press("2")
+        page.keyboard.press("t")
+        page.keyboard.type("communication backend")
+        page.keyboard.press("Enter")
+        page.keyboard.press("m")
+        page.keyboard.type("asks which backend to use")
+        page.keyboard.press("Escape")
+        page.keyboard.press("s")
+        wait_for_issue(page, chosen[2])
+        page.keyboard.press("p")  # undecided: pending, comes back at the end
+        wait_for_issue(page, chosen[3])
+        page.keyboard.press("k")  # not relevant
+        wait_for_issue(page, chosen[2])  # the pending one comes back
+        page.keyboard.press("u")  # undo the skip: back to that issue
+        wait_for_issue(page, chosen[3])
+        label_with_keys(page, "communication setup hang and timeout", "fix network setting")
+        page.keyboard.press("Control+Enter")
+        wait_for_issue(page, chosen[2])  # only the pending one is left
+        page.keyboard.press("b")  # back to the previous issue
+        wait_for_issue(page, chosen[3])
+        assert "done 3 · pending 1 · left 0" in page.text_content("#progress")
+        assert problems == []
+    with store.session() as session:
+        rows = session.scalars(select(Annotation).order_by(Annotation.id)).all()
+    latest = {row.issue_uid: row for row in rows}  # the newest row per issue wins
+    assert latest[chosen[0]].leaf_symptom == "out of memory"
+    assert latest[chosen[0]].distributed_specific is True
+    assert latest[chosen[0]].fix_patterns == ["fix batch size"]
+    assert (latest[chosen[1]].howto_topic, latest[chosen[1]].howto_subtopic) == (
+        "communication",
+        "backend",
+    )
+    assert latest[chosen[1]].memo == "asks which backend to use"
+    assert latest[chosen[2]].status == "pending"
+    assert latest[chosen[3]].leaf_symptom == "hang and timeout"
+    assert [r.status for r in rows if r.issue_uid == chosen[3]] == ["skipped", "retracted", "done"]
+
+
+def test_two_annotators_label_concurrently_with_personal_links(browser, world, taxonomy) -> None:
+    store, chosen = world
+    tokens = Settings.team_tokens(["alice", "bob"])
+    link = {name: token for token, name in tokens.items()}
+    with LiveServer(Settings(store, taxonomy, round="r1", team=tokens)) as url:
+        pages = {}
+        for name in ("alice", "bob"):
+            context = browser.new_context()
+            pages[name] = context.new_page()
+            pages[name].goto(f"{url}/?t={link[name]}")
+            wait_for_issue(pages[name], chosen[0])
+        for uid in chosen:
+            for name, symptom in (("alice", "out of memory"), ("bob", "segmentation fault")):
+                page = pages[name]
+                wait_for_issue(page, uid)
+                label_with_keys(page, symptom, "fix dependency version")
+            # both press save at the same moment
+            for name in ("alice", "bob"):
+                pages[name].keyboard.press("Control+Enter")
+            for name in ("alice", "bob"):
+                wait_for_issue_change(pages[name], uid)
+        # independence: bob's screen never shows alice's label
+        assert "out of memory" not in pages["bob"].content().split('id="picker-data"')[0]
+    with store.session() as session:
+        rows = session.scalars(select(Annotation)).all()
+    assert len(rows) == 8
+    assert {(r.annotator, r.leaf_symptom) for r in rows} == {
+        ("alice", "out of memory"),
+        ("bob", "segmentation fault"),
+    }
+
+
+def test_an_adjudicator_resolves_disagreements(browser, world, taxonomy) -> None:
+    store, chosen = world
+    alice = [FAULT, FAULT, HOWTO, FAULT]
+    bob = [FAULT, {**FAULT, "leaf_symptom": "memory issue"}, HOWTO, HOWTO]
+    with store.session() as session:
+        for uid, a, b in zip(chosen, alice, bob, strict=True):
+            labeling.save_label(session, taxonomy, uid, "alice", "r1", a)
+            labeling.save_label(session, taxonomy, uid, "bob", "r1", b)
+    settings = Settings(store, taxonomy, round="r1", annotator="carol", adjudicate=True)
+    with LiveServer(settings) as url:
+        page = browser.new_page()
+        problems = watch(page)
+        page.goto(url + "/")
+        wait_for_issue(page, chosen[1])
+        assert "leaf_symptom" in page.text_content("h2")
+        page.screenshot(path=str(ARTIFACTS / "adjudication.png"), full_page=True)
+        page.keyboard.press("o")  # take bob's label
+        page.keyboard.press("Control+Enter")
+        wait_for_issue(page, chosen[3])
+        page.keyboard.press("a")  # take alice's label
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("#done")
+        assert problems == []
+    with store.session() as session:
+        finals = {f.issue_uid: f for f in session.scalars(select(FinalLabel))}
+        rows = agreement_table(session, "r1")
+    assert finals[chosen[1]].leaf_symptom == "memory issue"
+    assert finals[chosen[3]].issue_type == "fault"
+    assert {f.resolved_by for f in finals.values()} == {"carol"}
+    # agreement figures match the saved independent labels, computed here from the inputs
+    issue_type = next(r for r in rows if r.dimension == "issue_type")
+    expected = cohen_kappa([a["issue_type"] for a in alice], [b["issue_type"] for b in bob])
+    assert issue_type.n == 4 and issue_type.kappa == pytest.approx(expected)
+    assert issue_type.agreement == pytest.approx(3 / 4)
+
+
+def test_hostile_issue_text_is_inert(browser, store, taxonomy) -> None:
+    uids = add_issues(store, 2)
+    with LiveServer(Settings(store, taxonomy, annotator="alice")) as url:
+        page = browser.new_page()
+        problems = watch(page)
+        page.goto(f"{url}/label?issue={uids[0]}")
+        page.hover("text=hover here")
+        page.click("text=click me", no_wait_after=True)
+        time.sleep(0.3)
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("#issue-body [onerror], #issue-body [onmouseover]").count() == 0
+        assert page.locator("#issue-body script").count() == 0
+        assert "NCCL error <unhandled>" in page.text_content("#issue-body pre")
+        assert not [p for p in problems if p.startswith("dialog")]
+
+
+def test_a_failed_save_is_shown_and_the_form_kept(browser, world, taxonomy) -> None:
+    store, chosen = world
+    with LiveServer(Settings(store, taxonomy, round="r1", annotator="alice")) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        wait_for_issue(page, chosen[0])
+        label_with_keys(page, "out of memory", "fix batch size")
+        page.route(
+            "**/api/save",
+            lambda route: route.fulfill(
+                status=500,
+                content_type="application/json",
+                body='{"ok": false, "error": "disk full"}',
+            ),
+        )
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('NOT')"
+        )
+        assert "disk full" in page.text_content("#status")
+        assert uid_of(page) == chosen[0]
+        assert "out of memory" in page.text_content("#symptom-value")
+        # reloading (a closed tab, a restarted server) restores the unsaved edits
+        page.unroute("**/api/save")
+        page.reload()
+        wait_for_issue(page, chosen[0])
+        assert "out of memory" in page.text_content("#symptom-value")
+        page.keyboard.press("Control+Enter")
+        wait_for_issue_change(page, chosen[0])
+    with store.session() as session:
+        assert [a.leaf_symptom for a in session.scalars(select(Annotation))] == ["out of memory"]
+
+
+def test_suggestions_are_one_key_choices(browser, world, taxonomy) -> None:
+    from issueminer.store import Prediction
+
+    store, chosen = world
+    with store.session() as session:
+        session.add(
+            Prediction(
+                issue_uid=chosen[0],
+                model_id="m",
+                target="leaf_symptom",
+                label="hang",
+                probability=0.7,
+                probabilities={"hang": 0.7, "out of memory": 0.2},
+            )
+        )
+    with LiveServer(Settings(store, taxonomy, round="r1", annotator="alice")) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        wait_for_issue(page, chosen[0])
+        assert "not a human label" in page.text_content("#suggestions")
+        page.keyboard.press("8")
+        assert page.text_content("#symptom-value").endswith("out of memory")
