@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from issueminer.store import Store
@@ -29,3 +34,17 @@ def dump(
 def crawled_content(store: Store) -> dict[str, list[str]]:
     """What a crawl stored, without what differs between runs (run ids, clocks)."""
     return dump(store, skip_tables={"crawl_run", "meta"}, skip_columns={"found_by"})
+
+
+def kill_after_requests(
+    start: Callable[[], subprocess.Popen], fake: object, requests: int, timeout: float = 60
+) -> None:
+    """Start a process and SIGKILL it once `fake` has served `requests` more requests."""
+    before = len(fake.requests)
+    process = start()
+    deadline = time.time() + timeout
+    while len(fake.requests) - before < requests and process.poll() is None:
+        assert time.time() < deadline, "the crawl made no progress"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()

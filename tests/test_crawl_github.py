@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +19,7 @@ from issueminer.selection import Selection
 from issueminer.sources.github import GitHubClient, GitHubCrawler
 from issueminer.store import Issue, Reply, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue
-from tests.helpers import crawled_content
+from tests.helpers import crawled_content, kill_after_requests
 
 REPOS = ["horovod/horovod", "pytorch/pytorch"]
 T0 = datetime(2019, 1, 1, tzinfo=UTC)
@@ -221,15 +219,8 @@ def test_sigkill_and_resume_equals_a_straight_run(tmp_path, taxonomy, kill_after
         straight_db = str(tmp_path / "straight.db")
         straight = _cli(straight_db, fake.url, env)
         assert straight.wait(timeout=120) == 0
-        start = len(fake.requests)
         db = str(tmp_path / "killed.db")
-        process = _cli(db, fake.url, env)
-        deadline = time.time() + 60
-        while len(fake.requests) - start < kill_after and process.poll() is None:
-            assert time.time() < deadline
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        kill_after_requests(lambda: _cli(db, fake.url, env), fake, kill_after)
         resumed = _cli(db, fake.url, env)
         output, errors = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, errors

@@ -9,10 +9,8 @@ from __future__ import annotations
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -27,7 +25,7 @@ from tests.fakes.stackexchange import (
     make_comment,
     make_question,
 )
-from tests.helpers import crawled_content
+from tests.helpers import crawled_content, kill_after_requests
 
 START = 1_600_000_000
 
@@ -219,14 +217,7 @@ def test_sigkill_and_resume_equals_a_straight_run(tmp_path, fake, taxonomy, kill
     straight = Store(f"sqlite:///{tmp_path / 'straight.db'}")
     crawl(straight, fake, taxonomy)
     db = str(tmp_path / "killed.db")
-    start = len(fake.requests)
-    process = _cli(db, fake.url, env)
-    deadline = time.time() + 60
-    while len(fake.requests) - start < kill_after and process.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_after_requests(lambda: _cli(db, fake.url, env), fake, kill_after)
     resumed = _cli(db, fake.url, env)
     output, errors = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, errors

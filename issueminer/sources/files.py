@@ -21,24 +21,11 @@ from urllib.parse import urlsplit
 from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
+from issueminer.store.models import LABEL_FIELDS
 from issueminer.taxonomy import Taxonomy
 from issueminer.text import plain_text
 
-LABEL_COLUMNS = (
-    "url",
-    "kind",
-    "annotator",
-    "round",
-    "issue_type",
-    "distributed_specific",
-    "stage",
-    "inner_category",
-    "leaf_symptom",
-    "fix_patterns",
-    "howto_topic",
-    "howto_subtopic",
-    "memo",
-)
+LABEL_COLUMNS = ("url", "kind", "annotator", "round", *LABEL_FIELDS, "memo")
 LABEL_KINDS = ("annotation", "final")
 
 
