@@ -55,3 +55,11 @@ crawl: $(STAMP)
 ## Annotation app latency: "save and load next" on 100,000 issues in SQLite.
 bench-label: $(STAMP)
 	$(BIN)/python bench/label_bench.py
+
+## The study's report (report/: HTML, tables/*.tex, figures/*) and its replication package
+## (replication-package/, TOSEM 2023 layout), both from study.db (see `make study`).
+.PHONY: report
+report: study
+	$(BIN)/issueminer report --db study.db --out report
+	rm -rf replication-package
+	$(BIN)/issueminer export --db study.db --out replication-package

@@ -6,6 +6,7 @@ import typer
 
 from issueminer import __version__
 from issueminer.cli import crawl, db, imports, issues, label, stats, taxonomy
+from issueminer.cli import report as report_cli
 
 app = typer.Typer(
     name="issueminer",
@@ -22,6 +23,9 @@ app.command("stats")(stats.stats)
 app.command("agree")(stats.agree)
 app.command("label")(label.label)
 app.add_typer(label.round_app, name="round")
+app.command("report")(report_cli.report)
+app.command("export")(report_cli.export)
+app.command("diff-study")(report_cli.diff_study)
 
 
 def _version(value: bool) -> None:

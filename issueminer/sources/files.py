@@ -46,6 +46,20 @@ class FileLabel:
     raw_labels: dict[str, Any]
 
 
+def json_lines(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a bad line fails naming its place."""
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFailure(f"{where}, line {line_no}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise ImportFailure(f"{where}, line {line_no}: expected a JSON object")
+        yield line_no, record
+
+
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or row number, record) from JSON Lines or CSV, chosen by the file's extension."""
     try:
@@ -53,16 +67,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailure(f"{path}: cannot read the file ({exc})") from exc
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        for line_no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFailure(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise ImportFailure(f"{path}, line {line_no}: expected a JSON object")
-            yield line_no, record
+        yield from json_lines(text, str(path))
     else:
         reader = csv.DictReader(io.StringIO(text))
         for record in reader:

@@ -7,6 +7,12 @@ Layout (paths under the package root, which a GitHub "Download ZIP" wraps in one
   Results/manual labelling/pilot_labelling.xlsx   one sheet: the pilot's agreed labels
   Results/manual labelling/reliability_analysis_round<N>.xlsx   label1, label2, Final
 
+Packages written by `issueminer export` may add, all optional so the TOSEM package reads
+as before: a `not relevant` sheet in the final workbook, `resolved by` and `memo` columns in
+the final sheets, a `status` column in labelling sheets, a manifest (`issueminer-package.json`
+beside `Results/`) naming each round and the annotator behind each sheet, and each workbook
+as a folder of one CSV or JSON Lines file per sheet instead of an .xlsx file.
+
 The reader only parses; `issueminer.ingest` writes. Everything it sees ends up either in a
 record or in the report, and anything that makes the package unusable raises ImportFailure.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import tempfile
 import zipfile
@@ -24,18 +31,35 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import openpyxl
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
-from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
+from issueminer.sources.files import json_lines
+from issueminer.taxonomy import FAULT, HOWTO, NOT_RELEVANT, Taxonomy
 
 FINAL_WORKBOOK = "final categories.xlsx"
 FINAL_SHEETS = {"faults": FAULT, "how-to questions": HOWTO}
+OPTIONAL_FINAL_SHEETS = {"not relevant": NOT_RELEVANT}  # the TOSEM package has none
 PILOT_WORKBOOK = "pilot_labelling.xlsx"
 ROUND_WORKBOOK = re.compile(r"reliability_analysis_round(\d+)\.xlsx$", re.I)
 ROUND_ANNOTATOR_SHEETS = ("label1", "label2")
 ROUND_FINAL_SHEET = "Final"
+# sheet -> (annotator, role) when no manifest names them
+ROUND_DEFAULT_SHEETS = {
+    **{sheet: (sheet, "annotator") for sheet in ROUND_ANNOTATOR_SHEETS},
+    ROUND_FINAL_SHEET: ("adjudicated", "adjudicator"),
+}
+MANIFEST = "issueminer-package.json"
+# A workbook written as a folder of per-sheet files (`final categories/faults.csv`).
+FLAT_SHEET = re.compile(
+    r"^(?P<book>(?:.*/)?(?:final categories|pilot_labelling|reliability_analysis_round\d+))"
+    r"/(?P<sheet>[^/]+)\.(?P<ext>csv|jsonl)$",
+    re.I,
+)
+ANNOTATION_STATUSES = ("done", "pending", "skipped", "retracted")
 SO_CANDIDATES = "so_dl_distributed.csv"
 GITHUB_CANDIDATES = re.compile(r"GitHub_dl_distributed/(?P<framework>[\w.-]+)-issues\.txt$", re.I)
 ORIGIN_PREFIX = "replication:"
@@ -56,13 +80,15 @@ _COMMON_HEADERS = {
     "leaf category": "leaf_symptom",
     "fix pattern": "fix_patterns",
     "memo": "memo",
+    "status": "status",
 }
 # "Type" means the source in the final sheets and the inner category in labelling sheets.
-FINAL_HEADERS = {**_COMMON_HEADERS, "type": "source_type"}
+FINAL_HEADERS = {**_COMMON_HEADERS, "type": "source_type", "resolved by": "resolved_by"}
 LABELLING_HEADERS = {**_COMMON_HEADERS, "type": "inner_category"}
 REQUIRED = {
     "faults": ("url", "stage", "leaf_symptom", "fix_patterns"),
     "how-to questions": ("url", "howto_topic"),
+    "not relevant": ("url",),
     "labelling": ("url", "issue_type", "stage", "leaf_symptom", "fix_patterns", "howto_topic"),
 }
 
@@ -114,7 +140,7 @@ def open_package(source: str | Path, progress: Any = None) -> Package:
         files = {
             p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()
         }
-        return Package(path.name, _rooted(files, text))
+        return Package(path.name, _rooted(_with_flat_workbooks(files), text))
     if path.is_file():
         return _from_zip(path, name=path.name)
     raise ImportFailure(f"{source}: no such folder, zip file or URL")
@@ -130,7 +156,7 @@ def _from_zip(path: Path, name: str) -> Package:
             }
     except (zipfile.BadZipFile, OSError) as exc:
         raise ImportFailure(f"{name}: not a readable zip file ({exc})") from exc
-    return Package(name, _rooted(files, name))
+    return Package(name, _rooted(_with_flat_workbooks(files), name))
 
 
 def _rooted(files: dict[str, bytes], name: str) -> dict[str, bytes]:
@@ -142,6 +168,63 @@ def _rooted(files: dict[str, bytes], name: str) -> dict[str, bytes]:
     root = PurePosixPath(anchors[0]).parent.parent.parent
     prefix = "" if str(root) == "." else f"{root}/"
     return {p.removeprefix(prefix): data for p, data in files.items() if p.startswith(prefix)}
+
+
+def _with_flat_workbooks(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Folders of per-sheet CSV/JSON Lines files read as the .xlsx workbook they stand for.
+
+    Everything downstream then sees one layout, and provenance names the workbook and
+    sheet exactly as it would for the .xlsx form of the same package.
+    """
+    books: dict[str, dict[str, list[list[Any]]]] = {}
+    for path in sorted(files):
+        match = FLAT_SHEET.search(path)
+        if match:
+            rows = _flat_rows(path, files[path], match["ext"].lower())
+            books.setdefault(f"{match['book']}.xlsx", {})[match["sheet"]] = rows
+    if not books:
+        return files
+    kept = {p: data for p, data in files.items() if not FLAT_SHEET.search(p)}
+    return {**kept, **{book: workbook_bytes(sheets) for book, sheets in books.items()}}
+
+
+def _flat_rows(path: str, data: bytes, ext: str) -> list[list[Any]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailure(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    if ext == "csv":
+        return [
+            [cell if cell != "" else None for cell in row] for row in csv.reader(io.StringIO(text))
+        ]
+    records = [record for _, record in json_lines(text, path)]
+    header = list(dict.fromkeys(key for record in records for key in record))
+    return [header, *([record.get(key) for key in header] for record in records)]
+
+
+def workbook_bytes(sheets: dict[str, list[list[Any]]]) -> bytes:
+    """An .xlsx file with these sheets (rows of cell values, the header first)."""
+    book = openpyxl.Workbook(write_only=True)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append([_stored_cell(sheet, value) for value in row])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _stored_cell(sheet: Any, value: Any) -> Any:
+    """Text stays text: without this, a cell starting with '=' would become a formula."""
+    if not isinstance(value, str):
+        return value
+    # control characters cannot be stored in .xlsx; openpyxl refuses the whole file
+    text = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if not text.startswith("="):
+        return text
+    cell = WriteOnlyCell(sheet, value=text)
+    cell.data_type = "s"
+    return cell
 
 
 def _download(url: str, progress: Any) -> Path:
@@ -167,6 +250,36 @@ class PackageReader:
         self.package = package
         self.taxonomy = taxonomy
         self.report = report
+        self.manifest = self._manifest()
+
+    def _manifest(self) -> dict[str, Any]:
+        found = self.package.find(MANIFEST)
+        if not found:
+            return {}
+        try:
+            manifest = json.loads(self._text(found[0]))
+        except json.JSONDecodeError as exc:
+            raise ImportFailure(f"{found[0]}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("rounds", {}), dict):
+            raise ImportFailure(f"{found[0]}: expected an object with a 'rounds' object")
+        return manifest
+
+    def _round_sheets(self, path: str, number: int) -> tuple[str | None, dict[str, Any]]:
+        """The round's name and sheet -> (annotator, role), from the manifest or the defaults."""
+        entry = self.manifest.get("rounds", {}).get(PurePosixPath(path).name)
+        if entry is None:
+            return f"round{number}", ROUND_DEFAULT_SHEETS
+        try:
+            sheets = {
+                name: (str(sheet["annotator"]), str(sheet.get("role") or "annotator"))
+                for name, sheet in entry["sheets"].items()
+            }
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ImportFailure(
+                f"{MANIFEST}: round workbook '{PurePosixPath(path).name}' needs 'sheets' "
+                f"mapping each sheet to an object with 'annotator' ({exc!r})"
+            ) from exc
+        return entry.get("round"), sheets
 
     def candidates(self) -> Iterator[IssueRecord]:
         """The URLs the study's filters selected, before labelling."""
@@ -202,39 +315,46 @@ class PackageReader:
         for path in sorted(
             self.package.find(ROUND_WORKBOOK), key=lambda p: int(ROUND_WORKBOOK.search(p)[1])
         ):
-            round_name = f"round{int(ROUND_WORKBOOK.search(path)[1])}"
-            yield from self._round(path, round_name)
+            round_name, sheets = self._round_sheets(path, int(ROUND_WORKBOOK.search(path)[1]))
+            yield from self._round(path, round_name, sheets)
 
     # ---- sheets ----
     def _final(self, path: str) -> Iterator[LabelRecord]:
         book = self._workbook(path)
-        for sheet_name, issue_type in FINAL_SHEETS.items():
+        present = {sheet.title.strip().lower() for sheet in book.worksheets}
+        optional = {k: v for k, v in OPTIONAL_FINAL_SHEETS.items() if k in present}
+        for sheet_name, issue_type in {**FINAL_SHEETS, **optional}.items():
             sheet = _sheet(book, sheet_name, path)
             for row_no, row in self._rows(path, sheet, FINAL_HEADERS, REQUIRED[sheet_name]):
                 where = Where(path, sheet.title, row_no)
                 issue = self._issue(row, where, anchor_scope=f"{path}#{sheet.title}")
                 labels = normalise_labels(self.taxonomy, row, where, self.report, issue_type)
+                resolved_by = row.get("resolved_by")
                 yield LabelRecord(
                     issue,
                     "final",
                     labels,
                     _provenance(where),
                     _raw(row),
-                    annotator=None,
+                    annotator=str(resolved_by).strip() if _present(resolved_by) else None,
                     role="adjudicator",
                 )
 
-    def _round(self, path: str, round_name: str) -> Iterator[LabelRecord]:
+    def _round(
+        self, path: str, round_name: str | None, sheets: dict[str, Any]
+    ) -> Iterator[LabelRecord]:
         book = self._workbook(path)
-        for sheet_name in (*ROUND_ANNOTATOR_SHEETS, ROUND_FINAL_SHEET):
+        for sheet_name, (annotator, role) in sheets.items():
             sheet = _sheet(book, sheet_name, path)
-            if sheet_name == ROUND_FINAL_SHEET:
-                yield from self._labelling(path, round_name, sheet, "adjudicated", "adjudicator")
-            else:
-                yield from self._labelling(path, round_name, sheet, sheet_name)
+            yield from self._labelling(path, round_name, sheet, annotator, role)
 
     def _labelling(
-        self, path: str, round_name: str, sheet: Any, annotator: str, role: str | None = None
+        self,
+        path: str,
+        round_name: str | None,
+        sheet: Any,
+        annotator: str,
+        role: str | None = None,
     ) -> Iterator[LabelRecord]:
         if sheet is None:
             sheet = self._workbook(path).worksheets[0]
@@ -245,6 +365,7 @@ class PackageReader:
             # one anchor scope per workbook: label1, label2 and Final rows pair up
             issue = self._issue(row, where, anchor_scope=path)
             labels = normalise_labels(self.taxonomy, row, where, self.report)
+            self._explicit_status(row.get("status"), labels, where)
             yield LabelRecord(
                 issue,
                 "annotation",
@@ -255,6 +376,23 @@ class PackageReader:
                 round=round_name,
                 role=role,
             )
+
+    def _explicit_status(self, cell: Any, labels: Labels, where: Where) -> None:
+        """A status column (skipped, retracted, ...) says what the label cells cannot."""
+        if not _present(cell):
+            return
+        status = str(cell).strip().lower()
+        if status in ANNOTATION_STATUSES:
+            labels.status = status
+            return
+        labels.unknown.append(f"status={cell!r}")
+        where.report(
+            self.report,
+            "unknown-label",
+            f"'{cell}' is not a status ({', '.join(ANNOTATION_STATUSES)})",
+            "status",
+            cell,
+        )
 
     def _rows(
         self, path: str, sheet: Any, headers: dict[str, str], required: tuple[str, ...]
@@ -389,8 +527,10 @@ def _present(value: Any) -> bool:
 
 
 def _framework_of_type(source_type: str) -> str:
-    """'SO-tensorflow & SO-keras' -> 'tensorflow & keras'."""
-    parts = [re.sub(r"^(so|github)-", "", p.strip(), flags=re.I) for p in source_type.split("&")]
+    """'SO-tensorflow & SO-keras' -> 'tensorflow & keras'; a bare 'SO' names no framework."""
+    parts = [
+        re.sub(r"^(so|github)(-|$)", "", p.strip(), flags=re.I) for p in source_type.split("&")
+    ]
     return " & ".join(p.lower() for p in parts if p)
 
 

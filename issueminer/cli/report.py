@@ -1,0 +1,145 @@
+"""`issueminer report`, `issueminer export` and `issueminer diff-study`: a study's outputs.
+
+The library modules are imported inside the commands: matplotlib and scipy take a while
+to load, and the other commands should not pay for them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    fail,
+    handled,
+    open_store,
+    out,
+    print_json,
+    study_taxonomy,
+)
+
+
+class SheetFormat(StrEnum):
+    xlsx = "xlsx"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+OutOption = Annotated[Path, typer.Option("--out", help="Folder to write into.")]
+
+
+def report(
+    db: DbOption = None, study: StudyOption = None, out_dir: OutOption = Path("report")
+) -> None:
+    """Write the study report: report.html, tables/*.tex and figures/* (PNG, PDF, SVG).
+
+    report.html is one self-contained file (figures embedded, no server, no network):
+    method (sources, selection criteria, counts from crawled to labelled, agreement),
+    figures and tables. Its numbers are those of `issueminer stats` and `issueminer agree`.
+
+    Example: issueminer report --db study.db --out paper/report
+    """
+    from issueminer.reporting import build_report
+
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    with handled():
+        result = build_report(store, taxonomy, out_dir)
+    out.print(f"wrote {result.html}", highlight=False)
+    out.print(f"wrote {len(result.tables)} tables in {out_dir / 'tables'}", highlight=False)
+    out.print(f"wrote {len(result.figures)} figure files in {out_dir / 'figures'}", highlight=False)
+
+
+def export(
+    db: DbOption = None,
+    study: StudyOption = None,
+    sheet_format: Annotated[
+        SheetFormat,
+        typer.Option(
+            "--format", "-f", help="Workbooks as .xlsx, or one CSV/JSON Lines file per sheet."
+        ),
+    ] = SheetFormat.xlsx,
+    out_dir: OutOption = Path("replication-package"),
+) -> None:
+    """Write a replication package in the TOSEM 2023 layout: URLs, final labels, every round.
+
+    Holds the selected URLs per source, the final labels (faults, how-to questions, not
+    relevant), each round's independent and adjudicated labels, the taxonomy file, the
+    codebook and a README. `issueminer import replication` on it rebuilds the same labels.
+
+    Example: issueminer export --format xlsx --out replication-package
+    """
+    from issueminer.export import ExportError, export_package
+
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    with handled():
+        try:
+            result = export_package(store, taxonomy, out_dir, sheet_format.value)
+        except ExportError as exc:
+            fail(str(exc))
+    for what, n in result.counts.items():
+        out.print(f"{what:>34}: {n}", highlight=False)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+    out.print(f"wrote {len(result.files)} files in {out_dir}", highlight=False)
+
+
+def diff_study(
+    a: Annotated[str, typer.Argument(help="First study: database URL or SQLite path.")],
+    b: Annotated[str, typer.Argument(help="Second study: database URL or SQLite path.")],
+    study: StudyOption = None,
+    top: Annotated[int, typer.Option(help="How many moved categories to list.")] = 10,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Compare two studies' (or snapshots') label distributions: chi-square and top movers.
+
+    Tests issue types, stages, how-to topics and, per stage, the leaf symptoms (Pearson's
+    chi-square, Holm-adjusted p too; tests with small expected counts are flagged), then
+    lists the categories whose share changed most, in percentage points.
+
+    Example: issueminer diff-study study.db new-crawl.db --top 15
+    """
+    from issueminer.stats import compute_stats, render_table
+    from issueminer.study_diff import diff_studies
+
+    stats = []
+    for url in (a, b):
+        store = open_store(url)
+        taxonomy = study_taxonomy(store, study)
+        with handled(), store.session() as session:
+            stats.append(compute_stats(session, taxonomy))
+    diff = diff_studies(stats[0], stats[1], names=(a, b), top=top)
+    if fmt == Format.json:
+        print_json(diff.as_dict())
+        return
+    tests = pd.DataFrame([vars(t) for t in diff.tests])
+    if fmt in (Format.md, Format.latex):
+        for column in ("p_value", "p_holm"):
+            tests[column] = tests[column].map(_p_value)
+    movers = pd.DataFrame([vars(m) for m in diff.movers])
+    if fmt == Format.md:
+        out.print(f"A = {a}\nB = {b}\n\n## Chi-square tests (A vs B)\n", highlight=False)
+    out.print(
+        render_table(tests, fmt.value, "Chi-square tests, A vs B", decimals=2), highlight=False
+    )
+    if fmt == Format.md:
+        out.print("## Categories that moved most (share in %, delta in points)\n", highlight=False)
+    out.print(render_table(movers, fmt.value, "Categories that moved most"), highlight=False)
+
+
+SMALLEST_P_SHOWN = 1e-4  # below this, digits say nothing a reader can use
+
+
+def _p_value(p: float | None) -> str:
+    if p is None or p != p:
+        return ""
+    return f"< {SMALLEST_P_SHOWN:g}" if p < SMALLEST_P_SHOWN else f"{p:.4f}"
