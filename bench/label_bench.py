@@ -29,20 +29,39 @@ from issueminer.store import Issue, Store  # noqa: E402
 from issueminer.taxonomy import load_taxonomy  # noqa: E402
 from issueminer.webapp.app import Settings, create_app  # noqa: E402
 
-LABEL = {"issue_type": "fault", "distributed_specific": True, "stage": "communication setup",
-         "leaf_symptom": "hang and timeout", "fix_patterns": ["fix network setting"]}
-BODY = "<p>Workers hang in <code>hvd.init()</code> on 2 nodes.</p><pre><code>" + (
-    "NCCL WARN Connect to 10.0.0.2 failed\n" * 20) + "</code></pre>"
+LABEL = {
+    "issue_type": "fault",
+    "distributed_specific": True,
+    "stage": "communication setup",
+    "leaf_symptom": "hang and timeout",
+    "fix_patterns": ["fix network setting"],
+}
+BODY = (
+    "<p>Workers hang in <code>hvd.init()</code> on 2 nodes.</p><pre><code>"
+    + ("NCCL WARN Connect to 10.0.0.2 failed\n" * 20)
+    + "</code></pre>"
+)
 
 
 def fill(store: Store, n: int) -> None:
     rows = []
     for i in range(n):
         url = f"https://stackoverflow.com/questions/{10_000_000 + i}"
-        rows.append({"uid": hashlib.sha1(url.encode()).hexdigest(), "source": "stackoverflow",
-                     "origin": "https://stackoverflow.com", "native_id": str(10_000_000 + i),
-                     "url": url, "title": f"Horovod hangs ({i})", "body": BODY,
-                     "text": "Workers hang", "tags": ["horovod"], "flags": [], "raw": {}})
+        rows.append(
+            {
+                "uid": hashlib.sha1(url.encode()).hexdigest(),
+                "source": "stackoverflow",
+                "origin": "https://stackoverflow.com",
+                "native_id": str(10_000_000 + i),
+                "url": url,
+                "title": f"Horovod hangs ({i})",
+                "body": BODY,
+                "text": "Workers hang",
+                "tags": ["horovod"],
+                "flags": [],
+                "raw": {},
+            }
+        )
     with store.engine.begin() as conn:
         for start in range(0, n, 5000):
             conn.execute(insert(Issue), rows[start : start + 5000])
@@ -66,9 +85,14 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(Settings(store, load_taxonomy(), annotator="bench")), host="127.0.0.1",
-        port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Settings(store, load_taxonomy(), annotator="bench")),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.01)
@@ -89,12 +113,18 @@ def main() -> None:
     server.should_exit = True
     ms = 1000
     p95, base95 = percentile(steps, 0.95) * ms, percentile(baseline, 0.95) * ms
-    print(f"save and load next ({args.saves} steps): median {statistics.median(steps) * ms:.1f} ms"
-          f"  p95 {p95:.1f} ms  max {max(steps) * ms:.1f} ms")
-    print(f"baseline (no database): median {statistics.median(baseline) * ms:.1f} ms"
-          f"  p95 {base95:.1f} ms")
-    print(f"ratio p95 / baseline p95: {p95 / base95:.1f}x   target p95 < 50 ms: "
-          f"{'met' if p95 < 50 else 'NOT met'}")
+    print(
+        f"save and load next ({args.saves} steps): median {statistics.median(steps) * ms:.1f} ms"
+        f"  p95 {p95:.1f} ms  max {max(steps) * ms:.1f} ms"
+    )
+    print(
+        f"baseline (no database): median {statistics.median(baseline) * ms:.1f} ms"
+        f"  p95 {base95:.1f} ms"
+    )
+    print(
+        f"ratio p95 / baseline p95: {p95 / base95:.1f}x   target p95 < 50 ms: "
+        f"{'met' if p95 < 50 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":
