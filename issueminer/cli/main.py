@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from issueminer import __version__
+from issueminer.cli import classify as classify_cli
 from issueminer.cli import crawl, db, imports, issues, label, stats, taxonomy
 from issueminer.cli import report as report_cli
 
@@ -26,6 +27,9 @@ app.add_typer(label.round_app, name="round")
 app.command("report")(report_cli.report)
 app.command("export")(report_cli.export)
 app.command("diff-study")(report_cli.diff_study)
+app.command("train")(classify_cli.train)
+app.command("evaluate")(classify_cli.evaluate)
+app.command("classify")(classify_cli.classify)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks and the deterministic synthetic inputs they (and some tests) run on."""

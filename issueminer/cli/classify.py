@@ -1,0 +1,267 @@
+"""`issueminer train`, `evaluate` and `classify`: label suggestions, measured honestly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+from issueminer.classify import (
+    CLASSIFIERS,
+    DEFAULT_CLASSIFIER,
+    DEFAULT_MODELS_DIR,
+    TARGETS,
+    ClassifierError,
+    Examples,
+    classify_unlabelled,
+    confusion_figure,
+    cross_validate,
+    featurize,
+    get_target,
+    load_examples,
+    load_model,
+    newest_model_file,
+    prediction_queue,
+    save_model,
+    systems_for,
+    train_model,
+)
+from issueminer.classify.evaluation import SUMMARY_KEYS
+from issueminer.classify.model import DEFAULT_FOLDS
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    err,
+    fail,
+    handled,
+    open_store,
+    out,
+    print_json,
+    study_taxonomy,
+)
+from issueminer.stats import render_table
+from issueminer.store import Store
+from issueminer.taxonomy import Taxonomy
+
+METRIC_DECIMALS = 3
+
+
+Classifier = StrEnum("Classifier", [(name, name) for name in CLASSIFIERS])
+
+
+DEFAULT_MODEL = Classifier(DEFAULT_CLASSIFIER)
+
+
+class Order(StrEnum):
+    issue = "issue"
+    uncertainty = "uncertainty"
+
+
+TargetOption = Annotated[
+    str, typer.Option("--target", help=f"What to predict: {', '.join(TARGETS)}.")
+]
+ClassifierOption = Annotated[
+    Classifier,
+    typer.Option(
+        "--classifier", help="Linear model: logistic regression or a calibrated linear SVM."
+    ),
+]
+FoldsOption = Annotated[int, typer.Option("--folds", "-k", help="Cross-validation folds.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the folds' shuffle.")]
+
+
+@contextmanager
+def _classifier_errors() -> Iterator[None]:
+    with handled():
+        try:
+            yield
+        except ClassifierError as exc:
+            fail(str(exc))
+
+
+def _examples(store: Store, taxonomy: Taxonomy, target_name: str) -> Examples:
+    with _classifier_errors():
+        target = get_target(target_name)
+    with handled(), store.session() as session:
+        examples = load_examples(session, target, taxonomy)
+    if examples.without_text:
+        err.print(f"({examples.without_text} labelled issues have no text and are left out)")
+    if not examples.documents:
+        fail(f"no final label with issue text for target '{target.name}'")
+    return examples
+
+
+def _emit(text: str) -> None:
+    out.print(text, end="" if text.endswith("\n") else "\n")  # no blank line after a CSV
+
+
+def _metrics_frame(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    rows = [{"system": name, **{k: r[k] for k in SUMMARY_KEYS}} for name, r in results.items()]
+    return pd.DataFrame(rows, columns=["system", *SUMMARY_KEYS])
+
+
+def train(
+    db: DbOption = None,
+    study: StudyOption = None,
+    target: TargetOption = "issue_type",
+    classifier: ClassifierOption = DEFAULT_MODEL,
+    folds: Annotated[
+        int, typer.Option("--folds", "-k", help="Cross-validate first (0: skip) for metadata.")
+    ] = DEFAULT_FOLDS,
+    seed: SeedOption = 0,
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Directory (or .skops file) for the model.")
+    ] = DEFAULT_MODELS_DIR,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Train a classifier on the final labels and save it with its metadata.
+
+    Features: title and prose words, title character n-grams, and error signals from
+    code and logs (exception names, NCCL errors, CUDA out of memory, segmentation
+    faults). A symptom model predicts the leaf together with its stage. The model file
+    (skops) records the label set, a hash of the training set, library versions and
+    cross-validated metrics beside the baselines'.
+
+    Example: issueminer train --target symptom --out models/
+    """
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    examples = _examples(store, taxonomy, target)
+    err.print(f"training a {target} model on {len(examples.documents)} labelled issues ...")
+    with _classifier_errors():
+        model = train_model(
+            examples.documents,
+            examples.labels,
+            get_target(target),
+            taxonomy,
+            classifier.value,
+            folds,
+            seed,
+        )
+        path = save_model(model, out_path)
+    metadata = model.metadata
+    if fmt == Format.json:
+        print_json({"path": str(path), **metadata})
+        return
+    metrics = {k: v for k, v in metadata["metrics"].items() if isinstance(v, dict)}
+    if fmt == Format.md:
+        out.print(
+            f"saved {path}\nmodel {model.model_id}: {metadata['training_set']['n']} issues, "
+            f"{len(metadata['labels'])} labels, fitted in {metadata['fit_seconds']:.1f} s\n"
+        )
+        if metrics:
+            out.print(f"cross-validated ({folds} folds, seed {seed}):\n")
+    if metrics:
+        frame = _metrics_frame(metrics)
+        caption = f"{target}: {folds}-fold cross-validation"
+        _emit(render_table(frame, fmt.value, caption, METRIC_DECIMALS))
+
+
+def evaluate(
+    db: DbOption = None,
+    study: StudyOption = None,
+    target: TargetOption = "issue_type",
+    classifier: ClassifierOption = DEFAULT_MODEL,
+    folds: FoldsOption = DEFAULT_FOLDS,
+    seed: SeedOption = 0,
+    figure: Annotated[
+        Path | None,
+        typer.Option("--figure", help="Confusion-matrix PNG (default: confusion-TARGET.png)."),
+    ] = None,
+    no_figure: Annotated[bool, typer.Option("--no-figure", help="Write no figure.")] = False,
+    per_class: Annotated[
+        bool, typer.Option("--per-class", help="csv/latex: the per-label table instead.")
+    ] = False,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Cross-validate the classifier against majority and keyword-rule baselines.
+
+    Stratified k-fold: every issue is scored once by systems fitted without it. Reports
+    accuracy, macro- and weighted-F1, top-3 accuracy, per-label precision, recall and F1,
+    and the confusion matrix (also as a PNG).
+
+    Example: issueminer evaluate --target stage --folds 10 --seed 1 --format json
+    """
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    examples = _examples(store, taxonomy, target)
+    with _classifier_errors():
+        spec = get_target(target)
+        evaluation = cross_validate(
+            featurize(examples.documents),
+            examples.labels,
+            spec,
+            lambda: systems_for(spec, taxonomy, classifier.value),
+            folds,
+            seed,
+            classifier.value,
+        )
+    path = None if no_figure else confusion_figure(evaluation, figure or f"confusion-{target}.png")
+    if fmt == Format.json:
+        print_json({**evaluation.as_json(), "figure": str(path) if path else None})
+        return
+    summary = evaluation.summary_frame()
+    caption = f"{target}: {folds}-fold cross-validation, n={evaluation.n}"
+    if fmt != Format.md:
+        frame = evaluation.per_class_frame() if per_class else summary
+        _emit(render_table(frame, fmt.value, caption, METRIC_DECIMALS))
+        return
+    out.print(f"# {caption}\n")
+    out.print(render_table(summary, "md", caption, METRIC_DECIMALS))
+    out.print("## Per label (model; baselines' F1)\n")
+    out.print(render_table(evaluation.per_class_frame(), "md", caption, METRIC_DECIMALS))
+    if path:
+        out.print(f"confusion matrix: {path}")
+
+
+def classify(
+    db: DbOption = None,
+    target: TargetOption = "issue_type",
+    model_path: Annotated[
+        Path | None, typer.Option("--model", help="Model file (default: the newest for --target).")
+    ] = None,
+    models_dir: Annotated[
+        Path, typer.Option("--models", help="Where to look for the newest model.")
+    ] = DEFAULT_MODELS_DIR,
+    limit: Annotated[int | None, typer.Option(help="At most this many issues.")] = None,
+    order: Annotated[
+        Order, typer.Option("--order", help="List in uid order or least certain first.")
+    ] = Order.issue,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Predict labels for issues without final labels and store them as predictions.
+
+    Predictions (label, probabilities, model id) go to the prediction table only, never
+    to annotations or final labels, so stats, agree and exports ignore them. Stage,
+    symptom and fix-pattern models say what a fault would be: read them beside an
+    issue_type model's predictions. With --order uncertainty the list is an annotation
+    queue, least certain first, the order the annotation app uses.
+
+    Example: issueminer classify --target symptom --order uncertainty --limit 50
+    """
+    path = model_path or newest_model_file(models_dir, target)
+    if path is None:
+        fail(f"no {target} model in {models_dir}; run `issueminer train --target {target}`")
+    with _classifier_errors():
+        model = load_model(path)
+    store = open_store(db)
+    with handled(), store.session() as session:
+        predicted = classify_unlabelled(session, model, limit)
+        rows = prediction_queue(session, predicted, model.target.field, order.value)
+    if fmt == Format.json:
+        print_json({"model_id": model.model_id, "target": model.target.name, "issues": rows})
+        return
+    frame = pd.DataFrame(
+        rows, columns=["uid", "url", "title", "label", "probability", "uncertainty"]
+    )
+    if fmt == Format.md:
+        out.print(f"{len(rows)} issues predicted by {model.model_id} (stored as predictions)\n")
+        frame["uid"] = frame["uid"].str[:10]
+    _emit(render_table(frame, fmt.value, f"{model.target.name} predictions", METRIC_DECIMALS))
