@@ -33,6 +33,8 @@ RETRACTED = "retracted"  # an undone save: the issue counts as not yet labelled
 UNDO = "app:undo"  # provenance of the rows that undo a save
 ADJUDICATOR = "adjudicator"
 SUGGESTIONS = 3
+# prediction targets the form can take in one key (see the classifier's target names)
+SUGGESTED_TARGETS = ("issue_type", "leaf_symptom", "fix_patterns", "howto_topic")
 
 
 class LabelingError(ValueError):
@@ -359,6 +361,9 @@ def suggestions(session: Session, issue_uid: str) -> list[dict[str, Any]]:
     ).all()
     newest: dict[str, Prediction] = {}
     for row in rows:
+        # a symptom model also stores its stage and inner category; the leaf implies them
+        if row.target not in SUGGESTED_TARGETS:
+            continue
         newest.setdefault(row.target, row)
     ranked = []
     for prediction in newest.values():

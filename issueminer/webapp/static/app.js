@@ -237,7 +237,10 @@
     const target = item.dataset.target;
     const label = item.dataset.label;
     if (target === "issue_type") setType(label);
-    else if (target === "fix_pattern") { if (!state.fixes.includes(label)) state.fixes.push(label); setType("fault"); }
+    else if (target === "fix_patterns" || target === "fix_pattern") {
+      if (!state.fixes.includes(label)) state.fixes.push(label);
+      setType("fault");
+    }
     else if (target === "howto_topic") {
       state.howto = data.howto.find((h) => h.topic === label && !h.subtopic) || state.howto;
       setType("how-to question");
