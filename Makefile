@@ -63,3 +63,18 @@ report: study
 	$(BIN)/issueminer report --db study.db --out report
 	rm -rf replication-package
 	$(BIN)/issueminer export --db study.db --out replication-package
+
+## The data-dump scan (crawl so-dump) against grep -c, a per-row ElementTree parse and lxml
+## iterparse on one synthetic 1 GB Posts.xml, generated deterministically into bench/data/
+## on first use. Not part of `make test`.
+.PHONY: bench-dump
+bench-dump: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.dump_bench
+
+## The classifier on a generated corpus of 10,000 issues per target: training time and
+## prediction throughput (issues/s) beside the majority and keyword baselines'. Budget:
+## training under 60 s, prediction 2,000 issues/s or more. Not part of `make test`.
+.PHONY: bench-classify
+bench-classify: $(STAMP)
+	$(BIN)/python -m bench.classify --size 10000

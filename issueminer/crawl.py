@@ -98,8 +98,10 @@ class Checkpointer:
                     session, [{**e.issue, "found_by": self.found_by} for e in envelopes]
                 )
                 written = counts["added"] + counts["updated"]
-                for envelope in envelopes:
-                    upsert_replies(session, envelope.issue["uid"], envelope.replies)
+                replies: dict[str, list[dict[str, Any]]] = {}
+                for envelope in envelopes:  # an issue may come twice in one batch
+                    replies.setdefault(envelope.issue["uid"], []).extend(envelope.replies)
+                upsert_replies(session, replies)
             run = session.get(CrawlRun, self.run_id)
             run.checkpoint = checkpoint
             run.items_seen += seen

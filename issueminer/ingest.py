@@ -272,21 +272,31 @@ def _remember_study(session: Session, taxonomy: Taxonomy) -> None:
         session.add(Meta(key="study", value=taxonomy.study))
 
 
-def upsert_replies(session: Session, issue_uid: str, replies: list[dict[str, Any]]) -> int:
-    """Insert or refresh an issue's answers/comments, matched by their native id."""
-    existing = {
-        r.native_id: r for r in session.scalars(select(Reply).where(Reply.issue_uid == issue_uid))
-    }
+def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, Any]]]) -> int:
+    """Insert or refresh issues' answers/comments, matched by native id; returns how many new.
+
+    One query per chunk of issues, not per issue: a crawl page or a dump piece stores
+    hundreds of issues at once.
+    """
     added = 0
-    for reply in replies:
-        current = existing.get(reply["native_id"])
-        if current is None:
-            session.add(Reply(issue_uid=issue_uid, **reply))
-            added += 1
-        else:
-            for key, value in reply.items():
-                if getattr(current, key) != value:
-                    setattr(current, key, value)
+    uids = [uid for uid, replies in replies_by_issue.items() if replies]
+    for start in range(0, len(uids), _CHUNK):
+        chunk = uids[start : start + _CHUNK]
+        existing = {
+            (r.issue_uid, r.native_id): r
+            for r in session.scalars(select(Reply).where(Reply.issue_uid.in_(chunk)))
+        }
+        for uid in chunk:
+            for reply in replies_by_issue[uid]:
+                current = existing.get((uid, reply["native_id"]))
+                if current is None:
+                    existing[(uid, reply["native_id"])] = Reply(issue_uid=uid, **reply)
+                    session.add(existing[(uid, reply["native_id"])])
+                    added += 1
+                    continue
+                for key, value in reply.items():
+                    if getattr(current, key) != value:
+                        setattr(current, key, value)
     return added
 
 
@@ -298,7 +308,10 @@ def import_issues(
     issues = read_issues(Path(path), report, taxonomy)
     with store.session() as session:
         counts = upsert_issues(session, [i.fields for i in issues])
-        replies = sum(upsert_replies(session, i.fields["uid"], i.replies) for i in issues)
+        replies_by_issue: dict[str, list[dict[str, Any]]] = {}
+        for issue in issues:  # a file may list one issue twice
+            replies_by_issue.setdefault(issue.fields["uid"], []).extend(issue.replies)
+        replies = upsert_replies(session, replies_by_issue)
     report.counts.update({f"issues {k}": v for k, v in counts.items()})
     report.counts["replies added"] += replies
     return report

@@ -53,8 +53,7 @@ def add_issues(store: Store, n: int = 12, hostile: bool = True) -> list[str]:
         ]
     with store.session() as session:
         upsert_issues(session, records)
-        for uid, items in replies.items():
-            upsert_replies(session, uid, items)
+        upsert_replies(session, replies)
     return [r["uid"] for r in records]
 
 

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from issueminer.cli.common import (
     DbOption,
@@ -27,6 +38,7 @@ from issueminer.cli.common import (
 from issueminer.crawl import Checkpointer, QuotaExhausted, crawl_status
 from issueminer.hydrate import HydrateResult, hydrate_github, hydrate_stackoverflow, pending
 from issueminer.selection import Selection
+from issueminer.sources import sodump
 from issueminer.sources.github import GitHubClient, GitHubCrawler, GitHubError
 from issueminer.sources.stackexchange import (
     StackExchangeClient,
@@ -315,6 +327,12 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
             highlight=False,
             markup=False,
         )
+        if run["source"] == "so-dump" and checkpoint.get("phase") not in (None, "done"):
+            out.print(
+                f"    phase {checkpoint['phase']} from byte {checkpoint.get('offset', 0)}",
+                highlight=False,
+                markup=False,
+            )
         for name, state in (checkpoint.get("tags") or {}).items():
             resume = "done" if state.get("done") else f"from {_when(state.get('cursor'))}"
             out.print(f"    tag {name}: {resume}", highlight=False, markup=False)
@@ -369,3 +387,174 @@ def _summary(checkpointer: Checkpointer, fmt: Format, facts: dict[str, Any]) -> 
         print_json(data)
     else:
         out.print("  ".join(f"{k} {v}" for k, v in data.items()), highlight=False, markup=False)
+
+
+class Engine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+@app.command("so-dump")
+def so_dump(
+    path: Annotated[
+        str,
+        typer.Argument(help="Posts.xml, Posts.xml.gz, the .7z archive as published, or - (stdin)."),
+    ],
+    comments: Annotated[
+        str | None,
+        typer.Option(help="Comments.xml (plain, .gz or .7z): attach the kept posts' comments."),
+    ] = None,
+    only_known: Annotated[
+        bool,
+        typer.Option(
+            "--only-known",
+            help="Keep exactly the Stack Overflow questions already in the store, whatever "
+            "the criteria say, and fill in their text and answers.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes (or Dask workers) scanning byte ranges.")
+    ] = 1,
+    engine: Annotated[Engine, typer.Option(help="Run the pieces here or on Dask.")] = Engine.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (default: a local cluster of --workers)."),
+    ] = None,
+    report: Annotated[
+        str | None,
+        typer.Option("--report", help="Write every bad-input case with its line (.csv or .json)."),
+    ] = None,
+    piece_size: Annotated[
+        str, typer.Option(help="Bytes per work unit and per checkpoint, e.g. 64MB.")
+    ] = "64MB",
+    db: DbOption = None,
+    study: StudyOption = None,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Scan the Stack Overflow data dump with the study's criteria; store questions and answers.
+
+    Questions carrying a study tag are parsed and judged like the API crawler's; their
+    answers (and with --comments their comments) are attached. Bad rows are counted,
+    reported with their line and skipped. Killed, the same command resumes where it stopped.
+
+    Example: issueminer crawl so-dump stackoverflow.com-Posts.7z --workers 2 --report bad.csv
+    """
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    selection = Selection.from_taxonomy(taxonomy)
+    try:
+        piece_bytes = sodump.parse_size(piece_size)
+        posts = sodump.open_source(path)
+        comment_source = sodump.open_source(comments, "comments") if comments else None
+    except (sodump.DumpError, ValueError) as exc:
+        fail(str(exc))
+    packed = [s for s in (posts, comment_source) if s is not None and not s.plain]
+    if packed and (workers > 1 or engine == Engine.dask):
+        fail(
+            "--workers and --engine dask scan byte ranges of an uncompressed file; "
+            f"{packed[0].name} is {packed[0].kind}: unpack it, or scan it with one worker"
+        )
+    known = sodump.known_questions(store) if only_known else None
+    if known is not None and not known:
+        fail("--only-known: the store has no Stack Overflow questions yet (import them first)")
+    criteria = sodump.Criteria(selection, taxonomy, known)
+    with _dump_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        try:
+            executor = _dump_executor(engine, workers, scheduler)
+        except (OSError, TimeoutError) as exc:
+            fail(f"cannot start or reach the Dask cluster: {exc}")
+        crawler = sodump.DumpCrawler(
+            posts, criteria, comment_source, executor, piece_bytes, on_progress
+        )
+        checkpointer = Checkpointer(store, "so-dump", crawler.query())
+        started = time.perf_counter()
+        try:
+            with _crawl_errors(checkpointer):
+                summary = crawler.run(checkpointer)
+                checkpointer.finish("done")
+        finally:
+            executor.close()
+    seconds = time.perf_counter() - started
+    if report:
+        sodump.findings_report(summary).write(report)
+    _dump_summary(summary, checkpointer, seconds, report, fmt)
+
+
+def _dump_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _dump_executor(engine: Engine, workers: int, scheduler: str | None) -> Any:
+    if engine == Engine.dask:
+        return sodump.DaskExecutor(scheduler, workers)
+    return sodump.ProcessExecutor(workers) if workers > 1 else sodump.SerialExecutor()
+
+
+def _dump_summary(
+    summary: sodump.ScanSummary,
+    checkpointer: Checkpointer,
+    seconds: float,
+    report: str | None,
+    fmt: Format,
+) -> None:
+    data = {
+        "run": checkpointer.run_id,
+        "resumed": checkpointer.resumed,
+        **summary.as_dict(),
+        "seconds": round(seconds, 2),
+        "report_file": report,
+    }
+    if fmt == Format.json:
+        print_json(data)
+        return
+    rate = summary.scanned_bytes / seconds / 1e6 if seconds else 0.0
+    out.print(
+        f"questions {summary.questions}  answers {summary.answers}  comments {summary.comments}"
+        f"  parsed {summary.parsed}  scanned {summary.scanned_bytes / 1e6:.1f} MB in "
+        f"{seconds:.1f}s ({rate:.0f} MB/s)  run {checkpointer.run_id}"
+        f"  resumed {checkpointer.resumed}",
+        highlight=False,
+        markup=False,
+    )
+    if summary.rejected:
+        rejected = ", ".join(f"{k} {n}" for k, n in sorted(summary.rejected.items()))
+        out.print(f"rejected: {rejected}", highlight=False, markup=False)
+    if summary.finding_counts:
+        counts = ", ".join(f"{k} {n}" for k, n in sorted(summary.finding_counts.items()))
+        out.print(f"bad input (skipped): {counts}", highlight=False, markup=False)
+        for f in summary.findings[: sodump.SUMMARY_FINDINGS]:
+            place = f"line {f['line']}" if f["line"] else f"byte {f['offset']}"
+            out.print(
+                f"  {f['file']} {place}: {f['kind']}: {f['message']}",
+                highlight=False,
+                markup=False,
+            )
+        out.print(
+            f"every case, with its line: {report}"
+            if report
+            else "(--report FILE lists every case)",
+            highlight=False,
+            markup=False,
+        )
+    if summary.missing:
+        shown = ", ".join(map(str, summary.missing[:20]))
+        out.print(
+            f"not in the dump: {len(summary.missing)} known question(s): {shown}",
+            highlight=False,
+            markup=False,
+        )

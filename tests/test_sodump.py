@@ -1,0 +1,614 @@
+"""The Stack Overflow data-dump scan against dumps written here, and a slow reference.
+
+The reference reads every line with ElementTree and asks the study's Selection about every
+question: obviously right and far too slow for a real dump. The fast path (a byte-level
+pre-filter, then parsing only candidates) must keep exactly what it keeps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import py7zr
+import pytest
+from sqlalchemy import func, select
+
+from bench.synthetic import attr, write_posts
+from issueminer.cli.main import app
+from issueminer.crawl import Checkpointer
+from issueminer.ids import STACKOVERFLOW_ORIGIN, issue_uid
+from issueminer.ingest import upsert_issues
+from issueminer.selection import Selection
+from issueminer.sources import sodump
+from issueminer.sources.stackexchange import question_envelope
+from issueminer.store import Issue, Reply, Store
+from issueminer.text import plain_text
+from tests.helpers import crawled_content
+
+UNIFORM_KINDS = {k: 1 for k in ("title", "prose", "phrase", "code", "url", "none")}
+SMALL_PIECE = 40_000  # many pieces in a small dump, so piece edges fall everywhere
+
+
+# ---- dumps written by hand -----------------------------------------------------------------
+def row(**fields: object) -> str:
+    inner = " ".join(f'{k}="{attr(str(v))}"' for k, v in fields.items() if v is not None)
+    return f"  <row {inner} />"
+
+
+def question(qid, tags, title="How to train?", body="<p>It fails.</p>", accepted=None, **kw):
+    return row(
+        Id=qid,
+        PostTypeId=1,
+        AcceptedAnswerId=accepted,
+        CreationDate="2019-03-01T10:00:00.123",
+        Score=kw.pop("score", 3),
+        Body=body,
+        OwnerUserId=7,
+        LastActivityDate="2019-03-02T11:00:00.000",
+        Title=title,
+        Tags=tags,
+        AnswerCount=kw.pop("answers", 0),
+        ContentLicense="CC BY-SA 4.0",
+        **kw,
+    )
+
+
+def answer(aid, parent, body="<p>Use this.</p>"):
+    return row(
+        Id=aid,
+        PostTypeId=2,
+        ParentId=parent,
+        CreationDate="2019-03-01T12:00:00.000",
+        Score=1,
+        Body=body,
+        OwnerUserId=8,
+        LastActivityDate="2019-03-01T12:00:00.000",
+        ContentLicense="CC BY-SA 4.0",
+    )
+
+
+HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+# line numbers of the hand-written dump below (the head is lines 1 and 2)
+LINES = {"malformed": 14, "charref": 15, "non-utf8": 16, "cut": 20}
+
+
+def handwritten() -> bytes:
+    """Both Tags formats, escaping, code with keywords, answers before and after, bad rows."""
+    lines = [
+        question(10, "|horovod|python|", accepted=12, answers=2),  # 3: kept, tag alone
+        answer(11, 10),
+        answer(12, 10, "<p>Set <code>HOROVOD_FUSION</code> &amp; retry.</p>"),
+        question(  # 6: kept, older Tags format, keyword in the prose
+            20,
+            "<tensorflow><keras>",
+            body="<p>I train on several <b>workers</b>.</p>",
+            accepted=21,
+            answers=1,
+        ),
+        answer(21, 20),
+        question(  # 8: keyword only inside a code block: not kept
+            30,
+            "|keras|",
+            body="<p>See:</p><pre><code>strategy = distributed(workers=2)\n</code></pre>",
+            accepted=31,
+            answers=1,
+        ),
+        answer(31, 30),
+        question(40, "|pytorch|", title="Distributed training hangs"),  # 10: no accepted
+        answer(45, 50),  # 11: an answer merged in from an older question, before its question
+        question(  # 12: kept; title escaping, phrase in the body
+            50,
+            "|tensorflow|",
+            title='Loss is "nan" & <wrong> with multiple GPUs',
+            body="<p>Running on 2 machines.</p>",
+            accepted=45,
+            answers=2,
+        ),
+        answer(51, 50),
+        # 14: malformed (a quote missing)
+        question(60, "|tensorflow|", accepted=61).replace('Score="3"', 'Score="3'),
+        # 15: an invalid character reference
+        question(70, "|keras|", body="<p>multiple GPUs CHARREF_X here</p>", accepted=71),
+        question(80, "|pytorch|", title="Distributed PYTORCH_X", accepted=81),  # 16: bad byte
+        question(90, "|python|", title="Distributed locks", accepted=91),  # 17: no study tag
+        question(95, "|tensorflow-serving|", title="Distributed serving", accepted=96),  # 18
+        answer(96, 95),  # 19
+    ]
+    text = HEAD + "\n".join(lines) + "\n"
+    data = text.encode().replace(b"PYTORCH_X", b"caf\xff").replace(b"CHARREF_X", b"&#x1;")
+    # 20: the file ends in the middle of a row carrying a study tag
+    return data + question(100, "|horovod|", accepted=101).encode()[:-30]
+
+
+HANDWRITTEN_KEPT = {10: {11, 12}, 20: {21}, 50: {45, 51}}
+
+
+@pytest.fixture(scope="module")
+def selection(taxonomy) -> Selection:
+    return Selection.from_taxonomy(taxonomy)
+
+
+def scan(
+    store,
+    path,
+    taxonomy,
+    *,
+    executor=None,
+    piece=SMALL_PIECE,
+    comments=None,
+    known=None,
+    stdin=None,
+):
+    source = sodump.open_source(path)
+    comment_source = sodump.open_source(comments, "comments") if comments else None
+    criteria = sodump.Criteria(Selection.from_taxonomy(taxonomy), taxonomy, known)
+    crawler = sodump.DumpCrawler(source, criteria, comment_source, executor, piece, stdin=stdin)
+    checkpointer = Checkpointer(store, "so-dump", crawler.query())
+    summary = crawler.run(checkpointer)
+    checkpointer.finish("done")
+    return summary
+
+
+def stored(store: Store) -> dict[int, set[int]]:
+    """Question id -> its stored answer ids, for the questions that have text."""
+    with store.session() as session:
+        issues = session.execute(
+            select(Issue.uid, Issue.native_id).where(Issue.text.is_not(None))
+        ).all()
+        replies = session.execute(
+            select(Reply.issue_uid, Reply.native_id).where(Reply.kind == "answer")
+        ).all()
+    by_uid = {uid: int(native) for uid, native in issues}
+    result: dict[int, set[int]] = {q: set() for q in by_uid.values()}
+    for uid, native in replies:
+        result[by_uid[uid]].add(int(native.split(":")[1]))
+    return result
+
+
+def sqlite_store(tmp_path: Path, name: str) -> Store:
+    return Store(f"sqlite:///{tmp_path / name}")
+
+
+# ---- the reference -------------------------------------------------------------------------
+def reference(data: bytes, selection: Selection) -> dict[int, set[int]]:
+    """Every row parsed on its own with ElementTree; every question asked of the Selection."""
+    rows = []
+    for line in data.splitlines():
+        if line.strip().startswith(b"<row"):
+            try:
+                rows.append(ET.fromstring(line).attrib)
+            except ET.ParseError:
+                continue
+    kept: dict[int, set[int]] = {}
+    for r in rows:
+        if r.get("PostTypeId") != "1":
+            continue
+        tags = r.get("Tags", "")
+        api = {
+            "title": html.escape(r.get("Title", "")),
+            "body": r.get("Body", ""),
+            "tags": [t for t in tags.replace("<", "|").replace(">", "|").split("|") if t],
+            "accepted_answer_id": r.get("AcceptedAnswerId"),
+        }
+        if selection.stackoverflow(api).kept:
+            kept[int(r["Id"])] = set()
+    for r in rows:
+        if r.get("PostTypeId") == "2" and int(r.get("ParentId", 0)) in kept:
+            kept[int(r["ParentId"])].add(int(r["Id"]))
+    return kept
+
+
+def generated(size=1_500_000, seed=11, tags="mixed", newline="\r\n") -> bytes:
+    out = io.BytesIO()
+    write_posts(out, size, seed, tags, newline, study_share=0.4, kinds=UNIFORM_KINDS)
+    return out.getvalue()
+
+
+def damaged(data: bytes) -> bytes:
+    """A generated dump with broken candidate rows and a cut end."""
+    lines = data.split(b"\n")
+    tagged = [
+        i
+        for i, line in enumerate(lines)
+        if b"AcceptedAnswerId" in line and (b"|tensorflow|" in line or b"&lt;keras&gt;" in line)
+    ]
+    lines[tagged[1]] = lines[tagged[1]].replace(b'Score="', b"Score=", 1)
+    lines[tagged[2]] = lines[tagged[2]].replace(b"&#xA;", b"&#x0;", 1)
+    lines[tagged[3]] = lines[tagged[3]].replace(b"How to", b"How \xc3\x28to", 1)
+    return b"\n".join(lines)[:-300]
+
+
+@pytest.fixture(scope="module")
+def dump_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("dump") / "Posts.xml"
+    path.write_bytes(damaged(generated()))
+    return path
+
+
+# ---- rows ----------------------------------------------------------------------------------
+def test_rows_become_the_api_shape_in_both_tags_formats() -> None:
+    line = question(
+        20,
+        "<tensorflow><keras>",
+        title='A "quoted" & <angled> title',
+        body="<p>a &lt;b&gt;</p>\n<pre><code>x &amp;&amp; y</code></pre>",
+        accepted=21,
+        answers=1,
+        ClosedDate="2019-04-01T00:00:00.000",
+    )
+    attrs = sodump.parse_row(line.encode())
+    api = sodump.api_question(attrs)
+    assert api["tags"] == ["tensorflow", "keras"]
+    assert sodump.row_tags("|tensorflow|keras|") == ["tensorflow", "keras"]
+    assert api["title"] == "A &quot;quoted&quot; &amp; &lt;angled&gt; title"  # as the API
+    assert api["body"] == "<p>a &lt;b&gt;</p>\n<pre><code>x &amp;&amp; y</code></pre>"
+    assert api["creation_date"] == 1551434400  # 2019-03-01T10:00:00 UTC
+    assert api["closed_date"] == 1554076800
+    assert api["accepted_answer_id"] == 21 and api["answer_count"] == 1
+
+
+def test_a_question_found_by_the_api_and_in_the_dump_is_one_row(tmp_path, taxonomy) -> None:
+    body = "<p>I train on several <b>workers</b>.</p>"
+    from_api = {
+        "question_id": 20,
+        "title": "Training on two &quot;workers&quot;",
+        "body": body,
+        "tags": ["tensorflow", "keras"],
+        "creation_date": 1551434400,
+        "last_activity_date": 1551524400,
+        "accepted_answer_id": 21,
+        "score": 3,
+    }
+    store = sqlite_store(tmp_path, "both.db")
+    api_checkpointer = Checkpointer(store, "stackoverflow", {"test": 1})
+    api_envelope = question_envelope(from_api, [], [], taxonomy)
+    api_checkpointer.commit_page([api_envelope], {}, seen=1)
+    dump = tmp_path / "Posts.xml"
+    title = 'Training on two "workers"'
+    lines = [
+        question(20, "|tensorflow|keras|", title=title, body=body, accepted=21),
+        answer(21, 20),
+    ]
+    dump.write_text(HEAD + "\n".join(lines) + "\n</posts>\n")
+    scan(store, dump, taxonomy)
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Issue)) == 1
+        issue = session.scalars(select(Issue)).one()
+        for name in (
+            "uid",
+            "url",
+            "title",
+            "body",
+            "text",
+            "tags",
+            "created_at",
+            "updated_on",
+            "score",
+            "state",
+            "accepted_answer_id",
+            "framework",
+        ):
+            assert getattr(issue, name) == api_envelope.issue[name], name
+        assert issue.raw["source"] == sodump.DUMP_MARKER
+        assert issue.raw["row"]["Title"] == title  # the row as the dump has it
+        assert [r.native_id for r in issue.replies] == ["answer:21"]
+        assert issue.replies[0].accepted
+
+
+# ---- the hand-written dump -----------------------------------------------------------------
+def test_handwritten_dump_keeps_what_the_criteria_admit(tmp_path, taxonomy, selection) -> None:
+    data = handwritten()
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(data)
+    store = sqlite_store(tmp_path, "hand.db")
+    summary = scan(store, path, taxonomy)
+    assert stored(store) == HANDWRITTEN_KEPT == reference(data, selection)
+    found = {(f["kind"], f["line"]) for f in summary.findings}
+    assert found == {
+        ("malformed-row", LINES["malformed"]),
+        ("invalid-character-reference", LINES["charref"]),
+        ("non-utf8", LINES["non-utf8"]),
+        ("malformed-row", LINES["cut"]),
+        ("truncated", LINES["cut"]),
+    }
+    assert summary.finding_counts["non-utf8"] == 1
+    with store.session() as session:
+        issue = session.scalar(select(Issue).where(Issue.native_id == "50"))
+        assert issue.title == 'Loss is "nan" & <wrong> with multiple GPUs'
+        assert issue.url == f"{STACKOVERFLOW_ORIGIN}/questions/50"
+        accepted = {r.native_id: r.accepted for r in issue.replies}
+        assert accepted == {"answer:45": True, "answer:51": False}
+
+
+@pytest.mark.parametrize("form", ["gzip", "7z", "stdin"])
+def test_compressed_and_piped_dumps_give_the_same_store(tmp_path, taxonomy, form) -> None:
+    data = handwritten()
+    plain = tmp_path / "Posts.xml"
+    plain.write_bytes(data)
+    expected = sqlite_store(tmp_path, "plain.db")
+    scan(expected, plain, taxonomy)
+    store = sqlite_store(tmp_path, f"{form}.db")
+    line = 400  # a stream read a few rows at a time: answer 45 is read before question 50
+    if form == "gzip":
+        packed = tmp_path / "Posts.xml.gz"
+        packed.write_bytes(gzip.compress(data))
+        summary = scan(store, packed, taxonomy, piece=line)
+    elif form == "7z":
+        packed = tmp_path / "stackoverflow.com-Posts.7z"
+        with py7zr.SevenZipFile(packed, "w") as archive:
+            archive.write(plain, "Posts.xml")
+        summary = scan(store, packed, taxonomy, piece=line)
+    else:
+        summary = scan(store, "-", taxonomy, piece=line, stdin=io.BytesIO(data))
+    if form == "stdin":
+        # stdin cannot go back for the answer that came before its question: it says so
+        assert stored(store) == {**HANDWRITTEN_KEPT, 50: {51}}
+        assert [
+            f["message"][:12] for f in summary.findings if f["kind"] == "answers-not-attached"
+        ] == ["question 50 "]
+        return
+    assert crawled_content(store) == crawled_content(expected)
+    lines = {(f["kind"], f["line"]) for f in summary.findings}
+    assert ("truncated", LINES["cut"]) in lines and ("non-utf8", LINES["non-utf8"]) in lines
+
+
+def test_gzip_on_stdin_gives_the_same_store_as_the_file(tmp_path, taxonomy) -> None:
+    data = generated(400_000, seed=5)  # no answer here comes before its question
+    plain = tmp_path / "Posts.xml"
+    plain.write_bytes(data)
+    expected = sqlite_store(tmp_path, "plain.db")
+    scan(expected, plain, taxonomy)
+    piped = sqlite_store(tmp_path, "stdin.db")
+    summary = scan(piped, "-", taxonomy, stdin=io.BytesIO(gzip.compress(data)))
+    assert not summary.finding_counts
+    assert crawled_content(piped) == crawled_content(expected)
+    assert len(stored(piped)) >= 10
+
+
+# ---- the generated dump, against the reference -----------------------------------------------
+def test_fast_path_keeps_exactly_what_the_reference_keeps(store, dump_file, taxonomy, selection):
+    data = dump_file.read_bytes()
+    expected = reference(data, selection)
+    summary = scan(store, dump_file, taxonomy)
+    assert stored(store) == expected
+    assert len(expected) > 40 and sum(map(len, expected.values())) > 40  # a real test
+    kinds = {f["kind"] for f in summary.findings}
+    assert kinds == {"malformed-row", "invalid-character-reference", "non-utf8", "truncated"}
+    lines = data.split(b"\n")
+    for finding in summary.findings:  # each line number points at the row it names
+        assert b"<row" in lines[finding["line"] - 1]
+
+
+def test_workers_piece_sizes_and_dask_give_identical_stores(tmp_path, dump_file, taxonomy):
+    from dask.distributed import LocalCluster
+
+    one = sqlite_store(tmp_path, "one.db")
+    big_pieces = scan(one, dump_file, taxonomy, piece=1 << 30)
+    two = sqlite_store(tmp_path, "two.db")
+    small_pieces = scan(two, dump_file, taxonomy, executor=sodump.ProcessExecutor(2))
+    assert crawled_content(two) == crawled_content(one)
+    assert small_pieces.findings == big_pieces.findings
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        executor = sodump.DaskExecutor(cluster.scheduler_address)
+        try:
+            on_dask = sqlite_store(tmp_path, "dask.db")
+            dask_summary = scan(on_dask, dump_file, taxonomy, executor=executor)
+        finally:
+            executor.close()
+    assert crawled_content(on_dask) == crawled_content(one)
+    assert dask_summary.findings == big_pieces.findings
+
+
+# ---- only known questions, comments ----------------------------------------------------------
+def test_only_known_fills_in_exactly_the_stored_questions(tmp_path, taxonomy) -> None:
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(handwritten())
+    store = sqlite_store(tmp_path, "known.db")
+    known = [30, 10, 999]  # 30 fails the criteria; 999 is not in the dump
+    with store.session() as session:
+        upsert_issues(
+            session,
+            [
+                {
+                    "uid": issue_uid(STACKOVERFLOW_ORIGIN, q),
+                    "source": "stackoverflow",
+                    "origin": STACKOVERFLOW_ORIGIN,
+                    "native_id": str(q),
+                    "url": f"{STACKOVERFLOW_ORIGIN}/questions/{q}",
+                }
+                for q in known
+            ],
+        )
+    summary = scan(store, path, taxonomy, known=sodump.known_questions(store))
+    assert stored(store) == {10: {11, 12}, 30: {31}}
+    assert summary.missing == [999]
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Issue)) == 3
+
+
+def test_comments_attach_to_the_question_and_its_answers(tmp_path, taxonomy) -> None:
+    posts = tmp_path / "Posts.xml"
+    posts.write_bytes(handwritten())
+    comments = tmp_path / "Comments.xml"
+    rows = [
+        row(
+            Id=1,
+            PostId=10,
+            Score=2,
+            Text="Which version?",
+            CreationDate="2019-03-01T10:05:00.000",
+            UserId=5,
+        ),
+        row(
+            Id=2,
+            PostId=12,
+            Score=0,
+            Text="Thanks & more",
+            CreationDate="2019-03-01T12:05:00.000",
+            UserDisplayName="gone",
+        ),
+        row(Id=3, PostId=30, Score=0, Text="Not kept", CreationDate="2019-03-01T12:06:00.000"),
+    ]
+    comments.write_text('<?xml version="1.0"?>\n<comments>\n' + "\n".join(rows) + "\n</comments>\n")
+    store = sqlite_store(tmp_path, "comments.db")
+    summary = scan(store, posts, taxonomy, comments=comments)
+    assert summary.comments == 2
+    with store.session() as session:
+        issue = session.scalar(select(Issue).where(Issue.native_id == "10"))
+        comment = {r.native_id: r for r in issue.replies if r.kind == "comment"}
+        assert set(comment) == {"comment:1", "comment:2"}
+        assert comment["comment:2"].body == "Thanks & more"
+        assert comment["comment:2"].author == "gone"
+
+
+# ---- the keyword gate never rejects what the selection would keep ----------------------------
+TRICKY_BODIES = [
+    "<p>dis<b>tributed</b> training</p>",
+    "<p>multi-<em>GPU</em> setup</p>",
+    "<p>&#100;istributed</p>",
+    "<p>dis<pre>x</pre>tributed</p>",
+    "<p>dis<!-- c -->tributed</p>",
+    "<p>a < b distributed</p>",
+    "<p>AT&T workers</p>",
+    "<p>DISTRIBUTED</p>",
+    "<a href='x>y'>distributed</a>",
+    "<pre><pre>a</pre>distributed</pre>",
+    "<p>see https://x.org/multi-gpu</p>",
+    "<p>parallel</p><pre/>workers",
+    "<p>multiple\n<b>GPUs</b></p>",
+    "<p>the model works</p>",
+]
+
+
+def test_keyword_gate_is_conservative(selection, dump_file) -> None:
+    gate = sodump.KeywordGate(selection)
+    bodies = list(TRICKY_BODIES)
+    for line in dump_file.read_bytes().split(b"\n")[2:400]:
+        try:
+            bodies.append(ET.fromstring(line).attrib.get("Body", ""))
+        except ET.ParseError:
+            continue
+    rejected = 0
+    for body in bodies:
+        if not gate.could_match("A title", body):
+            rejected += 1
+            assert not selection.matched_terms("A title", plain_text(body, "stackoverflow")), body
+    assert rejected > 100  # it does reject most bodies
+    assert not gate.could_match("The model", "<p>the model works</p>")
+    assert gate.could_match("x", TRICKY_BODIES[0]) and gate.could_match("x", TRICKY_BODIES[2])
+    assert sodump.rough_prose("<p>a < b</p>") is None  # read differently by HTMLParser
+
+
+# ---- pieces, lines, bad files ----------------------------------------------------------------
+def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:
+    size = dump_file.stat().st_size
+    pieces = sodump.split_pieces(dump_file, 0, size, 50_000)
+    data = dump_file.read_bytes()
+    assert pieces[0].start == 0 and pieces[-1].end == size
+    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(data[p.end - 1 : p.end] == b"\n" for p in pieces[:-1])
+    offsets = [0, 1, 5000, pieces[3].start, size - 1]
+    counted = dict(sodump.line_numbers(io.BytesIO(data), offsets))
+    assert counted == {o: data.count(b"\n", 0, o) + 1 for o in offsets}
+
+
+def test_not_a_dump_is_an_error(tmp_path) -> None:
+    path = tmp_path / "Users.xml"
+    path.write_text('<?xml version="1.0"?>\n<users>\n</users>\n')
+    with pytest.raises(sodump.DumpError, match="Posts.xml"):
+        sodump.open_source(path)
+    with pytest.raises(sodump.DumpError, match="no such file"):
+        sodump.open_source(tmp_path / "missing.xml")
+
+
+# ---- the command ---------------------------------------------------------------------------
+def test_cli_summary_json_and_report(tmp_path, runner) -> None:
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(handwritten())
+    db, report = str(tmp_path / "cli.db"), tmp_path / "bad.csv"
+    args = ["crawl", "so-dump", str(path), "--db", db, "--report", str(report), "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["questions"], data["answers"], data["resumed"]) == (3, 5, False)
+    assert data["bad_input"] == {
+        "invalid-character-reference": 1,
+        "malformed-row": 2,
+        "non-utf8": 1,
+        "truncated": 1,
+    }
+    rows = report.read_text().splitlines()
+    assert rows[0] == "kind,file,sheet,row,column,value,message"
+    assert any(r.startswith(f"non-utf8,Posts.xml,,{LINES['non-utf8']},") for r in rows)
+    text = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(tmp_path / "t.db")])
+    assert "questions 3  answers 5" in text.stdout
+    assert f"Posts.xml line {LINES['malformed']}: malformed-row" in text.stdout
+    packed = tmp_path / "Posts.xml.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    refused = runner.invoke(app, ["crawl", "so-dump", str(packed), "--db", db, "--workers", "2"])
+    assert refused.exit_code == 1 and "uncompressed" in refused.output
+
+
+def _checkpoint(db: Path) -> dict:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            found = conn.execute("select checkpoint from crawl_run order by id").fetchall()
+    except sqlite3.OperationalError:  # not created yet
+        return {}
+    return json.loads(found[-1][0]) if found else {}
+
+
+@pytest.mark.parametrize(
+    ("form", "phase"), [("plain", "questions"), ("plain", "answers"), ("gzip", "stream")]
+)
+def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase) -> None:
+    data = generated(2_500_000, seed=3)
+    path = tmp_path / ("Posts.xml" if form == "plain" else "Posts.xml.gz")
+    path.write_bytes(data if form == "plain" else gzip.compress(data, 1))
+    straight = sqlite_store(tmp_path, "straight.db")
+    scan(straight, path, taxonomy, piece=1 << 30)
+    db = tmp_path / "killed.db"
+    command = [
+        sys.executable,
+        "-m",
+        "issueminer.cli",
+        "crawl",
+        "so-dump",
+        str(path),
+        "--db",
+        str(db),
+        "--piece-size",
+        "8KB",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while process.poll() is None:
+        assert time.time() < deadline
+        state = _checkpoint(db)
+        if state.get("phase") == phase and state.get("offset", 0) > 0:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the scan ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _checkpoint(db)["phase"] == phase
+    killed = Store(f"sqlite:///{db}")
+    criteria = sodump.Criteria(Selection.from_taxonomy(taxonomy), taxonomy)
+    crawler = sodump.DumpCrawler(sodump.open_source(path), criteria, piece_bytes=8 << 10)
+    checkpointer = Checkpointer(killed, "so-dump", crawler.query())  # as the command does
+    assert checkpointer.resumed
+    crawler.run(checkpointer)
+    checkpointer.finish("done")
+    assert crawled_content(killed) == crawled_content(straight)
