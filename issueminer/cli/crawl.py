@@ -110,6 +110,27 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
         )
 
 
+def _page_reporter(
+    bar: Progress, task: Any, checkpointer: Checkpointer, where: str, limit: str
+) -> Any:
+    """A crawler's on_page callback: pages, items seen and kept, requests, limit left."""
+    pages = [0]
+
+    def on_page(stats: dict[str, Any]) -> None:
+        pages[0] += 1
+        bar.update(
+            task,
+            description=str(stats[where])[:60],
+            stats=(
+                f"pages {pages[0]}  seen {checkpointer.items_seen}  "
+                f"kept {checkpointer.items_stored}  requests {stats['requests']}  "
+                f"{limit.replace('_remaining', '')} left {stats[limit]}"
+            ),
+        )
+
+    return on_page
+
+
 def _bar() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -143,19 +164,7 @@ def stackoverflow(
     with _bar() as bar, _crawl_errors(checkpointer):
         task = bar.add_task("stackoverflow", total=None, stats="")
 
-        pages = [0]
-
-        def on_page(stats: dict[str, Any]) -> None:
-            pages[0] += 1
-            bar.update(
-                task,
-                description=f"tag {stats['tag']}",
-                stats=(
-                    f"pages {pages[0]}  seen {checkpointer.items_seen}  "
-                    f"kept {checkpointer.items_stored}  "
-                    f"requests {stats['requests']}  quota left {stats['quota_remaining']}"
-                ),
-            )
+        on_page = _page_reporter(bar, task, checkpointer, "tag", "quota_remaining")
 
         client = StackExchangeClient(
             api_url, key, selection.site, sleep=_countdown(bar), on_wait=_wait_notice(bar)
@@ -206,19 +215,7 @@ def github_command(
     with _bar() as bar, _crawl_errors(checkpointer):
         task = bar.add_task("github", total=None, stats="")
 
-        pages = [0]
-
-        def on_page(stats: dict[str, Any]) -> None:
-            pages[0] += 1
-            bar.update(
-                task,
-                description=stats["query"][:60],
-                stats=(
-                    f"pages {pages[0]}  seen {checkpointer.items_seen}  "
-                    f"kept {checkpointer.items_stored}  "
-                    f"requests {stats['requests']}  rate left {stats['rate_remaining']}"
-                ),
-            )
+        on_page = _page_reporter(bar, task, checkpointer, "query", "rate_remaining")
 
         client = GitHubClient(api_url, token, sleep=_countdown(bar), on_wait=_wait_notice(bar))
         crawler = GitHubCrawler(
