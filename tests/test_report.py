@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sqlite3
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -331,7 +332,13 @@ def test_diff_of_a_study_with_itself_moves_nothing(sample_db, taxonomy) -> None:
 
 def test_diff_finds_the_stage_that_moved(sample_db, taxonomy, tmp_path) -> None:
     moved = tmp_path / "moved.db"
-    shutil.copyfile(sample_db.removeprefix("sqlite:///"), moved)
+    # SQLite's backup, not a file copy: the store runs in WAL mode, and recent writes may
+    # still sit in the -wal file beside the database
+    with (
+        sqlite3.connect(sample_db.removeprefix("sqlite:///")) as source,
+        sqlite3.connect(moved) as target,
+    ):
+        source.backup(target)
     changed = Store(f"sqlite:///{moved}")
     with changed.session() as session:
         labels = session.scalars(
