@@ -83,12 +83,17 @@ class Checkpointer:
         return f"crawl:{self.source}#{self.run_id}"
 
     def commit_page(
-        self, envelopes: Iterable[Envelope], checkpoint: dict[str, Any], seen: int
+        self,
+        envelopes: Iterable[Envelope],
+        checkpoint: dict[str, Any],
+        seen: int,
+        issue_updates: list[dict[str, Any]] | None = None,
     ) -> int:
         """Store a page's issues and the checkpoint after it, atomically.
 
-        Returns how many issues were new or changed; a re-read of an unchanged issue (the
-        boundary item of keyset paging, or an overlapping search) does not count.
+        `issue_updates` (partial issue records, e.g. flags) are written in the same
+        transaction. Returns how many issues were new or changed; a re-read of an unchanged
+        issue (the boundary item of keyset paging, an overlapping search) does not count.
         """
         envelopes = list(envelopes)
         written = 0
@@ -102,6 +107,8 @@ class Checkpointer:
                 for envelope in envelopes:  # an issue may come twice in one batch
                     replies.setdefault(envelope.issue["uid"], []).extend(envelope.replies)
                 upsert_replies(session, replies)
+            if issue_updates:
+                upsert_issues(session, issue_updates)
             run = session.get(CrawlRun, self.run_id)
             run.checkpoint = checkpoint
             run.items_seen += seen

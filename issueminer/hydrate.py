@@ -14,9 +14,8 @@ from typing import Any
 from sqlalchemy import select
 
 from issueminer.crawl import Checkpointer, Envelope
-from issueminer.ingest import upsert_issues
 from issueminer.sources.github import GitHubCrawler
-from issueminer.sources.stackexchange import IDS_PER_CALL, StackOverflowCrawler, hydrate_questions
+from issueminer.sources.stackexchange import IDS_PER_CALL, StackOverflowCrawler
 from issueminer.store import Issue, Store
 
 MISSING_FLAG = "missing-at-source"
@@ -64,7 +63,7 @@ def hydrate_stackoverflow(
     for start in range(0, len(work), IDS_PER_CALL):
         batch = work[start : start + IDS_PER_CALL]
         ids = [key.rsplit("#", 1)[1] for _, _, key in batch]
-        envelopes, missing_ids = hydrate_questions(crawler.client, crawler, ids)
+        envelopes, missing_ids = crawler.hydrate(ids)
         missing = [item for item in batch if item[2].rsplit("#", 1)[1] in missing_ids]
         _commit(
             store, checkpointer, envelopes, missing, "not returned by the API (deleted?)", result
@@ -108,9 +107,11 @@ def _commit(
         "filled": result.filled + len(envelopes),
         "missing": len(result.missing) + len(missing),
     }
-    checkpointer.commit_page(envelopes, checkpoint, seen=len(envelopes) + len(missing))
-    if missing:
-        with store.session() as session:
-            upsert_issues(session, _missing_records(missing, reason))
+    checkpointer.commit_page(
+        envelopes,
+        checkpoint,
+        seen=len(envelopes) + len(missing),
+        issue_updates=_missing_records(missing, reason),
+    )
     result.filled += len(envelopes)
     result.missing.extend({"url": url, "reason": reason} for _, url, _ in missing)

@@ -20,7 +20,6 @@ from issueminer.report import ImportFailure, Report
 from issueminer.sources.files import read_issues, read_labels
 from issueminer.sources.replication import (
     ORIGIN_PREFIX,
-    IssueRecord,
     LabelRecord,
     PackageReader,
     open_package,
@@ -73,10 +72,6 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
     return counts
 
 
-def _issue_fields(record: IssueRecord) -> dict[str, Any]:
-    return asdict(record)
-
-
 def import_replication(
     store: Store,
     source: str | Path,
@@ -99,8 +94,8 @@ def import_replication(
             session,
             # labelled rows first: the sheet's own Type column names the framework, which
             # wins over the one guessed from a candidate's tags
-            [{**_issue_fields(r.issue), "found_by": r.provenance.split("#")[0]} for r in records]
-            + [_issue_fields(r) for r in candidates],
+            [{**asdict(r.issue), "found_by": r.provenance.split("#")[0]} for r in records]
+            + [asdict(r) for r in candidates],
         )
         label_counts = write_labels(session, [_from_package(r) for r in records], ORIGIN_PREFIX)
         _remember_study(session, taxonomy)

@@ -148,6 +148,11 @@ def round_status(session: Session, name: str) -> list[dict[str, Any]]:
 
 
 # ---- the queue -----------------------------------------------------------------------------
+def _in_round(column: Any, round_name: str | None) -> Any:
+    """Annotations of the round, or (no round: the open queue) those saved outside any round."""
+    return column.is_(None) if round_name is None else column == round_name
+
+
 def _newest_status(annotator: str, round_name: str | None) -> Any:
     """Correlated subquery: the status of the annotator's newest save of the issue ('none')."""
     latest = aliased(Annotation)
@@ -156,7 +161,7 @@ def _newest_status(annotator: str, round_name: str | None) -> Any:
         .where(
             latest.issue_uid == Issue.uid,
             latest.annotator == annotator,
-            latest.round.is_(None) if round_name is None else latest.round == round_name,
+            _in_round(latest.round, round_name),
             latest.role == "annotator",
         )
         .order_by(latest.id.desc())
@@ -227,7 +232,7 @@ def _current_of(session: Session, annotator: str, round_name: str | None) -> lis
         .where(
             Annotation.annotator == annotator,
             Annotation.role == "annotator",
-            Annotation.round.is_(None) if round_name is None else Annotation.round == round_name,
+            _in_round(Annotation.round, round_name),
         )
         .group_by(Annotation.issue_uid)
     )
@@ -243,7 +248,7 @@ def current_label(
             Annotation.issue_uid == issue_uid,
             Annotation.annotator == annotator,
             Annotation.role == "annotator",
-            Annotation.round.is_(None) if round_name is None else Annotation.round == round_name,
+            _in_round(Annotation.round, round_name),
         )
         .order_by(Annotation.id.desc())
         .limit(1)
@@ -322,7 +327,7 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
         .where(
             Annotation.annotator == annotator,
             Annotation.role == "annotator",
-            Annotation.round.is_(None) if round_name is None else Annotation.round == round_name,
+            _in_round(Annotation.round, round_name),
         )
         .order_by(Annotation.id.desc())
     )

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import github
 import requests
 from github import Auth, Github, GithubException
 
@@ -99,11 +98,10 @@ class GitHubClient:
         raise GitHubError(f"{what}: too many failed attempts")
 
     def _note_rate(self) -> None:
-        remaining, limit = self.github.rate_limiting
+        remaining, _limit = self.github.rate_limiting
         if remaining >= 0:
             self.rate_remaining = remaining
         self.rate_reset = self.github.rate_limiting_resettime or self.rate_reset
-        del limit
 
     def _wait(self, why: str, seconds: float) -> None:
         if self.on_wait:
@@ -393,6 +391,3 @@ def _previous_end(checkpointer: Checkpointer, query: str) -> datetime | None:
     previous = checkpointer.previous or {}
     state = (previous.get("queries") or {}).get(query)
     return _date(state["end"]) if state else None
-
-
-__all__ = ["GitHubClient", "GitHubCrawler", "GitHubError", "github", "issue_envelope"]

@@ -304,6 +304,12 @@ class StackOverflowCrawler:
                 question, by_question.get(qid, []), comments_of.get(qid, []), self.taxonomy
             )
 
+    def hydrate(self, question_ids: list[str]) -> tuple[list[Envelope], list[str]]:
+        """Text, answers and comments for known question ids; (found, ids the API lacks)."""
+        questions = self.fetch_all("questions/{ids}", [int(q) for q in question_ids])
+        found = {str(q["question_id"]) for q in questions}
+        return list(self._with_replies(questions)), [q for q in question_ids if q not in found]
+
     def fetch_all(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:
         """Every item of a `{ids}` endpoint, 100 ids per call, following has_more."""
         items: list[dict[str, Any]] = []
@@ -324,16 +330,3 @@ def _previous_cursor(checkpointer: Checkpointer, tag: str) -> datetime | None:
     previous = checkpointer.previous or {}
     cursor = (previous.get("tags") or {}).get(tag, {}).get("cursor")
     return _date(cursor)
-
-
-def hydrate_questions(
-    client: StackExchangeClient,
-    crawler: StackOverflowCrawler,
-    question_ids: list[str],
-) -> tuple[list[Envelope], list[str]]:
-    """Text, answers and comments for known question ids; returns (found, missing ids)."""
-    numeric = [int(q) for q in question_ids]
-    questions = crawler.fetch_all("questions/{ids}", numeric)
-    found = {str(q["question_id"]) for q in questions}
-    envelopes = list(crawler._with_replies(questions))
-    return envelopes, [q for q in question_ids if q not in found]
