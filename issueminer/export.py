@@ -50,7 +50,8 @@ from issueminer.sources.replication import (
     workbook_bytes,
 )
 from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, Store
-from issueminer.taxonomy import FAULT, HOWTO, TAXONOMY_DIR, Taxonomy
+from issueminer.study import codebook_path
+from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
 
 SHEET_FORMATS = ("xlsx", "csv", "jsonl")
 MANIFEST_FORMAT = "issueminer replication package"
@@ -63,7 +64,6 @@ PILOT_ROUND = "pilot"
 PILOT_ANNOTATOR = "pilot"
 ADJUDICATOR = "adjudicator"
 ADJUDICATED = "adjudicated"  # the annotator name the importer gives a `Final` sheet
-CODEBOOK_DIR = TAXONOMY_DIR.parent / "labeling"
 
 FINAL_DIR = "Results/final results"
 LABELLING_DIR = "Results/manual labelling"
@@ -306,7 +306,7 @@ def _file_framework(framework: str | None, repository: str | None) -> str:
 
 # ---- cells ------------------------------------------------------------------------------
 def _source_type(issue: Issue) -> str | None:
-    """The final sheets' Type cell: 'GitHub-horovod', 'SO-tensorflow & SO-keras'."""
+    """The final sheets' Type cell: 'GitHub-<framework>', 'SO-<tag> & SO-<tag>'."""
     prefix = {"stackoverflow": "SO", "github": "GitHub"}.get(issue.source)
     frameworks = [f.strip() for f in (issue.framework or "").split("&") if f.strip()]
     if not frameworks:
@@ -557,15 +557,6 @@ def _manifest(taxonomy: Taxonomy, books: list[RoundBook], sheet_format: str) -> 
             if book.file_stem != _stem(PILOT_WORKBOOK)
         },
     }
-
-
-def codebook_path(taxonomy: Taxonomy) -> Path | None:
-    """The study's codebook: labeling/<study>.md beside the taxonomy folder, if any."""
-    for folder in (taxonomy.path.resolve().parent.parent / "labeling", CODEBOOK_DIR):
-        candidate = folder / f"{taxonomy.study}.md"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _copy_study_files(writer: _Writer, taxonomy: Taxonomy, out_dir: Path) -> None:

@@ -31,6 +31,7 @@ from issueminer.taxonomy import Taxonomy
 STATUSES = ("done", "pending", "skipped")
 RETRACTED = "retracted"  # an undone save: the issue counts as not yet labelled
 UNDO = "app:undo"  # provenance of the rows that undo a save
+MERGED = "merge:"  # provenance prefix of rows `taxonomy merge` appended (see issueminer.merge)
 ADJUDICATOR = "adjudicator"
 SUGGESTIONS = 3
 # prediction targets the form can take in one key (see the classifier's target names)
@@ -266,10 +267,13 @@ def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Lab
         cells["fix_patterns"] = " & ".join(cells["fix_patterns"])
     report = Report()
     labels = normalise_labels(taxonomy, cells, Where("form"), report)
+    # in open coding a proposed category has no place on the tree yet
+    fatal = {"unknown-label", "misplaced", "orphan-subtopic"}
+    fatal |= set() if taxonomy.open_coding else {"off-tree"}
     problems = [
         f"{f.column}: {f.message}" if f.column else f.message
         for f in report.findings
-        if f.kind in ("unknown-label", "off-tree", "misplaced", "orphan-subtopic")
+        if f.kind in fatal
     ]
     if problems and status == "done":
         raise LabelingError("; ".join(p.removeprefix("form: ") for p in problems))
@@ -316,6 +320,33 @@ def save_label(
     return annotation
 
 
+def proposals(session: Session, taxonomy: Taxonomy) -> dict[str, list[tuple[str | None, ...]]]:
+    """Categories annotators proposed (open coding): labels in use that the taxonomy lacks.
+
+    Shown in every annotator's pickers so that one name is reused rather than retyped.
+    """
+    found: dict[str, set[tuple[str | None, ...]]] = defaultdict(set)
+    for table in (Annotation, FinalLabel):
+        paths = select(table.stage, table.inner_category, table.leaf_symptom).distinct()
+        for stage, inner, leaf in session.execute(paths.where(table.leaf_symptom.is_not(None))):
+            known = taxonomy.on_tree(stage, inner, leaf)
+            if not known:
+                found["symptoms"].add((stage, inner, leaf))
+        topics = select(table.howto_topic, table.howto_subtopic).distinct()
+        for topic, sub in session.execute(topics.where(table.howto_topic.is_not(None))):
+            if not taxonomy.is_known("howto_topic", topic) or not taxonomy.is_known(
+                "howto_subtopic", sub, topic
+            ):
+                found["howto"].add((topic, sub))
+        for patterns in session.scalars(select(table.fix_patterns).distinct()):
+            for name in patterns or []:
+                if not taxonomy.is_known("fix_pattern", name):
+                    found["fix_patterns"].add((name,))
+    return {
+        key: sorted(values, key=lambda t: [v or "" for v in t]) for key, values in found.items()
+    }
+
+
 def undo_last(session: Session, annotator: str, round_name: str | None) -> str | None:
     """Undo the newest save not undone yet, by appending the state before it.
 
@@ -331,9 +362,19 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
         )
         .order_by(Annotation.id.desc())
     )
-    rows = session.scalars(mine.where(Annotation.provenance.in_(("app", UNDO)))).all()
+    rows = session.scalars(
+        mine.where(
+            Annotation.provenance.in_(("app", UNDO)) | Annotation.provenance.startswith(MERGED)
+        )
+    ).all()
     undone = {r.raw_labels.get("undo_of") for r in rows if r.provenance == UNDO}
-    target = next((r for r in rows if r.provenance == "app" and r.id not in undone), None)
+    target = None
+    for row in rows:
+        if (row.provenance or "").startswith(MERGED):
+            return None  # undo stops at a merge: going past it would bring back the old name
+        if row.provenance == "app" and row.id not in undone:
+            target = row
+            break
     if target is None:
         return None
     before = session.scalar(

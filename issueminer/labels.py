@@ -189,7 +189,15 @@ def _note(
             resolution.raw,
         )
         return True
-    if resolution.how == "unknown":
+    if resolution.how == "proposed":
+        where.report(
+            report,
+            "proposed",
+            f"'{resolution.value}' is not in the taxonomy; kept as a proposed category",
+            column,
+            resolution.raw,
+        )
+    elif resolution.how == "unknown":
         labels.unknown.append(f"{column}={resolution.raw!r}")
         where.report(
             report,
@@ -302,8 +310,8 @@ def _repair_shift(
 ) -> dict[str, Any]:
     """Put back fault cells that slid one column (a cell typed twice, or one left out)."""
     values = [cells.get(column) for column in FAULT_COLUMNS]
-    if not any(_text(v) for v in values):
-        return cells
+    if taxonomy.open_coding or not any(_text(v) for v in values):
+        return cells  # in open coding any text is a category, so no column can look wrong
     candidates = {
         0: values,
         # stage typed twice: everything after it moved one column right

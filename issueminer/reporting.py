@@ -23,7 +23,7 @@ from issueminer import __version__
 from issueminer.agreement import AgreementRow, agreement_table, current_annotations
 from issueminer.figures import StudyFigure, build_figures, save_figures
 from issueminer.selection import Selection
-from issueminer.stats import TABLE_TITLES, StudyStats, compute_stats, render_table, write_tables
+from issueminer.stats import StudyStats, compute_stats, render_table, write_tables
 from issueminer.store import CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
 
@@ -298,7 +298,7 @@ def _contents(figures: list[StudyFigure], stats: StudyStats) -> str:
         for i, f in enumerate(figures, start=1)
     ]
     items += [
-        f'<li><a href="#table-{name}">Table: {escape(TABLE_TITLES.get(name, name))}</a></li>'
+        f'<li><a href="#table-{name}">Table: {escape(stats.title(name))}</a></li>'
         for name in stats.tables
     ]
     items.append('</ol></li><li><a href="#agreement">Agreement</a></li>')
@@ -337,8 +337,9 @@ def _methods(
         "(label-only records).</li>",
         f"<li><b>In the study</b>: {n('int', *totals, 'issues')} issues "
         f"({n('int', *totals, 'faults')} faults, {n('int', *totals, 'howto')} how-to "
-        f"questions); {n('int', 'stats', 'distributed_specific', 'yes')} faults "
-        f"({n('pct', 'stats', 'distributed_specific', 'share')}) are distributed-specific."
+        f"questions); {n('int', 'stats', 'specific', 'yes')} faults "
+        f"({n('pct', 'stats', 'specific', 'share')}) are "
+        f"{escape(data.stats.summary['specific']['label'])}."
         "</li>",
     ]
     sizes = ("taxonomy",)
@@ -413,7 +414,7 @@ def _results(payload: dict[str, Any], figures: list[StudyFigure], stats: StudySt
         )
     for name, frame in stats.tables.items():
         parts.append(
-            f'<h3 id="table-{name}">{escape(TABLE_TITLES.get(name, name))}</h3>'
+            f'<h3 id="table-{name}">{escape(stats.title(name))}</h3>'
             f"<p class=meta><code>tables/{name}.tex</code></p>"
             + html_table(frame, ("stats", "tables", name), payload)
         )

@@ -2,8 +2,8 @@
 
 Keywords and phrases come from the study file's `selection` section. They are matched as
 spaCy token sequences, case-insensitively, in the title and in the body's prose: code
-blocks are removed and URLs replaced first, so `import torch.distributed` in a snippet or
-a link to a "distributed" page does not make an issue relevant.
+blocks are removed and URLs replaced first, so a keyword that occurs only in an import line
+of a snippet or in a link does not make an issue relevant.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ def _pct(n: int, total: int) -> float:
 class StudyStats:
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)  # table name -> caption
+
+    def title(self, name: str) -> str:
+        return self.titles.get(name, name)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,7 +107,8 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
             "label_only": int(final["flags"].map(lambda f: "label-only" in (f or [])).sum()),
             "not_relevant": int((final.issue_type == "not relevant").sum()),
         },
-        "distributed_specific": {
+        "specific": {
+            "label": taxonomy.label("specific"),
             "yes": n_specific,
             "no": n_general,
             "unknown": n_faults - n_specific - n_general,
@@ -116,13 +121,14 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
         "howto_topics": dict(topics.most_common()),
         "howto_subtopics": dict(subtopics.most_common()),
         "sources": dict(Counter(final.source).most_common()),
+        "proposed_categories": _proposed(faults, howto, taxonomy),
     }
     tables = {
         "overview": _overview(final),
         "fault_taxonomy": _fault_tree(faults, taxonomy),
-        "distributed_specific": pd.DataFrame(
+        "specific": pd.DataFrame(
             [
-                {"distributed_specific": k, "faults": v, "percent": _pct(v, n_faults)}
+                {taxonomy.label("specific"): k, "faults": v, "percent": _pct(v, n_faults)}
                 for k, v in (
                     ("yes", n_specific),
                     ("no", n_general),
@@ -140,7 +146,25 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
         "symptom_fix": _symptom_fix(faults),
         "howto_topics": _howto(howto),
     }
-    return StudyStats(summary, tables)
+    return StudyStats(summary, tables, table_titles(taxonomy))
+
+
+def _proposed(
+    faults: pd.DataFrame, howto: pd.DataFrame, taxonomy: Taxonomy
+) -> dict[str, list[str]]:
+    """Categories in final labels that the study file does not list (open coding)."""
+    used = {
+        "stage": set(faults.stage.dropna()),
+        "inner_category": set(faults.inner_category.dropna()),
+        "symptom": set(faults.leaf_symptom.dropna()),
+        "fix_pattern": {p for patterns in faults.fix_patterns for p in (patterns or [])},
+        "howto_topic": set(howto.howto_topic.dropna()),
+    }
+    found = {
+        dimension: sorted(n for n in names if not taxonomy.is_known(dimension, n))
+        for dimension, names in used.items()
+    }
+    return {dimension: names for dimension, names in found.items() if names}
 
 
 def _ordered(counts: Counter[str], tree: dict[str, Any]) -> dict[str, int]:
@@ -318,14 +342,36 @@ def to_latex(frame: pd.DataFrame, caption: str = "", decimals: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLE_TITLES = {
-    "overview": "Dataset overview: source x framework x issue type",
-    "fault_taxonomy": "Fault taxonomy: stage, inner category and leaf symptom",
-    "distributed_specific": "Distributed-specific faults",
-    "fix_patterns": "Fix patterns",
-    "symptom_fix": "Leaf symptom x fix pattern",
-    "howto_topics": "How-to topics and sub-topics",
-}
+TABLE_NAMES = (
+    "overview",
+    "fault_taxonomy",
+    "specific",
+    "fix_patterns",
+    "symptom_fix",
+    "howto_topics",
+)
+
+
+def table_titles(taxonomy: Taxonomy) -> dict[str, str]:
+    """Each table's caption in the study's own words (its file's `labels:`)."""
+
+    def label(dimension: str) -> str:
+        return taxonomy.label(dimension)
+
+    def capital(text: str) -> str:
+        return text[:1].upper() + text[1:]
+
+    return {
+        "overview": "Dataset overview: source x framework x issue type",
+        "fault_taxonomy": f"Fault taxonomy: {label('stage')}, {label('inner_category')} and "
+        f"{label('symptom')}",
+        "specific": f"{capital(label('specific'))} faults",
+        "fix_patterns": f"{capital(label('fix_pattern'))}s",
+        "symptom_fix": f"{capital(label('symptom'))} x {label('fix_pattern')}",
+        "howto_topics": f"{capital(label('howto_topic'))}s and {label('howto_subtopic')}s",
+    }
+
+
 EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "json": "json"}
 
 
@@ -334,7 +380,7 @@ def write_tables(stats: StudyStats, out_dir: Path, fmt: str) -> list[Path]:
     written = []
     for name, frame in stats.tables.items():
         path = out_dir / f"{name}.{EXTENSIONS[fmt]}"
-        path.write_text(render_table(frame, fmt, TABLE_TITLES.get(name, name)), encoding="utf-8")
+        path.write_text(render_table(frame, fmt, stats.title(name)), encoding="utf-8")
         written.append(path)
     if fmt == "json":
         path = out_dir / "summary.json"

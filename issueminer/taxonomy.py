@@ -7,6 +7,7 @@ spelling to one canonical node and says what it did, so importers can report it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,47 @@ from typing import Any
 
 import yaml
 
-TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "taxonomy"
+TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "taxonomy"  # the bundled studies
 DEFAULT_STUDY = "distributed-training"
+STUDY_PATH_ENV = "ISSUEMINER_STUDY_PATH"  # more folders of study files, os.pathsep-separated
+LOCAL_STUDY_DIR = "studies"  # `issueminer study new` writes here, relative to the working dir
+STUDY_SUFFIXES = (".yaml", ".yml")
+
+# What the app, tables and reports call each label dimension unless the study file's
+# `labels:` says otherwise. `specific` is the yes/no flag of a fault (the column
+# `distributed_specific` in the store, named after the first study that used it).
+DEFAULT_LABELS = {
+    "specific": "topic-specific",
+    "specific_question": "Does the root cause lie in the study's subject, not in ordinary code?",
+    "stage": "stage",
+    "inner_category": "inner category",
+    "symptom": "symptom",
+    "fix_pattern": "fix pattern",
+    "howto_topic": "how-to topic",
+    "howto_subtopic": "sub-topic",
+}
+STATUSES = ("draft", "settled")
+STUDY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+REQUIRED_KEYS = ("study", "issue_types", "stages")
+STUDY_KEYS = (
+    "study",
+    "title",
+    "version",
+    "description",
+    "status",
+    "open_coding",
+    "codebook",
+    "labels",
+    "issue_types",
+    "symptoms",
+    "stages",
+    "fix_patterns",
+    "fix_pattern_combinations",
+    "howto_topics",
+    "placeholders",
+    "selection",
+    "classifier",
+)
 
 # Dimensions a label has; `symptom` is the leaf of the fault tree.
 DIMENSIONS = ("issue_type", "stage", "inner_category", "symptom", "fix_pattern", "howto_topic")
@@ -69,7 +109,7 @@ class Resolution:
 
     raw: Any
     value: str | None
-    how: str  # empty | exact | normalised | alias | placeholder | unknown
+    how: str  # empty | exact | normalised | alias | placeholder | proposed | unknown
 
     @property
     def changed(self) -> bool:
@@ -89,6 +129,13 @@ class Taxonomy:
     fix_combinations: dict[str, list[str]] = field(default_factory=dict)
     placeholders: set[str] = field(default_factory=set)
     selection: dict[str, Any] = field(default_factory=dict)  # see issueminer.selection
+    status: str = "settled"  # draft: categories are still being found
+    # open coding: a label the taxonomy lacks is a proposed category, kept as typed
+    open_coding: bool = False
+    labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
+    codebook: Path | None = None
+    # the classifier's study-specific error signals: name -> (anchors, regex)
+    signals: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     _lookup: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
@@ -110,6 +157,8 @@ class Taxonomy:
             return Resolution(raw, None, "placeholder")
         found = self._lookup.get((_scope(dimension, parent), normalise_key(text)))
         if found is None:
+            if self.open_coding and dimension != "issue_type":
+                return Resolution(raw, proposal_name(text), "proposed")
             return Resolution(raw, None, "unknown")
         name, how = found
         return Resolution(raw, name, "exact" if name == text else how)
@@ -128,6 +177,15 @@ class Taxonomy:
         parts = [self.resolve("fix_pattern", part) for part in FIX_PATTERN_SEPARATOR.split(text)]
         names = [part.value for part in parts if part.value]
         return list(dict.fromkeys(names)), parts
+
+    def label(self, dimension: str) -> str:
+        """What this study calls a label dimension ('stage', 'symptom', 'specific', ...)."""
+        return self.labels.get(dimension) or DEFAULT_LABELS.get(dimension, dimension)
+
+    def is_known(self, dimension: str, name: str | None, parent: str | None = None) -> bool:
+        """False for a category the taxonomy lacks (proposed during open coding)."""
+        key = f"{parent}/{name}" if dimension == "howto_subtopic" else name
+        return name is None or key in self.nodes.get(dimension, {})
 
     def names(self, dimension: str) -> list[str]:
         return list(self.nodes.get(dimension, {}))
@@ -206,6 +264,11 @@ class Taxonomy:
         }
 
 
+def proposal_name(text: str) -> str:
+    """A proposed category as it is stored: the annotator's words, spacing tidied."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
 def _scope(dimension: str, parent: str | None) -> str:
     return f"{dimension}:{parent}" if dimension == "howto_subtopic" else dimension
 
@@ -224,12 +287,24 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def study_dirs() -> list[Path]:
+    """Where study files are looked for, first match wins: $ISSUEMINER_STUDY_PATH's folders,
+    ./studies (where `study new` writes), then the studies that come with issueminer."""
+    extra = [Path(p) for p in os.environ.get(STUDY_PATH_ENV, "").split(os.pathsep) if p]
+    return [*extra, Path.cwd() / LOCAL_STUDY_DIR, TAXONOMY_DIR]
+
+
 def taxonomy_path(study_or_path: str | Path) -> Path:
-    """A study name (looked up in taxonomy/) or a path to a taxonomy file."""
+    """A study name (looked up in `study_dirs()`) or a path to a study file."""
     candidate = Path(study_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+    if candidate.suffix in STUDY_SUFFIXES or candidate.exists():
         return candidate
-    return TAXONOMY_DIR / f"{study_or_path}.yaml"
+    for directory in study_dirs():
+        for suffix in STUDY_SUFFIXES:
+            found = directory / f"{study_or_path}{suffix}"
+            if found.is_file():
+                return found
+    return TAXONOMY_DIR / f"{study_or_path}.yaml"  # does not exist: the error names it
 
 
 def load_taxonomy(study_or_path: str | Path = DEFAULT_STUDY) -> Taxonomy:
@@ -259,13 +334,14 @@ def _build(path: Path) -> tuple[Taxonomy | None, list[str]]:
         return None, [f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]
     if not isinstance(data, dict):
         return None, [f"{path}:1: the file must be a mapping with keys study, stages, ..."]
-    return _Builder(path, data).build()
+    return _Builder(path, data, text).build()
 
 
 class _Builder:
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], text: str = "") -> None:
         self.path = path
         self.data = data
+        self.text = text
         self.problems: list[str] = []
         self.taxonomy = Taxonomy(
             study=str(data.get("study") or path.stem),
@@ -279,7 +355,10 @@ class _Builder:
 
     def build(self) -> tuple[Taxonomy | None, list[str]]:
         data = self.data
-        for key in ("study", "issue_types", "stages"):
+        self.study_settings()
+        # an open-coding study may start with no categories at all
+        required = ("study", "issue_types") if self.taxonomy.open_coding else REQUIRED_KEYS
+        for key in required:
             if key not in data:
                 self.problem(1, f"missing required key '{key}'")
         self.nodes("issue_type", data.get("issue_types") or [], "issue_types")
@@ -294,6 +373,95 @@ class _Builder:
         self.taxonomy._index()
         self.alias_clashes()
         return (None if self.problems else self.taxonomy), self.problems
+
+    def key_line(self, key: str) -> int:
+        """The line of a top-level key (YAML mappings only remember where they start)."""
+        found = re.search(rf"^{re.escape(key)}\s*:", self.text, re.M)
+        return self.text.count("\n", 0, found.start()) + 1 if found else 1
+
+    def study_settings(self) -> None:
+        data, taxonomy = self.data, self.taxonomy
+        for key in data:
+            if key != "__line__" and key not in STUDY_KEYS:
+                self.problem(
+                    self.key_line(key), f"unknown key '{key}' (known: {', '.join(STUDY_KEYS)})"
+                )
+        name = data.get("study")
+        if name is not None and not STUDY_NAME.fullmatch(str(name)):
+            self.problem(
+                self.key_line("study"),
+                f"study: '{name}' must be lower-case letters, digits and '-'",
+            )
+        status = data.get("status", "settled")
+        if status not in STATUSES:
+            self.problem(
+                self.key_line("status"), f"status: '{status}' is not one of {', '.join(STATUSES)}"
+            )
+        taxonomy.status = str(status)
+        open_coding = data.get("open_coding", False)
+        if not isinstance(open_coding, bool):
+            self.problem(self.key_line("open_coding"), "open_coding: must be true or false")
+        taxonomy.open_coding = open_coding is True
+        self.display_labels(data.get("labels"))
+        codebook = data.get("codebook")
+        if codebook is not None and not isinstance(codebook, str):
+            self.problem(self.key_line("codebook"), "codebook: must be a path to a Markdown file")
+        elif codebook:
+            taxonomy.codebook = (self.path.parent / codebook).resolve()
+        self.classifier_signals(data.get("classifier"))
+
+    def display_labels(self, labels: Any) -> None:
+        if labels is None:
+            return
+        if not isinstance(labels, dict):
+            self.problem(self.key_line("labels"), "labels: must map a dimension to its name")
+            return
+        for key, value in labels.items():
+            if key == "__line__":
+                continue
+            if key not in DEFAULT_LABELS:
+                self.problem(
+                    labels["__line__"],
+                    f"labels.{key}: unknown dimension (known: {', '.join(DEFAULT_LABELS)})",
+                )
+            elif not isinstance(value, str) or not value.strip():
+                self.problem(labels["__line__"], f"labels.{key}: must be a non-empty text")
+            else:
+                self.taxonomy.labels[key] = value.strip()
+
+    def classifier_signals(self, classifier: Any) -> None:
+        if classifier is None:
+            return
+        signals = classifier.get("signals") if isinstance(classifier, dict) else None
+        if not isinstance(signals, dict):
+            self.problem(
+                self.key_line("classifier"),
+                "classifier: must hold 'signals', a mapping of name -> {anchors, pattern}",
+            )
+            return
+        for name, spec in signals.items():
+            if name == "__line__":
+                continue
+            where = f"classifier.signals.{name}"
+            line = spec.get("__line__") if isinstance(spec, dict) else signals["__line__"]
+            anchors = spec.get("anchors") if isinstance(spec, dict) else None
+            pattern = spec.get("pattern") if isinstance(spec, dict) else None
+            if (
+                not isinstance(anchors, list)
+                or not anchors
+                or not all(isinstance(a, str) and a == a.lower() for a in anchors)
+            ):
+                self.problem(line, f"{where}.anchors: must be a non-empty list of lower-case texts")
+                continue
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                self.problem(line, f"{where}.pattern: not a valid regular expression ({exc})")
+                continue
+            if not isinstance(pattern, str) or not pattern:
+                self.problem(line, f"{where}.pattern: missing")
+                continue
+            self.taxonomy.signals[str(name)] = (tuple(anchors), pattern)
 
     def nodes(self, dimension: str, items: Any, key: str, parent: str | None = None) -> list[Node]:
         if not isinstance(items, list):
@@ -352,8 +520,8 @@ class _Builder:
             self.taxonomy.tree[stage.name] = inners
 
     def leaves(self, item: dict[str, Any], symptoms: dict[str, Node]) -> list[str]:
-        leaves = item.get("leaves")
-        if not isinstance(leaves, list) or not leaves:
+        leaves = item.get("leaves", [] if self.taxonomy.open_coding else None)
+        if not isinstance(leaves, list) or (not leaves and not self.taxonomy.open_coding):
             self.problem(
                 item.get("__line__"), f"'{item.get('name')}' needs a non-empty 'leaves' list"
             )

@@ -101,7 +101,7 @@ def test_fast_tokenizer_gives_exactly_spacys_tokens() -> None:
         assert tokenize(text) == tokens(text)
 
 
-def test_error_signals_are_kept_and_log_noise_dropped() -> None:
+def test_error_signals_are_kept_and_log_noise_dropped(taxonomy) -> None:
     noise = [f"[2023-01-01 10:00:{i:02d}] INFO step {i} throughput quxnoise" for i in range(50)]
     log = [
         *noise,
@@ -109,9 +109,13 @@ def test_error_signals_are_kept_and_log_noise_dropped() -> None:
         "torch.distributed.DistBackendError: NCCL error",
     ]
     body = "My job dies with CUDA out of memory on rank 3.\n\n```\n" + "\n".join(log) + "\n```\n"
-    words, grams, found = featurize([Document("Segfault in allreduce", body)]).iloc[0]
+    document = Document("Segfault in allreduce", body)
+    words, grams, found = featurize([document], taxonomy.signals).iloc[0]
     found = found.split()
     assert {"signal_out_of_memory", "signal_nccl_error", "signal_segfault"} <= set(found)
+    # the library signal is the study file's, not the package's
+    generic = featurize([document]).iloc[0]["signals"].split()
+    assert "signal_nccl_error" not in generic and "signal_segfault" in generic
     assert "exception_distbackenderror" in found
     assert "quxnoise" not in words and "quxnoise" not in found  # the log's noise lines
     assert "traceback" not in words  # code stays out of the prose words

@@ -75,7 +75,7 @@ def test_stats_json_has_the_documented_keys(study_db, runner) -> None:
     data = json.loads(result.stdout)
     assert data["totals"]["issues"] == 1131
     assert data["totals"]["faults"] + data["totals"]["howto"] == 1131
-    for key in ("distributed_specific", "stages", "leaf_symptoms", "fix_patterns", "howto_topics"):
+    for key in ("specific", "stages", "leaf_symptoms", "fix_patterns", "howto_topics"):
         assert data[key]
     assert sum(data["stages"].values()) == data["totals"]["faults"]
     assert sum(data["howto_topics"].values()) == data["totals"]["howto"]
@@ -105,7 +105,7 @@ def test_stats_in_every_format_and_to_files(study_db, tmp_path, runner) -> None:
         for n in (
             "overview",
             "fault_taxonomy",
-            "distributed_specific",
+            "specific",
             "fix_patterns",
             "symptom_fix",
             "howto_topics",
@@ -187,6 +187,6 @@ def test_import_errors_exit_non_zero_with_place(runner, tmp_path) -> None:
 def test_db_upgrade_and_status(runner, tmp_path) -> None:
     db = str(tmp_path / "u.db")
     first = runner.invoke(app, ["db", "upgrade", "--db", db])
-    assert first.exit_code == 0 and "empty -> 0002" in first.output
+    assert first.exit_code == 0 and "empty -> 0003" in first.output
     status = runner.invoke(app, ["db", "status", "--db", db])
-    assert "current: 0002" in status.output
+    assert "current: 0003" in status.output

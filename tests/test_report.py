@@ -56,7 +56,7 @@ FIGURES = list(CAPTIONS)
 STATS_TABLES = [
     "overview",
     "fault_taxonomy",
-    "distributed_specific",
+    "specific",
     "fix_patterns",
     "symptom_fix",
     "howto_topics",
@@ -180,7 +180,7 @@ def test_report_numbers_equal_stats_and_agree_json(tosem_report) -> None:
     pointers = {pointer for pointer, _, _ in page.numbers}
     for name in ("issues", "faults", "howto", "distinct_issues", "label_only"):
         assert f"/stats/totals/{name}" in pointers
-    assert "/stats/distributed_specific/share" in pointers
+    assert "/stats/specific/share" in pointers
 
 
 def test_report_tables_show_the_stats_rows(tosem_report) -> None:

@@ -7,8 +7,9 @@ Prose and code are split (`issueminer.text`) and treated differently on purpose:
 * title: the character n-grams of the title's words (spelling variants such as
   "all_reduce" and "allreduce", where they carry most weight);
 * signals: what names the failure, wherever it occurs: exception class names, a fixed
-  set of error patterns (NCCL errors, "CUDA out of memory", "Segmentation fault", ...),
-  and the error lines of code blocks and pasted logs. A log's other lines (step counters,
+  set of generic error patterns ("CUDA out of memory", "Segmentation fault", ...) plus
+  the study file's own (`classifier.signals`), and the error lines of code blocks and
+  pasted logs. A log's other lines (step counters,
   progress, environment dumps) are dropped: they are long, and they say nothing about
   what went wrong.
 
@@ -19,7 +20,7 @@ them once before cross-validation cannot leak a test fold into training.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -45,22 +46,18 @@ ERROR_WORD = re.compile(
     r"error|exception|fault|fatal|fail|killed|abort|timed? ?out|denied|refused|no such"
     r"|not found|cannot|could not|undefined|unsupported|not implemented|warn"
 )
-# The end of an exception class name (RuntimeError, NcclError, ...); the name is found by
+# The end of an exception class name (RuntimeError, ValueError, ...); the name is found by
 # walking back from it, much faster than a regex that has to try every word start.
 EXCEPTION_SUFFIX = re.compile(r"(?:Error|Exception|Fault|Interrupt|Warning)\b")
 TITLE_NGRAMS = (3, 5)  # character n-grams of title words: "allreduce" meets "all_reduce"
-# Failures researchers label by name: each pattern becomes one feature, found in prose or
-# code. The substrings before each pattern are a cheap test that every match passes:
-# searching a few words with `in` is much faster than a regex scan, and most issues
-# contain few of them.
+# Failures researchers label by name, in any study: each pattern becomes one feature,
+# found in prose or code. The substrings before each pattern are a cheap test that every
+# match passes: searching a few words with `in` is much faster than a regex scan, and
+# most issues contain few of them. A study adds its own in its file.
 ERROR_SIGNALS = {
     "out_of_memory": (
         ("memory", "oom", "exhausted"),
         r"out of memory|\boom\b|resource ?exhausted|cannot allocate memory",
-    ),
-    "nccl_error": (
-        ("nccl", "unhandled"),
-        r"nccl\w*\s*(?:error|warn)|nccl\w*error|unhandled (?:cuda|system) error",
     ),
     "segfault": (
         ("segmentation", "segfault", "sigsegv", "core dumped", "bus error", "sigabrt"),
@@ -108,9 +105,19 @@ ERROR_SIGNALS = {
     "attribute": (("attribute",), r"attributeerror|has no attribute"),
 }
 NO_SIGNAL = "signal_none"  # no error anywhere is itself telling (how-to questions, mostly)
-_SIGNALS = {
-    name: (anchors, re.compile(pattern)) for name, (anchors, pattern) in ERROR_SIGNALS.items()
-}
+SignalSpec = Mapping[str, tuple[Sequence[str], str]]  # name -> (anchors, pattern)
+Signals = dict[str, tuple[tuple[str, ...], re.Pattern[str]]]
+
+
+def compile_signals(study_signals: SignalSpec | None = None) -> Signals:
+    """The generic error signals plus a study's own (`Taxonomy.signals`)."""
+    specs = {**ERROR_SIGNALS, **(study_signals or {})}
+    return {
+        name: (tuple(anchors), re.compile(pattern)) for name, (anchors, pattern) in specs.items()
+    }
+
+
+GENERIC_SIGNALS = compile_signals()
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -140,7 +147,7 @@ def tokenize(text: str) -> list[str]:
 
     spaCy splits text at whitespace first and tokenises each chunk on its own, so the
     tokens of a chunk can be remembered: most chunks of the next issue ("the", "GPU",
-    "NCCL") were seen before, and spaCy's per-call overhead is paid once per new chunk.
+    "error") were seen before, and spaCy's per-call overhead is paid once per new chunk.
     """
     found: list[str] = []
     for chunk in text.split():
@@ -194,7 +201,7 @@ def error_lines(code_lines: list[str]) -> list[str]:
 
 
 def exception_names(text: str) -> list[str]:
-    """Exception class names in order of first occurrence (RuntimeError, NcclSystemError)."""
+    """Exception class names in order of first occurrence (RuntimeError, OSError)."""
     found = []
     for match in EXCEPTION_SUFFIX.finditer(text):
         start = match.start()
@@ -207,13 +214,13 @@ def exception_names(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def signals(text: str, code_lines: list[str]) -> list[str]:
+def signals(text: str, code_lines: list[str], patterns: Signals = GENERIC_SIGNALS) -> list[str]:
     """Exception names, named error patterns and the words of error lines, as feature tokens."""
     errors = error_lines(code_lines)
     everything = "\n".join([text.lower(), *errors])
     found = [
         f"signal_{name}"
-        for name, (anchors, pattern) in _SIGNALS.items()
+        for name, (anchors, pattern) in patterns.items()
         if any(a in everything for a in anchors) and pattern.search(everything)
     ]
     names = exception_names(text + "\n" + "\n".join(code_lines))
@@ -239,14 +246,17 @@ def title_ngrams(title: str) -> list[str]:
     return found
 
 
-def featurize_one(document: Document) -> tuple[str, str, str]:
+def featurize_one(document: Document, patterns: Signals = GENERIC_SIGNALS) -> tuple[str, str, str]:
     title = document.title or ""
     prose, code = _split(document)
     words = _words(title) + _words(prose)[:MAX_PROSE_TOKENS]
     grams = " ".join(title_ngrams(title))
-    return " ".join(words), grams, " ".join(signals(f"{title}\n{prose}", code))
+    return " ".join(words), grams, " ".join(signals(f"{title}\n{prose}", code, patterns))
 
 
-def featurize(documents: Iterable[Document]) -> pd.DataFrame:
+def featurize(
+    documents: Iterable[Document], study_signals: SignalSpec | None = None
+) -> pd.DataFrame:
     """One row per document with the columns of `FIELDS` (the pipeline's input)."""
-    return pd.DataFrame([featurize_one(d) for d in documents], columns=list(FIELDS))
+    patterns = compile_signals(study_signals) if study_signals else GENERIC_SIGNALS
+    return pd.DataFrame([featurize_one(d, patterns) for d in documents], columns=list(FIELDS))

@@ -124,7 +124,7 @@ def train_model(
     """Fit on every labelled issue; with `folds`, first measure by cross-validation."""
     if len({str(v) for v in y}) < 2:
         raise ClassifierError(f"training a {target.name} model needs two different labels or more")
-    frame = featurize(documents)
+    frame = featurize(documents, taxonomy.signals)
     metrics: dict[str, Any] = {}
     if folds:
         evaluation = cross_validate(
@@ -146,6 +146,8 @@ def train_model(
         "classifier": classifier,
         "labels": system.classes_,
         "study": taxonomy.study,
+        # the study's own error signals, so predictions compute the features training saw
+        "signals": {name: [list(a), p] for name, (a, p) in taxonomy.signals.items()},
         "created_at": created.isoformat(),
         "training_set": {"n": len(documents), "sha256": digest},
         "fit_seconds": round(time.perf_counter() - started, 3),
@@ -219,7 +221,7 @@ def newest_model_file(directory: Path | str, target: str) -> Path | None:
 # ---- prediction ----------------------------------------------------------------------------
 def predict(model: TrainedModel, documents: Sequence[Document]) -> list[PredictedLabel]:
     """Predictions for each document; a symptom model also gives its leaf's stage and inner."""
-    frame = featurize(documents)
+    frame = featurize(documents, model.metadata.get("signals"))
     target = model.target
     if target.kind == PATH:
         return _predict_path(model, documents, frame)

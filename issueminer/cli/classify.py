@@ -124,7 +124,7 @@ def train(
     """Train a classifier on the final labels and save it with its metadata.
 
     Features: title and prose words, title character n-grams, and error signals from
-    code and logs (exception names, NCCL errors, CUDA out of memory, segmentation
+    code and logs (exception names, the study file's signals, out of memory, segmentation
     faults). A symptom model predicts the leaf together with its stage. The model file
     (skops) records the label set, a hash of the training set, library versions and
     cross-validated metrics beside the baselines'.

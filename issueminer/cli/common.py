@@ -19,11 +19,19 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from issueminer.ingest import remember_study
 from issueminer.report import ImportFailure, Report
 from issueminer.store import Meta, Store
-from issueminer.taxonomy import DEFAULT_STUDY, Taxonomy, TaxonomyError, load_taxonomy
+from issueminer.taxonomy import (
+    DEFAULT_STUDY,
+    Taxonomy,
+    TaxonomyError,
+    load_taxonomy,
+    taxonomy_path,
+)
 
 # markup off: issue titles, labels and queries are data and may contain [brackets]
 out = Console(soft_wrap=True, markup=False, highlight=False)
@@ -83,14 +91,33 @@ def open_store(db: str | None) -> Store:
 
 
 def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:
-    """--study wins; else the study the database was created for; else the default."""
-    name = study
-    if name is None and store is not None:
+    """--study wins; else the study the database was created for; else the default.
+
+    The database remembers the study's name and file the first time a study is used with
+    it: the name is looked up on the study path, the file is the fallback for a study
+    kept elsewhere.
+    """
+    remembered: dict[str, str] = {}
+    if store is not None:
         with store.session() as session:
-            remembered = session.get(Meta, "study")
-            name = remembered.value if remembered else None
+            remembered = {m.key: m.value for m in session.scalars(select(Meta))}
+    name = study or remembered.get("study")
+    fallback = remembered.get("study_file")
+    if study is None and name and not taxonomy_path(name).is_file() and fallback:
+        name = fallback
     with handled():
-        return load_taxonomy(name or DEFAULT_STUDY)
+        taxonomy = load_taxonomy(name or DEFAULT_STUDY)
+    if store is None:
+        return taxonomy
+    if "study" not in remembered:
+        with handled(), store.session() as session:
+            remember_study(session, taxonomy)
+    elif remembered["study"] != taxonomy.study:
+        err.print(
+            f"note: this database was created for study '{remembered['study']}'; "
+            f"using '{taxonomy.study}' as asked"
+        )
+    return taxonomy
 
 
 def print_json(data: Any) -> None:

@@ -197,7 +197,7 @@ def github_command(
     Searches are split into creation-date windows under the 1,000-result cap. The token
     comes from GITHUB_TOKEN (works without, slower).
 
-    Example: issueminer crawl github --repo horovod/horovod
+    Example: issueminer crawl github --repo OWNER/NAME --since 2023-01-01
     """
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)

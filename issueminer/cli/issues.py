@@ -94,7 +94,7 @@ def show_command(
 ) -> None:
     """Show one issue with its final labels and every annotation.
 
-    Example: issueminer issues show https://github.com/horovod/horovod/issues/100
+    Example: issueminer issues show https://github.com/OWNER/NAME/issues/100
     """
     store = open_store(db)
     with store.session() as session:

@@ -6,7 +6,7 @@ import typer
 
 from issueminer import __version__
 from issueminer.cli import classify as classify_cli
-from issueminer.cli import crawl, db, imports, issues, label, stats, taxonomy
+from issueminer.cli import crawl, db, imports, issues, label, stats, study, taxonomy
 from issueminer.cli import report as report_cli
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(study.app, name="study")
 app.add_typer(taxonomy.app, name="taxonomy")
 app.add_typer(imports.app, name="import")
 app.add_typer(issues.app, name="issues")

@@ -20,7 +20,7 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.stats import TABLE_TITLES, compute_stats, render_table, write_tables
+from issueminer.stats import TABLE_NAMES, compute_stats, render_table, write_tables
 
 
 def stats(
@@ -31,13 +31,14 @@ def stats(
         Path | None, typer.Option("--out", help="Write one file per table here.")
     ] = None,
     table: Annotated[
-        str | None, typer.Option(help=f"Only this table: {', '.join(TABLE_TITLES)}.")
+        str | None, typer.Option(help=f"Only this table: {', '.join(TABLE_NAMES)}.")
     ] = None,
 ) -> None:
     """Regenerate the study's tables from the final labels in the database.
 
-    Tables: dataset overview, fault taxonomy (stage > inner category > leaf), distributed-
-    specific share, fix patterns, symptom x fix pattern, how-to topics.
+    Tables: dataset overview, fault taxonomy (stage > inner category > leaf), the share of
+    faults specific to the study's subject, fix patterns, symptom x fix pattern, how-to
+    topics; captions use the study file's names for each dimension.
 
     Example: issueminer stats --format latex --out paper/tables
     """
@@ -58,20 +59,21 @@ def stats(
         return
     if fmt == Format.md and not table:
         totals = result.summary["totals"]
-        share = result.summary["distributed_specific"]["share"]
+        specific = result.summary["specific"]
+        share = specific["share"]
         out.print(
             f"# {taxonomy.title}\n\n{totals['issues']} labelled issues: "
             f"{totals['faults']} faults, {totals['howto']} how-to questions "
             f"({totals['distinct_issues']} distinct issues, {totals['label_only']} without "
-            f"a link; {totals['not_relevant']} marked not relevant); distributed-specific faults: "
+            f"a link; {totals['not_relevant']} marked not relevant); {specific['label']} faults: "
             f"{'-' if share is None else f'{100 * share:.1f}%'}\n",
             highlight=False,
         )
     for name, frame in result.tables.items():
         if fmt == Format.md:
-            out.print(f"## {TABLE_TITLES[name]}\n", highlight=False)
+            out.print(f"## {result.title(name)}\n", highlight=False)
             frame = _fit_terminal(name, frame)
-        out.print(render_table(frame, fmt.value, TABLE_TITLES[name]), markup=False, highlight=False)
+        out.print(render_table(frame, fmt.value, result.title(name)), markup=False, highlight=False)
 
 
 def agree(

@@ -8,8 +8,20 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from issueminer.cli.common import Format, FormatOption, StudyOption, err, fail, out, print_json
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    err,
+    fail,
+    handled,
+    open_store,
+    out,
+    print_json,
+)
 from issueminer.cli.common import study_taxonomy as load_study
+from issueminer.merge import FIELD_OF, MergeError, merge_categories
 from issueminer.taxonomy import validate_taxonomy_file
 
 app = typer.Typer(help="The study's taxonomy.", no_args_is_help=True)
@@ -60,3 +72,46 @@ def validate(path: Annotated[Path, typer.Argument(help="Taxonomy YAML file.")]) 
     if problems:
         fail(f"{path}: {len(problems)} problem(s)", problems)
     err.print(f"{path}: valid")
+
+
+@app.command("merge")
+def merge(
+    old: Annotated[str, typer.Argument(help="The category name to retire.")],
+    new: Annotated[str, typer.Argument(help="The name to use instead.")],
+    dimension: Annotated[
+        str | None,
+        typer.Option(
+            "--dimension", help=f"One of {', '.join(FIELD_OF)} [default: where OLD is used]."
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who decided the merge (kept in the history).")
+    ] = None,
+    db: DbOption = None,
+    study: StudyOption = None,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Merge category OLD into NEW in every current annotation and final label.
+
+    Annotations get a new row (the old one stays as history); final labels are edited
+    and their previous values kept in the label_change table. Typical after open coding.
+
+    Example: issueminer taxonomy merge "cold-start latency" "cold start"
+    """
+    store = open_store(db)
+    taxonomy = load_study(store, study)
+    try:
+        with handled(), store.session() as session:
+            result = merge_categories(session, taxonomy, old, new, dimension, by)
+    except MergeError as exc:
+        fail(str(exc))
+    if fmt == Format.json:
+        print_json(result.as_dict())
+        return
+    out.print(
+        f"merged {result.dimension} '{result.old}' into '{result.new}': "
+        f"{result.annotations} annotation(s) and {result.final_labels} final label(s) "
+        f"of {len(result.issues)} issue(s) rewritten (change batch {result.batch})"
+    )
+    for note in result.notes:
+        err.print(f"note: {note}")

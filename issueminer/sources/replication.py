@@ -527,7 +527,7 @@ def _present(value: Any) -> bool:
 
 
 def _framework_of_type(source_type: str) -> str:
-    """'SO-tensorflow & SO-keras' -> 'tensorflow & keras'; a bare 'SO' names no framework."""
+    """'SO-<a> & SO-<b>' -> '<a> & <b>'; a bare 'SO' names no framework."""
     parts = [
         re.sub(r"^(so|github)(-|$)", "", p.strip(), flags=re.I) for p in source_type.split("&")
     ]

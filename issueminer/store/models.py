@@ -203,6 +203,31 @@ class FinalLabel(LabelFields, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LabelChange(Base):
+    """A label rewritten by a command rather than an annotator (e.g. `taxonomy merge`).
+
+    Annotations are never edited: a merge appends a new annotation (`new_row_id`) after the
+    one it supersedes (`row_id`). Final labels are edited in place; `before` keeps what
+    every label field held, so each change can be traced and undone by hand.
+    """
+
+    __tablename__ = "label_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch: Mapped[str] = mapped_column(String(64), index=True)  # one command run
+    action: Mapped[str] = mapped_column(String(30))  # merge
+    dimension: Mapped[str] = mapped_column(String(50))
+    old_value: Mapped[str] = mapped_column(String(200))
+    new_value: Mapped[str] = mapped_column(String(200))
+    table_name: Mapped[str] = mapped_column(String(30))  # annotation | final_label
+    row_id: Mapped[int] = mapped_column(Integer)
+    new_row_id: Mapped[int | None] = mapped_column(Integer)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    changed_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Prediction(Base):
     __tablename__ = "prediction"
     __table_args__ = (UniqueConstraint("issue_uid", "model_id", "target"),)

@@ -69,7 +69,14 @@ def create_app(settings: Settings) -> Starlette:
     templates = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
-    picker = script_json(_picker_data(settings.taxonomy))
+    taxonomy = settings.taxonomy
+    fixed_picker = script_json(_picker_data(taxonomy))
+
+    def picker(session: Any) -> str:
+        # open coding: every annotator sees the categories proposed so far
+        if not taxonomy.open_coding:
+            return fixed_picker
+        return script_json(_picker_data(taxonomy, labeling.proposals(session, taxonomy)))
 
     def who(request: Request) -> str:
         if not settings.team:
@@ -80,8 +87,14 @@ def create_app(settings: Settings) -> Starlette:
             raise Forbidden
         return name
 
-    def page(name: str, request: Request, **context: Any) -> Response:
-        html = templates.get_template(name).render(picker=picker, round=settings.round, **context)
+    def page(name: str, request: Request, session: Any = None, **context: Any) -> Response:
+        html = templates.get_template(name).render(
+            picker=picker(session) if session is not None else fixed_picker,
+            round=settings.round,
+            labels=taxonomy.labels,
+            open_coding=taxonomy.open_coding,
+            **context,
+        )
         response = HTMLResponse(html)
         token = request.query_params.get("t")
         if settings.team and token in settings.team:
@@ -118,6 +131,7 @@ def create_app(settings: Settings) -> Starlette:
             return page(
                 "label.html",
                 request,
+                session,
                 annotator=annotator,
                 issue=issue,
                 progress=progress,
@@ -150,6 +164,7 @@ def create_app(settings: Settings) -> Starlette:
             return page(
                 "adjudicate.html",
                 request,
+                session,
                 annotator=resolver,
                 issue=_issue_view(session, item.issue_uid),
                 sides=sides,
@@ -334,8 +349,17 @@ def _issue_view(session: Any, uid: str) -> dict[str, Any] | None:
     }
 
 
-def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
-    """The taxonomy flattened into the lists the picker filters, with definitions."""
+PROPOSED = "proposed by an annotator; not in the study file yet"
+
+
+def _picker_data(
+    taxonomy: Taxonomy, proposed: dict[str, list[tuple[str | None, ...]]] | None = None
+) -> dict[str, Any]:
+    """The taxonomy flattened into the lists the picker filters, with definitions.
+
+    `proposed`: categories annotators added during open coding (`labeling.proposals`).
+    """
+    proposed = proposed or {}
 
     def definition(dimension: str, name: str) -> str:
         node = taxonomy.node(dimension, name)
@@ -351,6 +375,17 @@ def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
             "context": definition("inner_category", inner) if inner else definition("stage", stage),
         }
         for stage, inner, leaf in taxonomy.leaf_paths()
+    ]
+    symptoms += [
+        {
+            "stage": stage,
+            "inner": inner,
+            "leaf": leaf,
+            "path": " › ".join(p for p in (stage, inner, leaf) if p),
+            "definition": definition("symptom", leaf or "") or PROPOSED,
+            "proposed": True,
+        }
+        for stage, inner, leaf in proposed.get("symptoms", [])
     ]
     howto = []
     for topic, subs in taxonomy.howto_tree.items():
@@ -372,15 +407,31 @@ def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
                     "definition": node.definition,
                 }
             )
+    howto += [
+        {
+            "topic": topic,
+            "subtopic": sub,
+            "path": " › ".join(p for p in (topic, sub) if p),
+            "definition": PROPOSED,
+            "proposed": True,
+        }
+        for topic, sub in proposed.get("howto", [])
+    ]
+    fix_patterns = [
+        {"name": n, "definition": definition("fix_pattern", n)}
+        for n in taxonomy.names("fix_pattern")
+    ]
+    fix_patterns += [
+        {"name": name, "definition": PROPOSED, "proposed": True}
+        for (name,) in proposed.get("fix_patterns", [])
+    ]
     return {
         "issue_types": [
             {"name": n, "definition": definition("issue_type", n)}
             for n in taxonomy.names("issue_type")
         ],
         "symptoms": symptoms,
-        "fix_patterns": [
-            {"name": n, "definition": definition("fix_pattern", n)}
-            for n in taxonomy.names("fix_pattern")
-        ],
+        "fix_patterns": fix_patterns,
         "howto": howto,
+        "open_coding": taxonomy.open_coding,
     }

@@ -34,7 +34,31 @@
   }
 
   // ---- pickers: a filter box over a list, arrow keys move, Enter picks ----
-  function makePicker(list, filterId, optionsId, valueId, { multi, label, onPick, isChosen }) {
+  // ---- open coding: a name no list holds becomes a proposed category ----
+  const PATH_SPLIT = /\s*(?:›|>)\s*/;  // "stage › leaf" or "stage > inner > leaf"
+  const PROPOSED = "new category, proposed by you (not in the study file)";
+  function pathOf(parts) { return parts.filter(Boolean).join(" › "); }
+  function proposedSymptom(stage, inner, leaf) {
+    return { stage, inner, leaf, path: pathOf([stage, inner, leaf]), definition: PROPOSED,
+             proposal: true };
+  }
+  function typedSymptom(text) {
+    const parts = text.split(PATH_SPLIT).filter(Boolean);
+    const leaf = parts.pop();
+    return proposedSymptom(parts[0] || null, parts[1] || null, leaf);
+  }
+  function proposedTopic(topic, subtopic) {
+    return { topic, subtopic, path: pathOf([topic, subtopic]), definition: PROPOSED,
+             proposal: true };
+  }
+  function typedTopic(text) {
+    const parts = text.split(PATH_SPLIT).filter(Boolean);
+    return proposedTopic(parts[0], parts[1] || null);
+  }
+  function typedFix(text) { return { name: text.trim(), definition: PROPOSED, proposal: true }; }
+
+  function makePicker(list, filterId, optionsId, valueId,
+                      { multi, label, onPick, isChosen, propose }) {
     const filter = document.getElementById(filterId);
     const options = document.getElementById(optionsId);
     const value = document.getElementById(valueId);
@@ -43,10 +67,16 @@
     function render() {
       const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
       shown = list.filter((item) => words.every((w) => label(item).toLowerCase().includes(w)));
+      const typed = filter.value.trim();
+      if (data.open_coding && propose && typed &&
+          !shown.some((item) => label(item).toLowerCase() === typed.toLowerCase())) {
+        shown.push(propose(typed));
+      }
       active = Math.min(active, Math.max(0, shown.length - 1));
       options.replaceChildren(...shown.map((item, i) => {
         const li = document.createElement("li");
-        li.textContent = label(item);
+        li.textContent = (item.proposal ? "propose: " : "") + label(item);
+        if (item.proposal) li.classList.add("proposal");
         if (i === active) li.classList.add("active");
         if (isChosen(item)) li.classList.add("chosen");
         li.addEventListener("mousedown", (event) => { event.preventDefault(); active = i; pick(); });
@@ -94,16 +124,18 @@
 
   const symptomPicker = makePicker(data.symptoms, "symptom-filter", "symptom-options",
     "symptom-value", { label: (s) => s.path, isChosen: (s) => state.symptom === s,
+                       propose: typedSymptom,
                        onPick: (s) => { state.symptom = s; setType("fault"); } });
   const fixPicker = makePicker(data.fix_patterns, "fix-filter", "fix-options", "fix-value",
     { multi: true, label: (f) => f.name, isChosen: (f) => state.fixes.includes(f.name),
+      propose: typedFix,
       onPick: (f) => {
         const at = state.fixes.indexOf(f.name);
         if (at >= 0) state.fixes.splice(at, 1); else state.fixes.push(f.name);
         setType("fault");
       } });
   const howtoPicker = makePicker(data.howto, "howto-filter", "howto-options", "howto-value",
-    { label: (h) => h.path, isChosen: (h) => state.howto === h,
+    { label: (h) => h.path, isChosen: (h) => state.howto === h, propose: typedTopic,
       onPick: (h) => { state.howto = h; setType("how-to question"); } });
 
   function setType(type) {
@@ -132,10 +164,14 @@
     state.issue_type = labels.issue_type || null;
     state.distributed_specific = labels.distributed_specific;
     state.symptom = data.symptoms.find((s) => s.leaf === labels.leaf_symptom &&
-      s.stage === labels.stage && (s.inner || null) === (labels.inner_category || null)) || null;
+      s.stage === labels.stage && (s.inner || null) === (labels.inner_category || null)) ||
+      (labels.leaf_symptom ? proposedSymptom(labels.stage || null, labels.inner_category || null,
+                                             labels.leaf_symptom) : null);
     state.fixes = (labels.fix_patterns || []).slice();
     state.howto = data.howto.find((h) => h.topic === labels.howto_topic &&
-      (h.subtopic || null) === (labels.howto_subtopic || null)) || null;
+      (h.subtopic || null) === (labels.howto_subtopic || null)) ||
+      (labels.howto_topic ? proposedTopic(labels.howto_topic, labels.howto_subtopic || null)
+                          : null);
     state.memo = labels.memo || "";
     document.getElementById("memo").value = state.memo;
   }
