@@ -338,7 +338,8 @@ def proposals(session: Session, taxonomy: Taxonomy) -> dict[str, list[tuple[str 
                 "howto_subtopic", sub, topic
             ):
                 found["howto"].add((topic, sub))
-        for patterns in session.scalars(select(table.fix_patterns).distinct()):
+        # JSON has no equality in PostgreSQL, so no DISTINCT here: the lists are short
+        for patterns in session.scalars(select(table.fix_patterns)):
             for name in patterns or []:
                 if not taxonomy.is_known("fix_pattern", name):
                     found["fix_patterns"].add((name,))
@@ -500,3 +501,55 @@ def resolve(
     session.add(final)
     session.flush()
     return final
+
+
+AGREEMENT = "agreement"  # resolved_by of final labels taken from agreeing annotators
+
+
+def _label_key(annotation: Annotation) -> tuple[Any, ...]:
+    values = []
+    for name in LABEL_FIELDS:
+        value = getattr(annotation, name)
+        values.append(tuple(sorted(value or [])) if name == "fix_patterns" else value)
+    return tuple(values)
+
+
+def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
+    """Final labels for the round's issues on which every annotator gave the same label.
+
+    Only complete agreement counts: every annotator of the round saved the issue as done
+    and every label field is equal. Disagreements are left to adjudication; issues that
+    already have a final label are left alone. Returns how many issues ended which way.
+    """
+    round_annotators = get_round(session, round_name).annotators
+    by_issue: dict[str, dict[str, Annotation]] = defaultdict(dict)
+    for annotation in current_annotations(session, round_name):
+        if annotation.status != RETRACTED:
+            by_issue[annotation.issue_uid][annotation.annotator] = annotation
+    has_final = set(session.scalars(select(FinalLabel.issue_uid)))
+    counts: Counter[str] = Counter()
+    for uid in round_issue_uids(session, round_name):
+        labels = by_issue.get(uid, {})
+        if uid in has_final:
+            counts["already final"] += 1
+        elif len(labels) < max(2, len(round_annotators)) or any(
+            a.status != "done" for a in labels.values()
+        ):
+            counts["not labelled by everyone"] += 1
+        elif len({_label_key(a) for a in labels.values()}) > 1:
+            counts["disagreeing (adjudicate)"] += 1
+        else:
+            first = labels[min(labels)]
+            memos = dict.fromkeys(a.memo for a in labels.values() if a.memo)
+            session.add(
+                FinalLabel(
+                    issue_uid=uid,
+                    resolved_by=AGREEMENT,
+                    resolved_from=f"round {round_name} agreement",
+                    **{name: getattr(first, name) for name in LABEL_FIELDS},
+                    memo="; ".join(memos) or None,
+                )
+            )
+            counts["finalized"] += 1
+    session.flush()
+    return counts

@@ -140,6 +140,29 @@ def create(
     out.print(f"round {name}: {len(chosen)} issues for {', '.join(people)}")
 
 
+@round_app.command("finalize")
+def finalize(
+    round_name: Annotated[str, typer.Option("--round", help="The round to finalize.")],
+    db: DbOption = None,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Turn the round's agreed labels into final labels; disagreements go to adjudication.
+
+    Example: issueminer round finalize --round round1
+    """
+    store = open_store(db)
+    with store.session() as session:
+        try:
+            counts = labeling.finalize_agreed(session, round_name)
+        except labeling.LabelingError as exc:
+            fail(str(exc))
+    if fmt == Format.json:
+        print_json({"round": round_name, **counts})
+        return
+    for what, n in counts.items():
+        out.print(f"{what:>26}: {n}")
+
+
 @round_app.command("status")
 def status(
     round_name: Annotated[str | None, typer.Option("--round", help="Only this round.")] = None,
