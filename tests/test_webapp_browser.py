@@ -21,6 +21,7 @@ from sqlalchemy import select
 from issueminer import labeling
 from issueminer.agreement import agreement_table, cohen_kappa
 from issueminer.store import Annotation, FinalLabel
+from issueminer.taxonomy import load_taxonomy
 from issueminer.webapp.app import Settings, create_app
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
@@ -321,3 +322,45 @@ def test_suggestions_are_one_key_choices(browser, world, taxonomy) -> None:
         assert "not a human label" in page.text_content("#suggestions")
         page.keyboard.press("8")
         assert page.text_content("#symptom-value").endswith("out of memory")
+
+
+def test_open_coding_proposes_new_categories_and_offers_them_again(browser, store) -> None:
+    """A draft study: a name no list holds is proposed, saved, and offered on the next issue."""
+    serverless = load_taxonomy("serverless")
+    add_issues(store, 4, hostile=False)
+    with store.session() as session:
+        chosen = labeling.create_round(session, "open1", 2, ["alice"], seed=3)
+    settings = Settings(store, serverless, round="open1", annotator="alice")
+    with LiveServer(settings) as url:
+        page = browser.new_page()
+        problems = watch(page)
+        page.goto(url + "/")
+        wait_for_issue(page, chosen[0])
+        assert "serverless-specific" in page.text_content("#label-form")
+        page.keyboard.press("1")
+        page.keyboard.press("/")
+        page.keyboard.type("runtime › warm pool exhausted")
+        assert page.text_content("#symptom-options li.active") == (
+            "propose: runtime › warm pool exhausted"
+        )
+        page.keyboard.press("Enter")
+        page.keyboard.press("x")
+        page.keyboard.type("pin the runtime version")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        assert page.text_content("#symptom-value") == "runtime › warm pool exhausted"
+        page.screenshot(path=str(ARTIFACTS / "open-coding.png"), full_page=True)
+        page.keyboard.press("Control+Enter")
+        wait_for_issue(page, chosen[1])
+        # the proposal is now a choice like any other (typed in part, picked with Enter)
+        page.keyboard.press("/")
+        page.keyboard.type("warm pool")
+        assert page.text_content("#symptom-options li.active") == "runtime › warm pool exhausted"
+        page.keyboard.press("Enter")
+        page.keyboard.press("Control+Enter")
+        wait_for_issue_change(page, chosen[1])
+        assert problems == []
+    with store.session() as session:
+        rows = session.scalars(select(Annotation).order_by(Annotation.id)).all()
+    assert [(r.stage, r.leaf_symptom) for r in rows] == [("runtime", "warm pool exhausted")] * 2
+    assert rows[0].fix_patterns == ["pin the runtime version"] and rows[1].fix_patterns == []
