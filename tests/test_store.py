@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from issueminer.agreement import current_annotations
@@ -11,6 +13,7 @@ from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.ingest import upsert_issues
 from issueminer.store import Annotation, FinalLabel, Issue, Store
 from issueminer.store.db import current_revision, head_revision, resolve_url
+from issueminer.store.models import Base
 
 
 def _issue(url: str, **fields) -> dict:
@@ -45,6 +48,15 @@ def test_fresh_database_is_upgraded_to_head(db_url: str) -> None:
     again = Store(db_url)  # a second open finds it current and changes nothing
     assert current_revision(again.engine) == head_revision()
     again.close()
+
+
+def test_migrations_build_exactly_the_models_schema(db_url: str) -> None:
+    """Alembic's comparison of the migrated database with the models finds no difference."""
+    store = Store(db_url)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    store.close()
+    assert differences == []
 
 
 def test_uid_is_sha1_of_origin_and_native_id() -> None:
