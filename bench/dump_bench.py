@@ -108,8 +108,8 @@ class Scan:
         from issueminer.selection import Selection
         from issueminer.sources import sodump
 
+        executor = sodump.ProcessExecutor(self.workers) if self.workers > 1 else None
         try:
-            executor = sodump.ProcessExecutor(self.workers) if self.workers > 1 else None
             criteria = sodump.Criteria(Selection.from_taxonomy(self.taxonomy), self.taxonomy)
             source = sodump.open_source(self.path)
             crawler = sodump.DumpCrawler(source, criteria, executor=executor)
@@ -118,6 +118,8 @@ class Scan:
             checkpointer.finish("done")
             self.kept = (summary.questions, summary.answers)
         finally:
+            if executor is not None:
+                executor.close()  # timed, and the workers' CPU time is counted once they end
             self.store.close()
             shutil.rmtree(self.folder or "")
 

@@ -18,7 +18,8 @@ from issueminer.text import plain_text
 
 
 @cache
-def _tokenizer() -> Any:
+def tokenizer() -> Any:
+    """spaCy's rule-based English tokenizer, the one every term match uses."""
     import spacy
 
     # a blank pipeline: the rule-based tokenizer only, no model to download
@@ -26,7 +27,7 @@ def _tokenizer() -> Any:
 
 
 def tokens(text: str) -> list[str]:
-    return [t.lower_ for t in _tokenizer()(text) if not t.is_space]
+    return [t.lower_ for t in tokenizer()(text) if not t.is_space]
 
 
 def _singular(phrase: str) -> str:

@@ -7,10 +7,12 @@ pre-filter, then parsing only candidates) must keep exactly what it keeps.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import html
 import io
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -395,7 +397,15 @@ def test_workers_piece_sizes_and_dask_give_identical_stores(tmp_path, dump_file,
     one = sqlite_store(tmp_path, "one.db")
     big_pieces = scan(one, dump_file, taxonomy, piece=1 << 30)
     two = sqlite_store(tmp_path, "two.db")
-    small_pieces = scan(two, dump_file, taxonomy, executor=sodump.ProcessExecutor(2))
+    workers = sodump.ProcessExecutor(2)
+    try:
+        small_pieces = scan(two, dump_file, taxonomy, executor=workers)
+        again = sqlite_store(tmp_path, "again.db")  # the same workers serve a second scan
+        scan(again, dump_file, taxonomy, executor=workers, piece=3 * SMALL_PIECE)
+    finally:
+        workers.close()
+    assert crawled_content(again) == crawled_content(one)
+    assert gc.get_freeze_count() == 0  # a scan leaves the collector as it found it
     assert crawled_content(two) == crawled_content(one)
     assert small_pieces.findings == big_pieces.findings
     with LocalCluster(
@@ -474,6 +484,9 @@ def test_comments_attach_to_the_question_and_its_answers(tmp_path, taxonomy) -> 
 
 
 # ---- the keyword gate never rejects what the selection would keep ----------------------------
+# a term token inside a longer word is a token only where spaCy splits the word there
+IN_A_WORD = "<p>Calling <code>tf.distribute.MirroredStrategy()</code> fails.</p>"
+SPLIT_OFF = "<p>x.Distributed and (workers)</p>"
 TRICKY_BODIES = [
     "<p>dis<b>tributed</b> training</p>",
     "<p>multi-<em>GPU</em> setup</p>",
@@ -489,6 +502,12 @@ TRICKY_BODIES = [
     "<p>parallel</p><pre/>workers",
     "<p>multiple\n<b>GPUs</b></p>",
     "<p>the model works</p>",
+    IN_A_WORD,
+    SPLIT_OFF,
+    "<p>tf.<b>Distributed</b></p>",
+    "<p>foo(distributed) can't</p>",
+    "<p>10workers &amp; multi_gpu&#46;</p>",
+    "<p>multi-GPU, data-<i>parallel</i>…</p>",
 ]
 
 
@@ -507,8 +526,32 @@ def test_keyword_gate_is_conservative(selection, dump_file) -> None:
             assert not selection.matched_terms("A title", plain_text(body, "stackoverflow")), body
     assert rejected > 100  # it does reject most bodies
     assert not gate.could_match("The model", "<p>the model works</p>")
+    assert not gate.could_match("x", IN_A_WORD)  # one token: "tf.distribute"
+    assert gate.could_match("x", SPLIT_OFF)  # tokens "x." and "distributed"
     assert gate.could_match("x", TRICKY_BODIES[0]) and gate.could_match("x", TRICKY_BODIES[2])
     assert sodump.rough_prose("<p>a < b</p>") is None  # read differently by HTMLParser
+
+
+# ---- the tag finder finds what the exact pattern finds -----------------------------------------
+def test_tag_finder_finds_what_the_tags_pattern_finds(dump_file, taxonomy) -> None:
+    criteria = sodump.Criteria(Selection.from_taxonomy(taxonomy), taxonomy)
+    long_value = "|".join(f"tag-number-{i}" for i in range(20))  # longer than the window
+    extra = [
+        question(1, "|TensorFlow|python|"),  # tags compare case-insensitively
+        question(2, "&lt;python&gt;&lt;KERAS&gt;"),
+        question(3, f"|{long_value}|pytorch|"),
+        question(4, "|tensorflow-serving|"),  # not a study tag
+        question(5, "|python|", body="<p>|keras| only in the body</p>"),
+        question(6, f"|{long_value}|"),
+    ]
+    data = dump_file.read_bytes() + "\n".join(extra).encode() + b'\n  <row Tags="|keras|'
+    pattern = criteria.tags_pattern
+    every = [m.start() for m in re.finditer(b'Tags="', data) if pattern.match(data, m.start())]
+    assert len(every) > 100
+    cuts = sorted({0, len(data), *range(0, len(data), 7919), len(data) - 40, len(data) - 500})
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        expected = [p for p in every if lo <= p and p + len('Tags="') <= hi]
+        assert criteria.tag_finder.starts(data, lo, hi) == expected
 
 
 # ---- pieces, lines, bad files ----------------------------------------------------------------

@@ -3,17 +3,20 @@ the speed of reading the file.
 
 Almost every row of a dump is rejected without being parsed. Over a whole piece of the
 file at once, a native multi-pattern search (Aho-Corasick) finds every `Tags="` and a
-compiled pattern checks the short value after it for a study tag; answers are found by
-`ParentId="<id>"` for all kept questions in one such search. Only those candidate rows are
-parsed (as XML, one line each) and judged by the study's `Selection`, and kept questions
+second one, over the short values after them side by side, finds the study tags
+(`TagFinder`); answers are found by `ParentId="<id>"` for all kept questions in one such
+search. Only those candidate rows are parsed (as XML, one line each) and judged by the
+study's `Selection` (after a cheap `KeywordGate` that only rejects), and kept questions
 become the envelopes the API crawler stores (`question_envelope`), so an issue found both
 ways is one row.
 
 Two ways through a file, with the same result:
 - ranges (an uncompressed file): the file is cut into pieces on line boundaries; every
-  piece is scanned for questions, then every piece for the answers of all kept questions
-  (answers merged in from another question can come before their question). Pieces run
-  in this process, in worker processes, or as tasks on a Dask cluster.
+  piece is scanned for questions, stored with the answers that follow them in the same
+  piece, then every piece for the other answers of all kept questions (answers merged in
+  from another question can come before their question). Pieces run in this process, in
+  worker processes, or as tasks on a Dask cluster; they are parsed, judged and made into
+  envelopes there, and this process only stores them.
 - stream (.gz, .7z, stdin): one pass, questions and then answers block by block; answers
   that came before their question are found afterwards by a second pass over the part
   of the file before it, for the questions whose AnswerCount says some are missing.
@@ -26,32 +29,37 @@ no study tag and answers no kept question is never looked at, as it could not be
 
 from __future__ import annotations
 
-import bisect
+import gc
 import gzip
 import html
 import io
+import itertools
 import mmap
 import os
+import pickle
 import queue
 import re
 import sys
 import threading
+import weakref
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from sqlalchemy import select
 
 from issueminer.crawl import Checkpointer, Envelope
 from issueminer.ids import STACKOVERFLOW_ORIGIN
 from issueminer.report import Report
-from issueminer.selection import Selection, tokens
+from issueminer.selection import Selection, tokenizer, tokens
 from issueminer.sources.stackexchange import question_envelope
 from issueminer.store import Issue, Store
 from issueminer.taxonomy import Taxonomy
@@ -69,8 +77,10 @@ TAGS_ATTR = b'Tags="'
 ACCEPTED_ATTR = b'AcceptedAnswerId="'
 # Tags come as `|a|b|` (newer dumps) or `<a><b>` written `&lt;a&gt;&lt;b&gt;` (older);
 # `>` may legally stay unescaped in an XML attribute.
-TAG_OPEN = rb"(?:\||&lt;)"
-TAG_CLOSE = rb"(?:\||&gt;|>)"
+TAG_OPENERS = (b"|", b"&lt;")
+TAG_CLOSERS = (b"|", b"&gt;", b">")
+TAG_OPEN = rb"(?:" + b"|".join(map(re.escape, TAG_OPENERS)) + rb")"
+TAG_CLOSE = rb"(?:" + b"|".join(map(re.escape, TAG_CLOSERS)) + rb")"
 ANGLE_TAG = re.compile(r"<([^<>]+)>")
 ROOTS = {"posts": b"<posts", "comments": b"<comments"}
 HEAD_BYTES = 4096  # the XML declaration and the root element fit in here
@@ -79,7 +89,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 DUMP_MARKER = "stackexchange-data-dump"  # raw["source"] of everything stored from a dump
 
 # ---- sizes -------------------------------------------------------------------------------
-PIECE_BYTES = 64 << 20  # unit of work for a worker and of a checkpoint
+PIECE_BYTES = 64 << 20  # unit of work for a worker
+COMMIT_PIECES = 8  # pieces per checkpoint: a commit costs a few ms, as it rewrites it whole
 BLOCK_BYTES = 8 << 20  # what a stream is read in
 MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
 MAX_FINDINGS = 10_000  # findings kept with their place; all are counted
@@ -297,6 +308,14 @@ def rough_prose(body: str) -> str | None:
     Only for markup whose tags and entities both readers see alike (plain tags with quoted
     attributes, complete entities, unnested <pre>); None for anything else.
     """
+    marked = _marked_prose(body)
+    return None if marked is None else marked.replace(_BREAK, "")
+
+
+def _marked_prose(body: str) -> str | None:
+    """`rough_prose` with a _BREAK where each tag or <pre> block was. Between breaks it is
+    the prose itself: a run of text without a break and with whitespace (or an end) on
+    both sides is, character for character, a whitespace-separated piece of the prose."""
     if "<" in body:
         if _UNUSUAL_MARKUP.search(body):
             return None
@@ -313,7 +332,7 @@ def rough_prose(body: str) -> str | None:
         body = unescaped
     # Links become a placeholder in the prose. A link here ends at the first tag, at or
     # before where it ends in the prose, so this never removes more than the prose does.
-    return _LINK.sub(URL_PLACEHOLDER, body).replace(_BREAK, "")
+    return _LINK.sub(URL_PLACEHOLDER, body)
 
 
 def _unescape_entity(match: re.Match[str]) -> str:
@@ -325,8 +344,13 @@ class KeywordGate:
 
     A term matches as a sequence of tokens, and a token is a piece of the text, so a term
     can only match if each of its tokens occurs in the (lowercased) text. This check costs
-    a few substring searches; the full match (HTML parsing and spaCy) runs only when it
-    passes, and it decides.
+    one native search; the full match (HTML parsing and spaCy) runs only when it passes,
+    and it decides.
+
+    Where a term's tokens all occur, a second check asks whether each occurs as a token:
+    spaCy splits a text at whitespace and tokenizes each piece on its own, so the pieces of
+    the text that hold a term token are tokenized alone (a few words instead of the whole
+    text). `pkg.distributed` holds "distributed" but is a single token, for example.
     """
 
     def __init__(self, selection: Selection) -> None:
@@ -334,15 +358,83 @@ class KeywordGate:
         self.terms = [t for t in self.terms if t]
         # lowercasing a substring equals a substring of the lowercased text for ASCII only
         self.usable = all(tok.isascii() for t in self.terms for tok in t)
+        self._finder: Any = None  # all term tokens in one native automaton, built on use
+        if self.usable:
+            self.places = {tok: _token_place(tok) for t in self.terms for tok in t}
+            self.token_list = list(self.places)
+            # Special cases ("can't", ":-)") are the one rule spaCy applies across pieces:
+            # a token a special case can take apart or make is not checked piece by piece.
+            specials = [key.lower() for key in tokenizer().rules]
+            self.whole = {tok for tok in self.places if any(tok in key for key in specials)}
 
     def could_match(self, title: str, body: str) -> bool:
         if not self.usable:
             return True
-        prose = rough_prose(body)
-        if prose is None:
+        marked = _marked_prose(body)
+        if marked is None:
             return True
-        text = f"{title}\n{prose}".lower()
-        return any(all(tok in text for tok in term) for term in self.terms)
+        present = self._present(f"{title}\n{marked.replace(_BREAK, '')}".lower())
+        terms = [term for term in self.terms if present.issuperset(term)]
+        # the title too is tokenized as a text of its own
+        return bool(terms) and self._any_as_tokens(terms, f"{title}\n{marked}")
+
+    def _any_as_tokens(self, terms: list[tuple[str, ...]], text: str) -> bool:
+        """Whether each token of some term may be a token of the text."""
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a character lowercases to two: no second check
+            return True
+        known: dict[str, bool] = {}
+
+        def is_token(tok: str) -> bool:
+            if tok not in known:
+                known[tok] = self._is_token(tok, text, lowered)
+            return known[tok]
+
+        return any(all(is_token(tok) for tok in term) for term in terms)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_finder": None}  # native, not picklable: rebuilt on use
+
+    def _present(self, text: str) -> set[str]:
+        """The term tokens that occur in text, found in one pass."""
+        if self._finder is None:
+            import ahocorasick_rs
+
+            self._finder = ahocorasick_rs.AhoCorasick(self.token_list)
+        found = self._finder.find_matches_as_indexes(text, overlapping=True)
+        return {self.token_list[i] for i, _, _ in found}
+
+    def _is_token(self, tok: str, text: str, lowered: str) -> bool:
+        """Whether tok may be a token of the text: some piece of it where it occurs either
+        had markup inside (the prose may join it differently) or tokenizes to hold it.
+
+        Markup at either end of a piece does not count: a tag adds nothing or a line
+        break to the prose, so the prose's piece ends there all the same.
+        """
+        if tok in self.whole:
+            return True
+        place = self.places[tok].search(lowered)
+        while place is not None:
+            start, end = _piece_around(text, place.start(), place.end())
+            piece = text[start:end].strip(_BREAK)
+            if _BREAK in piece or tok in tokens(piece):
+                return True
+            place = self.places[tok].search(lowered, end)
+        return False
+
+
+def _token_place(tok: str) -> re.Pattern[str]:
+    # the token's letters, with any breaks between them: a tag may split a word
+    return re.compile(f"{_BREAK}*".join(re.escape(char) for char in tok))
+
+
+def _piece_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The whitespace-separated piece of text that holds text[start:end]."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
 
 
 @dataclass
@@ -360,6 +452,10 @@ class Criteria:
         return re.compile(
             TAGS_ATTR + rb'[^"\n]*?' + TAG_OPEN + rb"(?i:" + names + rb")" + TAG_CLOSE
         )
+
+    @cached_property
+    def tag_finder(self) -> TagFinder:
+        return TagFinder(self.tags_pattern, self.selection.stackoverflow_tags)
 
     @cached_property
     def known_rows(self) -> IdMatcher:
@@ -546,16 +642,61 @@ def _find_all(automaton: Any, buf: Any, lo: int, hi: int) -> list[int]:
         return [lo + start for _, start, _ in automaton.find_matches_as_indexes(part)]
 
 
-_TAGS_FINDER: list[Any] = []
+TAGS_WINDOW = 128  # bytes from `Tags="` on looked at side by side; holds almost every value
+_QUOTE = ord('"')
+_FOLD = 0x20  # set in every lowercase ASCII letter: OR-ing it in folds case (and maps other
+# bytes onto others, so folded text matches more than the tag names, never less)
 
 
-def _tag_candidates(buf: Any, lo: int, hi: int, pattern: re.Pattern[bytes]) -> list[int]:
-    """Starts of Tags attributes naming a study tag: every `Tags="` is found natively, then
-    the compiled pattern checks the short value that follows."""
-    if not _TAGS_FINDER:
-        _TAGS_FINDER.append(_automaton([TAGS_ATTR]))
-    match = pattern.match
-    return [p for p in _find_all(_TAGS_FINDER[0], buf, lo, hi) if match(buf, p)]
+class TagFinder:
+    """Finds the `Tags="` attributes that name a study tag, with no step in Python per row.
+
+    Every `Tags="` is found natively. The TAGS_WINDOW bytes after each are copied side by
+    side into one array, case-folded, and searched natively for a study tag between its
+    delimiters. That finds every row the exact pattern matches, and a few more: only those
+    (and the rare value longer than the window) are checked with the pattern.
+    """
+
+    def __init__(self, pattern: re.Pattern[bytes], names: Iterable[str]) -> None:
+        self.pattern = pattern
+        folded = [_fold(name.encode()) for name in names]
+        self.delimited = [
+            _fold(o) + n + _fold(c) for n in folded for o in TAG_OPENERS for c in TAG_CLOSERS
+        ]
+        self._automata: tuple[Any, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the automata are native and not picklable; each worker builds its own
+        return {**self.__dict__, "_automata": None}
+
+    def starts(self, buf: Any, lo: int, hi: int) -> list[int]:
+        if hi <= lo:
+            return []
+        if self._automata is None:
+            self._automata = (_automaton([TAGS_ATTR]), _automaton(self.delimited))
+        starts = np.array(_find_all(self._automata[0], buf, lo, hi), dtype=np.int64)
+        match = self.pattern.match
+        return [p for p in self._maybe_named(buf, starts, lo, hi) if match(buf, p)]
+
+    def _maybe_named(self, buf: Any, starts: Any, lo: int, hi: int) -> list[int]:
+        """The attribute starts (sorted) whose windows hold a folded study tag, or that have
+        no full window, or whose value goes on past it: a superset of the exact pattern's."""
+        whole = starts[starts <= hi - TAGS_WINDOW]  # sorted, so the rest lack a full window
+        maybe = [starts[len(whole) :]]
+        if len(whole):
+            text = np.frombuffer(buf, dtype=np.uint8, count=hi - lo, offset=lo)
+            windows = sliding_window_view(text, TAGS_WINDOW)[whole - lo]
+            # a value that ends inside its window holds the whole match, if there is one
+            maybe.append(whole[~(windows[:, len(TAGS_ATTR) :] == _QUOTE).any(axis=1)])
+            windows |= _FOLD
+            found = self._automata[1].find_matches_as_indexes(windows.reshape(-1))
+            rows = np.array([start // TAGS_WINDOW for _, start, _ in found], np.int64)
+            maybe.append(whole[rows])
+        return sorted(set(np.concatenate(maybe).tolist()))
+
+
+def _fold(data: bytes) -> bytes:
+    return bytes(b | _FOLD for b in data)
 
 
 def _candidate_lines(positions: Iterable[int], buf: Any, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -590,7 +731,7 @@ def scan_questions(
     if criteria.known is not None:
         positions = criteria.known_rows.starts(buf, lo, hi)
     else:
-        positions = _tag_candidates(buf, lo, hi, criteria.tags_pattern)
+        positions = criteria.tag_finder.starts(buf, lo, hi)
     lines = _candidate_lines(positions, buf, lo, hi)
     if criteria.known is None and criteria.selection.require_accepted_answer:
         # a row without the attribute has no accepted answer: rejected without parsing
@@ -624,6 +765,7 @@ def _kept_entry(question: dict[str, Any], attrs: dict[str, str], offset: int) ->
         "offset": offset,
         "answer_count": question.get("answer_count") or 0,
         "accepted": question.get("accepted_answer_id"),
+        "question": question,  # these two only until `package` makes the envelope
         "attrs": attrs,
     }
 
@@ -646,14 +788,11 @@ def package(found: Found, taxonomy: Taxonomy | None) -> Found:
             loose.append(reply)
     for question_id, entry in here.items():
         mine = answers.get(question_id, [])
-        envelope = question_envelope(
-            api_question(entry["attrs"]), [a for a, _ in mine], [], taxonomy
-        )
-        envelope.issue["raw"] = _dump_raw(entry["attrs"])
+        envelope = question_envelope(entry.pop("question"), [a for a, _ in mine], [], taxonomy)
+        envelope.issue["raw"] = _dump_raw(entry.pop("attrs"))  # the rest goes in the checkpoint
         for reply, (_, attrs) in zip(envelope.replies, mine, strict=True):
             reply["raw"] = _dump_raw(attrs)
         found.envelopes.append(envelope)
-        entry.pop("attrs")  # what remains is small enough for the checkpoint
     found.replies = loose
     return found
 
@@ -665,6 +804,7 @@ class Wanted:
     attribute: bytes  # PARENT_ID for answers, POST_ID for comments
     owner: dict[int, int]
     accepted: dict[int, int] = field(default_factory=dict)  # question -> accepted answer
+    stored: frozenset[bytes] = frozenset()  # ids of replies stored already: not read again
 
     @cached_property
     def matcher(self) -> IdMatcher:
@@ -685,6 +825,10 @@ def scan_replies(
     if not wanted.owner:
         return found
     lines = _candidate_lines(wanted.matcher.starts(buf, lo, hi), buf, lo, hi)
+    if wanted.stored:
+        unstored = [(a, b) for a, b in lines if _row_id(buf, a, b) not in wanted.stored]
+        found.parsed += len(lines) - len(unstored)  # parsed, and kept, when they were stored
+        lines = unstored
     accepted = wanted.accepted
     for offset, attrs in _parse_lines(buf, lines, base, found, line_base):
         try:
@@ -707,6 +851,13 @@ def scan_replies(
             continue
         found.replies.append((parent, kind, item, attrs, offset))
     return found
+
+
+def _row_id(buf: Any, start: int, end: int) -> bytes | None:
+    """The Id of the row in buf[start:end], read without parsing it."""
+    at = buf.find(ROW_ID, start, end)
+    close = buf.find(b'"', at + len(ROW_ID), end) if at >= 0 else -1
+    return bytes(buf[at + len(ROW_ID) : close]) if close >= 0 else None
 
 
 # ---- opening a dump ----------------------------------------------------------------------
@@ -970,30 +1121,41 @@ def run_job(job: Job, context: dict[str, Any]) -> Found:
 
 
 def _run_piece(phase: str, buf: Any, piece: Piece, context: dict[str, Any]) -> Found:
+    # Everything but the writing happens here, in the worker: the parent process only
+    # stores what comes back, so it keeps up with several workers.
     if phase == "questions":
-        found = scan_questions(buf, piece.start, piece.end, 0, context["criteria"])
-        for entry in found.kept:
-            entry.pop("attrs")  # stored with its answers by the answers phase
-        return found
+        criteria = context["criteria"]
+        found = scan_questions(buf, piece.start, piece.end, 0, criteria)
+        # stored now, while the other pieces are scanned, with the answers beside them
+        return package(_own_answers(buf, piece, found), criteria.taxonomy)
     kind = "answer" if phase == "answers" else "comment"
     found = scan_replies(buf, piece.start, piece.end, 0, kind, context["wanted"])
-    if phase == "answers":
-        found.kept = _kept_rows(buf, piece, context["rows"])
-        package(found, context["taxonomy"])
+    return reply_envelopes(found) if phase == "answers" else found
+
+
+def _own_answers(buf: Any, piece: Piece, found: Found) -> Found:
+    """Found with the answers in the piece to the questions it kept there (most answers
+    follow their question closely), so they are stored together in one envelope.
+
+    The answers phase reads these rows again, skips them as stored and counts them; only
+    it counts and reports the rest (rows that are not answers, broken rows).
+    """
+    owner = {entry["id"]: entry["id"] for entry in found.kept}
+    accepted = {entry["id"]: entry["accepted"] for entry in found.kept if entry["accepted"]}
+    wanted = Wanted(PARENT_ID, owner, accepted)
+    found.replies += scan_replies(buf, piece.start, piece.end, 0, "answer", wanted).replies
     return found
 
 
-def _kept_rows(buf: Any, piece: Piece, rows: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """The kept questions whose rows lie in the piece, read again by their offsets."""
-    first = bisect.bisect_left(rows, (piece.start, -1))
-    entries = []
-    for offset, _ in rows[first:]:
-        if offset >= piece.end:
-            break
-        end = buf.find(NEWLINE, offset, piece.end)
-        attrs = parse_row(_row_bytes(buf, offset, piece.end if end < 0 else end))
-        entries.append(_kept_entry(api_question(attrs), attrs, offset))
-    return entries
+def reply_envelopes(found: Found) -> Found:
+    """The answers in found as envelopes for their stored questions, by question id."""
+    by_question: dict[int, list[tuple[dict[str, Any], dict[str, str]]]] = {}
+    for question_id, _kind, item, attrs, _ in found.replies:  # answers only
+        by_question.setdefault(question_id, []).append((item, attrs))
+        found.attached.append((item["answer_id"], question_id))
+    found.envelopes += [reply_envelope(q, a, []) for q, a in sorted(by_question.items())]
+    found.replies = []
+    return found
 
 
 class SerialExecutor:
@@ -1009,35 +1171,66 @@ class SerialExecutor:
         _unmap()
 
 
-_WORKER_CONTEXT: dict[str, Any] = {}
+_WORKER_CONTEXT: dict[str, Any] = {}  # in a worker: the last phase's key and context
 
 
-def _init_worker(context: dict[str, Any]) -> None:
-    _WORKER_CONTEXT.clear()
-    _WORKER_CONTEXT.update(context)
-
-
-def _run_in_worker(job: Job) -> Found:
-    return run_job(job, _WORKER_CONTEXT)
+def _run_in_worker(task: tuple[Job, int, bytes]) -> Found:
+    job, key, context = task
+    if _WORKER_CONTEXT.get("key") != key:  # unpickled once per phase, not per piece
+        _WORKER_CONTEXT.clear()
+        _WORKER_CONTEXT.update(key=key, context=pickle.loads(context))
+    return run_job(job, _WORKER_CONTEXT["context"])
 
 
 class ProcessExecutor:
-    """Pieces on N worker processes; results come back in file order."""
+    """Pieces on N worker processes; results come back in file order.
+
+    The workers start with the first phase and serve every later one until `close`: each
+    job carries its phase's context (pickled once, a few KB), so a phase costs no process
+    start-up, and a worker keeps the file mapped from one phase to the next.
+    """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self._pool: Any = None
+        self._finalizer: Any = None
+        self._released = False  # the pool takes no more jobs; its workers are exiting
+        self._phases = itertools.count()
 
     def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]:
-        import multiprocessing
+        """Starts every job now (not on the first `next`), so the caller can work meanwhile."""
+        key, pickled = next(self._phases), pickle.dumps(context)
+        tasks = [(job, key, pickled) for job in jobs]
+        return self._started().imap(_run_in_worker, tasks, chunksize=1)
 
-        methods = multiprocessing.get_all_start_methods()
-        # fork shares the loaded tokenizer and criteria with the workers at no cost
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(self.workers, _init_worker, (context,)) as pool:
-            yield from pool.imap(_run_in_worker, jobs, chunksize=1)
+    def release(self) -> None:
+        """No more pieces for now: the workers exit while the caller goes on (an exit takes
+        tens of ms, mostly unmapping the file); a later `map` starts new ones."""
+        if self._pool is not None and not self._released:
+            self._pool.close()
+            self._released = True
+
+    def _started(self) -> Any:
+        if self._released:
+            self.close()
+        if self._pool is None:
+            import multiprocessing
+
+            methods = multiprocessing.get_all_start_methods()
+            # fork shares the loaded tokenizer with the workers at no cost
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self._pool = ctx.Pool(self.workers)
+            # an executor dropped without `close` takes its workers with it
+            self._finalizer = weakref.finalize(self, self._pool.terminate)
+        return self._pool
 
     def close(self) -> None:
-        return None
+        if self._pool is not None:
+            self._finalizer.detach()
+            if not self._released:
+                self._pool.terminate()  # every piece is done, or no longer wanted
+            self._pool.join()
+            self._pool, self._released = None, False
 
 
 class DaskExecutor:
@@ -1107,8 +1300,9 @@ class DumpCrawler:
 
     The checkpoint holds the phase, the byte offset to go on from, the kept questions and
     attached answers (small: bounded by what is kept) and the findings so far, and it is
-    committed together with each piece's envelopes, so a killed scan resumes where it
-    stopped and stores nothing twice.
+    committed together with the envelopes of the pieces before that offset (every
+    COMMIT_PIECES pieces), so a killed scan resumes where it stopped and stores nothing
+    twice.
     """
 
     def __init__(
@@ -1131,6 +1325,7 @@ class DumpCrawler:
         self.stdin = stdin
         self.block_bytes = min(BLOCK_BYTES, piece_bytes)  # a stream commits per piece too
         self._answers_of: Wanted | None = None
+        self._pending: tuple[Found, list[Envelope], str] | None = None  # see _flush
 
     def query(self) -> dict[str, Any]:
         return {
@@ -1168,8 +1363,12 @@ class DumpCrawler:
             "comments": self._comments,
         }
         try:
-            while state["phase"] != "done":
-                state = phases[state["phase"]](checkpointer, state)
+            with _heap_frozen():
+                while state["phase"] != "done":
+                    state = phases[state["phase"]](checkpointer, state)
+                if hasattr(self.executor, "release"):
+                    self.executor.release()  # its workers wind down while the last is stored
+                self._flush(checkpointer, state)
         finally:
             if self.own_executor:
                 self.executor.close()
@@ -1235,7 +1434,13 @@ class DumpCrawler:
 
     # ---- ranges: a plain file, questions then answers ------------------------------------
     def _pieces(self, source: DumpSource, start: int) -> list[Piece]:
-        return split_pieces(source.path, start, source.size or 0, self.piece_bytes)
+        """Pieces of about piece_bytes, as many for every worker: with one left over, all
+        but one worker would wait for it at the end of the phase."""
+        size = source.size or 0
+        workers = max(1, getattr(self.executor, "workers", 1))
+        count = -(-(size - start) // self.piece_bytes)  # rounded up
+        count = max(1, -(-count // workers) * workers)
+        return split_pieces(source.path, start, size, -(-(size - start) // count))
 
     def _run_phase(
         self,
@@ -1250,18 +1455,33 @@ class DumpCrawler:
         pieces = self._pieces(source, state["offset"])
         jobs: list[Job] = [(phase, source.path, p.start, p.end) for p in pieces]
         self.on_progress(phase, state["offset"], source.size)
-        for piece, found in zip(pieces, self.executor.map(jobs, context), strict=True):
+        batch, envelopes, batched = Found(), [], 0
+        results = self.executor.map(jobs, context)
+        self._flush(checkpointer, state)  # while workers, if any, start on this phase
+        for done, (piece, found) in enumerate(zip(pieces, results, strict=True), 1):
             if phase != "questions":
                 found.scanned = 0  # the summary counts each file's bytes once
-            envelopes = handle(state, found)
+            envelopes += handle(state, found)
+            batch.absorb(found)
+            batched += 1
             state["offset"] = piece.end
-            self._commit(checkpointer, state, found, envelopes, source.name)
+            if batched == COMMIT_PIECES and done < len(pieces):
+                self._commit(checkpointer, state, batch, envelopes, source.name)
+                batch, envelopes, batched = Found(), [], 0
             self.on_progress(phase, piece.end, source.size)
         if phase in ("questions", "comments"):
             self._check_end(source, state, "posts" if phase == "questions" else "comments")
         state.update(phase=next_phase, offset=0, line=0)
-        checkpointer.commit_page([], state, seen=0)
+        self._pending = (batch, envelopes, source.name)  # committed once the next phase runs
         return state
+
+    def _flush(self, checkpointer: Checkpointer, state: dict[str, Any]) -> None:
+        """Commit the last pieces of the phase before, and the move to this one. Not lost
+        if the scan stops first: the checkpoint then says to scan those pieces again."""
+        if self._pending is not None:
+            batch, envelopes, name = self._pending
+            self._pending = None
+            self._commit(checkpointer, state, batch, envelopes, name)
 
     def _questions(self, checkpointer: Checkpointer, state: dict[str, Any]) -> dict[str, Any]:
         _warm_tokenizer()
@@ -1276,12 +1496,8 @@ class DumpCrawler:
         )
 
     def _answers(self, checkpointer: Checkpointer, state: dict[str, Any]) -> dict[str, Any]:
-        rows = sorted((v[0], int(k)) for k, v in state["kept"].items())
-        context = {
-            "wanted": self._wanted_answers(state),
-            "rows": rows,
-            "taxonomy": self.criteria.taxonomy,
-        }
+        stored = frozenset(answer.encode() for answer in state["answers"])
+        context = {"wanted": replace(self._wanted_answers(state), stored=stored)}
         next_phase = "comments" if self.comments else "done"
         return self._run_phase(
             checkpointer, state, self.posts, "answers", context, self._take, next_phase
@@ -1384,6 +1600,7 @@ class DumpCrawler:
             return self._run_phase(
                 checkpointer, state, source, "comments", context, self._take, "done"
             )
+        self._flush(checkpointer, state)
         tail = b""
         with open_stream(source, self.stdin) as stream:
             for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
@@ -1489,6 +1706,22 @@ def _identity(source: DumpSource) -> dict[str, Any]:
     if source.path == "-":
         return {"path": "-"}
     return {"path": os.path.abspath(source.path), "size": source.stored_size}
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leaves the objects alive when a scan starts (the tokenizer, the ORM and the rest)
+    out of the garbage collector's passes while it runs: they outlive it anyway, a full
+    pass over them takes about 0.1 s, and in a forked worker it would also copy every page
+    they lie on. Nothing is done if some other code already froze objects."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _warm_tokenizer() -> None:
