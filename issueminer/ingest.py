@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from issueminer.labels import Labels
@@ -47,6 +47,7 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
                 known[key] = value
     counts: Counter[str] = Counter()
     uids = list(merged)
+    new: list[dict[str, Any]] = []
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
         existing = {i.uid: i for i in session.scalars(select(Issue).where(Issue.uid.in_(chunk)))}
@@ -54,8 +55,7 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
             record = merged[uid]
             issue = existing.get(uid)
             if issue is None:
-                session.add(Issue(**record))
-                counts["added"] += 1
+                new.append(record)
                 continue
             changed = False
             for key, value in record.items():
@@ -69,7 +69,20 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
                     changed = True
             counts["updated" if changed else "unchanged"] += 1
     session.flush()
+    if new:
+        _insert_many(session, Issue, new)
+        counts["added"] += len(new)
     return counts
+
+
+def _insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """New rows in one executemany per set of columns: a crawl page or a dump piece brings
+    hundreds, and ORM objects cost several times more than the insert itself."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_columns[tuple(sorted(row))].append(row)
+    for group in by_columns.values():
+        session.execute(insert(model), group)
 
 
 def import_replication(
@@ -275,7 +288,7 @@ def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, 
     One query per chunk of issues, not per issue: a crawl page or a dump piece stores
     hundreds of issues at once.
     """
-    added = 0
+    new: dict[tuple[str, str], dict[str, Any]] = {}
     uids = [uid for uid, replies in replies_by_issue.items() if replies]
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
@@ -285,16 +298,17 @@ def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, 
         }
         for uid in chunk:
             for reply in replies_by_issue[uid]:
-                current = existing.get((uid, reply["native_id"]))
-                if current is None:
-                    existing[(uid, reply["native_id"])] = Reply(issue_uid=uid, **reply)
-                    session.add(existing[(uid, reply["native_id"])])
-                    added += 1
+                key = (uid, reply["native_id"])
+                current = existing.get(key)
+                if current is None:  # new; a reply twice in one batch: the later one wins
+                    new[key] = {**new.get(key, {}), **reply, "issue_uid": uid}
                     continue
-                for key, value in reply.items():
-                    if getattr(current, key) != value:
-                        setattr(current, key, value)
-    return added
+                for name, value in reply.items():
+                    if getattr(current, name) != value:
+                        setattr(current, name, value)
+    session.flush()
+    _insert_many(session, Reply, list(new.values()))
+    return len(new)
 
 
 def import_issues(
