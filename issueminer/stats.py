@@ -366,9 +366,10 @@ def table_titles(taxonomy: Taxonomy) -> dict[str, str]:
         "fault_taxonomy": f"Fault taxonomy: {label('stage')}, {label('inner_category')} and "
         f"{label('symptom')}",
         "specific": f"{capital(label('specific'))} faults",
-        "fix_patterns": f"{capital(label('fix_pattern'))}s",
+        "fix_patterns": capital(taxonomy.plural("fix_pattern")),
         "symptom_fix": f"{capital(label('symptom'))} x {label('fix_pattern')}",
-        "howto_topics": f"{capital(label('howto_topic'))}s and {label('howto_subtopic')}s",
+        "howto_topics": f"{capital(taxonomy.plural('howto_topic'))} and "
+        f"{taxonomy.plural('howto_subtopic')}",
     }
 
 

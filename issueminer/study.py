@@ -255,7 +255,8 @@ def codebook_skeleton(taxonomy: Taxonomy) -> str:
         "",
     ]
     lines += _entries(taxonomy, "issue_type", taxonomy.names("issue_type"))
-    lines += [f"## {label('stage').capitalize()}s and {label('symptom')}s", ""]
+    plural = taxonomy.plural
+    lines += [f"## {plural('stage').capitalize()} and {plural('symptom')}", ""]
     if not taxonomy.tree:
         lines += ["None yet: they come out of open coding.", ""]
     for stage, inners in taxonomy.tree.items():
@@ -272,13 +273,12 @@ def codebook_skeleton(taxonomy: Taxonomy) -> str:
     on_tree = {leaf for _, _, leaf in taxonomy.leaf_paths()}
     elsewhere = [name for name in taxonomy.names("symptom") if name not in on_tree]
     if elsewhere:
-        lines += [f"### {label('symptom').capitalize()}s on no path of the tree", ""]
+        lines += [f"### {plural('symptom').capitalize()} on no path of the tree", ""]
         lines += _entries(taxonomy, "symptom", elsewhere, bullet=True)
-    for title, dimension in ((f"{label('fix_pattern')}s", "fix_pattern"),):
-        lines += [f"## {title.capitalize()}", ""]
-        names = taxonomy.names(dimension)
-        lines += _entries(taxonomy, dimension, names, bullet=True) or ["None yet.", ""]
-    lines += [f"## {label('howto_topic').capitalize()}s", ""]
+    lines += [f"## {plural('fix_pattern').capitalize()}", ""]
+    names = taxonomy.names("fix_pattern")
+    lines += _entries(taxonomy, "fix_pattern", names, bullet=True) or ["None yet.", ""]
+    lines += [f"## {plural('howto_topic').capitalize()}", ""]
     if not taxonomy.howto_tree:
         lines += ["None yet.", ""]
     for topic, subtopics in taxonomy.howto_tree.items():

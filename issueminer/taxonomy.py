@@ -182,6 +182,10 @@ class Taxonomy:
         """What this study calls a label dimension ('stage', 'symptom', 'specific', ...)."""
         return self.labels.get(dimension) or DEFAULT_LABELS.get(dimension, dimension)
 
+    def plural(self, dimension: str) -> str:
+        """The label's plural, for headings: 'categories', 'fix patterns', 'stages'."""
+        return plural(self.label(dimension))
+
     def is_known(self, dimension: str, name: str | None, parent: str | None = None) -> bool:
         """False for a category the taxonomy lacks (proposed during open coding)."""
         key = f"{parent}/{name}" if dimension == "howto_subtopic" else name
@@ -262,6 +266,15 @@ class Taxonomy:
             "fix_patterns": [describe("fix_pattern", n) for n in self.names("fix_pattern")],
             "howto_topics": topics,
         }
+
+
+def plural(phrase: str) -> str:
+    """English plural of a phrase's last word (labels are short nouns: 'category', 'stage')."""
+    if re.search(r"[^aeiou]y$", phrase):
+        return phrase[:-1] + "ies"
+    if re.search(r"(?:s|x|ch|sh)$", phrase):
+        return phrase + "es"
+    return phrase + "s"
 
 
 def proposal_name(text: str) -> str:

@@ -42,7 +42,10 @@ def show(study: StudyOption = None, fmt: FormatOption = Format.md) -> None:
     types = root.add("issue types")
     for node in tree["issue_types"]:
         types.add(f"{node['name']} - {node['definition']}")
-    faults = root.add("fault symptoms (stage > inner category > leaf)")
+    label = taxonomy.label
+    faults = root.add(
+        f"fault {taxonomy.plural('symptom')} ({label('stage')} > {label('inner_category')} > leaf)"
+    )
     for stage in tree["stages"]:
         branch = faults.add(f"{stage['name']}")
         for inner in stage.get("inner_categories", []):
@@ -51,10 +54,10 @@ def show(study: StudyOption = None, fmt: FormatOption = Format.md) -> None:
                 sub.add(leaf["name"])
         for leaf in stage.get("leaves", []):
             branch.add(leaf["name"])
-    fixes = root.add(f"fix patterns ({len(tree['fix_patterns'])})")
+    fixes = root.add(f"{taxonomy.plural('fix_pattern')} ({len(tree['fix_patterns'])})")
     for node in tree["fix_patterns"]:
         fixes.add(node["name"])
-    topics = root.add("how-to topics")
+    topics = root.add(taxonomy.plural("howto_topic"))
     for topic in tree["howto_topics"]:
         branch = topics.add(f"{topic['name']}")
         for sub in topic["subtopics"]:

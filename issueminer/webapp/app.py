@@ -92,6 +92,7 @@ def create_app(settings: Settings) -> Starlette:
             picker=picker(session) if session is not None else fixed_picker,
             round=settings.round,
             labels=taxonomy.labels,
+            plurals={dimension: taxonomy.plural(dimension) for dimension in taxonomy.labels},
             open_coding=taxonomy.open_coding,
             **context,
         )
