@@ -1471,6 +1471,8 @@ class DumpCrawler:
         self.on_progress(phase, state["offset"], source.size)
         batch, envelopes, batched = Found(), [], 0
         results = self.executor.map(jobs, context)
+        if next_phase == "done" and hasattr(self.executor, "release"):
+            self.executor.release()  # no job follows: workers exit as soon as theirs are done
         self._flush(checkpointer, state)  # while workers, if any, start on this phase
         for done, (piece, found) in enumerate(zip(pieces, results, strict=True), 1):
             if phase != "questions":
