@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,27 @@ from issueminer.taxonomy import Taxonomy, load_taxonomy
 from tests.pgserver import PG_ENV, fresh_database, private_server
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+
+
+def _shared_dir() -> Path:
+    """../shared beside the checkout, or beside the repository it was cloned from (a clone
+    made elsewhere, e.g. `git clone . /tmp/check`, has no shared/ next to it)."""
+    beside = REPO.parent / "shared"
+    if beside.is_dir():
+        return beside
+    origin = subprocess.run(
+        ["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        cloned_from = Path(origin).resolve().parent / "shared"
+        if cloned_from.is_dir():
+            return cloned_from
+    return beside  # missing: the fixtures that need it say where they looked
+
+
+SHARED = _shared_dir()
 TOSEM_DIR = Path(os.environ.get("ISSUEMINER_TOSEM23", SHARED / "tosem23"))
 TOSEM_ZIP = Path(os.environ.get("ISSUEMINER_TOSEM23_ZIP", SHARED / "tosem23.zip"))
 SAMPLE = REPO / "data" / "sample"
