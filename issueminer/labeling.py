@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from issueminer.agreement import DIMENSIONS, current_annotations
+from issueminer.agreement import current_annotations
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.store import (
@@ -436,12 +437,29 @@ class Disagreement:
     dimensions: list[str]  # where they differ
 
 
-def disagreements(session: Session, round_name: str) -> list[Disagreement]:
-    """Issues of the round whose annotators' current labels differ, not yet resolved."""
+def _current_by_issue(session: Session, round_name: str) -> dict[str, dict[str, Annotation]]:
+    """The round's current (not undone) annotator labels: issue -> annotator -> label."""
     by_issue: dict[str, dict[str, Annotation]] = defaultdict(dict)
     for annotation in current_annotations(session, round_name):
         if annotation.status != RETRACTED:
             by_issue[annotation.issue_uid][annotation.annotator] = annotation
+    return by_issue
+
+
+def _field_value(annotation: Annotation, name: str) -> Any:
+    value = getattr(annotation, name)
+    return tuple(sorted(value or [])) if name == "fix_patterns" else value
+
+
+def differing_fields(labels: Iterable[Annotation]) -> list[str]:
+    """The label fields on which these labels differ: the one rule for "they agree", shared
+    by adjudication (what to show) and `finalize_agreed` (what becomes final unasked)."""
+    labels = list(labels)
+    return [name for name in LABEL_FIELDS if len({_field_value(a, name) for a in labels}) > 1]
+
+
+def disagreements(session: Session, round_name: str) -> list[Disagreement]:
+    """Issues of the round whose annotators' current labels differ, not yet resolved."""
     resolved = set(
         session.scalars(
             select(Annotation.issue_uid).where(
@@ -451,14 +469,10 @@ def disagreements(session: Session, round_name: str) -> list[Disagreement]:
     )
     order = {uid: i for i, uid in enumerate(round_issue_uids(session, round_name))}
     found = []
-    for uid, labels in by_issue.items():
+    for uid, labels in _current_by_issue(session, round_name).items():
         if len(labels) < 2 or uid in resolved:
             continue
-        differing = [
-            name
-            for name, value_of in DIMENSIONS.items()
-            if len({value_of(a) for a in labels.values()}) > 1
-        ]
+        differing = differing_fields(labels.values())
         if any(a.status != "done" for a in labels.values()):
             differing.append("status")
         if differing:
@@ -506,14 +520,6 @@ def resolve(
 AGREEMENT = "agreement"  # resolved_by of final labels taken from agreeing annotators
 
 
-def _label_key(annotation: Annotation) -> tuple[Any, ...]:
-    values = []
-    for name in LABEL_FIELDS:
-        value = getattr(annotation, name)
-        values.append(tuple(sorted(value or [])) if name == "fix_patterns" else value)
-    return tuple(values)
-
-
 def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
     """Final labels for the round's issues on which every annotator gave the same label.
 
@@ -522,13 +528,14 @@ def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
     already have a final label are left alone. Returns how many issues ended which way.
     """
     round_annotators = get_round(session, round_name).annotators
-    by_issue: dict[str, dict[str, Annotation]] = defaultdict(dict)
-    for annotation in current_annotations(session, round_name):
-        if annotation.status != RETRACTED:
-            by_issue[annotation.issue_uid][annotation.annotator] = annotation
-    has_final = set(session.scalars(select(FinalLabel.issue_uid)))
+    by_issue = _current_by_issue(session, round_name)
+    uids = round_issue_uids(session, round_name)
+    in_round = select(RoundItem.issue_uid).where(RoundItem.round == round_name)
+    has_final = set(
+        session.scalars(select(FinalLabel.issue_uid).where(FinalLabel.issue_uid.in_(in_round)))
+    )
     counts: Counter[str] = Counter()
-    for uid in round_issue_uids(session, round_name):
+    for uid in uids:
         labels = by_issue.get(uid, {})
         if uid in has_final:
             counts["already final"] += 1
@@ -536,7 +543,7 @@ def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
             a.status != "done" for a in labels.values()
         ):
             counts["not labelled by everyone"] += 1
-        elif len({_label_key(a) for a in labels.values()}) > 1:
+        elif differing_fields(labels.values()):
             counts["disagreeing (adjudicate)"] += 1
         else:
             first = labels[min(labels)]

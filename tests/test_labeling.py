@@ -129,6 +129,27 @@ def test_disagreements_resolution_and_agreement(world) -> None:
         assert issue_type["n"] == 6 and issue_type["agreement"] == pytest.approx(5 / 6)
 
 
+def test_adjudication_and_finalize_share_one_rule_for_agreement(world) -> None:
+    """Labels differing only in a field agreement tables ignore still need adjudication."""
+    store, _, chosen = world
+    taxonomy = _taxonomy()
+    with store.session() as session:
+        for uid in chosen:
+            labeling.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
+        flipped = {**FAULT, "distributed_specific": not FAULT["distributed_specific"]}
+        labeling.save_label(session, taxonomy, chosen[0], "bob", "r1", flipped)
+        for uid in chosen[1:]:
+            labeling.save_label(session, taxonomy, uid, "bob", "r1", FAULT)
+        found = labeling.disagreements(session, "r1")
+        assert [(d.issue_uid, d.dimensions) for d in found] == [
+            (chosen[0], ["distributed_specific"])
+        ]
+        counts = labeling.finalize_agreed(session, "r1")
+        assert counts == {"disagreeing (adjudicate)": 1, "finalized": len(chosen) - 1}
+        finals = session.scalars(select(FinalLabel.issue_uid)).all()
+        assert sorted(finals) == sorted(chosen[1:])
+
+
 def test_suggestions_come_from_predictions_only_when_present(world) -> None:
     store, _, chosen = world
     with store.session() as session:
