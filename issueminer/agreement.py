@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from issueminer.store import Annotation
+from issueminer.store import RETRACTED, Annotation
 
 
 def _fix_patterns(annotation: Annotation) -> str | None:
@@ -85,17 +85,25 @@ class AgreementRow:
         return asdict(self)
 
 
+def newest_annotation_ids(role: str | None = "annotator", round_name: str | None = None) -> Any:
+    """Subquery: the id of the newest annotation per (issue, annotator, round), the current
+    label; `role=None` takes every role, each on its own (an adjudication is not a save)."""
+    groups = [Annotation.issue_uid, Annotation.annotator, Annotation.round]
+    newest = select(func.max(Annotation.id))
+    if role is None:
+        newest = newest.group_by(*groups, Annotation.role)
+    else:
+        newest = newest.where(Annotation.role == role).group_by(*groups)
+    if round_name is not None:
+        newest = newest.where(Annotation.round == round_name)
+    return newest
+
+
 def current_annotations(
     session: Session, round_name: str | None = None, role: str = "annotator"
 ) -> list[Annotation]:
     """The newest annotation per (issue, annotator, round)."""
-    newest = (
-        select(func.max(Annotation.id))
-        .where(Annotation.role == role)
-        .group_by(Annotation.issue_uid, Annotation.annotator, Annotation.round)
-    )
-    if round_name is not None:
-        newest = newest.where(Annotation.round == round_name)
+    newest = newest_annotation_ids(role, round_name)
     query = select(Annotation).where(Annotation.id.in_(newest)).order_by(Annotation.id)
     return list(session.scalars(query))
 
@@ -129,7 +137,7 @@ def _dimension_row(
 ) -> AgreementRow:
     table: dict[str, dict[str, Hashable | None]] = defaultdict(dict)
     for annotation in annotations:
-        if annotation.status in ("skipped", "retracted"):
+        if annotation.status in ("skipped", RETRACTED):
             continue
         table[annotation.issue_uid][annotation.annotator] = value_of(annotation)
     units = [[ratings.get(a) for a in annotators] for ratings in table.values()]

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from issueminer.agreement import current_annotations
+from issueminer.agreement import current_annotations, newest_annotation_ids
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.store import (
     LABEL_FIELDS,
+    RETRACTED,
     Annotation,
     FinalLabel,
     Issue,
@@ -30,7 +31,6 @@ from issueminer.store import (
 from issueminer.taxonomy import Taxonomy
 
 STATUSES = ("done", "pending", "skipped")
-RETRACTED = "retracted"  # an undone save: the issue counts as not yet labelled
 UNDO = "app:undo"  # provenance of the rows that undo a save
 MERGED = "merge:"  # provenance prefix of rows `taxonomy merge` appended (see issueminer.merge)
 ADJUDICATOR = "adjudicator"
@@ -201,8 +201,7 @@ def progress(
     session: Session, annotator: str, round_name: str | None, total: int | None = None
 ) -> dict[str, int]:
     """Done, pending, skipped and left; `total` may be passed in when the caller caches it."""
-    mine = [a for a in _current_of(session, annotator, round_name) if a.status != RETRACTED]
-    counts = Counter(a.status for a in mine)
+    counts = _status_counts(session, annotator, round_name)  # "retracted" is not counted
     if total is None:
         total = queue_size(session, round_name)
     return {
@@ -228,7 +227,8 @@ def queue_size(session: Session, round_name: str | None) -> int:
     )
 
 
-def _current_of(session: Session, annotator: str, round_name: str | None) -> list[Annotation]:
+def _status_counts(session: Session, annotator: str, round_name: str | None) -> Counter[str]:
+    """How many of the annotator's current labels have each status (counted in SQL)."""
     newest = (
         select(func.max(Annotation.id))
         .where(
@@ -238,7 +238,12 @@ def _current_of(session: Session, annotator: str, round_name: str | None) -> lis
         )
         .group_by(Annotation.issue_uid)
     )
-    return list(session.scalars(select(Annotation).where(Annotation.id.in_(newest))))
+    query = (
+        select(Annotation.status, func.count())
+        .where(Annotation.id.in_(newest))
+        .group_by(Annotation.status)
+    )
+    return Counter(dict(session.execute(query).tuples().all()))
 
 
 def current_label(
@@ -327,20 +332,25 @@ def proposals(session: Session, taxonomy: Taxonomy) -> dict[str, list[tuple[str 
     Shown in every annotator's pickers so that one name is reused rather than retyped.
     """
     found: dict[str, set[tuple[str | None, ...]]] = defaultdict(set)
-    for table in (Annotation, FinalLabel):
-        paths = select(table.stage, table.inner_category, table.leaf_symptom).distinct()
+    current = (  # history (replaced, undone or merged away) proposes nothing
+        Annotation.id.in_(newest_annotation_ids(role=None)),
+        Annotation.status != RETRACTED,
+    )
+    for table, where in ((Annotation, current), (FinalLabel, ())):
+        paths = select(table.stage, table.inner_category, table.leaf_symptom).where(*where)
+        paths = paths.distinct()
         for stage, inner, leaf in session.execute(paths.where(table.leaf_symptom.is_not(None))):
             known = taxonomy.on_tree(stage, inner, leaf)
             if not known:
                 found["symptoms"].add((stage, inner, leaf))
-        topics = select(table.howto_topic, table.howto_subtopic).distinct()
+        topics = select(table.howto_topic, table.howto_subtopic).where(*where).distinct()
         for topic, sub in session.execute(topics.where(table.howto_topic.is_not(None))):
             if not taxonomy.is_known("howto_topic", topic) or not taxonomy.is_known(
                 "howto_subtopic", sub, topic
             ):
                 found["howto"].add((topic, sub))
         # JSON has no equality in PostgreSQL, so no DISTINCT here: the lists are short
-        for patterns in session.scalars(select(table.fix_patterns)):
+        for patterns in session.scalars(select(table.fix_patterns).where(*where)):
             for name in patterns or []:
                 if not taxonomy.is_known("fix_pattern", name):
                     found["fix_patterns"].add((name,))

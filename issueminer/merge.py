@@ -15,11 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from issueminer.labeling import MERGED, RETRACTED
-from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, LabelChange
+from issueminer.agreement import newest_annotation_ids
+from issueminer.labeling import MERGED
+from issueminer.store import LABEL_FIELDS, RETRACTED, Annotation, FinalLabel, LabelChange
 from issueminer.taxonomy import Taxonomy, normalise_key
 
 # taxonomy dimension -> the label field that holds it
@@ -79,9 +80,7 @@ def _using(session: Session, query: Any, table: Any, label_field: str, name: str
 
 def current_rows(session: Session, label_field: str, name: str) -> list[Annotation]:
     """Current annotations (newest per issue, annotator, round and role) that use `name`."""
-    newest = select(func.max(Annotation.id)).group_by(
-        Annotation.issue_uid, Annotation.annotator, Annotation.round, Annotation.role
-    )
+    newest = newest_annotation_ids(role=None)
     query = select(Annotation).where(Annotation.id.in_(newest), Annotation.status != RETRACTED)
     return _using(session, query, Annotation, label_field, name)
 

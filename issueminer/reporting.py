@@ -24,7 +24,7 @@ from issueminer.agreement import AgreementRow, agreement_table, current_annotati
 from issueminer.figures import StudyFigure, build_figures, save_figures
 from issueminer.selection import Selection
 from issueminer.stats import StudyStats, compute_stats, render_table, write_tables
-from issueminer.store import CrawlRun, Issue, Store
+from issueminer.store import RETRACTED, CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
 
 
@@ -158,6 +158,8 @@ def _rounds(session: Session) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for role in ("annotator", "adjudicator"):
         for annotation in current_annotations(session, role=role):
+            if annotation.status == RETRACTED:
+                continue  # an undone save labels nothing
             entry = rows.setdefault(
                 annotation.round or "",
                 {

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from issueminer import labeling
 from issueminer.agreement import agreement_table
 from issueminer.labeling import LabelingError
+from issueminer.reporting import collect
 from issueminer.store import Annotation, FinalLabel, Issue, Prediction
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
@@ -85,6 +86,9 @@ def test_saves_are_appended_and_undo_restores(world) -> None:
         assert labeling.next_issue(session, "alice", "r1") == chosen[0]
         # four rows: two saves and two undos; nothing was deleted or rewritten
         assert session.scalar(select(func.count()).select_from(Annotation)) == 4
+        assert labeling.progress(session, "alice", "r1")["done"] == 0
+        # the report's rounds table counts no undone save as labelled
+        assert collect(session, taxonomy).rounds == []
 
 
 def test_invalid_labels_are_refused_with_a_reason(world) -> None:

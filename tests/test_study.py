@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from issueminer import labeling
 from issueminer.cli.main import app
 from issueminer.merge import MergeError, merge_categories
 from issueminer.store import Annotation, FinalLabel, Issue, LabelChange, Store
@@ -351,6 +352,10 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
         ("final_label", "cold start delay"),
     }
     assert len(old_rows) == 2 and "cold start delay" not in finals  # history kept, labels not
+    with store.session() as session:  # the pickers no longer offer the merged-away name
+        offered = labeling.proposals(session, taxonomy)["symptoms"]
+    assert ("runtime", None, "cold start") in offered
+    assert all(leaf != "cold start delay" for _, _, leaf in offered)
     agreed_after = _json(runner.invoke(app, ["agree", "--db", db_url, "--format", "json"]))
     symptom_after = next(r for r in agreed_after if r["dimension"] == "leaf_symptom")
     symptom_before = by_dimension["leaf_symptom"]

@@ -3,6 +3,7 @@
 from issueminer.store.db import Store, resolve_url
 from issueminer.store.models import (
     LABEL_FIELDS,
+    RETRACTED,
     Annotation,
     CrawlRun,
     FinalLabel,
@@ -17,6 +18,7 @@ from issueminer.store.models import (
 
 __all__ = [
     "LABEL_FIELDS",
+    "RETRACTED",
     "Annotation",
     "CrawlRun",
     "FinalLabel",

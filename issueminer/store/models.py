@@ -134,6 +134,9 @@ class LabelFields:
     memo: Mapped[str | None] = mapped_column(Text)
 
 
+# Annotation.status of a row that undoes an earlier save (the save stays, as history)
+RETRACTED = "retracted"
+
 LABEL_FIELDS = (
     "issue_type",
     "distributed_specific",
