@@ -24,7 +24,15 @@ from issueminer.sources.replication import (
     PackageReader,
     open_package,
 )
-from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Meta, Reply, Store
+from issueminer.store import (
+    Annotation,
+    FinalLabel,
+    Issue,
+    LabelingRound,
+    Reply,
+    Store,
+    remember_study,
+)
 from issueminer.taxonomy import Taxonomy
 
 _MERGED_LISTS = ("tags", "flags")
@@ -111,7 +119,7 @@ def import_replication(
             + [asdict(r) for r in candidates],
         )
         label_counts = write_labels(session, [_from_package(r) for r in records], ORIGIN_PREFIX)
-        remember_study(session, taxonomy)
+        remember_study(session, taxonomy.study, taxonomy.path)
     report.counts.update({f"issues {k}": v for k, v in issue_counts.items()})
     report.counts.update(label_counts)
     report.counts["candidate urls"] = len(candidates)
@@ -275,13 +283,6 @@ def _ensure_round(session: Session, name: str, annotators: list[str]) -> None:
         labeling_round.annotators = sorted(set(labeling_round.annotators) | set(annotators))
 
 
-def remember_study(session: Session, taxonomy: Taxonomy) -> None:
-    """The study a database was created for, by name and by file (for studies off the path)."""
-    if session.get(Meta, "study") is None:
-        session.add(Meta(key="study", value=taxonomy.study))
-        session.add(Meta(key="study_file", value=str(taxonomy.path.resolve())))
-
-
 def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, Any]]]) -> int:
     """Insert or refresh issues' answers/comments, matched by native id; returns how many new.
 
@@ -346,5 +347,5 @@ def import_labels(
             for r in records
         ]
         report.counts.update(write_labels(session, rows, f"file:{Path(path).name}!"))
-        remember_study(session, taxonomy)
+        remember_study(session, taxonomy.study, taxonomy.path)
     return report

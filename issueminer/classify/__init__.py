@@ -22,42 +22,65 @@ Example:
     [('out of memory', 0.71), ('memory issue', 0.12), ('others', 0.05)]
 """
 
-from issueminer.classify.database import (
-    Examples,
-    classify_unlabelled,
-    load_examples,
-    prediction_queue,
-    store_predictions,
-    suggestions,
-    uncertainty,
-    uncertainty_order,
-    unlabelled_documents,
-)
-from issueminer.classify.evaluation import Evaluation, confusion_figure, cross_validate
-from issueminer.classify.features import Document, featurize, tokenize
-from issueminer.classify.model import (
-    DEFAULT_MODELS_DIR,
-    ModelFileError,
-    PredictedLabel,
-    TrainedModel,
-    load_model,
-    newest_model_file,
-    predict,
-    save_model,
-    train_model,
-)
-from issueminer.classify.systems import (
+import importlib
+from typing import Any
+
+from issueminer.classify.targets import (
     CLASSIFIERS,
     DEFAULT_CLASSIFIER,
-    KeywordBaseline,
-    MajorityBaseline,
-    TextClassifier,
-    systems_for,
+    DEFAULT_FOLDS,
+    DEFAULT_MODELS_DIR,
+    TARGETS,
+    ClassifierError,
+    Target,
+    get_target,
 )
-from issueminer.classify.targets import TARGETS, ClassifierError, Target, get_target
+
+# The rest loads on first use (scikit-learn, SciPy and spaCy take seconds to import, and
+# every `issueminer` command imports this package for its option choices).
+_LAZY = {
+    "Examples": "database",
+    "classify_unlabelled": "database",
+    "load_examples": "database",
+    "prediction_queue": "database",
+    "store_predictions": "database",
+    "suggestions": "database",
+    "uncertainty": "database",
+    "uncertainty_order": "database",
+    "unlabelled_documents": "database",
+    "Evaluation": "evaluation",
+    "confusion_figure": "evaluation",
+    "cross_validate": "evaluation",
+    "Document": "features",
+    "featurize": "features",
+    "tokenize": "features",
+    "ModelFileError": "model",
+    "PredictedLabel": "model",
+    "TrainedModel": "model",
+    "evaluate_model": "model",
+    "load_model": "model",
+    "newest_model_file": "model",
+    "predict": "model",
+    "save_model": "model",
+    "train_model": "model",
+    "KeywordBaseline": "systems",
+    "MajorityBaseline": "systems",
+    "TextClassifier": "systems",
+    "systems_for": "systems",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "CLASSIFIERS",
+    "DEFAULT_FOLDS",
+    "evaluate_model",
     "ClassifierError",
     "DEFAULT_CLASSIFIER",
     "DEFAULT_MODELS_DIR",

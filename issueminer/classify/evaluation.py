@@ -21,12 +21,11 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from issueminer.classify.systems import MULTILABEL_THRESHOLD, flat
-from issueminer.classify.targets import MULTI, ClassifierError, Target
+from issueminer.classify.targets import MULTI, SUMMARY_KEYS, ClassifierError, Target
 
 TOP_K = 3  # the annotation app shows three suggestions; top-3 accuracy measures them
 MIN_FIGURE_INCHES = 5.5  # room for the axis labels and the title when there are few labels
 MAX_ANNOTATED_CELLS = 30  # beyond this many labels, counts in the figure's cells are unreadable
-SUMMARY_KEYS = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy")
 
 
 @dataclass

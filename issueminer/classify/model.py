@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from issueminer.classify.evaluation import cross_validate, predicted_sets
+from issueminer.classify.evaluation import Evaluation, cross_validate, predicted_sets
 from issueminer.classify.features import Document, featurize
-from issueminer.classify.systems import DEFAULT_CLASSIFIER, TextClassifier, systems_for
+from issueminer.classify.systems import TextClassifier, systems_for
 from issueminer.classify.targets import (
+    DEFAULT_CLASSIFIER,
+    DEFAULT_FOLDS,
     INNER_FIELD,
     MULTI,
     PATH,
@@ -40,8 +43,6 @@ from issueminer.taxonomy import Taxonomy
 MODEL_FORMAT = "issueminer-classifier"
 FORMAT_VERSION = 1
 MODEL_SUFFIX = ".skops"
-DEFAULT_MODELS_DIR = Path("models")
-DEFAULT_FOLDS = 5
 PROBABILITY_DECIMALS = 4  # stored probabilities: enough to rank, short enough to read
 MAX_LABEL_CHARS = 200  # Prediction.label's column size (several fix patterns can exceed it)
 FIX_PATTERN_JOIN = " & "  # how the study's sheets join several fix patterns in one cell
@@ -112,6 +113,25 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def evaluate_model(
+    documents: Sequence[Document],
+    y: Sequence[Any],
+    target: Target,
+    taxonomy: Taxonomy,
+    classifier: str = DEFAULT_CLASSIFIER,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    frame: pd.DataFrame | None = None,
+) -> Evaluation:
+    """Cross-validate the model and its baselines on the features training uses (the study's
+    error signals included); `frame` when the caller has featurized already."""
+    if frame is None:
+        frame = featurize(documents, taxonomy.signals)
+    return cross_validate(
+        frame, y, target, lambda: systems_for(target, taxonomy, classifier), folds, seed, classifier
+    )
+
+
 def train_model(
     documents: Sequence[Document],
     y: Sequence[Any],
@@ -127,9 +147,7 @@ def train_model(
     frame = featurize(documents, taxonomy.signals)
     metrics: dict[str, Any] = {}
     if folds:
-        evaluation = cross_validate(
-            frame, y, target, lambda: systems_for(target, taxonomy, classifier), folds, seed
-        )
+        evaluation = evaluate_model(documents, y, target, taxonomy, classifier, folds, seed, frame)
         metrics = {
             "folds": folds,
             "seed": seed,

@@ -30,15 +30,11 @@ from sklearn.svm import LinearSVC
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from issueminer.classify.features import tokenize
-from issueminer.classify.targets import MULTI, PATH, Target
+from issueminer.classify.targets import CLASSIFIERS, DEFAULT_CLASSIFIER, MULTI, PATH, SVM, Target
 from issueminer.taxonomy import Taxonomy
 
 TaxonomyPath = tuple[str, str | None, str]  # stage, inner category (or None), leaf symptom
 
-LOGREG = "logreg"
-SVM = "svm"
-CLASSIFIERS = (LOGREG, SVM)
-DEFAULT_CLASSIFIER = LOGREG  # matched or beat the calibrated SVM on every target tried
 LOGREG_C = 30.0  # weak regularisation: few features survive selection, each should count
 FEATURE_PERCENTILE = 3  # share of features kept by chi-squared selection (see _selected)
 SVM_C = 0.5  # the SVM alternative's regularisation, not tuned further (logreg is the default)

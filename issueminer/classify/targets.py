@@ -1,8 +1,19 @@
-"""What a classifier can learn: one label dimension of the final labels."""
+"""What a classifier can learn (one label dimension of the final labels), and the choices
+the command line offers. Light on purpose: the CLI imports it at start-up, the models'
+libraries (scikit-learn, SciPy, spaCy) only load when a command trains or predicts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+LOGREG = "logreg"
+SVM = "svm"
+CLASSIFIERS = (LOGREG, SVM)
+DEFAULT_CLASSIFIER = LOGREG  # matched or beat the calibrated SVM on every target tried
+DEFAULT_MODELS_DIR = Path("models")
+DEFAULT_FOLDS = 5
+SUMMARY_KEYS = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy")
 
 SINGLE = "single"  # one label per issue
 MULTI = "multi"  # several labels per issue (fix patterns)

@@ -11,28 +11,18 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from issueminer.classify import (
+# the package loads scikit-learn and spaCy only when a command calls into it (lib.<name>)
+import issueminer.classify as lib
+from issueminer.classify.targets import (
     CLASSIFIERS,
     DEFAULT_CLASSIFIER,
+    DEFAULT_FOLDS,
     DEFAULT_MODELS_DIR,
+    SUMMARY_KEYS,
     TARGETS,
     ClassifierError,
-    Examples,
-    classify_unlabelled,
-    confusion_figure,
-    cross_validate,
-    featurize,
     get_target,
-    load_examples,
-    load_model,
-    newest_model_file,
-    prediction_queue,
-    save_model,
-    systems_for,
-    train_model,
 )
-from issueminer.classify.evaluation import SUMMARY_KEYS
-from issueminer.classify.model import DEFAULT_FOLDS
 from issueminer.cli.common import (
     DbOption,
     Format,
@@ -86,11 +76,11 @@ def _classifier_errors() -> Iterator[None]:
             fail(str(exc))
 
 
-def _examples(store: Store, taxonomy: Taxonomy, target_name: str) -> Examples:
+def _examples(store: Store, taxonomy: Taxonomy, target_name: str) -> lib.Examples:
     with _classifier_errors():
         target = get_target(target_name)
     with handled(), store.session() as session:
-        examples = load_examples(session, target, taxonomy)
+        examples = lib.load_examples(session, target, taxonomy)
     if examples.without_text:
         err.print(f"({examples.without_text} labelled issues have no text and are left out)")
     if not examples.documents:
@@ -136,7 +126,7 @@ def train(
     examples = _examples(store, taxonomy, target)
     err.print(f"training a {target} model on {len(examples.documents)} labelled issues ...")
     with _classifier_errors():
-        model = train_model(
+        model = lib.train_model(
             examples.documents,
             examples.labels,
             get_target(target),
@@ -145,7 +135,7 @@ def train(
             folds,
             seed,
         )
-        path = save_model(model, out_path)
+        path = lib.save_model(model, out_path)
     metadata = model.metadata
     if fmt == Format.json:
         print_json({"path": str(path), **metadata})
@@ -193,17 +183,18 @@ def evaluate(
     taxonomy = study_taxonomy(store, study)
     examples = _examples(store, taxonomy, target)
     with _classifier_errors():
-        spec = get_target(target)
-        evaluation = cross_validate(
-            featurize(examples.documents),
+        evaluation = lib.evaluate_model(
+            examples.documents,
             examples.labels,
-            spec,
-            lambda: systems_for(spec, taxonomy, classifier.value),
+            get_target(target),
+            taxonomy,
+            classifier.value,
             folds,
             seed,
-            classifier.value,
         )
-    path = None if no_figure else confusion_figure(evaluation, figure or f"confusion-{target}.png")
+    path = (
+        None if no_figure else lib.confusion_figure(evaluation, figure or f"confusion-{target}.png")
+    )
     if fmt == Format.json:
         print_json({**evaluation.as_json(), "figure": str(path) if path else None})
         return
@@ -246,15 +237,15 @@ def classify(
 
     Example: issueminer classify --target symptom --order uncertainty --limit 50
     """
-    path = model_path or newest_model_file(models_dir, target)
+    path = model_path or lib.newest_model_file(models_dir, target)
     if path is None:
         fail(f"no {target} model in {models_dir}; run `issueminer train --target {target}`")
     with _classifier_errors():
-        model = load_model(path)
+        model = lib.load_model(path)
     store = open_store(db)
     with handled(), store.session() as session:
-        predicted = classify_unlabelled(session, model, limit)
-        rows = prediction_queue(session, predicted, model.target.field, order.value)
+        predicted = lib.classify_unlabelled(session, model, limit)
+        rows = lib.prediction_queue(session, predicted, model.target.field, order.value)
     if fmt == Format.json:
         print_json({"model_id": model.model_id, "target": model.target.name, "issues": rows})
         return

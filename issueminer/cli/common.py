@@ -22,9 +22,8 @@ from rich.progress import (
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from issueminer.ingest import remember_study
 from issueminer.report import ImportFailure, Report
-from issueminer.store import Meta, Store
+from issueminer.store import Meta, Store, remember_study
 from issueminer.taxonomy import (
     DEFAULT_STUDY,
     Taxonomy,
@@ -111,7 +110,7 @@ def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:
         return taxonomy
     if "study" not in remembered:
         with handled(), store.session() as session:
-            remember_study(session, taxonomy)
+            remember_study(session, taxonomy.study, taxonomy.path)
     elif remembered["study"] != taxonomy.study:
         err.print(
             f"note: this database was created for study '{remembered['study']}'; "

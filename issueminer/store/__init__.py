@@ -1,6 +1,6 @@
 """The store: SQLAlchemy models, migrations and the session factory."""
 
-from issueminer.store.db import Store, resolve_url
+from issueminer.store.db import Store, remember_study, resolve_url
 from issueminer.store.models import (
     LABEL_FIELDS,
     RETRACTED,
@@ -17,6 +17,7 @@ from issueminer.store.models import (
 )
 
 __all__ = [
+    "remember_study",
     "LABEL_FIELDS",
     "RETRACTED",
     "Annotation",

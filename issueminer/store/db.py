@@ -14,6 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from issueminer.store.models import Meta
+
 DEFAULT_DB_URL = "sqlite:///issueminer.db"
 DB_URL_ENV = "ISSUEMINER_DB"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -74,6 +76,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def remember_study(session: Session, study: str, path: Path) -> None:
+    """The study a database was created for, by name and by file (for studies off the path);
+    the first one used with it stays."""
+    if session.get(Meta, "study") is None:
+        session.add(Meta(key="study", value=study))
+        session.add(Meta(key="study_file", value=str(Path(path).resolve())))
 
 
 class Store:
