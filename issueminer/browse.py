@@ -8,11 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issueminer.ids import parse_issue_url
-from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue
+from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, label_values
 
 
 def _labels(label: FinalLabel | Annotation) -> dict[str, Any]:
-    return {name: getattr(label, name) for name in LABEL_FIELDS}
+    return label_values(label, LABEL_FIELDS)
 
 
 def list_issues(

@@ -49,7 +49,7 @@ from issueminer.sources.replication import (
     SO_CANDIDATES,
     workbook_bytes,
 )
-from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, Store
+from issueminer.store import LABEL_CELLS, Annotation, FinalLabel, Issue, Store
 from issueminer.study import codebook_path
 from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
 
@@ -118,7 +118,6 @@ LABELLING_COLUMNS = [
 PILOT_HEADERS = {"How-to sub-topic": "Sub-topic", "Type": "Inner Symptom"}
 STATUS_COLUMN = ("Status", "status")
 # The cells `normalise_labels` reads (the link and the Type column do not change labels).
-LABEL_CELLS = (*LABEL_FIELDS, "memo")
 UNSUFFIXED = ("Link", "Issue Type")  # a TOSEM Final sheet suffixes every other header
 # Where a pending label's placeholder goes when the cells as written do not say where.
 PLACEHOLDER_COLUMNS = {

@@ -19,6 +19,7 @@ from issueminer.agreement import current_annotations, newest_annotation_ids
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.store import (
+    LABEL_CELLS,
     LABEL_FIELDS,
     RETRACTED,
     Annotation,
@@ -27,6 +28,7 @@ from issueminer.store import (
     LabelingRound,
     Prediction,
     RoundItem,
+    label_values,
 )
 from issueminer.taxonomy import Taxonomy
 
@@ -268,7 +270,7 @@ def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Lab
     """Canonical labels of a form, or LabelingError naming every problem."""
     if status not in STATUSES:
         raise LabelingError(f"status must be one of {STATUSES}")
-    cells = {k: fields.get(k) for k in (*LABEL_FIELDS, "memo")}
+    cells = {k: fields.get(k) for k in LABEL_CELLS}
     if isinstance(cells.get("fix_patterns"), list):
         cells["fix_patterns"] = " & ".join(cells["fix_patterns"])
     report = Report()
@@ -318,7 +320,7 @@ def save_label(
         role="annotator",
         status=status,
         provenance="app",
-        raw_labels={k: fields.get(k) for k in (*LABEL_FIELDS, "memo")},
+        raw_labels={k: fields.get(k) for k in LABEL_CELLS},
         **labels.fields(),
     )
     session.add(annotation)
@@ -392,7 +394,7 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
     before = session.scalar(
         mine.where(Annotation.issue_uid == target.issue_uid, Annotation.id < target.id).limit(1)
     )
-    restored = {name: getattr(before, name) for name in (*LABEL_FIELDS, "memo")} if before else {}
+    restored = label_values(before) if before else {}
     session.add(
         Annotation(
             issue_uid=target.issue_uid,
@@ -508,7 +510,7 @@ def resolve(
             role=ADJUDICATOR,
             status="done",
             provenance="app:adjudication",
-            raw_labels={k: fields.get(k) for k in (*LABEL_FIELDS, "memo")},
+            raw_labels={k: fields.get(k) for k in LABEL_CELLS},
             **labels.fields(),
         )
     )
@@ -563,7 +565,7 @@ def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
                     issue_uid=uid,
                     resolved_by=AGREEMENT,
                     resolved_from=f"round {round_name} agreement",
-                    **{name: getattr(first, name) for name in LABEL_FIELDS},
+                    **label_values(first, LABEL_FIELDS),
                     memo="; ".join(memos) or None,
                 )
             )

@@ -11,17 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from issueminer.report import Report
-from issueminer.taxonomy import FAULT, HOWTO, NOT_RELEVANT, Resolution, Taxonomy
+from issueminer.taxonomy import FAULT, FIELD_OF, HOWTO, NOT_RELEVANT, Resolution, Taxonomy
 
 # The fault columns in sheet order; a row whose cells slid one column left or right
 # across these is repaired by trying both offsets (see `_repair_shift`).
 FAULT_COLUMNS = ("stage", "inner_category", "leaf_symptom", "fix_patterns", "memo")
-_DIMENSION_OF = {
-    "stage": "stage",
-    "inner_category": "inner_category",
-    "leaf_symptom": "symptom",
-    "fix_patterns": "fix_pattern",
-}
+_DIMENSION_OF = {field: dim for dim, field in FIELD_OF.items() if field in FAULT_COLUMNS}
 _TRUE = {"1", "yes", "y", "true", "t"}
 _FALSE = {"0", "no", "n", "false", "f"}
 

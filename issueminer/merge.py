@@ -20,18 +20,8 @@ from sqlalchemy.orm import Session
 
 from issueminer.agreement import newest_annotation_ids
 from issueminer.labeling import MERGED
-from issueminer.store import LABEL_FIELDS, RETRACTED, Annotation, FinalLabel, LabelChange
-from issueminer.taxonomy import Taxonomy, normalise_key
-
-# taxonomy dimension -> the label field that holds it
-FIELD_OF = {
-    "stage": "stage",
-    "inner_category": "inner_category",
-    "symptom": "leaf_symptom",
-    "fix_pattern": "fix_patterns",
-    "howto_topic": "howto_topic",
-    "howto_subtopic": "howto_subtopic",
-}
+from issueminer.store import RETRACTED, Annotation, FinalLabel, LabelChange, label_values
+from issueminer.taxonomy import FIELD_OF, Taxonomy, normalise_key
 
 
 class MergeError(ValueError):
@@ -165,7 +155,7 @@ def _renamed(value: Any, label_field: str, old: str, new: str) -> Any:
 
 
 def _fields(row: Any) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in (*LABEL_FIELDS, "memo")}
+    return label_values(row)
 
 
 def _supersede(

@@ -59,6 +59,15 @@ STUDY_KEYS = (
 
 # Dimensions a label has; `symptom` is the leaf of the fault tree.
 DIMENSIONS = ("issue_type", "stage", "inner_category", "symptom", "fix_pattern", "howto_topic")
+# dimension -> the label field (annotation and final-label column) that holds it
+FIELD_OF = {
+    "stage": "stage",
+    "inner_category": "inner_category",
+    "symptom": "leaf_symptom",
+    "fix_pattern": "fix_patterns",
+    "howto_topic": "howto_topic",
+    "howto_subtopic": "howto_subtopic",
+}
 FAULT = "fault"
 HOWTO = "how-to question"
 NOT_RELEVANT = "not relevant"

@@ -21,8 +21,8 @@ from issueminer.cli.common import (
     print_json,
 )
 from issueminer.cli.common import study_taxonomy as load_study
-from issueminer.merge import FIELD_OF, MergeError, merge_categories
-from issueminer.taxonomy import validate_taxonomy_file
+from issueminer.merge import MergeError, merge_categories
+from issueminer.taxonomy import FIELD_OF, validate_taxonomy_file
 
 app = typer.Typer(help="The study's taxonomy.", no_args_is_help=True)
 

@@ -2,6 +2,7 @@
 
 from issueminer.store.db import Store, remember_study, resolve_url
 from issueminer.store.models import (
+    LABEL_CELLS,
     LABEL_FIELDS,
     RETRACTED,
     Annotation,
@@ -14,10 +15,13 @@ from issueminer.store.models import (
     Prediction,
     Reply,
     RoundItem,
+    label_values,
 )
 
 __all__ = [
+    "label_values",
     "remember_study",
+    "LABEL_CELLS",
     "LABEL_FIELDS",
     "RETRACTED",
     "Annotation",

@@ -134,6 +134,11 @@ class LabelFields:
     memo: Mapped[str | None] = mapped_column(Text)
 
 
+def label_values(row: Any, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A label's fields as a dict: `LABEL_CELLS` (the label fields and the memo) by default."""
+    return {name: getattr(row, name) for name in names or LABEL_CELLS}
+
+
 # Annotation.status of a row that undoes an earlier save (the save stays, as history)
 RETRACTED = "retracted"
 
@@ -147,6 +152,7 @@ LABEL_FIELDS = (
     "howto_topic",
     "howto_subtopic",
 )
+LABEL_CELLS = (*LABEL_FIELDS, "memo")  # what a person fills in: the labels and a memo
 
 
 class LabelingRound(Base):

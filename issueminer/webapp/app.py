@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from issueminer import labeling
 from issueminer.labeling import LabelingError
-from issueminer.store import LABEL_FIELDS, Issue, Reply, Store
+from issueminer.store import Issue, Reply, Store, label_values
 from issueminer.taxonomy import Taxonomy
 from issueminer.webapp.render import render_body
 
@@ -320,7 +320,7 @@ async def _bad_request(_request: Request, exc: Exception) -> Response:
 def _label_dict(annotation: Any) -> dict[str, Any]:
     if annotation is None:
         return {}
-    return {name: getattr(annotation, name) for name in (*LABEL_FIELDS, "memo")}
+    return label_values(annotation)
 
 
 def _issue_view(session: Any, uid: str) -> dict[str, Any] | None:
