@@ -209,6 +209,15 @@ def _from_package(record: LabelRecord) -> LabelRow:
     )
 
 
+def _final_labels(session: Session, uids: list[str]) -> dict[tuple[str, str | None], FinalLabel]:
+    """The stored final labels of these issues by (issue, type), one query per chunk."""
+    found = {}
+    for start in range(0, len(uids), _CHUNK):
+        query = select(FinalLabel).where(FinalLabel.issue_uid.in_(uids[start : start + _CHUNK]))
+        found.update({(f.issue_uid, f.issue_type): f for f in session.scalars(query)})
+    return found
+
+
 def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str) -> Counter[str]:
     """Upsert final labels per (issue, type); append annotations unless already stored as is.
 
@@ -217,20 +226,17 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
     """
     counts: Counter[str] = Counter()
     finals = {(r.issue_uid, r.labels.issue_type): r for r in rows if r.kind == "final"}
-    for (uid, issue_type), row in finals.items():
+    existing = _final_labels(session, sorted({uid for uid, _ in finals}))
+    for key, row in finals.items():
         values = {
             **row.labels.fields(),
             "raw_labels": row.raw_labels,
             "resolved_from": row.provenance,
             "resolved_by": row.annotator,
         }
-        current = session.scalar(
-            select(FinalLabel).where(
-                FinalLabel.issue_uid == uid, FinalLabel.issue_type == issue_type
-            )
-        )
+        current = existing.get(key)
         if current is None:
-            session.add(FinalLabel(issue_uid=uid, **values))
+            session.add(FinalLabel(issue_uid=key[0], **values))
             counts["final labels added"] += 1
         elif any(getattr(current, k) != v for k, v in values.items()):
             for k, v in values.items():
