@@ -63,7 +63,6 @@ IMPORT_DEFAULT_RESOLVER = "replication"
 PILOT_ROUND = "pilot"
 PILOT_ANNOTATOR = "pilot"
 ADJUDICATOR = "adjudicator"
-ADJUDICATED = "adjudicated"  # the annotator name the importer gives a `Final` sheet
 
 FINAL_DIR = "Results/final results"
 LABELLING_DIR = "Results/manual labelling"

@@ -206,9 +206,6 @@ class Taxonomy:
     def node(self, dimension: str, name: str) -> Node | None:
         return self.nodes.get(dimension, {}).get(name)
 
-    def stage_has_inner(self, stage: str) -> bool:
-        return any(inner is not None for inner in self.tree.get(stage, {}))
-
     def on_tree(self, stage: str | None, inner: str | None, leaf: str | None) -> bool:
         return leaf in self.tree.get(stage or "", {}).get(inner, [])
 

@@ -39,10 +39,9 @@ from issueminer.crawl import Checkpointer, QuotaExhausted, crawl_status
 from issueminer.hydrate import HydrateResult, hydrate_github, hydrate_stackoverflow, pending
 from issueminer.selection import Selection
 from issueminer.sources import sodump
-from issueminer.sources.github import GitHubClient, GitHubCrawler, GitHubError
+from issueminer.sources.github import GitHubClient, GitHubCrawler
 from issueminer.sources.stackexchange import (
     StackExchangeClient,
-    StackExchangeError,
     StackOverflowCrawler,
     scrub,
 )
@@ -100,7 +99,7 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
             f"{scrub(str(exc), key, token)}\nstopped cleanly; run the same command after "
             f"{when} to resume where it stopped"
         )
-    except (StackExchangeError, GitHubError, Exception) as exc:
+    except Exception as exc:  # any other failure: say it, keep what is stored
         message = scrub(f"{type(exc).__name__}: {exc}", key, token)
         if checkpointer:
             checkpointer.finish("interrupted", message)
@@ -359,7 +358,6 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def _countdown(bar: Progress) -> Any:
     """A sleep that shows a countdown bar, so a wait for a rate-limit reset is visible."""
-    import time
 
     def sleep(seconds: float) -> None:
         task = bar.add_task("waiting for the limit to reset", total=None, stats="")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from issueminer.cli.common import DbOption, handled, out
-from issueminer.store import resolve_url
 from issueminer.store.db import current_revision, head_revision, make_engine, upgrade
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -24,8 +23,7 @@ def upgrade_command(db: DbOption = None) -> None:
         before = current_revision(engine)
         upgrade(engine)
         after = current_revision(engine)
-    url = resolve_url(db)
-    shown = make_engine(url).url.render_as_string(hide_password=True)
+    shown = engine.url.render_as_string(hide_password=True)
     out.print(f"{shown}: {before or 'empty'} -> {after}", highlight=False)
 
 

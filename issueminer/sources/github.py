@@ -270,16 +270,8 @@ class GitHubCrawler:
                         "page": 1,
                         "end": end,
                     }
-                while state["windows"]:
+                while state["windows"]:  # every page commits the query's state after it
                     state = self._page(checkpointer, criteria, query, state)
-                checkpointer.commit_page(
-                    [],
-                    {
-                        **checkpointer.checkpoint,
-                        "queries": {**checkpointer.checkpoint.get("queries", {}), query: state},
-                    },
-                    seen=0,
-                )
 
     def _page(
         self,
@@ -341,8 +333,6 @@ class GitHubCrawler:
         self, criteria: RepositoryCriteria, items: list[dict[str, Any]]
     ) -> Iterator[Envelope]:
         for item in items:
-            if item.get("pull_request"):
-                continue  # pull requests share the issue search; they are not issues
             if not self.selection.github(criteria.repo, item).kept:
                 continue
             comments = (

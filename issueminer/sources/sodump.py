@@ -620,9 +620,6 @@ class IdMatcher:
         # the automaton is native and not picklable; each worker builds its own
         return {"prefix": self.prefix, "ids": self.ids, "_automaton": None}
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
     def starts(self, buf: Any, lo: int, hi: int) -> list[int]:
         if not self.ids or hi <= lo:
             return []
@@ -1533,7 +1530,7 @@ class DumpCrawler:
                 batch.absorb(found)
                 state["line"] += block.count(NEWLINE)
                 state["offset"] = offset + len(block)
-                tail = (tail + block)[-HEAD_BYTES:]
+                tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
                 if batch.scanned >= self.piece_bytes:
                     self._commit(checkpointer, state, batch, envelopes, source.name)
                     batch, envelopes = Found(), []
@@ -1623,7 +1620,7 @@ class DumpCrawler:
                 found = scan_replies(block, 0, len(block), offset, "comment", wanted, state["line"])
                 state["line"] += block.count(NEWLINE)
                 state["offset"] = offset + len(block)
-                tail = (tail + block)[-HEAD_BYTES:]
+                tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
                 self._commit(checkpointer, state, found, self._take(state, found), source.name)
                 self.on_progress("comments", stream.consumed(), source.size)
         self._check_tail(tail, state, source.name, "comments")

@@ -273,16 +273,14 @@
     const target = item.dataset.target;
     const label = item.dataset.label;
     if (target === "issue_type") setType(label);
-    else if (target === "fix_patterns" || target === "fix_pattern") {
+    else if (target === "fix_patterns") {
       if (!state.fixes.includes(label)) state.fixes.push(label);
       setType("fault");
     }
     else if (target === "howto_topic") {
       state.howto = data.howto.find((h) => h.topic === label && !h.subtopic) || state.howto;
       setType("how-to question");
-    } else if (target === "stage") {
-      state.symptom = data.symptoms.find((s) => s.stage === label) || state.symptom; setType("fault");
-    } else {
+    } else {  // leaf_symptom (labeling.SUGGESTED_TARGETS)
       state.symptom = data.symptoms.find((s) => s.leaf === label) || state.symptom; setType("fault");
     }
   }
