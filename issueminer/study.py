@@ -260,13 +260,13 @@ def codebook_skeleton(taxonomy: Taxonomy) -> str:
     if not taxonomy.tree:
         lines += ["None yet: they come out of open coding.", ""]
     for stage, inners in taxonomy.tree.items():
-        lines += [f"### `{stage}`", "", _definition(taxonomy, "stage", stage), ""]
+        lines += [f"### `{stage}`", "", taxonomy.definition("stage", stage), ""]
         for inner, leaves in inners.items():
             if inner is not None:
                 lines += [
                     f"#### `{inner}`",
                     "",
-                    _definition(taxonomy, "inner_category", inner),
+                    taxonomy.definition("inner_category", inner),
                     "",
                 ]
             lines += _entries(taxonomy, "symptom", leaves, bullet=True)
@@ -282,7 +282,7 @@ def codebook_skeleton(taxonomy: Taxonomy) -> str:
     if not taxonomy.howto_tree:
         lines += ["None yet.", ""]
     for topic, subtopics in taxonomy.howto_tree.items():
-        lines += [f"### `{topic}`", "", _definition(taxonomy, "howto_topic", topic), ""]
+        lines += [f"### `{topic}`", "", taxonomy.definition("howto_topic", topic), ""]
         for sub in subtopics:
             node = taxonomy.node("howto_subtopic", f"{topic}/{sub}")
             lines.append(f"- `{sub}`: {node.definition if node else ''} Example: TODO.")
@@ -291,17 +291,12 @@ def codebook_skeleton(taxonomy: Taxonomy) -> str:
     return "\n".join(lines)
 
 
-def _definition(taxonomy: Taxonomy, dimension: str, name: str) -> str:
-    node = taxonomy.node(dimension, name)
-    return node.definition if node else ""
-
-
 def _entries(
     taxonomy: Taxonomy, dimension: str, names: list[str], bullet: bool = False
 ) -> list[str]:
     lines: list[str] = []
     for name in names:
-        definition = _definition(taxonomy, dimension, name)
+        definition = taxonomy.definition(dimension, name)
         if bullet:
             lines.append(f"- `{name}`: {definition} Example: TODO.")
         else:

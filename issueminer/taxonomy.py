@@ -200,6 +200,11 @@ class Taxonomy:
         key = f"{parent}/{name}" if dimension == "howto_subtopic" else name
         return name is None or key in self.nodes.get(dimension, {})
 
+    def definition(self, dimension: str, name: str | None) -> str:
+        """A node's definition; "" for a name the taxonomy lacks (or None)."""
+        node = self.nodes.get(dimension, {}).get(name or "")
+        return node.definition if node else ""
+
     def names(self, dimension: str) -> list[str]:
         return list(self.nodes.get(dimension, {}))
 

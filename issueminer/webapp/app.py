@@ -70,13 +70,22 @@ def create_app(settings: Settings) -> Starlette:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
     taxonomy = settings.taxonomy
-    fixed_picker = script_json(_picker_data(taxonomy))
+    base_picker = _picker_data(taxonomy)
+    fixed_picker = script_json(base_picker)
+    # what the study calls things, the same on every page
+    words = {
+        "labels": taxonomy.labels,
+        "plurals": {dimension: taxonomy.plural(dimension) for dimension in taxonomy.labels},
+        "open_coding": taxonomy.open_coding,
+    }
 
     def picker(session: Any) -> str:
         # open coding: every annotator sees the categories proposed so far
         if not taxonomy.open_coding:
             return fixed_picker
-        return script_json(_picker_data(taxonomy, labeling.proposals(session, taxonomy)))
+        return script_json(
+            _with_proposals(taxonomy, base_picker, labeling.proposals(session, taxonomy))
+        )
 
     def who(request: Request) -> str:
         if not settings.team:
@@ -91,9 +100,7 @@ def create_app(settings: Settings) -> Starlette:
         html = templates.get_template(name).render(
             picker=picker(session) if session is not None else fixed_picker,
             round=settings.round,
-            labels=taxonomy.labels,
-            plurals={dimension: taxonomy.plural(dimension) for dimension in taxonomy.labels},
-            open_coding=taxonomy.open_coding,
+            **words,
             **context,
         )
         response = HTMLResponse(html)
@@ -353,40 +360,23 @@ def _issue_view(session: Any, uid: str) -> dict[str, Any] | None:
 PROPOSED = "proposed by an annotator; not in the study file yet"
 
 
-def _picker_data(
-    taxonomy: Taxonomy, proposed: dict[str, list[tuple[str | None, ...]]] | None = None
-) -> dict[str, Any]:
-    """The taxonomy flattened into the lists the picker filters, with definitions.
+def _path(*parts: str | None) -> str:
+    return " › ".join(p for p in parts if p)
 
-    `proposed`: categories annotators added during open coding (`labeling.proposals`).
-    """
-    proposed = proposed or {}
 
-    def definition(dimension: str, name: str) -> str:
-        node = taxonomy.node(dimension, name)
-        return node.definition if node else ""
-
+def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The taxonomy flattened into the lists the picker filters, with definitions."""
+    definition = taxonomy.definition
     symptoms = [
         {
             "stage": stage,
             "inner": inner,
             "leaf": leaf,
-            "path": " › ".join(p for p in (stage, inner, leaf) if p),
+            "path": _path(stage, inner, leaf),
             "definition": definition("symptom", leaf),
             "context": definition("inner_category", inner) if inner else definition("stage", stage),
         }
         for stage, inner, leaf in taxonomy.leaf_paths()
-    ]
-    symptoms += [
-        {
-            "stage": stage,
-            "inner": inner,
-            "leaf": leaf,
-            "path": " › ".join(p for p in (stage, inner, leaf) if p),
-            "definition": definition("symptom", leaf or "") or PROPOSED,
-            "proposed": True,
-        }
-        for stage, inner, leaf in proposed.get("symptoms", [])
     ]
     howto = []
     for topic, subs in taxonomy.howto_tree.items():
@@ -398,41 +388,61 @@ def _picker_data(
                 "definition": definition("howto_topic", topic),
             }
         )
-        for sub in subs:
-            node = taxonomy.nodes["howto_subtopic"][f"{topic}/{sub}"]
-            howto.append(
-                {
-                    "topic": topic,
-                    "subtopic": sub,
-                    "path": f"{topic} › {sub}",
-                    "definition": node.definition,
-                }
-            )
-    howto += [
-        {
-            "topic": topic,
-            "subtopic": sub,
-            "path": " › ".join(p for p in (topic, sub) if p),
-            "definition": PROPOSED,
-            "proposed": True,
-        }
-        for topic, sub in proposed.get("howto", [])
-    ]
-    fix_patterns = [
-        {"name": n, "definition": definition("fix_pattern", n)}
-        for n in taxonomy.names("fix_pattern")
-    ]
-    fix_patterns += [
-        {"name": name, "definition": PROPOSED, "proposed": True}
-        for (name,) in proposed.get("fix_patterns", [])
-    ]
+        howto += [
+            {
+                "topic": topic,
+                "subtopic": sub,
+                "path": _path(topic, sub),
+                "definition": definition("howto_subtopic", f"{topic}/{sub}"),
+            }
+            for sub in subs
+        ]
     return {
         "issue_types": [
             {"name": n, "definition": definition("issue_type", n)}
             for n in taxonomy.names("issue_type")
         ],
         "symptoms": symptoms,
-        "fix_patterns": fix_patterns,
+        "fix_patterns": [
+            {"name": n, "definition": definition("fix_pattern", n)}
+            for n in taxonomy.names("fix_pattern")
+        ],
         "howto": howto,
         "open_coding": taxonomy.open_coding,
+    }
+
+
+def _with_proposals(
+    taxonomy: Taxonomy,
+    picker: dict[str, Any],
+    proposed: dict[str, list[tuple[str | None, ...]]],
+) -> dict[str, Any]:
+    """The picker lists and, after each, the categories proposed in open coding so far
+    (`labeling.proposals`)."""
+    extra = {
+        "symptoms": [
+            {
+                "stage": stage,
+                "inner": inner,
+                "leaf": leaf,
+                "path": _path(stage, inner, leaf),
+                # a known leaf on a new path keeps its definition
+                "definition": taxonomy.definition("symptom", leaf) or PROPOSED,
+            }
+            for stage, inner, leaf in proposed.get("symptoms", [])
+        ],
+        "howto": [
+            {"topic": topic, "subtopic": sub, "path": _path(topic, sub), "definition": PROPOSED}
+            for topic, sub in proposed.get("howto", [])
+        ],
+        "fix_patterns": [
+            {"name": name, "definition": PROPOSED} for (name,) in proposed.get("fix_patterns", [])
+        ],
+    }
+    return {
+        **picker,
+        **{
+            key: picker[key] + [{**item, "proposed": True} for item in items]
+            for key, items in extra.items()
+        },
     }
