@@ -23,7 +23,14 @@ from issueminer import __version__
 from issueminer.agreement import AgreementRow, agreement_table, current_annotations
 from issueminer.figures import StudyFigure, build_figures, save_figures
 from issueminer.selection import Selection
-from issueminer.stats import StudyStats, compute_stats, render_table, write_tables
+from issueminer.stats import (
+    AGREEMENT_TITLE,
+    StudyStats,
+    agreement_frame,
+    compute_stats,
+    render_table,
+    write_tables,
+)
 from issueminer.store import RETRACTED, CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
 
@@ -257,15 +264,6 @@ def _repositories(session: Session) -> list[str]:
     return sorted(o.removeprefix("https://github.com/") for o in origins if o)
 
 
-def agreement_frame(rows: list[AgreementRow]) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        [row.as_dict() for row in rows],
-        columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"],
-    )
-    frame["annotators"] = frame["annotators"].map(", ".join)
-    return frame
-
-
 def render_html(
     data: ReportData,
     taxonomy: Taxonomy,
@@ -468,7 +466,6 @@ def html_table(
 DATA_ID = "report-data"
 MISSING = "\u2013"  # an en dash where a value is undefined (e.g. kappa of one annotator)
 SCREEN_PX_PER_IN = 130  # figures sized for paper read comfortably on screen at this scale
-AGREEMENT_TITLE = "Inter-rater agreement per round and dimension"
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">

@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from issueminer.agreement import AgreementRow
 from issueminer.store import FinalLabel, Issue
 from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
 
@@ -275,6 +276,19 @@ def _howto(howto: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["level", "topic", "subtopic", "questions", "percent"])
+
+
+AGREEMENT_TITLE = "Inter-rater agreement per round and dimension"
+
+
+def agreement_frame(rows: list[AgreementRow]) -> pd.DataFrame:
+    """`agreement_table`'s rows as the table `agree` prints and the report shows."""
+    frame = pd.DataFrame(
+        [row.as_dict() for row in rows],
+        columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"],
+    )
+    frame["annotators"] = frame["annotators"].map(", ".join)
+    return frame
 
 
 # ---- rendering -----------------------------------------------------------------------

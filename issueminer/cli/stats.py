@@ -20,7 +20,14 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.stats import TABLE_NAMES, compute_stats, render_table, write_tables
+from issueminer.stats import (
+    AGREEMENT_TITLE,
+    TABLE_NAMES,
+    agreement_frame,
+    compute_stats,
+    render_table,
+    write_tables,
+)
 
 
 def stats(
@@ -93,17 +100,10 @@ def agree(
         rows = agreement_table(session, round_name)
     if round_name and not rows:
         fail(f"round '{round_name}' has no issue labelled by two or more annotators")
-    data = [row.as_dict() for row in rows]
     if fmt == Format.json:
-        print_json(data)
+        print_json([row.as_dict() for row in rows])
         return
-    frame = pd.DataFrame(
-        data, columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"]
-    )
-    frame["annotators"] = frame["annotators"].map(", ".join)
-    text = render_table(
-        frame, fmt.value, "Inter-rater agreement per round and dimension", decimals=3
-    )
+    text = render_table(agreement_frame(rows), fmt.value, AGREEMENT_TITLE, decimals=3)
     out.print(text, markup=False, highlight=False)
 
 
