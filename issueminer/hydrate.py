@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
 from issueminer.crawl import Checkpointer, Envelope
+from issueminer.ids import GITHUB_HOST
 from issueminer.sources.github import GitHubCrawler
 from issueminer.sources.stackexchange import IDS_PER_CALL, StackOverflowCrawler
 from issueminer.store import Issue, Store
@@ -30,24 +31,31 @@ class HydrateResult:
         return {"filled": self.filled, "missing": self.missing}
 
 
-def pending(store: Store, source: str, retry_missing: bool = False) -> list[tuple[str, str, str]]:
-    """(uid, url, native id) of issues of `source` that have a URL but no text yet."""
+class Pending(NamedTuple):
+    uid: str
+    url: str
+    origin: str  # site or repository URL
+    native_id: str  # question id or issue number
+
+
+def pending(store: Store, source: str, retry_missing: bool = False) -> list[Pending]:
+    """The issues of `source` that have a URL but no text yet (the work list)."""
     with store.session() as session:
         rows = session.execute(
-            select(Issue.uid, Issue.url, Issue.native_id, Issue.origin, Issue.flags)
+            select(Issue.uid, Issue.url, Issue.origin, Issue.native_id, Issue.flags)
             .where(Issue.source == source, Issue.url.is_not(None), Issue.text.is_(None))
             .order_by(Issue.origin, Issue.native_id)
         ).all()
     return [
-        (uid, url, f"{origin}#{native}")
-        for uid, url, native, origin, flags in rows
+        Pending(uid, url, origin, native)
+        for uid, url, origin, native, flags in rows
         if retry_missing or MISSING_FLAG not in (flags or [])
     ]
 
 
-def _missing_records(items: list[tuple[str, str, str]], reason: str) -> list[dict[str, Any]]:
+def _missing_records(items: list[Pending], reason: str) -> list[dict[str, Any]]:
     return [
-        {"uid": uid, "flags": [MISSING_FLAG, f"{MISSING_FLAG}:{reason}"]} for uid, _, _ in items
+        {"uid": item.uid, "flags": [MISSING_FLAG, f"{MISSING_FLAG}:{reason}"]} for item in items
     ]
 
 
@@ -57,14 +65,14 @@ def hydrate_stackoverflow(
     checkpointer: Checkpointer,
     result: HydrateResult,
     on_batch: Callable[[int], None],
-    retry_missing: bool = False,
+    work: list[Pending],
 ) -> None:
-    work = pending(store, "stackoverflow", retry_missing)
+    """Fill in `work` (`pending(store, "stackoverflow")`), IDS_PER_CALL questions a call."""
     for start in range(0, len(work), IDS_PER_CALL):
         batch = work[start : start + IDS_PER_CALL]
-        ids = [key.rsplit("#", 1)[1] for _, _, key in batch]
-        envelopes, missing_ids = crawler.hydrate(ids)
-        missing = [item for item in batch if item[2].rsplit("#", 1)[1] in missing_ids]
+        envelopes, missing_ids = crawler.hydrate([item.native_id for item in batch])
+        missing_set = set(missing_ids)
+        missing = [item for item in batch if item.native_id in missing_set]
         _commit(
             store, checkpointer, envelopes, missing, "not returned by the API (deleted?)", result
         )
@@ -77,12 +85,12 @@ def hydrate_github(
     checkpointer: Checkpointer,
     result: HydrateResult,
     on_batch: Callable[[int], None],
-    retry_missing: bool = False,
+    work: list[Pending],
 ) -> None:
-    for item in pending(store, "github", retry_missing):
-        origin, number = item[2].rsplit("#", 1)
-        repo = origin.removeprefix("https://github.com/")
-        envelope, reason = crawler.hydrate(repo, int(number))
+    """Fill in `work` (`pending(store, "github")`), one issue a call."""
+    for item in work:
+        repo = item.origin.removeprefix(f"{GITHUB_HOST}/")
+        envelope, reason = crawler.hydrate(repo, int(item.native_id))
         _commit(
             store,
             checkpointer,
@@ -98,7 +106,7 @@ def _commit(
     store: Store,
     checkpointer: Checkpointer,
     envelopes: list[Envelope],
-    missing: list[tuple[str, str, str]],
+    missing: list[Pending],
     reason: str,
     result: HydrateResult,
 ) -> None:
@@ -114,4 +122,4 @@ def _commit(
         issue_updates=_missing_records(missing, reason),
     )
     result.filled += len(envelopes)
-    result.missing.extend({"url": url, "reason": reason} for _, url, _ in missing)
+    result.missing.extend({"url": item.url, "reason": reason} for item in missing)

@@ -262,10 +262,10 @@ def hydrate(
     sources = [source] if source else ["stackoverflow", "github"]
     result = HydrateResult()
     for name in sources:
-        work = len(pending(store, name, retry_missing))
+        work = pending(store, name, retry_missing)
         checkpointer = Checkpointer(store, f"hydrate-{name}", {"source": name})
         with progress() as bar, _crawl_errors(checkpointer):
-            task = bar.add_task(f"hydrate {name}", total=work)
+            task = bar.add_task(f"hydrate {name}", total=len(work))
 
             def advance(n: int, task: Any = task, bar: Progress = bar) -> None:
                 bar.advance(task, n)
@@ -279,7 +279,7 @@ def hydrate(
                     on_wait=_wait_notice(bar),
                 )
                 crawler = StackOverflowCrawler(client, selection, taxonomy)
-                hydrate_stackoverflow(store, crawler, checkpointer, result, advance, retry_missing)
+                hydrate_stackoverflow(store, crawler, checkpointer, result, advance, work)
             else:
                 gh = GitHubClient(
                     gh_api_url, token, sleep=_countdown(bar), on_wait=_wait_notice(bar)
@@ -290,7 +290,7 @@ def hydrate(
                     checkpointer,
                     result,
                     advance,
-                    retry_missing,
+                    work,
                 )
             checkpointer.finish("done")
     if fmt == Format.json:
