@@ -113,7 +113,7 @@ def agreement_table(session: Session, round_name: str | None = None) -> list[Agr
     for annotation in current_annotations(session, round_name):
         by_round[annotation.round or ""].append(annotation)
     rows: list[AgreementRow] = []
-    for name in sorted(by_round, key=_round_order):
+    for name in sorted(by_round, key=round_order):
         annotations = by_round[name]
         annotators = sorted({a.annotator for a in annotations})
         if len(annotators) < 2:
@@ -123,9 +123,10 @@ def agreement_table(session: Session, round_name: str | None = None) -> list[Agr
     return rows
 
 
-def _round_order(name: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in name if ch.isdigit())
-    return (int(digits) if digits else 10**9, name)
+def round_order(name: str | None) -> tuple[int, str]:
+    """Sort key of round names: round2 before round10; names without a number last."""
+    digits = "".join(ch for ch in name or "" if ch.isdigit())
+    return (int(digits) if digits else 10**9, name or "")
 
 
 def _dimension_row(

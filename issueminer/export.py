@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 
 from issueminer import __version__
+from issueminer.agreement import round_order
 from issueminer.ids import parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import Report
@@ -427,14 +428,9 @@ def _workbook_numbers(names: list[str | None]) -> dict[str | None, int]:
         if match and int(match[1]) not in numbers.values():
             numbers[name] = int(match[1])
     free = (n for n in count(1) if n not in numbers.values())
-    for name in sorted((n for n in names if n not in numbers), key=_natural):
+    for name in sorted((n for n in names if n not in numbers), key=round_order):
         numbers[name] = next(free)
     return numbers
-
-
-def _natural(name: str | None) -> tuple[int, str]:
-    digits = "".join(ch for ch in name or "" if ch.isdigit())
-    return (int(digits) if digits else 10**9, name or "")
 
 
 def _round_book(
