@@ -39,7 +39,7 @@ from issueminer.agreement import round_order
 from issueminer.ids import parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import Report
-from issueminer.reporting import selection_sentences
+from issueminer.selection import selection_sentences
 from issueminer.sources.replication import (
     FINAL_SHEETS,
     FINAL_WORKBOOK,

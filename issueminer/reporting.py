@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 from issueminer import __version__
 from issueminer.agreement import AgreementRow, agreement_table, current_annotations
 from issueminer.figures import StudyFigure, build_figures, save_figures
-from issueminer.selection import Selection
+from issueminer.selection import selection_sentences
 from issueminer.stats import (
     AGREEMENT_TITLE,
     StudyStats,
@@ -33,72 +32,6 @@ from issueminer.stats import (
 )
 from issueminer.store import RETRACTED, CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
-
-
-def _listing(items: Iterable[str], conjunction: str = "or") -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + f" {conjunction} {items[-1]}"
-
-
-class _Criteria(Selection):
-    """The selection criteria as parsed by `Selection`, without its matcher.
-
-    Describing the criteria needs no tokenizer, and loading spaCy's takes seconds.
-    """
-
-    def __post_init__(self) -> None:
-        pass
-
-
-def selection_sentences(taxonomy: Taxonomy, repositories: Iterable[str] | None = None) -> list[str]:
-    """The study file's selection criteria in words, one sentence per source.
-
-    `repositories` (owner/name) narrows the GitHub sentence to the repositories the data
-    comes from; without it the study group of the study file is described.
-    """
-    selection = _Criteria.from_taxonomy(taxonomy)
-    sentences = []
-    if selection.stackoverflow_tags:
-        parts = []
-        if selection.tags_alone:
-            parts.append(f"carry the tag {_listing(selection.tags_alone)}")
-        if selection.tags_with_keyword:
-            parts.append(
-                f"carry one of the tags {_listing(selection.tags_with_keyword)} and "
-                "contain a keyword or phrase"
-            )
-        answered = " with an accepted answer" if selection.require_accepted_answer else ""
-        sentences.append(
-            f"Stack Overflow ({selection.site}): questions{answered} that "
-            + ", or ".join(parts)
-            + "."
-        )
-    wanted = {r.lower() for r in repositories or []}
-    chosen = [r for r in selection.repositories if r.repo.lower() in wanted]
-    if not chosen:
-        chosen = selection.repositories_in(None)
-    if chosen:
-        described = []
-        for criteria in chosen:
-            conditions = ["every issue" if not criteria.keyword_required else "with a keyword"]
-            if criteria.include_labels:
-                conditions.append(f"labelled {_listing(criteria.include_labels)}")
-            if criteria.exclude_labels:
-                conditions.append(f"not labelled {_listing(criteria.exclude_labels)}")
-            described.append(f"{criteria.repo} ({'; '.join(conditions)})")
-        state = f"{selection.github_state} " if selection.github_state else ""
-        sentences.append(
-            f"GitHub: {state}issues, not pull requests, of {_listing(described, 'and')}."
-        )
-    if selection.keywords or selection.phrases:
-        sentences.append(
-            f"Keywords: {', '.join(selection.keywords)}; phrases: {', '.join(selection.phrases)}. "
-            "They match whole words, case-insensitively, in the title and in the body with "
-            "code blocks removed and links replaced; a phrase also matches in the singular."
-        )
-    return sentences
 
 
 # ---- what the report shows --------------------------------------------------------------

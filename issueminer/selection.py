@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from issueminer.taxonomy import Taxonomy
@@ -66,10 +66,16 @@ class Selection:
     github_state: str | None = "closed"
     repositories: list[RepositoryCriteria] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
+    # Tokenized on first match, not on construction: describing or listing the criteria
+    # needs no tokenizer, and loading spaCy's takes seconds.
+    @cached_property
+    def _sequences(self) -> dict[str, tuple[str, ...]]:
         terms = [*self.keywords, *self.phrases, *(_singular(p) for p in self.phrases)]
-        self._sequences = {term: tuple(tokens(term)) for term in dict.fromkeys(terms)}
-        self._first = {seq[0] for seq in self._sequences.values() if seq}
+        return {term: tuple(tokens(term)) for term in dict.fromkeys(terms)}
+
+    @cached_property
+    def _first(self) -> set[str]:
+        return {seq[0] for seq in self._sequences.values() if seq}
 
     @classmethod
     def from_taxonomy(cls, taxonomy: Taxonomy) -> Selection:
@@ -191,3 +197,60 @@ def _unescape(text: str) -> str:
     import html
 
     return html.unescape(text)  # API titles arrive HTML-escaped
+
+
+# ---- the criteria in words (report, replication package) -------------------------------
+def _listing(items: Iterable[str], conjunction: str = "or") -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {conjunction} {items[-1]}"
+
+
+def selection_sentences(taxonomy: Taxonomy, repositories: Iterable[str] | None = None) -> list[str]:
+    """The study file's selection criteria in words, one sentence per source.
+
+    `repositories` (owner/name) narrows the GitHub sentence to the repositories the data
+    comes from; without it the study group of the study file is described.
+    """
+    selection = Selection.from_taxonomy(taxonomy)  # no tokenizer needed to describe it
+    sentences = []
+    if selection.stackoverflow_tags:
+        parts = []
+        if selection.tags_alone:
+            parts.append(f"carry the tag {_listing(selection.tags_alone)}")
+        if selection.tags_with_keyword:
+            parts.append(
+                f"carry one of the tags {_listing(selection.tags_with_keyword)} and "
+                "contain a keyword or phrase"
+            )
+        answered = " with an accepted answer" if selection.require_accepted_answer else ""
+        sentences.append(
+            f"Stack Overflow ({selection.site}): questions{answered} that "
+            + ", or ".join(parts)
+            + "."
+        )
+    wanted = {r.lower() for r in repositories or []}
+    chosen = [r for r in selection.repositories if r.repo.lower() in wanted]
+    if not chosen:
+        chosen = selection.repositories_in(None)
+    if chosen:
+        described = []
+        for criteria in chosen:
+            conditions = ["every issue" if not criteria.keyword_required else "with a keyword"]
+            if criteria.include_labels:
+                conditions.append(f"labelled {_listing(criteria.include_labels)}")
+            if criteria.exclude_labels:
+                conditions.append(f"not labelled {_listing(criteria.exclude_labels)}")
+            described.append(f"{criteria.repo} ({'; '.join(conditions)})")
+        state = f"{selection.github_state} " if selection.github_state else ""
+        sentences.append(
+            f"GitHub: {state}issues, not pull requests, of {_listing(described, 'and')}."
+        )
+    if selection.keywords or selection.phrases:
+        sentences.append(
+            f"Keywords: {', '.join(selection.keywords)}; phrases: {', '.join(selection.phrases)}. "
+            "They match whole words, case-insensitively, in the title and in the body with "
+            "code blocks removed and links replaced; a phrase also matches in the singular."
+        )
+    return sentences
