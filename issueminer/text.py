@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.M | re.S)
@@ -72,6 +73,12 @@ def split_markdown(body: str) -> SplitText:
     return SplitText(_tidy(html.unescape(prose)), code)
 
 
+# Bodies remembered by plain_text: a crawl page or a dump piece first judges its issues
+# (selection reads their prose), then stores the kept ones with the same prose as `text`.
+PLAIN_TEXT_CACHE = 1024
+
+
+@lru_cache(maxsize=PLAIN_TEXT_CACHE)
 def plain_text(body: str | None, source: str) -> str:
     """The prose of a body with code removed and URLs replaced: what selection matches on."""
     if not body:
