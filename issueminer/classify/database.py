@@ -229,9 +229,10 @@ def prediction_queue(
     if order not in ORDERS:
         raise ClassifierError(f"unknown order '{order}'; choose one of {', '.join(ORDERS)}")
     by_uid = {p.uid: p for p in predicted if p.field == field}
+    unsure = {u: uncertainty(field, p.probabilities, p.probability) for u, p in by_uid.items()}
     uids = list(by_uid)
-    if order == "uncertainty":
-        uids = uncertainty_order(session, uids, target=field)
+    if order == "uncertainty":  # the predictions just made are each issue's newest
+        uids.sort(key=lambda uid: -unsure[uid])
     issues: dict[str, tuple[str | None, str | None]] = {}
     for start in range(0, len(uids), CHUNK):
         query = select(Issue.uid, Issue.url, Issue.title).where(
@@ -245,7 +246,7 @@ def prediction_queue(
             "title": issues.get(uid, (None, None))[1],
             "label": by_uid[uid].label,
             "probability": round(by_uid[uid].probability, 4),
-            "uncertainty": round(uncertainty(field, by_uid[uid].probabilities), 4),
+            "uncertainty": round(unsure[uid], 4),
         }
         for uid in uids
     ]
