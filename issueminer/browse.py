@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from issueminer.ids import parse_issue_url
 from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, label_values
 
+STREAM_ROWS = 500  # rows fetched at a time by `list_issues`
+
 
 def _labels(label: FinalLabel | Annotation) -> dict[str, Any]:
     return label_values(label, LABEL_FIELDS)
@@ -25,7 +27,10 @@ def list_issues(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Issues with their final labels; filters combine (AND)."""
-    query = select(Issue, FinalLabel).outerjoin(FinalLabel, FinalLabel.issue_uid == Issue.uid)
+    # the listed columns only (bodies and raw items stay in the database), streamed, so a
+    # --limit stops reading early
+    listed = (Issue.uid, Issue.url, Issue.source, Issue.framework, Issue.title)
+    query = select(*listed, FinalLabel).outerjoin(FinalLabel, FinalLabel.issue_uid == Issue.uid)
     if source:
         query = query.where(Issue.source == source)
     if issue_type:
@@ -36,22 +41,24 @@ def list_issues(
         query = query.where(FinalLabel.id.is_not(None))
     query = query.order_by(Issue.source, Issue.url, Issue.uid, FinalLabel.id)
     rows: dict[str, dict[str, Any]] = {}
-    for issue, final in session.execute(query):
+    for uid, url, source_, framework, title, final in session.execute(
+        query.execution_options(yield_per=STREAM_ROWS)
+    ):
         entry = rows.setdefault(
-            issue.uid,
+            uid,
             {
-                "uid": issue.uid,
-                "url": issue.url,
-                "source": issue.source,
-                "framework": issue.framework,
-                "title": issue.title,
+                "uid": uid,
+                "url": url,
+                "source": source_,
+                "framework": framework,
+                "title": title,
                 "final_labels": [],
             },
         )
         if final is not None:
             entry["final_labels"].append(_labels(final))
         if limit and len(rows) > limit:
-            rows.pop(issue.uid)
+            rows.pop(uid)
             break
     return list(rows.values())
 

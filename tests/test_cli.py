@@ -148,6 +148,11 @@ def test_issues_list_and_show(study_db, runner) -> None:
     assert rows and all(
         any(label["leaf_symptom"] == "out of memory" for label in r["final_labels"]) for r in rows
     )
+    limited = runner.invoke(
+        app, ["issues", "list", "--db", study_db, "--limit", "3", "--format", "json"]
+    )
+    everything = runner.invoke(app, ["issues", "list", "--db", study_db, "--format", "json"])
+    assert json.loads(limited.stdout) == json.loads(everything.stdout)[:3]
     url = next(r["url"] for r in rows if r["url"])
     shown = runner.invoke(app, ["issues", "show", url + "/", "--db", study_db, "--format", "json"])
     data = json.loads(shown.stdout)
