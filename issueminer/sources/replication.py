@@ -188,11 +188,15 @@ def _with_flat_workbooks(files: dict[str, bytes]) -> dict[str, bytes]:
     return {**kept, **{book: workbook_bytes(sheets) for book, sheets in books.items()}}
 
 
-def _flat_rows(path: str, data: bytes, ext: str) -> list[list[Any]]:
+def _decode(path: str, data: bytes) -> str:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFailure(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+
+
+def _flat_rows(path: str, data: bytes, ext: str) -> list[list[Any]]:
+    text = _decode(path, data)
     if ext == "csv":
         return [
             [cell if cell != "" else None for cell in row] for row in csv.reader(io.StringIO(text))
@@ -498,11 +502,7 @@ class PackageReader:
 
     # ---- files ----
     def _text(self, path: str) -> str:
-        data = self.package.files[path]
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ImportFailure(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        return _decode(path, self.package.files[path])
 
     def _workbook(self, path: str) -> Any:
         try:
