@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from issueminer.store import RETRACTED, Annotation
+from issueminer.store import ANNOTATOR, RETRACTED, Annotation
 
 
 def _fix_patterns(annotation: Annotation) -> str | None:
@@ -85,7 +85,7 @@ class AgreementRow:
         return asdict(self)
 
 
-def newest_annotation_ids(role: str | None = "annotator", round_name: str | None = None) -> Any:
+def newest_annotation_ids(role: str | None = ANNOTATOR, round_name: str | None = None) -> Any:
     """Subquery: the id of the newest annotation per (issue, annotator, round), the current
     label; `role=None` takes every role, each on its own (an adjudication is not a save)."""
     groups = [Annotation.issue_uid, Annotation.annotator, Annotation.round]
@@ -100,7 +100,7 @@ def newest_annotation_ids(role: str | None = "annotator", round_name: str | None
 
 
 def current_annotations(
-    session: Session, round_name: str | None = None, role: str = "annotator"
+    session: Session, round_name: str | None = None, role: str = ANNOTATOR
 ) -> list[Annotation]:
     """The newest annotation per (issue, annotator, round)."""
     newest = newest_annotation_ids(role, round_name)

@@ -50,7 +50,7 @@ from issueminer.sources.replication import (
     SO_CANDIDATES,
     workbook_bytes,
 )
-from issueminer.store import LABEL_CELLS, Annotation, FinalLabel, Issue, Store
+from issueminer.store import ADJUDICATOR, LABEL_CELLS, Annotation, FinalLabel, Issue, Store
 from issueminer.study import codebook_path
 from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
 
@@ -63,7 +63,6 @@ IMPORT_DEFAULT_RESOLVER = "replication"
 # The TOSEM pilot workbook is one sheet of agreed labels, imported as this annotator.
 PILOT_ROUND = "pilot"
 PILOT_ANNOTATOR = "pilot"
-ADJUDICATOR = "adjudicator"
 
 FINAL_DIR = "Results/final results"
 LABELLING_DIR = "Results/manual labelling"

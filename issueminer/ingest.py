@@ -25,6 +25,7 @@ from issueminer.sources.replication import (
     open_package,
 )
 from issueminer.store import (
+    ANNOTATOR,
     Annotation,
     FinalLabel,
     Issue,
@@ -193,7 +194,7 @@ class LabelRow:
     raw_labels: dict[str, Any]
     annotator: str | None = None  # for a final label: who resolved it
     round: str | None = None
-    role: str = "annotator"
+    role: str = ANNOTATOR
 
 
 def _from_package(record: LabelRecord) -> LabelRow:
@@ -255,7 +256,7 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
     }
     rounds: dict[str, set[str]] = defaultdict(set)
     for row in (r for r in rows if r.kind == "annotation"):
-        if row.role == "annotator":
+        if row.role == ANNOTATOR:
             rounds[row.round or ""].add(row.annotator or "")
         values = {**row.labels.fields(), "status": row.labels.status, "raw_labels": row.raw_labels}
         previous = stored.get(row.provenance)

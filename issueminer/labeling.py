@@ -19,6 +19,8 @@ from issueminer.agreement import current_annotations, newest_annotation_ids
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.store import (
+    ADJUDICATOR,
+    ANNOTATOR,
     LABEL_CELLS,
     LABEL_FIELDS,
     RETRACTED,
@@ -35,7 +37,6 @@ from issueminer.taxonomy import Taxonomy
 STATUSES = ("done", "pending", "skipped")
 UNDO = "app:undo"  # provenance of the rows that undo a save
 MERGED = "merge:"  # provenance prefix of rows `taxonomy merge` appended (see issueminer.merge)
-ADJUDICATOR = "adjudicator"
 SUGGESTIONS = 3
 # prediction targets the form can take in one key (see the classifier's target names)
 SUGGESTED_TARGETS = ("issue_type", "leaf_symptom", "fix_patterns", "howto_topic")
@@ -166,7 +167,7 @@ def _newest_status(annotator: str, round_name: str | None) -> Any:
             latest.issue_uid == Issue.uid,
             latest.annotator == annotator,
             _in_round(latest.round, round_name),
-            latest.role == "annotator",
+            latest.role == ANNOTATOR,
         )
         .order_by(latest.id.desc())
         .limit(1)
@@ -235,7 +236,7 @@ def _status_counts(session: Session, annotator: str, round_name: str | None) -> 
         select(func.max(Annotation.id))
         .where(
             Annotation.annotator == annotator,
-            Annotation.role == "annotator",
+            Annotation.role == ANNOTATOR,
             _in_round(Annotation.round, round_name),
         )
         .group_by(Annotation.issue_uid)
@@ -256,7 +257,7 @@ def current_label(
         .where(
             Annotation.issue_uid == issue_uid,
             Annotation.annotator == annotator,
-            Annotation.role == "annotator",
+            Annotation.role == ANNOTATOR,
             _in_round(Annotation.round, round_name),
         )
         .order_by(Annotation.id.desc())
@@ -317,7 +318,7 @@ def save_label(
         issue_uid=issue_uid,
         annotator=annotator,
         round=round_name,
-        role="annotator",
+        role=ANNOTATOR,
         status=status,
         provenance="app",
         raw_labels={k: fields.get(k) for k in LABEL_CELLS},
@@ -371,7 +372,7 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
         select(Annotation)
         .where(
             Annotation.annotator == annotator,
-            Annotation.role == "annotator",
+            Annotation.role == ANNOTATOR,
             _in_round(Annotation.round, round_name),
         )
         .order_by(Annotation.id.desc())
@@ -400,7 +401,7 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
             issue_uid=target.issue_uid,
             annotator=annotator,
             round=target.round,
-            role="annotator",
+            role=ANNOTATOR,
             provenance=UNDO,
             status=before.status if before else RETRACTED,
             raw_labels={"undo_of": target.id},

@@ -30,7 +30,7 @@ from issueminer.stats import (
     render_table,
     write_tables,
 )
-from issueminer.store import RETRACTED, CrawlRun, Issue, Store
+from issueminer.store import ADJUDICATOR, ANNOTATOR, RETRACTED, CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
 
 
@@ -96,7 +96,7 @@ def _funnel(session: Session) -> dict[str, Any]:
 def _rounds(session: Session) -> list[dict[str, Any]]:
     """Per round: who labelled, how many issues independently and how many adjudicated."""
     rows: dict[str, dict[str, Any]] = {}
-    for role in ("annotator", "adjudicator"):
+    for role in (ANNOTATOR, ADJUDICATOR):
         for annotation in current_annotations(session, role=role):
             if annotation.status == RETRACTED:
                 continue  # an undone save labels nothing
@@ -109,7 +109,7 @@ def _rounds(session: Session) -> list[dict[str, Any]]:
                     "adjudicated": set(),
                 },
             )
-            if role == "annotator":
+            if role == ANNOTATOR:
                 entry["annotators"].add(annotation.annotator)
                 entry["independent"].add(annotation.issue_uid)
             else:

@@ -38,6 +38,7 @@ from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
 from issueminer.sources.files import json_lines
+from issueminer.store import ADJUDICATOR, ANNOTATOR
 from issueminer.taxonomy import FAULT, HOWTO, NOT_RELEVANT, Taxonomy
 
 FINAL_WORKBOOK = "final categories.xlsx"
@@ -50,7 +51,7 @@ ROUND_FINAL_SHEET = "Final"
 # sheet -> (annotator, role) when no manifest names them
 ROUND_DEFAULT_SHEETS = {
     **{sheet: (sheet, "annotator") for sheet in ROUND_ANNOTATOR_SHEETS},
-    ROUND_FINAL_SHEET: ("adjudicated", "adjudicator"),
+    ROUND_FINAL_SHEET: ("adjudicated", ADJUDICATOR),
 }
 MANIFEST = "issueminer-package.json"
 # A workbook written as a folder of per-sheet files (`final categories/faults.csv`).
@@ -115,7 +116,7 @@ class LabelRecord:
     raw_labels: dict[str, Any]
     annotator: str | None = None
     round: str | None = None
-    role: str = "annotator"
+    role: str = ANNOTATOR
 
 
 @dataclass
@@ -341,7 +342,7 @@ class PackageReader:
                     _provenance(where),
                     _raw(row),
                     annotator=str(resolved_by).strip() if _present(resolved_by) else None,
-                    role="adjudicator",
+                    role=ADJUDICATOR,
                 )
 
     def _round(
@@ -363,7 +364,7 @@ class PackageReader:
         if sheet is None:
             sheet = self._workbook(path).worksheets[0]
         # the pilot sheet holds the labels the authors agreed on, so it is adjudicated too
-        role = role or ("adjudicator" if round_name == "pilot" else "annotator")
+        role = role or (ADJUDICATOR if round_name == "pilot" else ANNOTATOR)
         for row_no, row in self._rows(path, sheet, LABELLING_HEADERS, REQUIRED["labelling"]):
             where = Where(path, sheet.title, row_no)
             # one anchor scope per workbook: label1, label2 and Final rows pair up

@@ -2,6 +2,8 @@
 
 from issueminer.store.db import Store, remember_study, resolve_url
 from issueminer.store.models import (
+    ADJUDICATOR,
+    ANNOTATOR,
     LABEL_CELLS,
     LABEL_FIELDS,
     RETRACTED,
@@ -21,6 +23,8 @@ from issueminer.store.models import (
 __all__ = [
     "label_values",
     "remember_study",
+    "ADJUDICATOR",
+    "ANNOTATOR",
     "LABEL_CELLS",
     "LABEL_FIELDS",
     "RETRACTED",

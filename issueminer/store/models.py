@@ -139,6 +139,9 @@ def label_values(row: Any, names: tuple[str, ...] | None = None) -> dict[str, An
     return {name: getattr(row, name) for name in names or LABEL_CELLS}
 
 
+# Annotation.role: an independent label, or the label a round's adjudication settled on
+ANNOTATOR = "annotator"
+ADJUDICATOR = "adjudicator"
 # Annotation.status of a row that undoes an earlier save (the save stays, as history)
 RETRACTED = "retracted"
 
