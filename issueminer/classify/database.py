@@ -17,6 +17,7 @@ from issueminer.classify.features import Document
 from issueminer.classify.model import PredictedLabel, TrainedModel, predict
 from issueminer.classify.targets import (
     MULTI,
+    ORDERS,
     PATH,
     ClassifierError,
     Target,
@@ -217,9 +218,6 @@ def uncertainty_order(
         )
     )
     return scored + [uid for uid in uids if uid not in newest]
-
-
-ORDERS = ("issue", "uncertainty")  # uid order, or least certain first (the annotation queue)
 
 
 def prediction_queue(

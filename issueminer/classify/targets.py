@@ -13,6 +13,7 @@ CLASSIFIERS = (LOGREG, SVM)
 DEFAULT_CLASSIFIER = LOGREG  # matched or beat the calibrated SVM on every target tried
 DEFAULT_MODELS_DIR = Path("models")
 DEFAULT_FOLDS = 5
+ORDERS = ("issue", "uncertainty")  # uid order, or least certain first (the annotation queue)
 SUMMARY_KEYS = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy")
 
 SINGLE = "single"  # one label per issue

@@ -18,6 +18,7 @@ from issueminer.classify.targets import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FOLDS,
     DEFAULT_MODELS_DIR,
+    ORDERS,
     SUMMARY_KEYS,
     TARGETS,
     ClassifierError,
@@ -49,9 +50,7 @@ Classifier = StrEnum("Classifier", [(name, name) for name in CLASSIFIERS])
 DEFAULT_MODEL = Classifier(DEFAULT_CLASSIFIER)
 
 
-class Order(StrEnum):
-    issue = "issue"
-    uncertainty = "uncertainty"
+Order = StrEnum("Order", [(name, name) for name in ORDERS])
 
 
 TargetOption = Annotated[
