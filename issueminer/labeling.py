@@ -246,7 +246,7 @@ def _status_counts(session: Session, annotator: str, round_name: str | None) -> 
         .where(Annotation.id.in_(newest))
         .group_by(Annotation.status)
     )
-    return Counter(dict(session.execute(query).tuples().all()))
+    return Counter({status: n for status, n in session.execute(query)})
 
 
 def current_label(
