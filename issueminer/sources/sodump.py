@@ -33,15 +33,12 @@ import gc
 import gzip
 import html
 import io
-import itertools
 import mmap
 import os
-import pickle
 import queue
 import re
 import sys
 import threading
-import weakref
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +61,7 @@ from issueminer.sources.stackexchange import question_envelope
 from issueminer.store import Issue, Store
 from issueminer.taxonomy import Taxonomy
 from issueminer.text import URL_PLACEHOLDER
+from issueminer.workers import Workers
 
 # ---- format quirks of the published dumps ------------------------------------------------
 NEWLINE = b"\n"  # one row per line: newlines inside values are written as &#xA;
@@ -1168,80 +1166,18 @@ class SerialExecutor:
         _unmap()
 
 
-_WORKER_CONTEXT: dict[str, Any] = {}  # in a worker: the last phase's key and context
+class ProcessExecutor(Workers):
+    """Pieces on N worker processes (see `issueminer.workers`); results in file order.
 
-
-def _run_in_worker(task: tuple[Job, int, bytes]) -> Found:
-    job, key, context = task
-    if _WORKER_CONTEXT.get("key") != key:  # unpickled once per phase, not per piece
-        _WORKER_CONTEXT.clear()
-        _WORKER_CONTEXT.update(key=key, context=pickle.loads(context))
-    return run_job(job, _WORKER_CONTEXT["context"])
-
-
-class ProcessExecutor:
-    """Pieces on N worker processes; results come back in file order.
-
-    The workers start with the first phase and serve every later one until `close`: each
-    job carries its phase's context (pickled once, a few KB), so a phase costs no process
-    start-up, and a worker keeps the file mapped from one phase to the next. Piece i always
-    goes to worker i mod N, in every phase: the pages a worker mapped for the questions are
-    still mapped when it looks for answers (another worker would fault them in again, about
-    a tenth of the scan's CPU time).
+    The workers start with the first phase and serve every later one until `close`, so a
+    phase costs no process start-up. Piece i always goes to worker i mod N, in every
+    phase: the pages a worker mapped for the questions are still mapped when it looks for
+    answers (another worker would fault them in again, about a tenth of the scan's CPU
+    time).
     """
 
     def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pools: list[Any] = []  # one single-process pool per worker: fixed affinity
-        self._finalizer: Any = None
-        self._released = False  # the pools take no more jobs; their workers are exiting
-        self._phases = itertools.count()
-
-    def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]:
-        """Starts every job now (not on the first `next`), so the caller can work meanwhile."""
-        key, pickled = next(self._phases), pickle.dumps(context)
-        pools = self._started()
-        pending = [
-            pools[index % len(pools)].apply_async(_run_in_worker, ((job, key, pickled),))
-            for index, job in enumerate(jobs)
-        ]
-        return (result.get() for result in pending)
-
-    def release(self) -> None:
-        """No more pieces for now: the workers exit while the caller goes on (an exit takes
-        tens of ms, mostly unmapping the file); a later `map` starts new ones."""
-        if self._pools and not self._released:
-            for pool in self._pools:
-                pool.close()
-            self._released = True
-
-    def _started(self) -> list[Any]:
-        if self._released:
-            self.close()
-        if not self._pools:
-            import multiprocessing
-
-            methods = multiprocessing.get_all_start_methods()
-            # fork shares the loaded tokenizer with the workers at no cost
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self._pools = [ctx.Pool(1) for _ in range(self.workers)]
-            # an executor dropped without `close` takes its workers with it
-            self._finalizer = weakref.finalize(self, _terminate, list(self._pools))
-        return self._pools
-
-    def close(self) -> None:
-        if self._pools:
-            self._finalizer.detach()
-            for pool in self._pools:
-                if not self._released:
-                    pool.terminate()  # every piece is done, or no longer wanted
-                pool.join()
-            self._pools, self._released = [], False
-
-
-def _terminate(pools: list[Any]) -> None:
-    for pool in pools:
-        pool.terminate()
+        super().__init__(workers, run_job)
 
 
 class DaskExecutor:
@@ -1478,7 +1414,10 @@ class DumpCrawler:
             batch.absorb(found)
             batched += 1
             state["offset"] = piece.end
-            if batched == COMMIT_PIECES and done < len(pieces):
+            # the last round of pieces waits for the next phase (see _flush); the rest is
+            # stored while the workers scan it, so the phase ends with little left to store
+            last_round = len(pieces) - self.executor.workers
+            if (batched == COMMIT_PIECES or done == last_round) and done < len(pieces):
                 self._commit(checkpointer, state, batch, envelopes, source.name)
                 batch, envelopes, batched = Found(), [], 0
             self.on_progress(phase, piece.end, source.size)

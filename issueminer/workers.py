@@ -1,0 +1,171 @@
+"""Worker processes with fixed affinity: job i of every batch runs on worker i mod N.
+
+A scan of a large file runs its pieces in a few long-lived processes. Each batch of jobs
+(one phase of a scan) is handed out whole when it starts, worker by worker, and results
+come back in job order. A worker sees the same pieces in every batch, so whatever it kept
+from one (pages of the file it mapped) is still there for the next.
+
+Why not `multiprocessing.Pool`: a pool dispatches job by job through helper threads in
+the parent, which on a two-core machine took about a tenth of a core away from the
+workers while they scanned. Here the parent has no thread: it sends each worker its list
+once and reads results from one pipe per worker. Each worker sends from a thread of its
+own, so it never waits for the parent to read (a result is larger than a pipe's buffer,
+and the parent is busy storing the last one).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+STOP = b""  # asks a worker to exit once its jobs are done
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended before it sent every result."""
+
+
+class Workers:
+    """`count` processes that run `function(job, context)`; see the module's docstring."""
+
+    def __init__(self, count: int, function: Callable[[Any, Any], Any]) -> None:
+        self.workers = count
+        self.function = function
+        self._processes: list[Any] = []
+        self._pipes: list[Any] = []
+        self._unread = 0  # results of the last batch not read yet
+        self._released = False  # the workers were asked to exit after their jobs
+        self._finalizer: Any = None
+
+    def map(self, jobs: Sequence[Any], context: Any) -> Iterator[Any]:
+        """Starts every job now (not on the first `next`), so the caller can work meanwhile;
+        yields the results in job order."""
+        if self._unread or self._released:
+            self.close()  # an abandoned batch: its results would come before this one's
+        pipes = self._started()
+        shared = pickle.dumps(context, pickle.HIGHEST_PROTOCOL)  # once, not once per worker
+        for index, pipe in enumerate(pipes):
+            pipe.send_bytes(pickle.dumps((jobs[index :: len(pipes)], shared)))
+        self._unread = len(jobs)
+        return self._results(len(jobs))
+
+    def release(self) -> None:
+        """No more batches for now: each worker exits once it has sent its results (an exit
+        takes tens of ms, unmapping what it mapped) while the caller goes on."""
+        if self._pipes and not self._released:
+            for pipe in self._pipes:
+                pipe.send_bytes(STOP)
+            self._released = True
+
+    def close(self) -> None:
+        """Stops the workers: at once if results are still owed, else after their exit."""
+        if not self._processes:
+            return
+        self._finalizer.detach()
+        for process in self._processes:
+            if self._unread or not self._released:
+                process.terminate()
+        for process in self._processes:
+            process.join()
+        for pipe in self._pipes:
+            pipe.close()
+        self._processes, self._pipes = [], []
+        self._unread, self._released = 0, False
+
+    def _results(self, count: int) -> Iterator[Any]:
+        pipes, processes = self._pipes, self._processes
+        for index in range(count):
+            worker = index % len(pipes)
+            try:
+                ok, value = pickle.loads(pipes[worker].recv_bytes())
+            except (EOFError, OSError):
+                process = processes[worker]
+                process.join(timeout=1)
+                raise WorkerDied(
+                    f"worker process {process.pid} ended (exit code {process.exitcode}) "
+                    f"before sending result {index + 1} of {count}"
+                ) from None
+            self._unread -= 1
+            if not ok:
+                raise value
+            yield value
+
+    def _started(self) -> list[Any]:
+        if not self._processes:
+            methods = multiprocessing.get_all_start_methods()
+            # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            for _ in range(self.workers):
+                ours, theirs = context.Pipe()
+                self._pipes.append(ours)
+                process = context.Process(
+                    target=_serve, args=(theirs, tuple(self._pipes), self.function), daemon=True
+                )
+                process.start()
+                theirs.close()
+                self._processes.append(process)
+            # workers dropped without `close` go with their owner
+            self._finalizer = weakref.finalize(self, _terminate, list(self._processes))
+        return self._pipes
+
+
+def _terminate(processes: list[Any]) -> None:
+    for process in processes:
+        process.terminate()
+
+
+def _serve(pipe: Any, parent_ends: tuple[Any, ...], function: Callable[[Any, Any], Any]) -> None:
+    """A worker's life: batches of jobs in, one result per job out, until STOP or the
+    parent is gone."""
+    for end in parent_ends:
+        end.close()  # so the parent's death reads as the end of the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    parent_gone = threading.Event()
+    sender = threading.Thread(target=_send_all, args=(pipe, outbox, parent_gone), daemon=True)
+    sender.start()
+    try:
+        while not parent_gone.is_set():
+            try:
+                message = pipe.recv_bytes()
+            except (EOFError, OSError):
+                break
+            if message == STOP:
+                break
+            jobs, shared = pickle.loads(message)
+            context = pickle.loads(shared)
+            for job in jobs:
+                if parent_gone.is_set():
+                    break
+                outbox.put(_outcome(function, job, context))
+    finally:
+        outbox.put(None)
+        sender.join()
+
+
+def _outcome(function: Callable[[Any, Any], Any], job: Any, context: Any) -> bytes:
+    try:
+        return pickle.dumps((True, function(job, context)), pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent, with this trace
+        exc.add_note(f"in worker process {os.getpid()}:\n{traceback.format_exc()}")
+        try:
+            return pickle.dumps((False, exc))
+        except Exception:  # noqa: BLE001 - an exception that cannot travel as itself
+            return pickle.dumps((False, RuntimeError("".join(traceback.format_exception(exc)))))
+
+
+def _send_all(pipe: Any, outbox: queue.SimpleQueue[bytes | None], parent_gone: Any) -> None:
+    while (data := outbox.get()) is not None:
+        try:
+            pipe.send_bytes(data)
+        except OSError:
+            parent_gone.set()
+            return

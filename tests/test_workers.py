@@ -1,0 +1,164 @@
+"""Worker processes with fixed affinity (issueminer.workers), with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from issueminer.workers import WorkerDied, Workers
+
+
+def whoami(job: int, context: str) -> tuple[int, str, int]:
+    return job, context, os.getpid()
+
+
+def fail_on_three(job: int, _context: None) -> int:
+    if job == 3:
+        raise ValueError(f"job {job} cannot be done")
+    return job
+
+
+def die_on_two(job: int, _context: None) -> int:
+    if job == 2:
+        time.sleep(0.5)  # lets the worker's sender hand over job 0's result first
+        os.kill(os.getpid(), signal.SIGKILL)
+    return job
+
+
+def big_result_and_mark(job: int, folder: str) -> bytes:
+    Path(folder, f"done-{job}").touch()
+    return bytes(1 << 20)  # far more than a pipe holds
+
+
+def pid_then_sleep(job: int, folder: str) -> None:
+    Path(folder, f"worker-{os.getpid()}").touch()
+    time.sleep(60)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive, whatever kill says
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(condition, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_results_come_in_job_order_and_job_i_runs_on_worker_i_mod_n() -> None:
+    workers = Workers(3, whoami)
+    try:
+        first = list(workers.map(list(range(10)), "questions"))
+        second = list(workers.map(list(range(7)), "answers"))
+    finally:
+        workers.close()
+    assert [job for job, _, _ in first] == list(range(10))
+    assert {context for _, context, _ in first} == {"questions"}
+    assert {context for _, context, _ in second} == {"answers"}
+    pid_of = {job % 3: {pid for j, _, pid in first if j % 3 == job % 3} for job in range(3)}
+    assert all(len(pids) == 1 for pids in pid_of.values())  # one worker per residue
+    assert len(set.union(*pid_of.values())) == 3  # three different processes
+    for job, _, pid in second:  # the same worker in the next batch
+        assert {pid} == pid_of[job % 3]
+    assert os.getpid() not in set.union(*pid_of.values())
+
+
+def test_an_error_in_a_job_is_raised_in_the_caller_with_the_workers_trace() -> None:
+    workers = Workers(2, fail_on_three)
+    try:
+        results = workers.map(list(range(6)), None)
+        assert [next(results) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="job 3 cannot be done") as raised:
+            next(results)
+        assert any("fail_on_three" in note for note in raised.value.__notes__)
+        # the batch was abandoned half read: the next one gets fresh workers and its own results
+        assert list(workers.map([10, 11, 12], None)) == [10, 11, 12]
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for() -> None:
+    workers = Workers(2, die_on_two)
+    try:
+        results = workers.map(list(range(6)), None)
+        assert [next(results), next(results)] == [0, 1]
+        with pytest.raises(WorkerDied, match=r"ended \(exit code -9\) before sending result 3"):
+            next(results)
+    finally:
+        workers.close()
+
+
+def test_a_worker_goes_on_while_the_caller_does_not_read(tmp_path: Path) -> None:
+    workers = Workers(2, big_result_and_mark)
+    try:
+        results = workers.map(list(range(8)), str(tmp_path))
+        # nothing read yet, and each result is larger than a pipe: every job runs all the same
+        assert wait_until(lambda: len(list(tmp_path.glob("done-*"))) == 8)
+        assert [len(r) for r in results] == [1 << 20] * 8
+    finally:
+        workers.close()
+
+
+def test_released_workers_exit_and_a_later_batch_starts_new_ones() -> None:
+    workers = Workers(2, whoami)
+    try:
+        before = {pid for _, _, pid in workers.map([0, 1], "a")}
+        workers.release()
+        assert wait_until(lambda: not any(alive(pid) for pid in before))
+        after = {pid for _, _, pid in workers.map([0, 1], "b")}
+        assert len(after) == 2 and not after & before
+    finally:
+        workers.close()
+
+
+def test_close_stops_busy_workers_at_once(tmp_path: Path) -> None:
+    workers = Workers(2, pid_then_sleep)
+    workers.map([0, 1], str(tmp_path))
+    assert wait_until(lambda: len(list(tmp_path.glob("worker-*"))) == 2)
+    pids = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+    started = time.monotonic()
+    workers.close()
+    assert time.monotonic() - started < 10
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_workers import whoami
+        from issueminer.workers import Workers
+        workers = Workers(2, whoami)
+        pids = {{pid for _, _, pid in workers.map([0, 1], "x")}}
+        print(*pids, flush=True)
+        time.sleep(60)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+        parent.kill()
+        parent.wait()
+        assert wait_until(lambda: not any(alive(pid) for pid in pids))
+    finally:
+        parent.kill()
+        parent.stdout.close()
