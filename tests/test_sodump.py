@@ -352,6 +352,7 @@ def test_compressed_and_piped_dumps_give_the_same_store(tmp_path, taxonomy, form
         summary = scan(store, packed, taxonomy, piece=line)
     else:
         summary = scan(store, "-", taxonomy, piece=line, stdin=io.BytesIO(data))
+    assert summary.scanned_bytes == len(data)  # the second pass for answer 45 is not counted
     if form == "stdin":
         # stdin cannot go back for the answer that came before its question: it says so
         assert stored(store) == {**HANDWRITTEN_KEPT, 50: {51}}
@@ -472,15 +473,19 @@ def test_comments_attach_to_the_question_and_its_answers(tmp_path, taxonomy) -> 
         row(Id=3, PostId=30, Score=0, Text="Not kept", CreationDate="2019-03-01T12:06:00.000"),
     ]
     comments.write_text('<?xml version="1.0"?>\n<comments>\n' + "\n".join(rows) + "\n</comments>\n")
-    store = sqlite_store(tmp_path, "comments.db")
-    summary = scan(store, posts, taxonomy, comments=comments)
-    assert summary.comments == 2
-    with store.session() as session:
-        issue = session.scalar(select(Issue).where(Issue.native_id == "10"))
-        comment = {r.native_id: r for r in issue.replies if r.kind == "comment"}
-        assert set(comment) == {"comment:1", "comment:2"}
-        assert comment["comment:2"].body == "Thanks & more"
-        assert comment["comment:2"].author == "gone"
+    packed = tmp_path / "Comments.xml.gz"
+    packed.write_bytes(gzip.compress(comments.read_bytes()))
+    for name, comment_file in (("plain", comments), ("gzip", packed)):
+        store = sqlite_store(tmp_path, f"comments-{name}.db")
+        summary = scan(store, posts, taxonomy, comments=comment_file, piece=200)
+        assert summary.comments == 2, name
+        assert summary.scanned_bytes == posts.stat().st_size  # Posts.xml's bytes, once
+        with store.session() as session:
+            issue = session.scalar(select(Issue).where(Issue.native_id == "10"))
+            comment = {r.native_id: r for r in issue.replies if r.kind == "comment"}
+            assert set(comment) == {"comment:1", "comment:2"}, name
+            assert comment["comment:2"].body == "Thanks & more"
+            assert comment["comment:2"].author == "gone"
 
 
 # ---- the keyword gate never rejects what the selection would keep ----------------------------

@@ -1458,26 +1458,46 @@ class DumpCrawler:
     # ---- stream: compressed or stdin, one pass --------------------------------------------
     def _stream(self, checkpointer: Checkpointer, state: dict[str, Any]) -> dict[str, Any]:
         _warm_tokenizer()
-        source = self.posts
+        tail = self._stream_pass(checkpointer, state, self.posts, "stream", self._stream_block)
+        self._check_tail(tail, state, self.posts.name)
+        return self._next_phase(checkpointer, state, "late")
+
+    def _stream_pass(
+        self,
+        checkpointer: Checkpointer,
+        state: dict[str, Any],
+        source: DumpSource,
+        phase: str,
+        scan_block: Callable[[dict[str, Any], bytes, int], Found],
+        until: int | None = None,
+    ) -> bytes:
+        """One pass over a stream from the checkpoint's offset (up to `until`), block by
+        block, committed about every piece_bytes; returns the last bytes it read."""
         total = source.stored_size if source.kind == "gzip" else source.size
-        batch, envelopes = Found(), []
-        tail = b""
+        batch, envelopes, batched, tail = Found(), [], 0, b""
         with open_stream(source, self.stdin) as stream:
             for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
-                found = self._stream_block(state, block, offset)
+                if until is not None and offset >= until:
+                    break
+                found = scan_block(state, block, offset)
                 envelopes += self._take(state, found)
-                batch.absorb(found)
+                batch.absorb(found, scanned=phase == "stream")  # each file's bytes once
+                batched += len(block)
                 state["line"] += block.count(NEWLINE)
                 state["offset"] = offset + len(block)
                 tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
-                if batch.scanned >= self.piece_bytes:
+                if batched >= self.piece_bytes:
                     self._commit(checkpointer, state, batch, envelopes, source.name)
-                    batch, envelopes = Found(), []
-                    self.on_progress("stream", stream.consumed(), total)
+                    batch, envelopes, batched = Found(), [], 0
+                    self.on_progress(phase, stream.consumed(), total)
             self._commit(checkpointer, state, batch, envelopes, source.name)
-            self.on_progress("stream", stream.consumed(), total)
-        self._check_tail(tail, state, source.name)
-        state.update(phase="late", offset=0, line=0)
+            self.on_progress(phase, stream.consumed(), total)
+        return tail
+
+    def _next_phase(
+        self, checkpointer: Checkpointer, state: dict[str, Any], phase: str
+    ) -> dict[str, Any]:
+        state.update(phase=phase, offset=0, line=0)
         checkpointer.commit_page([], state, seen=0)
         return state
 
@@ -1513,23 +1533,17 @@ class DumpCrawler:
                     )
                 )
             self._commit(checkpointer, state, found, [], self.posts.name)
-            state.update(phase=next_phase, offset=0, line=0)
-            checkpointer.commit_page([], state, seen=0)
-            return state
-        end = max(state["kept"][key][0] for key in missing)
+            return self._next_phase(checkpointer, state, next_phase)
         wanted = self._wanted_answers(state, missing)
-        with open_stream(self.posts) as stream:
-            for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
-                if offset >= end:
-                    break
-                found = scan_replies(block, 0, len(block), offset, "answer", wanted)
-                found.findings = []  # reported by the first pass already
-                envelopes = self._take(state, found)
-                state["offset"] = offset + len(block)
-                self._commit(checkpointer, state, found, envelopes, self.posts.name)
-        state.update(phase=next_phase, offset=0, line=0)
-        checkpointer.commit_page([], state, seen=0)
-        return state
+
+        def answers(_state: dict[str, Any], block: bytes, offset: int) -> Found:
+            found = scan_replies(block, 0, len(block), offset, "answer", wanted)
+            found.findings = []  # reported by the first pass already
+            return found
+
+        end = max(state["kept"][key][0] for key in missing)
+        self._stream_pass(checkpointer, state, self.posts, "late", answers, until=end)
+        return self._next_phase(checkpointer, state, next_phase)
 
     def _incomplete(self, state: dict[str, Any]) -> set[str]:
         have = Counter(str(q) for q in state["answers"].values())
@@ -1547,25 +1561,19 @@ class DumpCrawler:
         owner.update({int(k): int(v) for k, v in state["answers"].items()})
         wanted = Wanted(POST_ID, owner)
         source = self.comments
-        context = {"wanted": wanted}
         if source.plain:
+            context = {"wanted": wanted}
             return self._run_phase(
                 checkpointer, state, source, "comments", context, self._take, "done"
             )
         self._flush(checkpointer, state)
-        tail = b""
-        with open_stream(source, self.stdin) as stream:
-            for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
-                found = scan_replies(block, 0, len(block), offset, "comment", wanted, state["line"])
-                state["line"] += block.count(NEWLINE)
-                state["offset"] = offset + len(block)
-                tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
-                self._commit(checkpointer, state, found, self._take(state, found), source.name)
-                self.on_progress("comments", stream.consumed(), source.size)
+
+        def comments(state: dict[str, Any], block: bytes, offset: int) -> Found:
+            return scan_replies(block, 0, len(block), offset, "comment", wanted, state["line"])
+
+        tail = self._stream_pass(checkpointer, state, source, "comments", comments)
         self._check_tail(tail, state, source.name, "comments")
-        state.update(phase="done")
-        checkpointer.commit_page([], state, seen=0)
-        return state
+        return self._next_phase(checkpointer, state, "done")
 
     # ---- the end of a file ---------------------------------------------------------------
     def _check_end(self, source: DumpSource, state: dict[str, Any], root: str) -> None:
