@@ -41,8 +41,16 @@ def _singular(phrase: str) -> str:
 @dataclass(frozen=True)
 class Decision:
     kept: bool
-    reason: str
+    reason: str  # in words, with the tag or label it names
     matched: tuple[str, ...] = ()
+    rule: str = ""  # the reason without names, where it carries one: what summaries count
+
+    @property
+    def counted_as(self) -> str:
+        return self.rule or self.reason
+
+
+TAG_WITHOUT_KEYWORD = "tag without a keyword"
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,9 @@ class Selection:
             plain_text(question.get("body") or "", "stackoverflow"),
         )
         if not matched:
-            return Decision(False, f"tag {with_keyword[0]} without a keyword")
+            return Decision(
+                False, f"tag {with_keyword[0]} without a keyword", rule=TAG_WITHOUT_KEYWORD
+            )
         return Decision(True, f"tag {with_keyword[0]} + keyword", tuple(matched))
 
     def repository(self, repo: str) -> RepositoryCriteria | None:

@@ -58,11 +58,14 @@ def test_tokeniser_is_spacy(selection) -> None:
 
 def test_stack_overflow_rules(selection) -> None:
     assert selection.stackoverflow(question(tags=["horovod"])).kept  # the tag alone selects
-    assert not selection.stackoverflow(question()).kept  # tensorflow needs a keyword
+    no_keyword = selection.stackoverflow(question())
+    assert not no_keyword.kept  # tensorflow needs a keyword
+    assert no_keyword.reason == "tag tensorflow without a keyword"
+    assert no_keyword.counted_as == "tag without a keyword"  # one count whatever the tag
     assert selection.stackoverflow(question(title="Distributed strategy error")).kept
     assert selection.stackoverflow(question(body="<p>with several workers</p>")).kept
     no_answer = question(title="Distributed strategy error", accepted=False)
-    assert selection.stackoverflow(no_answer).reason == "no accepted answer"
+    assert selection.stackoverflow(no_answer).counted_as == "no accepted answer"
     assert not selection.stackoverflow(question(title="Distributed", tags=["numpy"])).kept
 
 

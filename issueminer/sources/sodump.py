@@ -56,7 +56,7 @@ from sqlalchemy import select
 from issueminer.crawl import Checkpointer, Envelope
 from issueminer.ids import STACKOVERFLOW_ORIGIN
 from issueminer.report import Report
-from issueminer.selection import Selection, tokenizer, tokens
+from issueminer.selection import TAG_WITHOUT_KEYWORD, Selection, tokenizer, tokens
 from issueminer.sources.stackexchange import question_envelope
 from issueminer.store import Issue, Store
 from issueminer.taxonomy import Taxonomy
@@ -471,14 +471,16 @@ class Criteria:
         if self.known is not None:
             return True, "already in the store"
         tags = {str(t).lower() for t in question.get("tags") or []}
+        # the selection's own first check, repeated so that the gate below (a shortcut for
+        # its keyword check) only turns away what the selection would count the same way
         if self.selection.require_accepted_answer and not question.get("accepted_answer_id"):
             return False, "no accepted answer"
         if not tags & self.tags_alone and not self.gate.could_match(
             html.unescape(question.get("title") or ""), question.get("body") or ""
         ):
-            return False, "tag without a keyword"
+            return False, TAG_WITHOUT_KEYWORD
         decision = self.selection.stackoverflow(question)
-        return decision.kept, "kept" if decision.kept else _reason(decision.reason)
+        return decision.kept, "kept" if decision.kept else decision.counted_as
 
     def query(self) -> dict[str, Any]:
         selection = self.selection
@@ -489,10 +491,6 @@ class Criteria:
             "terms": selection.terms,
             "accepted_answer": selection.require_accepted_answer,
         }
-
-
-def _reason(reason: str) -> str:
-    return "tag without a keyword" if reason.endswith("without a keyword") else reason
 
 
 # ---- pieces of a file --------------------------------------------------------------------
