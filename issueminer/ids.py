@@ -39,21 +39,37 @@ class IssueRef:
     def uid(self) -> str:
         return issue_uid(self.origin, self.native_id)
 
+    def identity(self) -> dict[str, str]:
+        """The fields of a stored issue that say which issue it is."""
+        return {
+            "uid": self.uid,
+            "source": self.source,
+            "origin": self.origin,
+            "native_id": self.native_id,
+            "url": self.url,
+        }
+
+
+def stackoverflow_question(question_id: str | int) -> IssueRef:
+    qid = str(question_id)
+    return IssueRef(
+        "stackoverflow", STACKOVERFLOW_ORIGIN, qid, f"{STACKOVERFLOW_ORIGIN}/questions/{qid}"
+    )
+
+
+def github_issue(repo: str, number: str | int, kind: str = "issues") -> IssueRef:
+    """An issue or pull request (`kind` "pull"): they share one number space per repository,
+    so either URL names the same row."""
+    repo = repo.lower()
+    origin = f"{GITHUB_HOST}/{repo}"
+    return IssueRef("github", origin, str(number), f"{origin}/{kind}/{number}", repo)
+
 
 def parse_issue_url(url: str) -> IssueRef | None:
     """Canonical reference of a Stack Overflow question or GitHub issue URL; None if neither."""
     url = url.strip()
     if match := _SO_URL.match(url):
-        qid = match["id"]
-        return IssueRef(
-            "stackoverflow", STACKOVERFLOW_ORIGIN, qid, f"{STACKOVERFLOW_ORIGIN}/questions/{qid}"
-        )
+        return stackoverflow_question(match["id"])
     if match := _GITHUB_URL.match(url):
-        repo = match["repo"].lower()
-        number = match["id"]
-        origin = f"{GITHUB_HOST}/{repo}"
-        # issues and pull requests share one number space per repository
-        return IssueRef(
-            "github", origin, number, f"{origin}/{match['kind'].lower()}/{number}", repo
-        )
+        return github_issue(match["repo"], match["id"], match["kind"].lower())
     return None

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from issueminer.agreement import current_annotations
-from issueminer.ids import issue_uid, parse_issue_url
+from issueminer.ids import github_issue, issue_uid, parse_issue_url, stackoverflow_question
 from issueminer.ingest import upsert_issues
 from issueminer.store import Annotation, FinalLabel, Issue, Store
 from issueminer.store.db import current_revision, head_revision, resolve_url
@@ -17,15 +17,7 @@ from issueminer.store.models import Base
 
 
 def _issue(url: str, **fields) -> dict:
-    ref = parse_issue_url(url)
-    return {
-        "uid": ref.uid,
-        "source": ref.source,
-        "origin": ref.origin,
-        "native_id": ref.native_id,
-        "url": ref.url,
-        **fields,
-    }
+    return {**parse_issue_url(url).identity(), **fields}
 
 
 def test_fresh_database_is_upgraded_to_head(db_url: str) -> None:
@@ -68,6 +60,11 @@ def test_uid_is_sha1_of_origin_and_native_id() -> None:
     same = parse_issue_url("http://www.stackoverflow.com/questions/46519919/some-title/")
     assert same.url == "https://stackoverflow.com/questions/46519919"
     assert parse_issue_url("https://example.org/questions/1") is None
+    # what a crawler builds from an id is what a URL to the same issue parses to
+    assert stackoverflow_question(46519919) == same
+    assert github_issue("Horovod/Horovod", 100) == ref
+    pull = parse_issue_url("https://github.com/horovod/horovod/pull/100")
+    assert pull.uid == ref.uid and pull.url.endswith("/pull/100")
 
 
 def test_upsert_is_idempotent_and_never_erases(store: Store) -> None:

@@ -105,13 +105,7 @@ def issue_from_url(url: str, source: str | None = None) -> dict[str, Any]:
         raise ValueError("missing 'url'")
     ref = parse_issue_url(url)
     if ref:
-        return {
-            "uid": ref.uid,
-            "source": ref.source,
-            "origin": ref.origin,
-            "native_id": ref.native_id,
-            "url": ref.url,
-        }
+        return ref.identity()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"'{url}' is not an http(s) URL")

@@ -19,7 +19,7 @@ import requests
 from github import Auth, Github, GithubException
 
 from issueminer.crawl import Checkpointer, Envelope
-from issueminer.ids import GITHUB_HOST, issue_uid
+from issueminer.ids import github_issue
 from issueminer.selection import RepositoryCriteria, Selection
 from issueminer.taxonomy import Taxonomy
 from issueminer.text import plain_text
@@ -173,16 +173,9 @@ def issue_envelope(
     comments: list[dict[str, Any]],
     taxonomy: Taxonomy | None = None,
 ) -> Envelope:
-    repo = repo.lower()
-    origin = f"{GITHUB_HOST}/{repo}"
-    number = str(item["number"])
     body = item.get("body")
     issue = {
-        "uid": issue_uid(origin, number),
-        "source": "github",
-        "origin": origin,
-        "native_id": number,
-        "url": f"{origin}/issues/{number}",
+        **github_issue(repo, item["number"]).identity(),
         "title": item.get("title"),
         "body": body,
         "text": plain_text(body or "", "github"),
@@ -359,13 +352,7 @@ class GitHubCrawler:
         if moved_to != repo.lower() or str(item.get("number")) != str(number):
             envelope.issue["flags"] = [f"moved-to:{item.get('html_url')}"]
             # keep the identity the study used; the new place is in the raw item and flags
-            origin = f"{GITHUB_HOST}/{repo.lower()}"
-            envelope.issue.update(
-                uid=issue_uid(origin, number),
-                origin=origin,
-                native_id=str(number),
-                url=f"{origin}/issues/{number}",
-            )
+            envelope.issue.update(github_issue(repo, number).identity())
         return envelope, None
 
 

@@ -17,7 +17,7 @@ import requests
 from stackapi import StackAPI, StackAPIError
 
 from issueminer.crawl import Checkpointer, Envelope, QuotaExhausted
-from issueminer.ids import STACKOVERFLOW_ORIGIN, issue_uid
+from issueminer.ids import stackoverflow_question
 from issueminer.selection import Selection
 from issueminer.taxonomy import Taxonomy
 from issueminer.text import plain_text
@@ -149,11 +149,7 @@ def question_envelope(
     tags = list(question.get("tags") or [])
     body = question.get("body")
     issue = {
-        "uid": issue_uid(STACKOVERFLOW_ORIGIN, qid),
-        "source": "stackoverflow",
-        "origin": STACKOVERFLOW_ORIGIN,
-        "native_id": qid,
-        "url": f"{STACKOVERFLOW_ORIGIN}/questions/{qid}",
+        **stackoverflow_question(qid).identity(),
         "title": html.unescape(question.get("title") or ""),
         "body": body,
         "text": plain_text(body or "", "stackoverflow"),
