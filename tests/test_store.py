@@ -51,6 +51,46 @@ def test_migrations_build_exactly_the_models_schema(db_url: str) -> None:
     assert differences == []
 
 
+def test_upgrading_from_0003_drops_the_repeated_indexes_and_keeps_the_data(db_url: str) -> None:
+    """A database made before migration 0004 loses the five indexes that repeat the first
+    column of another, and keeps its rows; downgrading puts them back."""
+    from alembic import command
+
+    from issueminer.store.db import _alembic_config, upgrade
+
+    def indexes() -> set[str]:
+        inspector = sa.inspect(store.engine)
+        tables = ("reply", "annotation", "final_label", "prediction", "round_item")
+        return {i["name"] for t in tables for i in inspector.get_indexes(t)}
+
+    repeated = {
+        "ix_reply_issue_uid",
+        "ix_annotation_issue_uid",
+        "ix_final_label_issue_uid",
+        "ix_prediction_issue_uid",
+        "ix_round_item_round",
+    }
+    store = Store(db_url, auto_upgrade=False)
+    upgrade(store.engine, "0003")
+    assert repeated <= indexes()
+    url = "https://stackoverflow.com/questions/91000009"
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(Issue.__table__), [_issue(url, title="Kept", tags=[])])
+    store.close()
+    store = Store(db_url)  # opening it upgrades it
+    assert current_revision(store.engine) == head_revision() == "0004"
+    assert not repeated & indexes()
+    assert "ix_annotation_current" in indexes()  # what answers the same lookups stays
+    with store.session() as session:
+        assert session.scalar(select(Issue.title)) == "Kept"
+    config = _alembic_config(store.engine)
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    assert repeated <= indexes()
+    store.close()
+
+
 def test_uid_is_sha1_of_origin_and_native_id() -> None:
     import hashlib
 

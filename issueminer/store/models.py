@@ -107,7 +107,7 @@ class Reply(Base):
     __table_args__ = (UniqueConstraint("issue_uid", "native_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
     native_id: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))  # answer | comment
     author: Mapped[str | None] = mapped_column(String(200))
@@ -175,9 +175,7 @@ class RoundItem(Base):
     __table_args__ = (UniqueConstraint("round", "issue_uid"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    round: Mapped[str] = mapped_column(
-        ForeignKey("labeling_round.name", ondelete="CASCADE"), index=True
-    )
+    round: Mapped[str] = mapped_column(ForeignKey("labeling_round.name", ondelete="CASCADE"))
     issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
 
@@ -189,7 +187,7 @@ class Annotation(LabelFields, Base):
     __table_args__ = (Index("ix_annotation_current", "issue_uid", "annotator", "round"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
     annotator: Mapped[str] = mapped_column(String(100))
     round: Mapped[str | None] = mapped_column(String(100))
     # annotator: independent label; adjudicator: the label a round agreed on
@@ -208,7 +206,7 @@ class FinalLabel(LabelFields, Base):
     __table_args__ = (UniqueConstraint("issue_uid", "issue_type"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     resolved_from: Mapped[str | None] = mapped_column(String(300))
     raw_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -245,7 +243,7 @@ class Prediction(Base):
     __table_args__ = (UniqueConstraint("issue_uid", "model_id", "target"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
     model_id: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(50))
     label: Mapped[str] = mapped_column(String(200))
