@@ -12,6 +12,7 @@ import gzip
 import html
 import io
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from contextlib import suppress
 from pathlib import Path
 
 import py7zr
@@ -609,6 +611,16 @@ def test_cli_summary_json_and_report(tmp_path, runner) -> None:
     assert refused.exit_code == 1 and "uncompressed" in refused.output
 
 
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):  # gone meanwhile
+            # after "pid (name)": state, then the parent's pid
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
 def _checkpoint(db: Path) -> dict:
     try:
         with sqlite3.connect(db, timeout=5) as conn:
@@ -619,9 +631,15 @@ def _checkpoint(db: Path) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("form", "phase"), [("plain", "questions"), ("plain", "answers"), ("gzip", "stream")]
+    ("form", "phase", "stop"),
+    [
+        ("plain", "questions", "kill"),
+        ("plain", "answers", "kill"),
+        ("gzip", "stream", "kill"),
+        ("plain", "questions", "ctrl-c"),  # on two workers
+    ],
 )
-def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase) -> None:
+def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase, stop) -> None:
     data = generated(2_500_000, seed=3)
     path = tmp_path / ("Posts.xml" if form == "plain" else "Posts.xml.gz")
     path.write_bytes(data if form == "plain" else gzip.compress(data, 1))
@@ -639,8 +657,15 @@ def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase) 
         str(db),
         "--piece-size",
         "8KB",
+        *(["--workers", "2"] if stop == "ctrl-c" else []),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a process group of its own, as a terminal's job is
+        text=True,
+    )
     deadline = time.time() + 90
     while process.poll() is None:
         assert time.time() < deadline
@@ -649,8 +674,21 @@ def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase) 
             break
         time.sleep(0.01)
     assert process.poll() is None, "the scan ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    if stop == "kill":
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+    else:  # Ctrl-C reaches every process of the terminal's job: the workers too
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        os.killpg(process.pid, signal.SIGINT)
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 130
+        assert "interrupted: everything stored up to the last checkpoint is kept" in errors
+        assert "Traceback" not in errors
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select status from crawl_run").fetchall() == [("interrupted",)]
     assert _checkpoint(db)["phase"] == phase
     killed = Store(f"sqlite:///{db}")
     criteria = sodump.Criteria(Selection.from_taxonomy(taxonomy), taxonomy)

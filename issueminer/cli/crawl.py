@@ -53,6 +53,7 @@ STACKEXCHANGE_KEY_ENV = "STACKEXCHANGE_KEY"
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
 STACKEXCHANGE_API_ENV = "ISSUEMINER_STACKEXCHANGE_API"
 GITHUB_API_ENV = "ISSUEMINER_GITHUB_API"
+INTERRUPTED = 130  # the exit status shells give a program stopped by Ctrl-C (128 + SIGINT)
 
 SinceOption = Annotated[
     datetime | None,
@@ -99,6 +100,14 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
             f"{scrub(str(exc), key, token)}\nstopped cleanly; run the same command after "
             f"{when} to resume where it stopped"
         )
+    except KeyboardInterrupt:
+        if checkpointer:
+            checkpointer.finish("interrupted", "stopped by Ctrl-C")
+        err.print(
+            "\ninterrupted: everything stored up to the last checkpoint is kept; run the same "
+            "command again to resume"
+        )
+        raise typer.Exit(INTERRUPTED) from None
     except Exception as exc:  # any other failure: say it, keep what is stored
         message = scrub(f"{type(exc).__name__}: {exc}", key, token)
         if checkpointer:
