@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -1151,6 +1151,19 @@ def reply_envelopes(found: Found) -> Found:
     return found
 
 
+class Executor(Protocol):
+    """Where pieces run: this process, worker processes, or a Dask cluster."""
+
+    workers: int
+
+    def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]: ...
+
+    def release(self) -> None:
+        """No more jobs for now: workers may wind down while the caller stores the last."""
+
+    def close(self) -> None: ...
+
+
 class SerialExecutor:
     """Pieces one after another in this process."""
 
@@ -1159,6 +1172,9 @@ class SerialExecutor:
     def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]:
         for job in jobs:
             yield run_job(job, context)
+
+    def release(self) -> None:
+        pass
 
     def close(self) -> None:
         _unmap()
@@ -1201,6 +1217,9 @@ class DaskExecutor:
                 yield future.result()
         finally:
             self.client.cancel(futures)
+
+    def release(self) -> None:
+        pass  # the cluster outlives the scan
 
     def close(self) -> None:
         self.client.close()
@@ -1255,7 +1274,7 @@ class DumpCrawler:
         posts: DumpSource,
         criteria: Criteria,
         comments: DumpSource | None = None,
-        executor: Any = None,
+        executor: Executor | None = None,
         piece_bytes: int = PIECE_BYTES,
         on_progress: ProgressFn | None = None,
         stdin: BinaryIO | None = None,
@@ -1311,8 +1330,7 @@ class DumpCrawler:
             with _heap_frozen():
                 while state["phase"] != "done":
                     state = phases[state["phase"]](checkpointer, state)
-                if hasattr(self.executor, "release"):
-                    self.executor.release()  # its workers wind down while the last is stored
+                self.executor.release()  # its workers wind down while the last is stored
                 self._flush(checkpointer, state)
         finally:
             if self.own_executor:
@@ -1382,7 +1400,7 @@ class DumpCrawler:
         """Pieces of about piece_bytes, as many for every worker: with one left over, all
         but one worker would wait for it at the end of the phase."""
         size = source.size or 0
-        workers = max(1, getattr(self.executor, "workers", 1))
+        workers = max(1, self.executor.workers)
         count = -(-(size - start) // self.piece_bytes)  # rounded up
         count = max(1, -(-count // workers) * workers)
         return split_pieces(source.path, start, size, -(-(size - start) // count))
@@ -1402,7 +1420,7 @@ class DumpCrawler:
         self.on_progress(phase, state["offset"], source.size)
         batch, envelopes, batched = Found(), [], 0
         results = self.executor.map(jobs, context)
-        if next_phase == "done" and hasattr(self.executor, "release"):
+        if next_phase == "done":
             self.executor.release()  # no job follows: workers exit as soon as theirs are done
         self._flush(checkpointer, state)  # while workers, if any, start on this phase
         for done, (piece, found) in enumerate(zip(pieces, results, strict=True), 1):
