@@ -709,8 +709,7 @@ def _parse_lines(
     good = []
     for (start, _), row in zip(lines, rows, strict=True):
         if isinstance(row, BadRow):
-            line = None if line_base is None else line_base + buf.count(NEWLINE, 0, start) + 1
-            found.findings.append((row.kind, base + start, line, row.message))
+            found.findings.append(_finding(row, buf, base, start, line_base))
         else:
             good.append((base + start, row))
     return good
@@ -740,16 +739,20 @@ def scan_questions(
             if kept:
                 found.kept.append(_kept_entry(api_question(attrs), attrs, offset))
         except BadRow as bad:
-            line = _line(buf, offset - base, line_base)
-            found.findings.append((bad.kind, offset, line, bad.message))
+            found.findings.append(_finding(bad, buf, base, offset - base, line_base))
             continue
         if not kept:
             found.rejected[reason] += 1
     return found
 
 
-def _line(buf: Any, position: int, line_base: int | None) -> int | None:
-    return None if line_base is None else line_base + buf.count(NEWLINE, 0, position) + 1
+def _finding(
+    bad: BadRow, buf: Any, base: int, position: int, line_base: int | None
+) -> tuple[str, int, int | None, str]:
+    """A bad row at buf[position] as (kind, file offset, line, message); the line only when
+    the buffer's first line number is known (a stream), else it is counted at the end."""
+    line = None if line_base is None else line_base + buf.count(NEWLINE, 0, position) + 1
+    return bad.kind, base + position, line, bad.message
 
 
 def _kept_entry(question: dict[str, Any], attrs: dict[str, str], offset: int) -> dict[str, Any]:
@@ -838,9 +841,7 @@ def scan_replies(
             found.rejected[f"not a {kind} of a kept question"] += 1
             continue
         except BadRow as bad:
-            found.findings.append(
-                (bad.kind, offset, _line(buf, offset - base, line_base), bad.message)
-            )
+            found.findings.append(_finding(bad, buf, base, offset - base, line_base))
             continue
         found.replies.append((parent, kind, item, attrs, offset))
     return found
