@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from contextlib import suppress
@@ -422,6 +423,39 @@ def test_workers_piece_sizes_and_dask_give_identical_stores(tmp_path, dump_file,
             executor.close()
     assert crawled_content(on_dask) == crawled_content(one)
     assert dask_summary.findings == big_pieces.findings
+
+
+def _anonymous_kb() -> int:
+    """This process's resident memory that is not a mapped file (what the scan allocates)."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"RssAnon:\s+(\d+)", status).group(1))
+
+
+def test_memory_grows_with_what_is_kept_not_with_the_file(tmp_path, taxonomy) -> None:
+    path = tmp_path / "Posts.xml"
+    with path.open("wb") as handle:
+        write_posts(handle, 48_000_000, 13)  # 3% of questions carry a study tag
+    piece = 4 << 20
+    scan(sqlite_store(tmp_path, "warm.db"), path, taxonomy, piece=piece)  # first allocations
+    before, peak, done = _anonymous_kb(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _anonymous_kb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        summary = scan(sqlite_store(tmp_path, "measured.db"), path, taxonomy, piece=piece)
+    finally:
+        done.set()
+        sampler.join()
+    assert summary.questions > 20  # a real scan, which kept something
+    growth = (peak[0] - before) * 1024
+    # the file's pages are mapped, shared with the page cache, and not counted here; a scan
+    # that read the file into memory would grow by its 48 MB
+    assert growth < 12_000_000, f"grew by {growth / 1e6:.1f} MB scanning 48 MB"
 
 
 # ---- only known questions, comments ----------------------------------------------------------
