@@ -31,7 +31,7 @@ from issueminer.webapp.app import Settings, create_app  # noqa: E402
 
 LABEL = {
     "issue_type": "fault",
-    "distributed_specific": True,
+    "specific": True,
     "stage": "communication setup",
     "leaf_symptom": "hang and timeout",
     "fix_patterns": ["fix network setting"],

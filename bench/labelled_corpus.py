@@ -181,7 +181,7 @@ def write_files(issues: list[GeneratedIssue], out_dir: Path) -> tuple[Path, Path
         for issue in issues:
             record = {"url": issue.url, "source": issue.source, "title": issue.title}
             handle.write(json.dumps({**record, "body": issue.body, "state": "closed"}) + "\n")
-    columns = ["url", "kind", "annotator", "round", "issue_type", "distributed_specific"]
+    columns = ["url", "kind", "annotator", "round", "issue_type", "specific"]
     columns += ["stage", "inner_category", "leaf_symptom", "fix_patterns", "howto_topic"]
     with labels_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*columns, "howto_subtopic", "memo"])
@@ -196,7 +196,7 @@ def write_files(issues: list[GeneratedIssue], out_dir: Path) -> tuple[Path, Path
                     "url": issue.url,
                     "kind": "final",
                     "annotator": "generator",
-                    "distributed_specific": "1" if fault else "",
+                    "specific": "1" if fault else "",
                 }
             )
     return issues_path, labels_path

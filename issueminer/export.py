@@ -37,7 +37,7 @@ from sqlalchemy import select
 from issueminer import __version__
 from issueminer.agreement import round_order
 from issueminer.ids import parse_issue_url
-from issueminer.labels import Labels, Where, normalise_labels
+from issueminer.labels import OLD_CELL_NAMES, Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.selection import selection_sentences
 from issueminer.sources.replication import (
@@ -68,12 +68,14 @@ FINAL_DIR = "Results/final results"
 LABELLING_DIR = "Results/manual labelling"
 GITHUB_DIR = "GitHub_dl_distributed"
 
-# Final sheets: the TOSEM columns first; other fields get a column only when used.
+# Final sheets: the TOSEM columns first; other fields get a column only when used. Column
+# titles are the published package's (e.g. "distributed-specific" for the `specific` flag,
+# whatever the study), so that its readers and `import replication` find them.
 FINAL_BASE_COLUMNS = {
     "faults": [
         ("Type", "source_type"),
         ("Link", "url"),
-        ("distributed-specific", "distributed_specific"),
+        ("distributed-specific", "specific"),
         ("stage", "stage"),
         ("inner-category", "inner_category"),
         ("leaf category", "leaf_symptom"),
@@ -88,7 +90,7 @@ FINAL_BASE_COLUMNS = {
     "not relevant": [("Type", "source_type"), ("Link", "url")],
 }
 FINAL_OPTIONAL_COLUMNS = [
-    ("distributed-specific", "distributed_specific"),
+    ("distributed-specific", "specific"),
     ("stage", "stage"),
     ("inner-category", "inner_category"),
     ("leaf category", "leaf_symptom"),
@@ -107,7 +109,7 @@ LABELLING_COLUMNS = [
     ("Issue Type", "issue_type"),
     ("How-to topic", "howto_topic"),
     ("How-to sub-topic", "howto_subtopic"),
-    ("Distributed-specified", "distributed_specific"),
+    ("Distributed-specified", "specific"),
     ("Stage", "stage"),
     ("Type", "inner_category"),
     ("Leaf Category", "leaf_symptom"),
@@ -314,12 +316,12 @@ def _source_type(issue: Issue) -> str | None:
 
 def _cells(labels: Any, issue: Issue) -> dict[str, Any]:
     """A label's fields as sheet cells: 1/0 for yes/no, fix patterns joined with ' & '."""
-    flag = labels.distributed_specific
+    flag = labels.specific
     return {
         "url": issue.url,
         "source_type": _source_type(issue),
         "issue_type": labels.issue_type,
-        "distributed_specific": None if flag is None else int(flag),
+        "specific": None if flag is None else int(flag),
         "stage": labels.stage,
         "inner_category": labels.inner_category,
         "leaf_symptom": labels.leaf_symptom,
@@ -518,7 +520,11 @@ def _with_placeholder(
     if not spellings:
         return cells  # the status column will say it
     raw = annotation.raw_labels or {}
-    where = [k for k, v in raw.items() if isinstance(v, str) and _is_placeholder(taxonomy, v)]
+    where = [
+        OLD_CELL_NAMES.get(k, k)  # rows saved before a column was renamed
+        for k, v in raw.items()
+        if isinstance(v, str) and _is_placeholder(taxonomy, v)
+    ]
     where += list(PLACEHOLDER_COLUMNS.get(annotation.issue_type, DEFAULT_PLACEHOLDER_COLUMNS))
     for column in where:
         if column in cells and cells[column] is None:

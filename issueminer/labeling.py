@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from issueminer.agreement import current_annotations, newest_annotation_ids
-from issueminer.labels import Labels, Where, normalise_labels
+from issueminer.labels import OLD_CELL_NAMES, Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.store import (
     ADJUDICATOR,
@@ -271,7 +271,7 @@ def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Lab
     """Canonical labels of a form, or LabelingError naming every problem."""
     if status not in STATUSES:
         raise LabelingError(f"status must be one of {STATUSES}")
-    cells = {k: fields.get(k) for k in LABEL_CELLS}
+    cells = _as_written(fields)  # a page loaded before a rename may still post an old name
     if isinstance(cells.get("fix_patterns"), list):
         cells["fix_patterns"] = " & ".join(cells["fix_patterns"])
     report = Report()
@@ -289,6 +289,14 @@ def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Lab
     if status == "done" and labels.issue_type is None:
         raise LabelingError("choose an issue type (or mark the issue pending)")
     return labels
+
+
+def _as_written(fields: dict[str, Any]) -> dict[str, Any]:
+    """The label cells of a form, and any under an old name (`OLD_CELL_NAMES`)."""
+    return {
+        **{k: fields.get(k) for k in LABEL_CELLS},
+        **{k: fields[k] for k in OLD_CELL_NAMES if k in fields},
+    }
 
 
 def save_label(
@@ -321,7 +329,7 @@ def save_label(
         role=ANNOTATOR,
         status=status,
         provenance="app",
-        raw_labels={k: fields.get(k) for k in LABEL_CELLS},
+        raw_labels=_as_written(fields),
         **labels.fields(),
     )
     session.add(annotation)
@@ -511,7 +519,7 @@ def resolve(
             role=ADJUDICATOR,
             status="done",
             provenance="app:adjudication",
-            raw_labels={k: fields.get(k) for k in LABEL_CELLS},
+            raw_labels=_as_written(fields),
             **labels.fields(),
         )
     )

@@ -19,6 +19,9 @@ FAULT_COLUMNS = ("stage", "inner_category", "leaf_symptom", "fix_patterns", "mem
 _DIMENSION_OF = {field: dim for dim, field in FIELD_OF.items() if field in FAULT_COLUMNS}
 _TRUE = {"1", "yes", "y", "true", "t"}
 _FALSE = {"0", "no", "n", "false", "f"}
+# Earlier names of label cells, still read: the yes/no flag was named after the first study
+# that used the tool. An old name fills its cell when the new name leaves it empty.
+OLD_CELL_NAMES = {"distributed_specific": "specific"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Where:
 @dataclass
 class Labels:
     issue_type: str | None = None
-    distributed_specific: bool | None = None
+    specific: bool | None = None  # the fault lies in the study's subject (yes/no)
     stage: str | None = None
     inner_category: str | None = None
     leaf_symptom: str | None = None
@@ -52,7 +55,7 @@ class Labels:
     def fields(self) -> dict[str, Any]:
         return {
             "issue_type": self.issue_type,
-            "distributed_specific": self.distributed_specific,
+            "specific": self.specific,
             "stage": self.stage,
             "inner_category": self.inner_category,
             "leaf_symptom": self.leaf_symptom,
@@ -84,7 +87,7 @@ def normalise_labels(
     implied_type: str | None = None,
 ) -> Labels:
     """Canonical labels of one row; `implied_type` when the sheet itself says fault/how-to."""
-    cells = _repair_shift(taxonomy, dict(cells), where, report)
+    cells = _repair_shift(taxonomy, current_names(cells, where, report), where, report)
     labels = Labels(memo=_text(cells.get("memo")))
     pending = False
 
@@ -142,12 +145,33 @@ def normalise_labels(
             "howto_subtopic",
             cells.get("howto_subtopic"),
         )
-    labels.distributed_specific = _flag(cells.get("distributed_specific"), where, report, labels)
+    labels.specific = _flag(cells.get("specific"), where, report, labels)
     labels.issue_type = _issue_type(taxonomy, cells, labels, implied_type, where, report)
     pending |= labels.issue_type is None and not labels.is_empty
     _check_shape(taxonomy, labels, where, report)
     labels.status = "pending" if pending else "done"
     return labels
+
+
+def current_names(cells: dict[str, Any], where: Where, report: Report) -> dict[str, Any]:
+    """A copy of the cells with every old name (`OLD_CELL_NAMES`) under its current one."""
+    cells = dict(cells)
+    for old, new in OLD_CELL_NAMES.items():
+        if old not in cells:
+            continue
+        value = cells.pop(old)
+        if _text(cells.get(new)) is None:
+            cells[new] = value
+        elif _text(value) is not None and _text(value) != _text(cells[new]):
+            where.report(
+                report,
+                "conflict",
+                f"'{old}' (the old name of '{new}') says '{value}' but '{new}' says "
+                f"'{cells[new]}'; kept '{new}'",
+                old,
+                value,
+            )
+    return cells
 
 
 def _known_elsewhere(
@@ -221,10 +245,8 @@ def _flag(raw: Any, where: Where, report: Report, labels: Labels) -> bool | None
         return True
     if lowered in _FALSE:
         return False
-    labels.unknown.append(f"distributed_specific={raw!r}")
-    where.report(
-        report, "unknown-label", f"'{raw}' is not yes/no (1/0)", "distributed_specific", raw
-    )
+    labels.unknown.append(f"specific={raw!r}")
+    where.report(report, "unknown-label", f"'{raw}' is not yes/no (1/0)", "specific", raw)
     return None
 
 

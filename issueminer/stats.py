@@ -54,7 +54,7 @@ def load_final(session: Session) -> pd.DataFrame:
     query = select(
         FinalLabel.issue_uid,
         FinalLabel.issue_type,
-        FinalLabel.distributed_specific,
+        FinalLabel.specific,
         FinalLabel.stage,
         FinalLabel.inner_category,
         FinalLabel.leaf_symptom,
@@ -93,7 +93,7 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
         for t, s in zip(howto.howto_topic, howto.howto_subtopic, strict=True)
         if isinstance(s, str)
     )
-    specific = faults.distributed_specific
+    specific = faults.specific
     n_specific = int((specific == True).sum())  # noqa: E712 - pandas element-wise comparison
     n_general = int((specific == False).sum())  # noqa: E712
 

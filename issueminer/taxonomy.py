@@ -22,8 +22,8 @@ LOCAL_STUDY_DIR = "studies"  # `issueminer study new` writes here, relative to t
 STUDY_SUFFIXES = (".yaml", ".yml")
 
 # What the app, tables and reports call each label dimension unless the study file's
-# `labels:` says otherwise. `specific` is the yes/no flag of a fault (the column
-# `distributed_specific` in the store, named after the first study that used it).
+# `labels:` says otherwise. `specific` is the yes/no flag of a fault (the column of the same
+# name in the store; `distributed_specific` before migration 0005).
 DEFAULT_LABELS = {
     "specific": "topic-specific",
     "specific_question": "Does the root cause lie in the study's subject, not in ordinary code?",

@@ -59,7 +59,7 @@ def add_issues(store: Store, n: int = 12, hostile: bool = True) -> list[str]:
 
 FAULT = {
     "issue_type": "fault",
-    "distributed_specific": True,
+    "specific": True,
     "stage": "training & evaluation",
     "inner_category": "program failure",
     "leaf_symptom": "out of memory",

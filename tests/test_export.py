@@ -30,7 +30,7 @@ FINAL = f"{DATA}/Results/final results/final categories.xlsx"
 ROUNDS = f"{DATA}/Results/manual labelling"
 LABEL_COLUMNS = (
     "issue_type",
-    "distributed_specific",
+    "specific",
     "stage",
     "inner_category",
     "leaf_symptom",

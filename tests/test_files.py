@@ -13,7 +13,7 @@ from issueminer.ids import parse_issue_url
 from issueminer.ingest import import_issues, import_labels
 from issueminer.report import ImportFailure
 from issueminer.sources.files import LABEL_COLUMNS
-from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Reply
+from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Reply, Store
 from issueminer.text import plain_text
 
 
@@ -347,10 +347,10 @@ def _label(url, kind, annotator, round_name="", **labels):
 LABEL_ROWS = [
     _label(Q1, "annotation", "alice", "round 1", issue_type="fault",
            stage="Communication Setup", leaf_symptom="hang and timeout",
-           fix_patterns="fix network setting & fix timeout setting", distributed_specific="1"),
+           fix_patterns="fix network setting & fix timeout setting", specific="1"),
     _label(Q1, "annotation", "bob", "round 1", issue_type="fault",
            stage="communication setup", leaf_symptom="setup failure",
-           fix_patterns="fix netowrk setting", distributed_specific="yes"),
+           fix_patterns="fix netowrk setting", specific="yes"),
     _label(Q2, "annotation", "alice", "round 1", issue_type="how-to",
            howto_topic="communication", howto_subtopic="configuartion"),
     _label(Q2, "annotation", "bob", "round 1", issue_type="how-to question",
@@ -381,7 +381,7 @@ def test_import_labels_annotations_and_finals(store, tmp_path, taxonomy):
         assert (alice.round, alice.role, alice.status) == ("round 1", "annotator", "done")
         assert alice.stage == "communication setup"
         assert alice.fix_patterns == ["fix network setting", "fix timeout setting"]
-        assert alice.distributed_specific is True
+        assert alice.specific is True
         assert alice.provenance == "file:labels.csv!2"
         assert alice.raw_labels["stage"] == "Communication Setup"
         assert annotations[(SO_UID, "bob")].fix_patterns == ["fix network setting"]
@@ -419,6 +419,63 @@ def test_import_labels_twice_adds_nothing(store, tmp_path, taxonomy):
     assert report.counts["final labels unchanged"] == 2
     assert report.counts["issues unchanged"] == 2
     assert _counts(store) == before
+
+
+def _stored_flags(url):
+    """(issue, annotator or kind, round) -> the stored `specific` flag, for every label."""
+    store = Store(url)
+    try:
+        with store.session() as session:
+            annotations = session.scalars(select(Annotation))
+            flags = {(a.issue_uid, a.annotator, a.round): a.specific for a in annotations}
+            for final in session.scalars(select(FinalLabel)):
+                flags[(final.issue_uid, "final", final.issue_type)] = final.specific
+            return flags
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_old_distributed_specific_column_imports_like_specific(tmp_path, taxonomy, suffix):
+    """A label file written before the flag was renamed (column `distributed_specific`)
+    imports the same values as one with the column `specific`."""
+    rows = [
+        *LABEL_ROWS[:4],
+        {**LABEL_ROWS[4], "specific": "0"},  # a final fault that is not specific
+        LABEL_ROWS[5],
+    ]
+    old_name = {"specific": "distributed_specific"}
+    old_rows = [{old_name.get(k, k): v for k, v in row.items()} for row in rows]
+    stored = {}
+    for name, file_rows in (("new", rows), ("old", old_rows)):
+        path = tmp_path / f"{name}.{suffix}"
+        if suffix == "csv":
+            _write_csv(path, file_rows, list(file_rows[0]))
+        else:
+            _write_jsonl(path, file_rows)
+        url = f"sqlite:///{tmp_path / name}.db"
+        store = Store(url)
+        report = import_labels(store, path, taxonomy)
+        store.close()
+        assert (report.counts["annotations added"], report.counts["final labels added"]) == (4, 2)
+        stored[name] = _stored_flags(url)
+    assert stored["old"] == stored["new"]
+    assert sorted(stored["new"].values(), key=repr) == [False, None, None, None, True, True]
+    assert stored["new"][(SO_UID, "alice", "round 1")] is True
+    assert stored["new"][(SO_UID, "final", "fault")] is False
+
+
+def test_both_flag_columns_keep_specific_and_report_the_conflict(tmp_path, taxonomy):
+    """With both columns filled differently, `specific` wins and the report says so."""
+    row = {**LABEL_ROWS[0], "specific": "0", "distributed_specific": "1"}
+    path = _write_csv(tmp_path / "labels.csv", [row], list(row))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    report = import_labels(store, path, taxonomy)
+    store.close()
+    assert _stored_flags(url) == {(SO_UID, "alice", "round 1"): False}
+    conflicts = [(f.column, f.value, f.row) for f in report.of_kind("conflict")]
+    assert conflicts == [("distributed_specific", "1", 2)]
 
 
 def test_import_labels_changed_file_appends_and_upserts(store, tmp_path, taxonomy):

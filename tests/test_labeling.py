@@ -140,14 +140,12 @@ def test_adjudication_and_finalize_share_one_rule_for_agreement(world) -> None:
     with store.session() as session:
         for uid in chosen:
             labeling.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
-        flipped = {**FAULT, "distributed_specific": not FAULT["distributed_specific"]}
+        flipped = {**FAULT, "specific": not FAULT["specific"]}
         labeling.save_label(session, taxonomy, chosen[0], "bob", "r1", flipped)
         for uid in chosen[1:]:
             labeling.save_label(session, taxonomy, uid, "bob", "r1", FAULT)
         found = labeling.disagreements(session, "r1")
-        assert [(d.issue_uid, d.dimensions) for d in found] == [
-            (chosen[0], ["distributed_specific"])
-        ]
+        assert [(d.issue_uid, d.dimensions) for d in found] == [(chosen[0], ["specific"])]
         counts = labeling.finalize_agreed(session, "r1")
         assert counts == {"disagreeing (adjudicate)": 1, "finalized": len(chosen) - 1}
         finals = session.scalars(select(FinalLabel.issue_uid)).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -78,7 +80,7 @@ def test_upgrading_from_0003_drops_the_repeated_indexes_and_keeps_the_data(db_ur
         connection.execute(sa.insert(Issue.__table__), [_issue(url, title="Kept", tags=[])])
     store.close()
     store = Store(db_url)  # opening it upgrades it
-    assert current_revision(store.engine) == head_revision() == "0004"
+    assert current_revision(store.engine) == head_revision()
     assert not repeated & indexes()
     assert "ix_annotation_current" in indexes()  # what answers the same lookups stays
     with store.session() as session:
@@ -88,6 +90,116 @@ def test_upgrading_from_0003_drops_the_repeated_indexes_and_keeps_the_data(db_ur
         config.attributes["connection"] = connection
         command.downgrade(config, "0003")
     assert repeated <= indexes()
+    store.close()
+
+
+def test_upgrading_from_0004_renames_the_flag_to_specific_and_keeps_the_values(
+    db_url: str,
+) -> None:
+    """A database made before migration 0005 holds the yes/no flag in `distributed_specific`;
+    opening it renames the column to `specific` in annotation and final_label with every
+    value kept, and downgrading renames it back."""
+    from alembic import command
+
+    from issueminer.store.db import _alembic_config, upgrade
+
+    tables = ("annotation", "final_label")
+
+    def columns(table: str) -> set[str]:
+        return {c["name"] for c in sa.inspect(store.engine).get_columns(table)}
+
+    def flags(column: str) -> dict[str, list]:  # raw SQL: the models only know one name
+        with store.engine.connect() as connection:
+            return {
+                table: connection.execute(sa.text(f"SELECT {column} FROM {table} ORDER BY id"))
+                .scalars()
+                .all()
+                for table in tables
+            }
+
+    def old_table(name: str, *more: str) -> sa.TableClause:  # as 0004 left it, for inserts
+        return sa.table(
+            name,
+            *(sa.column(c) for c in ("issue_uid", "issue_type", *more)),
+            sa.column("distributed_specific", sa.Boolean()),
+            sa.column("fix_patterns", sa.JSON()),
+            sa.column("raw_labels", sa.JSON()),
+            sa.column("created_at", sa.DateTime(timezone=True)),
+        )
+
+    store = Store(db_url, auto_upgrade=False)
+    upgrade(store.engine, "0004")
+    for table in tables:
+        assert "distributed_specific" in columns(table) and "specific" not in columns(table)
+    urls = ["https://stackoverflow.com/questions/91000011", "https://github.com/a/b/issues/12"]
+    issues = [_issue(url, title="Kept", tags=[]) for url in urls]
+    uids = [issue["uid"] for issue in issues]
+    final_label = old_table("final_label")
+    annotation = old_table("annotation", "annotator", "role", "status")
+    now = datetime.now(UTC)
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(Issue.__table__), issues)
+        connection.execute(
+            sa.insert(final_label).values(fix_patterns=[], raw_labels={}, created_at=now),
+            [
+                {"issue_uid": uids[0], "issue_type": "fault", "distributed_specific": True},
+                {"issue_uid": uids[1], "issue_type": "fault", "distributed_specific": False},
+                {
+                    "issue_uid": uids[1],
+                    "issue_type": "how-to question",
+                    "distributed_specific": None,
+                },
+            ],
+        )
+        connection.execute(
+            sa.insert(annotation).values(
+                issue_type="fault",
+                role="annotator",
+                status="done",
+                fix_patterns=[],
+                raw_labels={},
+                created_at=now,
+            ),
+            [
+                {"issue_uid": uids[0], "annotator": "alice", "distributed_specific": True},
+                {"issue_uid": uids[0], "annotator": "bob", "distributed_specific": False},
+                {"issue_uid": uids[1], "annotator": "alice", "distributed_specific": None},
+            ],
+        )
+    store.close()
+    store = Store(db_url)  # opening it upgrades it
+    assert current_revision(store.engine) == head_revision() == "0005"
+    for table in tables:
+        assert "specific" in columns(table) and "distributed_specific" not in columns(table)
+    with store.session() as session:
+        finals = session.execute(
+            select(FinalLabel.issue_uid, FinalLabel.issue_type, FinalLabel.specific)
+        ).all()
+        assert sorted(finals) == sorted(
+            [
+                (uids[0], "fault", True),
+                (uids[1], "fault", False),
+                (uids[1], "how-to question", None),
+            ]
+        )
+        annotations = session.execute(
+            select(Annotation.annotator, Annotation.specific).order_by(Annotation.id)
+        ).all()
+        assert annotations == [("alice", True), ("bob", False), ("alice", None)]
+    assert flags("specific") == {
+        "annotation": [True, False, None],
+        "final_label": [True, False, None],
+    }
+    config = _alembic_config(store.engine)
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    for table in tables:
+        assert "distributed_specific" in columns(table) and "specific" not in columns(table)
+    assert flags("distributed_specific") == {
+        "annotation": [True, False, None],
+        "final_label": [True, False, None],
+    }
     store.close()
 
 

@@ -216,21 +216,21 @@ def _github() -> tuple[dict, set[int]]:
 # what each annotator gives each issue, by position in the round; proposals everywhere
 ANA = [
     {"issue_type": "fault", "stage": "runtime", "leaf_symptom": "cold start delay",
-     "distributed_specific": True, "fix_patterns": ["keep instances warm"]},
+     "specific": True, "fix_patterns": ["keep instances warm"]},
     {"issue_type": "fault", "stage": "runtime", "leaf_symptom": "execution timeout",
-     "distributed_specific": True, "fix_patterns": ["raise the timeout"]},
+     "specific": True, "fix_patterns": ["raise the timeout"]},
     {"issue_type": "how-to question", "howto_topic": "configuration"},
     {"issue_type": "fault", "stage": "deployment", "leaf_symptom": "quota exceeded",
-     "distributed_specific": False, "fix_patterns": []},
+     "specific": False, "fix_patterns": []},
     {"issue_type": "not relevant"},
     {"issue_type": "fault", "stage": "runtime", "leaf_symptom": "cold start",
-     "distributed_specific": True, "fix_patterns": ["keep instances warm"]},
+     "specific": True, "fix_patterns": ["keep instances warm"]},
 ]  # fmt: skip
 BEN = [
     {**ANA[0], "leaf_symptom": "cold start"},  # the same idea, another name
     ANA[1],
     ANA[2],
-    {**ANA[3], "distributed_specific": True},
+    {**ANA[3], "specific": True},
     ANA[4],
     ANA[5],
 ]
@@ -319,7 +319,7 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
         for (stage, leaf), n in Counter((a["stage"], a["leaf_symptom"]) for a in faults).items()
     }
     assert stats["specific"]["label"] == "widget-specific"
-    assert stats["specific"]["yes"] == sum(a["distributed_specific"] for a in faults)
+    assert stats["specific"]["yes"] == sum(a["specific"] for a in faults)
     assert set(stats["proposed_categories"]["symptom"]) == {a["leaf_symptom"] for a in faults}
     agree = _json(runner.invoke(app, ["agree", "--db", db_url, "--format", "json"]))
     by_dimension = {row["dimension"]: row for row in agree}

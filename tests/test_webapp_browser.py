@@ -171,7 +171,7 @@ def test_an_annotator_labels_a_round_with_the_keyboard_only(browser, world, taxo
         rows = session.scalars(select(Annotation).order_by(Annotation.id)).all()
     latest = {row.issue_uid: row for row in rows}  # the newest row per issue wins
     assert latest[chosen[0]].leaf_symptom == "out of memory"
-    assert latest[chosen[0]].distributed_specific is True
+    assert latest[chosen[0]].specific is True
     assert latest[chosen[0]].fix_patterns == ["fix batch size"]
     assert (latest[chosen[1]].howto_topic, latest[chosen[1]].howto_subtopic) == (
         "communication",

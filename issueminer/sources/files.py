@@ -2,7 +2,8 @@
 
 Issues: `url` is required; `title`, `body`, `source`, `tags`, `created`, `state` and (JSON
 Lines only) `answers` are optional. Labels: one row per label with the columns of
-`LABEL_COLUMNS`; `kind` is `annotation` (a person's label in a round) or `final`.
+`LABEL_COLUMNS`; `kind` is `annotation` (a person's label in a round) or `final`. A column
+may also go by an old name (`OLD_CELL_NAMES`: `distributed_specific` is `specific`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from issueminer.ids import issue_uid, parse_issue_url
-from issueminer.labels import Labels, Where, normalise_labels
+from issueminer.labels import OLD_CELL_NAMES, Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
 from issueminer.store.models import LABEL_FIELDS
 from issueminer.taxonomy import Taxonomy
@@ -216,7 +217,7 @@ def read_labels(path: Path, taxonomy: Taxonomy, report: Report) -> list[FileLabe
                 _str(record.get("round")),
                 normalised,
                 f"file:{path.name}!{row_no}",
-                {k: record.get(k) for k in LABEL_COLUMNS if k in record},
+                {k: record.get(k) for k in (*LABEL_COLUMNS, *OLD_CELL_NAMES) if k in record},
             )
         )
     if problems:

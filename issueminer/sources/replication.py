@@ -73,8 +73,8 @@ _COMMON_HEADERS = {
     "how-to topic": "howto_topic",
     "how-to sub-topic": "howto_subtopic",
     "sub-topic": "howto_subtopic",
-    "distributed-specified": "distributed_specific",
-    "distributed-specific": "distributed_specific",
+    "distributed-specified": "specific",  # the published TOSEM 2023 headers
+    "distributed-specific": "specific",
     "stage": "stage",
     "inner-category": "inner_category",
     "inner symptom": "inner_category",

@@ -124,7 +124,7 @@ class LabelFields:
     """The label dimensions shared by annotations, final labels and their exports."""
 
     issue_type: Mapped[str | None] = mapped_column(String(50))
-    distributed_specific: Mapped[bool | None] = mapped_column(Boolean)
+    specific: Mapped[bool | None] = mapped_column(Boolean)  # the fault lies in the study's subject
     stage: Mapped[str | None] = mapped_column(String(100))
     inner_category: Mapped[str | None] = mapped_column(String(100))
     leaf_symptom: Mapped[str | None] = mapped_column(String(200))
@@ -147,7 +147,7 @@ RETRACTED = "retracted"
 
 LABEL_FIELDS = (
     "issue_type",
-    "distributed_specific",
+    "specific",
     "stage",
     "inner_category",
     "leaf_symptom",

@@ -13,7 +13,7 @@
   const token = new URLSearchParams(location.search).get("t");
   const draftKey = "issueminer-draft:" + mode + ":" + uid;
 
-  const state = { issue_type: null, distributed_specific: null, symptom: null, fixes: [],
+  const state = { issue_type: null, specific: null, symptom: null, fixes: [],
                   howto: null, memo: "" };
 
   // ---- history, for "back to the previous issue" ----
@@ -147,7 +147,7 @@
     for (const radio of form.querySelectorAll("input[name=issue_type]")) {
       radio.checked = radio.value === state.issue_type;
     }
-    document.getElementById("distributed").checked = state.distributed_specific === true;
+    document.getElementById("specific").checked = state.specific === true;
     symptomPicker.value.textContent = state.symptom ? state.symptom.path : "—";
     fixPicker.value.textContent = state.fixes.length ? state.fixes.join(", ") : "—";
     howtoPicker.value.textContent = state.howto ? state.howto.path : "—";
@@ -162,7 +162,8 @@
   function load(labels) {
     if (!labels) return;
     state.issue_type = labels.issue_type || null;
-    state.distributed_specific = labels.distributed_specific;
+    // a draft saved before the flag was renamed still has its old name
+    state.specific = labels.specific ?? labels.distributed_specific ?? null;
     state.symptom = data.symptoms.find((s) => s.leaf === labels.leaf_symptom &&
       s.stage === labels.stage && (s.inner || null) === (labels.inner_category || null)) ||
       (labels.leaf_symptom ? proposedSymptom(labels.stage || null, labels.inner_category || null,
@@ -181,7 +182,7 @@
     const howto = state.issue_type === "how-to question";
     return {
       issue_type: state.issue_type,
-      distributed_specific: fault ? state.distributed_specific === true : null,
+      specific: fault ? state.specific === true : null,
       stage: fault && state.symptom ? state.symptom.stage : null,
       inner_category: fault && state.symptom ? state.symptom.inner : null,
       leaf_symptom: fault && state.symptom ? state.symptom.leaf : null,
@@ -306,7 +307,7 @@
       case "1": setType("fault"); break;
       case "2": setType("how-to question"); break;
       case "3": setType("not relevant"); break;
-      case "d": state.distributed_specific = !(state.distributed_specific === true); setType("fault"); break;
+      case "d": state.specific = !(state.specific === true); setType("fault"); break;
       case "/": focus("symptom-filter"); break;
       case "x": focus("fix-filter"); break;
       case "t": focus("howto-filter"); break;
@@ -327,8 +328,8 @@
   for (const radio of form.querySelectorAll("input[name=issue_type]")) {
     radio.addEventListener("change", () => setType(radio.value));
   }
-  document.getElementById("distributed").addEventListener("change", (event) => {
-    state.distributed_specific = event.target.checked; refresh();
+  document.getElementById("specific").addEventListener("change", (event) => {
+    state.specific = event.target.checked; refresh();
   });
   document.getElementById("memo").addEventListener("input", saveDraft);
   const on = (id, handler) => { const el = document.getElementById(id); if (el) el.addEventListener("click", handler); };
