@@ -181,6 +181,11 @@ def test_taxonomy_show_and_validate(runner, tmp_path) -> None:
     bad = runner.invoke(app, ["taxonomy", "validate", str(broken)])
     assert bad.exit_code == 1
     assert f"{broken}:3: issue_types[0] 'fault': missing 'definition'" in bad.output
+    as_json = runner.invoke(app, ["taxonomy", "validate", str(broken), "--format", "json"])
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)
+    assert report["valid"] is False and report["file"] == str(broken)
+    assert f"{broken}:3: issue_types[0] 'fault': missing 'definition'" in report["problems"]
 
 
 def test_import_errors_exit_non_zero_with_place(runner, tmp_path) -> None:
@@ -197,3 +202,42 @@ def test_db_upgrade_and_status(runner, tmp_path) -> None:
     assert first.exit_code == 0 and f"empty -> {head}" in first.output
     status = runner.invoke(app, ["db", "status", "--db", db])
     assert f"current: {head}  newest: {head}" in status.output
+    fresh = str(tmp_path / "fresh.db")
+    before = json.loads(runner.invoke(app, ["db", "status", "--db", fresh, "-f", "json"]).stdout)
+    assert before == {"current": None, "newest": head, "up_to_date": False}
+    upgraded = runner.invoke(app, ["db", "upgrade", "--db", fresh, "--format", "json"])
+    expected = {"database": f"sqlite:///{fresh}", "before": None, "after": head}
+    assert json.loads(upgraded.stdout) == expected
+
+
+def _accepts(option, context, value: str) -> bool:
+    try:
+        option.process_value(context, value)
+    except Exception:  # noqa: BLE001 - whatever the parser raises for a refused value
+        return False
+    return True
+
+
+def test_every_command_that_reports_has_format_json() -> None:
+    """Each command that prints a result can print it as JSON (--format json); the rest
+    start a server or write files in a format of their own choosing."""
+    import typer.main
+
+    no_report = {"label": "serves the annotation app", "export": "--format picks sheet files"}
+    root = typer.main.get_command(app)
+    missing = []
+
+    def walk(command, path: list[str], context) -> None:
+        if hasattr(command, "list_commands"):  # a group (typer may bring its own click)
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                walk(sub, [*path, name], type(context)(sub, parent=context))
+            return
+        option = next((p for p in command.params if "--format" in getattr(p, "opts", [])), None)
+        if " ".join(path) in no_report:
+            return
+        if option is None or not _accepts(option, context, "json"):
+            missing.append(" ".join(path))
+
+    walk(root, [], root.context_class(root))
+    assert missing == []

@@ -140,8 +140,13 @@ def tosem_report(tosem_dir, taxonomy, tmp_path_factory):
     db = f"sqlite:///{base / 'study.db'}"
     import_replication(Store(db), tosem_dir, taxonomy)
     runner = CliRunner()
-    result = runner.invoke(app, ["report", "--db", db, "--out", str(base / "out")])
+    result = runner.invoke(
+        app, ["report", "--db", db, "--out", str(base / "out"), "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
+    written = json.loads(result.stdout)
+    assert written["html"] == str(base / "out" / "report.html")
+    assert sorted(written["tables"]) == sorted(str(p) for p in (base / "out" / "tables").iterdir())
     stats = json.loads(runner.invoke(app, ["stats", "--db", db, "--format", "json"]).output)
     agree = json.loads(runner.invoke(app, ["agree", "--db", db, "--format", "json"]).output)
     html = (base / "out" / "report.html").read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from issueminer import labeling
 from issueminer.cli.main import app
 from issueminer.merge import MergeError, merge_categories
-from issueminer.store import Annotation, FinalLabel, Issue, LabelChange, Store
+from issueminer.store import Annotation, FinalLabel, Issue, LabelChange, RoundItem, Store
 from issueminer.study import category_names, check_study, new_study
 from issueminer.taxonomy import load_taxonomy
 from issueminer.webapp.app import Settings, create_app
@@ -60,9 +60,16 @@ def test_study_new_writes_a_valid_commented_file_and_a_codebook(tmp_path, runner
 def test_study_new_from_an_existing_study_keeps_its_categories(tmp_path, runner, taxonomy):
     made = runner.invoke(
         app,
-        ["study", "new", "dt-replica", "--from", "distributed-training", "--dir", str(tmp_path)],
+        [
+            *("study", "new", "dt-replica", "--from", "distributed-training"),
+            *("--dir", str(tmp_path), "--format", "json"),
+        ],
     )
     assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout) == {
+        "study_file": str(tmp_path / "dt-replica.yaml"),
+        "codebook": str(tmp_path / "dt-replica.md"),
+    }
     copy = load_taxonomy(tmp_path / "dt-replica.yaml")
     assert copy.study == "dt-replica"
     assert category_names(copy) == category_names(taxonomy)
@@ -264,9 +271,23 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
     assert {f for s, _, f in rows if s == "github"} == {"widget-runtime"}
 
     drawn = runner.invoke(
-        app, ["round", "create", "--size", "6", "--annotators", "ana,ben", "--db", db_url]
+        app,
+        ["round", "create", "--size", "6", "--annotators", "ana,ben", "--db", db_url, "-f", "json"],
     )
     assert drawn.exit_code == 0, drawn.output
+    round_one = json.loads(drawn.stdout)
+    assert (round_one["round"], round_one["annotators"], round_one["size"]) == (
+        "round1",
+        ["ana", "ben"],
+        6,
+    )
+    with store.session() as session:
+        in_round = session.scalars(
+            select(RoundItem.issue_uid)
+            .where(RoundItem.round == "round1")
+            .order_by(RoundItem.position)
+        ).all()
+    assert round_one["issues"] == in_round
     taxonomy = load_taxonomy(study_file)
     for person, labels in (("ana", ANA), ("ben", BEN)):
         client = TestClient(create_app(Settings(store, taxonomy, round="round1", annotator=person)))

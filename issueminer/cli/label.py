@@ -114,6 +114,7 @@ def create(
     seed: Annotated[int, typer.Option(help="Random seed, for a reproducible draw.")] = 0,
     pilot: Annotated[bool, typer.Option(help="Mark the round as the pilot.")] = False,
     db: DbOption = None,
+    fmt: FormatOption = Format.md,
 ) -> None:
     """Draw issues without final labels and not in an earlier round for double labelling.
 
@@ -137,6 +138,10 @@ def create(
             )
         except labeling.LabelingError as exc:
             fail(str(exc))
+    if fmt == Format.json:
+        drawn = {"round": name, "annotators": people, "seed": seed, "size": len(chosen)}
+        print_json({**drawn, "issues": chosen})
+        return
     out.print(f"round {name}: {len(chosen)} issues for {', '.join(people)}")
 
 

@@ -37,7 +37,10 @@ OutOption = Annotated[Path, typer.Option("--out", help="Folder to write into.")]
 
 
 def report(
-    db: DbOption = None, study: StudyOption = None, out_dir: OutOption = Path("report")
+    db: DbOption = None,
+    study: StudyOption = None,
+    out_dir: OutOption = Path("report"),
+    fmt: FormatOption = Format.md,
 ) -> None:
     """Write the study report: report.html, tables/*.tex and figures/* (PNG, PDF, SVG).
 
@@ -53,6 +56,15 @@ def report(
     taxonomy = study_taxonomy(store, study)
     with handled():
         result = build_report(store, taxonomy, out_dir)
+    if fmt == Format.json:
+        print_json(
+            {
+                "html": str(result.html),
+                "tables": [str(p) for p in result.tables],
+                "figures": [str(p) for p in result.figures],
+            }
+        )
+        return
     out.print(f"wrote {result.html}", highlight=False)
     out.print(f"wrote {len(result.tables)} tables in {out_dir / 'tables'}", highlight=False)
     out.print(f"wrote {len(result.figures)} figure files in {out_dir / 'figures'}", highlight=False)

@@ -103,6 +103,7 @@ def new(
         Path | None,
         typer.Option("--dir", help="Where to write NAME.yaml and NAME.md [default: ./studies]."),
     ] = None,
+    fmt: FormatOption = Format.md,
 ) -> None:
     """Write a study file and a codebook skeleton, every key explained in a comment.
 
@@ -115,6 +116,9 @@ def new(
         made = new_study(name, directory, source)
     except StudyError as exc:
         fail(str(exc))
+    if fmt == Format.json:
+        print_json({"study_file": str(made.study_file), "codebook": str(made.codebook)})
+        return
     out.print(f"study file: {made.study_file}")
     out.print(f"codebook:   {made.codebook}")
     out.print(

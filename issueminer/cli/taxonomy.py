@@ -66,12 +66,20 @@ def show(study: StudyOption = None, fmt: FormatOption = Format.md) -> None:
 
 
 @app.command("validate")
-def validate(path: Annotated[Path, typer.Argument(help="Taxonomy YAML file.")]) -> None:
+def validate(
+    path: Annotated[Path, typer.Argument(help="Taxonomy YAML file.")],
+    fmt: FormatOption = Format.md,
+) -> None:
     """Check a taxonomy file; every problem is printed as file:line: what is wrong.
 
     Example: issueminer taxonomy validate taxonomy/distributed-training.yaml
     """
     problems = validate_taxonomy_file(path)
+    if fmt == Format.json:
+        print_json({"file": str(path), "valid": not problems, "problems": problems})
+        if problems:
+            raise typer.Exit(1)
+        return
     if problems:
         fail(f"{path}: {len(problems)} problem(s)", problems)
     err.print(f"{path}: valid")
