@@ -182,7 +182,16 @@ def test_no_system_is_ever_fitted_on_its_test_fold(generated_db, taxonomy) -> No
             scored.append(set(part["row"]))
             return np.ones((len(part), len(self.classes_)))
 
-    cross_validate(frame, examples.labels, get_target("issue_type"), lambda: {"model": Spy()}, 4)
+    told = []
+    cross_validate(
+        frame,
+        examples.labels,
+        get_target("issue_type"),
+        lambda: {"model": Spy()},
+        4,
+        on_progress=lambda done, total: told.append((done, total, len(scored))),
+    )
+    assert told == [(1, 4, 1), (2, 4, 2), (3, 4, 3), (4, 4, 4)]  # after each fold's scoring
     assert all(not (train & test) for train, test in zip(fitted_on, scored, strict=True))
     assert sorted(i for test in scored for i in test) == list(range(len(frame)))
     splits = fold_indices(examples.labels, 4, seed=0)
@@ -250,7 +259,16 @@ def test_model_file_round_trips_and_refuses_untrusted_content(
     sample_db, taxonomy, tmp_path, runner
 ) -> None:
     examples = _examples(sample_db, "stage", taxonomy)
-    model = train_model(examples.documents, examples.labels, get_target("stage"), taxonomy, folds=3)
+    told = []
+    model = train_model(
+        examples.documents,
+        examples.labels,
+        get_target("stage"),
+        taxonomy,
+        folds=3,
+        on_progress=lambda done, total: told.append((done, total)),
+    )
+    assert told == [(1, 4), (2, 4), (3, 4), (4, 4)]  # three folds, then the final fit
     path = save_model(model, tmp_path / "models")
     assert path.name == f"{model.model_id}.skops"
     loaded = load_model(path)
@@ -384,10 +402,12 @@ def test_classifying_again_replaces_predictions_and_exports_ignore_them(
     store = Store(sample_db)
     with store.session() as session:
         assert len(unlabelled_documents(session)) == SAMPLE_UNLABELLED
-        first = classify_unlabelled(session, model)
+        told = []
+        first = classify_unlabelled(session, model, on_progress=lambda *step: told.append(step))
         again = classify_unlabelled(session, model)
         count = session.scalar(select(func.count()).where(Prediction.model_id == model.model_id))
     assert first == again and count == SAMPLE_UNLABELLED
+    assert told == [(SAMPLE_UNLABELLED, SAMPLE_UNLABELLED)]  # one batch here
     assert _export(runner, sample_db, tmp_path / "after") == exported
     with store.session() as session:
         session.execute(Prediction.__table__.delete())

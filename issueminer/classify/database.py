@@ -20,6 +20,7 @@ from issueminer.classify.targets import (
     ORDERS,
     PATH,
     ClassifierError,
+    OnProgress,
     Target,
     get_target,
     prediction_field,
@@ -133,15 +134,21 @@ def store_predictions(
 
 
 def classify_unlabelled(
-    session: Session, model: TrainedModel, limit: int | None = None
+    session: Session,
+    model: TrainedModel,
+    limit: int | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[PredictedLabel]:
-    """Predict every issue without a final label and store the predictions."""
+    """Predict every issue without a final label and store the predictions; `on_progress`
+    hears of (issues done, issues in all) after each batch."""
     documents = unlabelled_documents(session, limit)
     found: list[PredictedLabel] = []
     for start in range(0, len(documents), PREDICT_BATCH):
         batch = predict(model, documents[start : start + PREDICT_BATCH])
         store_predictions(session, model, batch)
         found += batch
+        if on_progress:
+            on_progress(len(found), len(documents))
     return found
 
 

@@ -21,7 +21,13 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from issueminer.classify.systems import MULTILABEL_THRESHOLD, flat
-from issueminer.classify.targets import MULTI, SUMMARY_KEYS, ClassifierError, Target
+from issueminer.classify.targets import (
+    MULTI,
+    SUMMARY_KEYS,
+    ClassifierError,
+    OnProgress,
+    Target,
+)
 
 TOP_K = 3  # the annotation app shows three suggestions; top-3 accuracy measures them
 MIN_FIGURE_INCHES = 5.5  # room for the axis labels and the title when there are few labels
@@ -134,6 +140,7 @@ def cross_validate(
     folds: int = 5,
     seed: int = 0,
     classifier: str = "",
+    on_progress: OnProgress | None = None,
 ) -> Evaluation:
     """Fit fresh systems on each training part, score its held-out part, pool the scores."""
     labels = _label_set(target, y)
@@ -141,7 +148,7 @@ def cross_validate(
     pooled: dict[str, np.ndarray] = {}
     per_fold: dict[str, list[float]] = defaultdict(list)
     seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for train, test in splits:
+    for done, (train, test) in enumerate(splits, 1):
         for name, system in make_systems().items():
             started = time.perf_counter()
             system.fit(frame.iloc[train].reset_index(drop=True), [y[i] for i in train])
@@ -153,6 +160,8 @@ def cross_validate(
             pooled.setdefault(name, np.zeros((len(y), len(labels))))[test] = aligned
             truth = [y[i] for i in test]
             per_fold[name].append(score(target, truth, aligned, labels)["macro_f1"])
+        if on_progress:
+            on_progress(done, len(splits))
     results = {
         name: _result(name, target, y, scores, labels, per_fold[name], seconds[name])
         for name, scores in pooled.items()

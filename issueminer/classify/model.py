@@ -35,6 +35,7 @@ from issueminer.classify.targets import (
     MULTI,
     PATH,
     ClassifierError,
+    OnProgress,
     Target,
     get_target,
 )
@@ -122,14 +123,17 @@ def evaluate_model(
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     frame: pd.DataFrame | None = None,
+    on_progress: OnProgress | None = None,
 ) -> Evaluation:
     """Cross-validate the model and its baselines on the features training uses (the study's
     error signals included); `frame` when the caller has featurized already."""
     if frame is None:
         frame = featurize(documents, taxonomy.signals)
-    return cross_validate(
-        frame, y, target, lambda: systems_for(target, taxonomy, classifier), folds, seed, classifier
-    )
+
+    def systems() -> dict[str, Any]:
+        return systems_for(target, taxonomy, classifier)
+
+    return cross_validate(frame, y, target, systems, folds, seed, classifier, on_progress)
 
 
 def train_model(
@@ -140,14 +144,27 @@ def train_model(
     classifier: str = DEFAULT_CLASSIFIER,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
+    on_progress: OnProgress | None = None,
 ) -> TrainedModel:
-    """Fit on every labelled issue; with `folds`, first measure by cross-validation."""
+    """Fit on every labelled issue; with `folds`, first measure by cross-validation.
+    `on_progress` hears of each fold and then of the final fit (folds + 1 steps)."""
     if len({str(v) for v in y}) < 2:
         raise ClassifierError(f"training a {target.name} model needs two different labels or more")
     frame = featurize(documents, taxonomy.signals)
+    steps = folds + 1
     metrics: dict[str, Any] = {}
     if folds:
-        evaluation = evaluate_model(documents, y, target, taxonomy, classifier, folds, seed, frame)
+        evaluation = evaluate_model(
+            documents,
+            y,
+            target,
+            taxonomy,
+            classifier,
+            folds,
+            seed,
+            frame,
+            on_progress=(lambda done, _: on_progress(done, steps)) if on_progress else None,
+        )
         metrics = {
             "folds": folds,
             "seed": seed,
@@ -155,6 +172,8 @@ def train_model(
         }
     started = time.perf_counter()
     system = TextClassifier(target, classifier, taxonomy.leaf_paths()).fit(frame, y)
+    if on_progress:
+        on_progress(steps, steps)
     created = datetime.now(UTC)
     digest = training_hash(documents, y)
     metadata = {

@@ -4,6 +4,7 @@ libraries (scikit-learn, SciPy, spaCy) only load when a command trains or predic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ DEFAULT_MODELS_DIR = Path("models")
 DEFAULT_FOLDS = 5
 ORDERS = ("issue", "uncertainty")  # uid order, or least certain first (the annotation queue)
 SUMMARY_KEYS = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy")
+
+# Told (steps done, steps in all) after each step of long work: a fold, the final fit, a
+# batch of predictions. The command line draws a progress bar with it.
+OnProgress = Callable[[int, int], None]
 
 SINGLE = "single"  # one label per issue
 MULTI = "multi"  # several labels per issue (fix patterns)

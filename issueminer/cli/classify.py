@@ -22,6 +22,7 @@ from issueminer.classify.targets import (
     SUMMARY_KEYS,
     TARGETS,
     ClassifierError,
+    OnProgress,
     get_target,
 )
 from issueminer.cli.common import (
@@ -35,6 +36,7 @@ from issueminer.cli.common import (
     open_store,
     out,
     print_json,
+    progress,
     study_taxonomy,
 )
 from issueminer.stats import render_table
@@ -73,6 +75,18 @@ def _classifier_errors() -> Iterator[None]:
             yield
         except ClassifierError as exc:
             fail(str(exc))
+
+
+@contextmanager
+def _steps(what: str) -> Iterator[OnProgress]:
+    """A progress bar on stderr for long classifier work; yields the library's callback."""
+    with progress() as bar:
+        task = bar.add_task(what, total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield on_progress
 
 
 def _examples(store: Store, taxonomy: Taxonomy, target_name: str) -> lib.Examples:
@@ -124,7 +138,7 @@ def train(
     taxonomy = study_taxonomy(store, study)
     examples = _examples(store, taxonomy, target)
     err.print(f"training a {target} model on {len(examples.documents)} labelled issues ...")
-    with _classifier_errors():
+    with _classifier_errors(), _steps("cross-validating, then fitting") as on_progress:
         model = lib.train_model(
             examples.documents,
             examples.labels,
@@ -133,6 +147,7 @@ def train(
             classifier.value,
             folds,
             seed,
+            on_progress,
         )
         path = lib.save_model(model, out_path)
     metadata = model.metadata
@@ -181,7 +196,7 @@ def evaluate(
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     examples = _examples(store, taxonomy, target)
-    with _classifier_errors():
+    with _classifier_errors(), _steps(f"{folds}-fold cross-validation") as on_progress:
         evaluation = lib.evaluate_model(
             examples.documents,
             examples.labels,
@@ -190,6 +205,7 @@ def evaluate(
             classifier.value,
             folds,
             seed,
+            on_progress=on_progress,
         )
     path = (
         None if no_figure else lib.confusion_figure(evaluation, figure or f"confusion-{target}.png")
@@ -242,8 +258,8 @@ def classify(
     with _classifier_errors():
         model = lib.load_model(path)
     store = open_store(db)
-    with handled(), store.session() as session:
-        predicted = lib.classify_unlabelled(session, model, limit)
+    with handled(), store.session() as session, _steps("predicting") as on_progress:
+        predicted = lib.classify_unlabelled(session, model, limit, on_progress)
         rows = lib.prediction_queue(session, predicted, model.target.field, order.value)
     if fmt == Format.json:
         print_json({"model_id": model.model_id, "target": model.target.name, "issues": rows})

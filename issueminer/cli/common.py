@@ -124,11 +124,17 @@ def print_json(data: Any) -> None:
 
 
 def progress(download: bool = False) -> Progress:
-    """A progress bar on stderr (stdout stays clean for --format json)."""
+    """A progress bar with counts (or bytes) and time left; see `progress_bar`."""
     columns = [TextColumn("{task.description}"), BarColumn()]
     columns.append(DownloadColumn() if download else MofNCompleteColumn())
     columns.append(TimeRemainingColumn())
-    return Progress(*columns, console=err, transient=True)
+    return progress_bar(*columns)
+
+
+def progress_bar(*columns: Any) -> Progress:
+    """Progress on stderr, so stdout stays clean for --format json; only on a terminal
+    (rich would leave a blank line in a log) and gone when the work is done."""
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
 def print_report(report: Report, fmt: Format, report_path: str | None) -> None:

@@ -33,6 +33,7 @@ from issueminer.cli.common import (
     out,
     print_json,
     progress,
+    progress_bar,
     study_taxonomy,
 )
 from issueminer.crawl import Checkpointer, QuotaExhausted, crawl_status
@@ -140,13 +141,11 @@ def _page_reporter(
 
 
 def _bar() -> Progress:
-    return Progress(
+    return progress_bar(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
     )
 
 
@@ -492,14 +491,12 @@ def so_dump(
 
 
 def _dump_bar() -> Progress:
-    return Progress(
+    return progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err,
-        transient=True,
     )
 
 
