@@ -24,6 +24,7 @@ import threading
 import traceback
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 STOP = b""  # asks a worker to exit once its jobs are done
@@ -37,13 +38,14 @@ class Workers:
     """`count` processes that run `function(job, context)`; see the module's docstring."""
 
     def __init__(self, count: int, function: Callable[[Any, Any], Any]) -> None:
-        self.workers = count
+        self.workers = count  # how many (the name the scan's executors share)
         self.function = function
         self._processes: list[Any] = []
         self._pipes: list[Any] = []
-        self._unread = 0  # results of the last batch not read yet
+        self._batch = 0  # which batch the workers are serving; older iterators refuse to read
+        self._unread = 0  # results of the current batch not read yet
         self._released = False  # the workers were asked to exit after their jobs
-        self._finalizer: Any = None
+        self._finalizer = weakref.finalize(self, _terminate, self._processes)
 
     def map(self, jobs: Sequence[Any], context: Any) -> Iterator[Any]:
         """Starts every job now (not on the first `next`), so the caller can work meanwhile;
@@ -53,23 +55,26 @@ class Workers:
         pipes = self._started()
         shared = pickle.dumps(context, pickle.HIGHEST_PROTOCOL)  # once, not once per worker
         for index, pipe in enumerate(pipes):
-            pipe.send_bytes(pickle.dumps((jobs[index :: len(pipes)], shared)))
+            try:
+                pipe.send_bytes(pickle.dumps((jobs[index :: len(pipes)], shared)))
+            except OSError:
+                raise self._died(index, "before it was sent its jobs") from None
+        self._batch += 1
         self._unread = len(jobs)
-        return self._results(len(jobs))
+        return self._results(self._batch, len(jobs))
 
     def release(self) -> None:
         """No more batches for now: each worker exits once it has sent its results (an exit
         takes tens of ms, unmapping what it mapped) while the caller goes on."""
         if self._pipes and not self._released:
             for pipe in self._pipes:
-                pipe.send_bytes(STOP)
+                with suppress(OSError):  # one that died is reported by its results
+                    pipe.send_bytes(STOP)
             self._released = True
 
     def close(self) -> None:
-        """Stops the workers: at once if results are still owed, else after their exit."""
-        if not self._processes:
-            return
-        self._finalizer.detach()
+        """Stops the workers: waits for their exit when they were released and every
+        result was read, else terminates them at once."""
         for process in self._processes:
             if self._unread or not self._released:
                 process.terminate()
@@ -77,43 +82,49 @@ class Workers:
             process.join()
         for pipe in self._pipes:
             pipe.close()
-        self._processes, self._pipes = [], []
+        self._processes.clear()  # the list the finalizer holds: it has nothing left to do
+        self._pipes.clear()
         self._unread, self._released = 0, False
 
-    def _results(self, count: int) -> Iterator[Any]:
-        pipes, processes = self._pipes, self._processes
+    def _results(self, batch: int, count: int) -> Iterator[Any]:
         for index in range(count):
-            worker = index % len(pipes)
+            if batch != self._batch:
+                raise RuntimeError("these results were given up: a later map() took the workers")
+            worker = index % len(self._pipes)
             try:
-                ok, value = pickle.loads(pipes[worker].recv_bytes())
+                data = self._pipes[worker].recv_bytes()
             except (EOFError, OSError):
-                process = processes[worker]
-                process.join(timeout=1)
-                raise WorkerDied(
-                    f"worker process {process.pid} ended (exit code {process.exitcode}) "
-                    f"before sending result {index + 1} of {count}"
-                ) from None
+                raise self._died(worker, f"before sending result {index + 1} of {count}") from None
             self._unread -= 1
+            ok, value = _loaded(data)
             if not ok:
                 raise value
             yield value
 
+    def _died(self, worker: int, when: str) -> WorkerDied:
+        process = self._processes[worker]
+        process.join(timeout=1)
+        code = process.exitcode
+        return WorkerDied(f"worker process {process.pid} ended (exit code {code}) {when}")
+
     def _started(self) -> list[Any]:
-        if not self._processes:
-            methods = multiprocessing.get_all_start_methods()
-            # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            for _ in range(self.workers):
-                ours, theirs = context.Pipe()
-                self._pipes.append(ours)
-                process = context.Process(
-                    target=_serve, args=(theirs, tuple(self._pipes), self.function), daemon=True
-                )
-                process.start()
+        if self._processes:
+            return self._pipes
+        methods = multiprocessing.get_all_start_methods()
+        # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        for _ in range(self.workers):
+            ours, theirs = context.Pipe()
+            self._pipes.append(ours)
+            process = context.Process(
+                target=_serve, args=(theirs, tuple(self._pipes), self.function), daemon=True
+            )
+            try:
+                with _ctrl_c_held():
+                    process.start()
+            finally:
                 theirs.close()
-                self._processes.append(process)
-            # workers dropped without `close` go with their owner
-            self._finalizer = weakref.finalize(self, _terminate, list(self._processes))
+            self._processes.append(process)  # the finalizer's list: dropped workers go too
         return self._pipes
 
 
@@ -122,12 +133,35 @@ def _terminate(processes: list[Any]) -> None:
         process.terminate()
 
 
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C held back while a worker starts, so it cannot kill the worker before the
+    worker ignores it (the parent gets it as soon as the worker is running)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _loaded(data: bytes) -> tuple[bool, Any]:
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # noqa: BLE001 - a result or error this process cannot rebuild
+        return False, RuntimeError(f"a worker's result could not be read here: {exc!r}")
+
+
 def _serve(pipe: Any, parent_ends: tuple[Any, ...], function: Callable[[Any, Any], Any]) -> None:
     """A worker's life: batches of jobs in, one result per job out, until STOP or the
     parent is gone."""
     for end in parent_ends:
         end.close()  # so the parent's death reads as the end of the pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # see _ctrl_c_held
     outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     parent_gone = threading.Event()
     sender = threading.Thread(target=_send_all, args=(pipe, outbox, parent_gone), daemon=True)
@@ -157,7 +191,9 @@ def _outcome(function: Callable[[Any, Any], Any], job: Any, context: Any) -> byt
     except Exception as exc:  # noqa: BLE001 - raised again in the parent, with this trace
         exc.add_note(f"in worker process {os.getpid()}:\n{traceback.format_exc()}")
         try:
-            return pickle.dumps((False, exc))
+            data = pickle.dumps((False, exc))
+            pickle.loads(data)  # some exceptions pickle but cannot be rebuilt from their args
+            return data
         except Exception:  # noqa: BLE001 - an exception that cannot travel as itself
             return pickle.dumps((False, RuntimeError("".join(traceback.format_exception(exc)))))
 

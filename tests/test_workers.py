@@ -25,6 +25,22 @@ def fail_on_three(job: int, _context: None) -> int:
     return job
 
 
+def _refuse_to_load() -> None:
+    raise TypeError("cannot be rebuilt here")
+
+
+class UnbuildableError(Exception):
+    """Pickles, but cannot be rebuilt where it is unpickled (like an exception whose
+    __init__ takes other arguments than it passes on)."""
+
+    def __reduce__(self) -> tuple:
+        return _refuse_to_load, ()
+
+
+def fail_unbuildably(job: int, _context: None) -> int:
+    raise UnbuildableError(f"job {job}: broken beyond rebuilding")
+
+
 def die_on_two(job: int, _context: None) -> int:
     if job == 2:
         time.sleep(0.5)  # lets the worker's sender hand over job 0's result first
@@ -90,6 +106,42 @@ def test_an_error_in_a_job_is_raised_in_the_caller_with_the_workers_trace() -> N
         assert any("fail_on_three" in note for note in raised.value.__notes__)
         # the batch was abandoned half read: the next one gets fresh workers and its own results
         assert list(workers.map([10, 11, 12], None)) == [10, 11, 12]
+    finally:
+        workers.close()
+
+
+def test_an_error_that_cannot_be_rebuilt_still_says_what_and_where() -> None:
+    workers = Workers(1, fail_unbuildably)
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            next(workers.map([7], None))
+    finally:
+        workers.close()
+    message = str(raised.value)
+    assert "UnbuildableError: job 7: broken beyond rebuilding" in message
+    assert "fail_unbuildably" in message  # the worker's traceback
+
+
+def test_results_of_a_batch_given_up_are_refused_not_mixed_with_the_next() -> None:
+    workers = Workers(2, whoami)
+    try:
+        first = workers.map([0, 1, 2, 3], "first")
+        second = workers.map([0, 1], "second")  # before anything of the first was read
+        assert [context for _, context, _ in second] == ["second", "second"]
+        with pytest.raises(RuntimeError, match="given up"):
+            next(first)
+    finally:
+        workers.close()
+
+
+def test_a_worker_dead_between_batches_is_reported_when_the_next_starts() -> None:
+    workers = Workers(2, whoami)
+    try:
+        pids = [pid for _, _, pid in workers.map([0, 1], "a")]
+        os.kill(pids[1], signal.SIGKILL)
+        assert wait_until(lambda: not alive(pids[1]))
+        with pytest.raises(WorkerDied, match=rf"worker process {pids[1]} ended \(exit code -9\)"):
+            list(workers.map([0, 1], "b"))
     finally:
         workers.close()
 
