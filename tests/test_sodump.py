@@ -13,6 +13,7 @@ import html
 import io
 import json
 import os
+import pickle
 import re
 import signal
 import sqlite3
@@ -241,6 +242,11 @@ def dump_file(tmp_path_factory) -> Path:
 
 
 # ---- rows ----------------------------------------------------------------------------------
+def test_a_bad_row_travels_from_a_worker_as_itself() -> None:
+    bad = pickle.loads(pickle.dumps(sodump.BadRow("non-utf8", "byte 0xff at column 3")))
+    assert (bad.kind, bad.message, str(bad)) == ("non-utf8",) + ("byte 0xff at column 3",) * 2
+
+
 def test_rows_become_the_api_shape_in_both_tags_formats() -> None:
     line = question(
         20,
@@ -596,6 +602,35 @@ def test_tag_finder_finds_what_the_tags_pattern_finds(dump_file, taxonomy) -> No
 
 
 # ---- pieces, lines, bad files ----------------------------------------------------------------
+def test_threads_mapping_a_file_at_once_share_one_mapping(tmp_path) -> None:
+    """Dask runs pieces on threads: none may close a mapping another is reading."""
+    failures = []
+    for attempt in range(40):
+        path = tmp_path / f"Posts-{attempt}.xml"
+        path.write_bytes(b"<posts>\n" + b"x" * 100_000)
+        start = threading.Barrier(8)
+        mappings = []
+
+        def read(path=path, start=start, mappings=mappings) -> None:
+            start.wait()
+            try:
+                buf = sodump._mapping(path)
+                mappings.append(id(buf))
+                for _ in range(200):
+                    buf.find(b"y")
+            except ValueError as exc:  # "mmap closed or invalid"
+                failures.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(mappings)) == 1
+    sodump._unmap()
+    assert failures == []
+
+
 def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:
     size = dump_file.stat().st_size
     pieces = sodump.split_pieces(dump_file, 0, size, 50_000)

@@ -106,6 +106,9 @@ class BadRow(Exception):
         self.kind = kind
         self.message = message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return BadRow, (self.kind, self.message)  # so that it can come back from a worker
+
 
 def parse_row(line: bytes) -> dict[str, str]:
     """The attributes of one `<row .../>` line, XML-unescaped; BadRow says what is wrong."""
@@ -528,6 +531,7 @@ def _next_line_start(handle: BinaryIO, offset: int, end: int) -> int:
 
 
 _MAPS: dict[str, tuple[tuple[int, int], Any]] = {}  # path -> (size and mtime, mapping)
+_MAPS_LOCK = threading.Lock()  # Dask may run several pieces at once on threads of a process
 
 
 def _mapping(path: str | Path) -> Any:
@@ -535,16 +539,17 @@ def _mapping(path: str | Path) -> Any:
     pages that stay mapped stay in the page cache between them."""
     status = os.stat(path)
     key = (status.st_size, status.st_mtime_ns)
-    cached = _MAPS.get(str(path))
-    if cached is not None and cached[0] == key:
-        return cached[1]
     if status.st_size == 0:
         return b""
-    with open(path, "rb") as handle:
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    _unmap(str(path))
-    _MAPS[str(path)] = (key, mapped)
-    return mapped
+    with _MAPS_LOCK:  # else two threads could map it at once, and one close the other's
+        cached = _MAPS.get(str(path))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        _unmap(str(path))  # the file changed since it was mapped
+        _MAPS[str(path)] = (key, mapped)
+        return mapped
 
 
 def _unmap(path: str | None = None) -> None:
@@ -1266,8 +1271,8 @@ class DumpCrawler:
     The checkpoint holds the phase, the byte offset to go on from, the kept questions and
     attached answers (small: bounded by what is kept) and the findings so far, and it is
     committed together with the envelopes of the pieces before that offset (every
-    COMMIT_PIECES pieces), so a killed scan resumes where it stopped and stores nothing
-    twice.
+    COMMIT_PIECES pieces, and before a phase's last round of pieces), so a killed scan
+    resumes where it stopped and stores nothing twice.
     """
 
     def __init__(
@@ -1420,6 +1425,9 @@ class DumpCrawler:
         jobs: list[Job] = [(phase, source.path, p.start, p.end) for p in pieces]
         self.on_progress(phase, state["offset"], source.size)
         batch, envelopes, batched = Found(), [], 0
+        # the last round of pieces waits for the next phase (see _flush); the rest is stored
+        # while the workers scan it, so the phase ends with little left to store
+        last_round = len(pieces) - self.executor.workers
         results = self.executor.map(jobs, context)
         if next_phase == "done":
             self.executor.release()  # no job follows: workers exit as soon as theirs are done
@@ -1431,9 +1439,6 @@ class DumpCrawler:
             batch.absorb(found)
             batched += 1
             state["offset"] = piece.end
-            # the last round of pieces waits for the next phase (see _flush); the rest is
-            # stored while the workers scan it, so the phase ends with little left to store
-            last_round = len(pieces) - self.executor.workers
             if (batched == COMMIT_PIECES or done == last_round) and done < len(pieces):
                 self._commit(checkpointer, state, batch, envelopes, source.name)
                 batch, envelopes, batched = Found(), [], 0
@@ -1475,7 +1480,9 @@ class DumpCrawler:
     # ---- stream: compressed or stdin, one pass --------------------------------------------
     def _stream(self, checkpointer: Checkpointer, state: dict[str, Any]) -> dict[str, Any]:
         _warm_tokenizer()
-        tail = self._stream_pass(checkpointer, state, self.posts, "stream", self._stream_block)
+        tail = self._stream_pass(
+            checkpointer, state, self.posts, "stream", self._stream_block, counts_bytes=True
+        )
         self._check_tail(tail, state, self.posts.name)
         return self._next_phase(checkpointer, state, "late")
 
@@ -1487,9 +1494,11 @@ class DumpCrawler:
         phase: str,
         scan_block: Callable[[dict[str, Any], bytes, int], Found],
         until: int | None = None,
+        counts_bytes: bool = False,
     ) -> bytes:
         """One pass over a stream from the checkpoint's offset (up to `until`), block by
-        block, committed about every piece_bytes; returns the last bytes it read."""
+        block, committed about every piece_bytes; returns the last bytes it read.
+        `counts_bytes` for the pass whose bytes the summary counts (each file's once)."""
         total = source.stored_size if source.kind == "gzip" else source.size
         batch, envelopes, batched, tail = Found(), [], 0, b""
         with open_stream(source, self.stdin) as stream:
@@ -1498,7 +1507,7 @@ class DumpCrawler:
                     break
                 found = scan_block(state, block, offset)
                 envelopes += self._take(state, found)
-                batch.absorb(found, scanned=phase == "stream")  # each file's bytes once
+                batch.absorb(found, scanned=counts_bytes)
                 batched += len(block)
                 state["line"] += block.count(NEWLINE)
                 state["offset"] = offset + len(block)
@@ -1534,8 +1543,7 @@ class DumpCrawler:
         missing = self._incomplete(state)
         next_phase = "comments" if self.comments else "done"
         if not missing:
-            state.update(phase=next_phase, offset=0, line=0)
-            return state
+            return self._next_phase(checkpointer, state, next_phase)
         if not self.posts.rereadable:
             found = Found()
             for key in sorted(missing, key=int):
@@ -1549,8 +1557,9 @@ class DumpCrawler:
                         "which stdin cannot go back to: scan the file by its path",
                     )
                 )
+            state.update(phase=next_phase, offset=0, line=0)
             self._commit(checkpointer, state, found, [], self.posts.name)
-            return self._next_phase(checkpointer, state, next_phase)
+            return state
         wanted = self._wanted_answers(state, missing)
 
         def answers(_state: dict[str, Any], block: bytes, offset: int) -> Found:
