@@ -20,7 +20,8 @@ _DIMENSION_OF = {field: dim for dim, field in FIELD_OF.items() if field in FAULT
 _TRUE = {"1", "yes", "y", "true", "t"}
 _FALSE = {"0", "no", "n", "false", "f"}
 # Earlier names of label cells, still read: the yes/no flag was named after the first study
-# that used the tool. An old name fills its cell when the new name leaves it empty.
+# that used the tool. An old name fills its cell when the new name leaves it empty. (Only
+# the yes/no flag was renamed, so both are compared as yes/no.)
 OLD_CELL_NAMES = {"distributed_specific": "specific"}
 
 
@@ -162,7 +163,7 @@ def current_names(cells: dict[str, Any], where: Where, report: Report) -> dict[s
         value = cells.pop(old)
         if _text(cells.get(new)) is None:
             cells[new] = value
-        elif _text(value) is not None and _text(value) != _text(cells[new]):
+        elif _yes_no(value) is not None and _yes_no(value) != _yes_no(cells[new]):
             where.report(
                 report,
                 "conflict",
@@ -236,7 +237,8 @@ def _note(
     return False
 
 
-def _flag(raw: Any, where: Where, report: Report, labels: Labels) -> bool | None:
+def _yes_no(raw: Any) -> bool | str | None:
+    """A yes/no cell as True/False, its text when it is neither, None when empty."""
     text = _text(raw)
     if text is None:
         return None
@@ -245,6 +247,13 @@ def _flag(raw: Any, where: Where, report: Report, labels: Labels) -> bool | None
         return True
     if lowered in _FALSE:
         return False
+    return text
+
+
+def _flag(raw: Any, where: Where, report: Report, labels: Labels) -> bool | None:
+    value = _yes_no(raw)
+    if value is None or isinstance(value, bool):
+        return value
     labels.unknown.append(f"specific={raw!r}")
     where.report(report, "unknown-label", f"'{raw}' is not yes/no (1/0)", "specific", raw)
     return None

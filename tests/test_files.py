@@ -476,6 +476,11 @@ def test_both_flag_columns_keep_specific_and_report_the_conflict(tmp_path, taxon
     assert _stored_flags(url) == {(SO_UID, "alice", "round 1"): False}
     conflicts = [(f.column, f.value, f.row) for f in report.of_kind("conflict")]
     assert conflicts == [("distributed_specific", "1", 2)]
+    same = {**LABEL_ROWS[0], "specific": "yes", "distributed_specific": "1"}  # one answer
+    again = _write_csv(tmp_path / "same.csv", [same], list(same))
+    other = Store(f"sqlite:///{tmp_path / 'same.db'}")
+    assert not import_labels(other, again, taxonomy).of_kind("conflict")
+    other.close()
 
 
 def test_import_labels_changed_file_appends_and_upserts(store, tmp_path, taxonomy):

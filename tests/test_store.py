@@ -168,7 +168,7 @@ def test_upgrading_from_0004_renames_the_flag_to_specific_and_keeps_the_values(
         )
     store.close()
     store = Store(db_url)  # opening it upgrades it
-    assert current_revision(store.engine) == head_revision() == "0005"
+    assert current_revision(store.engine) == head_revision()
     for table in tables:
         assert "specific" in columns(table) and "distributed_specific" not in columns(table)
     with store.session() as session:
