@@ -680,6 +680,41 @@ def test_cli_summary_json_and_report(tmp_path, runner) -> None:
     assert refused.exit_code == 1 and "uncompressed" in refused.output
 
 
+def test_a_scan_stopped_in_the_late_pass_resumes_to_the_same_store(tmp_path, taxonomy) -> None:
+    """Every answer moved before the questions: a stream finds them all in the late pass,
+    and a scan stopped in the middle of that pass resumes to the same store."""
+    lines = generated(800_000, seed=5, newline="\n").split(b"\n")
+    answers = [line for line in lines if b'PostTypeId="2"' in line]
+    rest = [line for line in lines if b'PostTypeId="2"' not in line]
+    head = next(i for i, line in enumerate(rest) if line.startswith(b"<posts"))
+    moved = b"\n".join([*rest[: head + 1], *answers, *rest[head + 1 :]])
+    path = tmp_path / "Posts.xml.gz"
+    path.write_bytes(gzip.compress(moved))
+    straight = sqlite_store(tmp_path, "straight.db")
+    scan(straight, path, taxonomy, piece=8 << 10)
+    assert sum(map(len, stored(straight).values())) > 20  # all from the late pass
+
+    stopped = sqlite_store(tmp_path, "stopped.db")
+    late_commits = []
+    commit_page = Checkpointer.commit_page
+
+    def stop_in_the_late_pass(self, envelopes, checkpoint, seen, issue_updates=None):
+        if checkpoint.get("phase") == "late" and checkpoint.get("offset"):
+            late_commits.append(checkpoint["offset"])
+            if len(late_commits) == 3:
+                raise KeyboardInterrupt  # as if stopped here: this commit is not made
+        return commit_page(self, envelopes, checkpoint, seen, issue_updates)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Checkpointer, "commit_page", stop_in_the_late_pass)
+        with pytest.raises(KeyboardInterrupt):
+            scan(stopped, path, taxonomy, piece=8 << 10)
+    assert _checkpoint(tmp_path / "stopped.db")["offset"] == late_commits[1]
+    summary = scan(stopped, path, taxonomy, piece=8 << 10)  # resumes in the late pass
+    assert crawled_content(stopped) == crawled_content(straight)
+    assert summary.scanned_bytes == len(moved)
+
+
 def _children(pid: int) -> list[int]:
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
