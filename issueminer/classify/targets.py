@@ -18,7 +18,7 @@ ORDERS = ("issue", "uncertainty")  # uid order, or least certain first (the anno
 SUMMARY_KEYS = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy")
 
 # Told (steps done, steps in all) after each step of long work: a fold, the final fit, a
-# batch of predictions. The command line draws a progress bar with it.
+# batch of predictions. The command line shows it as a progress bar.
 OnProgress = Callable[[int, int], None]
 
 SINGLE = "single"  # one label per issue
