@@ -119,12 +119,12 @@ class Workers:
             process = context.Process(
                 target=_serve, args=(theirs, tuple(self._pipes), self.function), daemon=True
             )
-            try:
-                with _ctrl_c_held():
+            with _ctrl_c_held():  # a Ctrl-C meanwhile arrives once the worker is on the list
+                try:
                     process.start()
-            finally:
-                theirs.close()
-            self._processes.append(process)  # the finalizer's list: dropped workers go too
+                    self._processes.append(process)  # the finalizer's list too
+                finally:
+                    theirs.close()
         return self._pipes
 
 
