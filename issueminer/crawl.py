@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from issueminer.ingest import upsert_issues, upsert_replies
-from issueminer.store import CrawlRun, Store
+from issueminer.store import CrawlItem, CrawlRun, Store
 from issueminer.store.models import utcnow
 
 RESUMABLE = ("running", "interrupted", "quota")  # states a later run picks up
@@ -88,12 +88,14 @@ class Checkpointer:
         checkpoint: dict[str, Any],
         seen: int,
         issue_updates: list[dict[str, Any]] | None = None,
+        items: Iterable[tuple[str, str, Any]] = (),
     ) -> int:
         """Store a page's issues and the checkpoint after it, atomically.
 
-        `issue_updates` (partial issue records, e.g. flags) are written in the same
-        transaction. Returns how many issues were new or changed; a re-read of an unchanged
-        issue (the boundary item of keyset paging, an overlapping search) does not count.
+        `issue_updates` (partial issue records, e.g. flags) and new `items` (kind, key,
+        value: see `items`) are written in the same transaction. Returns how many issues
+        were new or changed; a re-read of an unchanged issue (the boundary item of keyset
+        paging, an overlapping search) does not count.
         """
         envelopes = list(envelopes)
         written = 0
@@ -109,6 +111,9 @@ class Checkpointer:
                 upsert_replies(session, replies)
             if issue_updates:
                 upsert_issues(session, issue_updates)
+            rows = [{"run_id": self.run_id, "kind": k, "key": n, "value": v} for k, n, v in items]
+            if rows:
+                session.execute(insert(CrawlItem), rows)
             run = session.get(CrawlRun, self.run_id)
             run.checkpoint = checkpoint
             run.items_seen += seen
@@ -116,6 +121,21 @@ class Checkpointer:
             self.items_seen, self.items_stored = run.items_seen, run.items_stored
         self.checkpoint = checkpoint
         return written
+
+    def items(self, kind: str) -> dict[str, Any]:
+        """The items of one kind this run has committed so far, by key."""
+        with self.store.session() as session:
+            found = session.execute(
+                select(CrawlItem.key, CrawlItem.value).where(
+                    CrawlItem.run_id == self.run_id, CrawlItem.kind == kind
+                )
+            )
+            return {key: value for key, value in found}
+
+    def clear_items(self) -> None:
+        """Forget the run's items (a resumed run that has to start over)."""
+        with self.store.session() as session:
+            session.execute(delete(CrawlItem).where(CrawlItem.run_id == self.run_id))
 
     def note(self, **facts: Any) -> None:
         """Record facts about the API (quota, rate limit) beside the checkpoint."""

@@ -695,24 +695,75 @@ def test_a_scan_stopped_in_the_late_pass_resumes_to_the_same_store(tmp_path, tax
     assert sum(map(len, stored(straight).values())) > 20  # all from the late pass
 
     stopped = sqlite_store(tmp_path, "stopped.db")
-    late_commits = []
-    commit_page = Checkpointer.commit_page
-
-    def stop_in_the_late_pass(self, envelopes, checkpoint, seen, issue_updates=None):
-        if checkpoint.get("phase") == "late" and checkpoint.get("offset"):
-            late_commits.append(checkpoint["offset"])
-            if len(late_commits) == 3:
-                raise KeyboardInterrupt  # as if stopped here: this commit is not made
-        return commit_page(self, envelopes, checkpoint, seen, issue_updates)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Checkpointer, "commit_page", stop_in_the_late_pass)
+        patch.setattr(Checkpointer, "commit_page", _stop_at_commit("late", 3))
         with pytest.raises(KeyboardInterrupt):
             scan(stopped, path, taxonomy, piece=8 << 10)
-    assert _checkpoint(tmp_path / "stopped.db")["offset"] == late_commits[1]
+    state = _checkpoint(tmp_path / "stopped.db")
+    assert state["phase"] == "late" and state["offset"] > 0  # stopped inside the late pass
     summary = scan(stopped, path, taxonomy, piece=8 << 10)  # resumes in the late pass
     assert crawled_content(stopped) == crawled_content(straight)
     assert summary.scanned_bytes == len(moved)
+
+
+def _stop_at_commit(phase: str, number: int):
+    """Checkpointer.commit_page that stops the scan (KeyboardInterrupt) at the given commit
+    of the given phase, before it is made."""
+    commit_page = Checkpointer.commit_page
+    offsets = []
+
+    def stopping(self, envelopes, checkpoint, seen, **more):
+        if checkpoint.get("phase") == phase and checkpoint.get("offset"):
+            offsets.append(checkpoint["offset"])
+            if len(offsets) == number:
+                raise KeyboardInterrupt
+        return commit_page(self, envelopes, checkpoint, seen, **more)
+
+    return stopping
+
+
+def test_kept_items_are_rows_of_the_run_not_part_of_its_checkpoint(tmp_path, taxonomy) -> None:
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(generated(600_000, seed=9))
+    store = sqlite_store(tmp_path, "items.db")
+    summary = scan(store, path, taxonomy)
+    with sqlite3.connect(tmp_path / "items.db") as conn:
+        (checkpoint,) = conn.execute("select checkpoint from crawl_run").fetchone()
+        items = dict(conn.execute("select kind, count(*) from crawl_item group by kind"))
+    assert {"kept", "answers"}.isdisjoint(json.loads(checkpoint))
+    assert items == {"question": summary.questions, "answer": summary.answers}
+    assert summary.questions > 10 and summary.answers > 10
+
+
+def test_a_checkpoint_written_before_items_resumes_and_moves_them(tmp_path, taxonomy) -> None:
+    """A scan stopped by an older version kept its items inside the checkpoint."""
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(generated(600_000, seed=9))
+    straight = sqlite_store(tmp_path, "straight.db")
+    scan(straight, path, taxonomy)
+    db = tmp_path / "old.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Checkpointer, "commit_page", _stop_at_commit("questions", 2))
+        with pytest.raises(KeyboardInterrupt):
+            scan(sqlite_store(tmp_path, "old.db"), path, taxonomy)
+    with sqlite3.connect(db) as conn:  # as the older version wrote it
+        (checkpoint,) = conn.execute("select checkpoint from crawl_run").fetchone()
+        state = json.loads(checkpoint)
+        rows = conn.execute("select kind, key, value from crawl_item").fetchall()
+        assert rows, "the stopped scan had kept something"
+        value = {(kind, k): json.loads(v) if isinstance(v, str) else v for kind, k, v in rows}
+        state["kept"] = {k: v for (kind, k), v in value.items() if kind == "question"}
+        state["answers"] = {k: v for (kind, k), v in value.items() if kind == "answer"}
+        conn.execute("update crawl_run set checkpoint = ?", [json.dumps(state)])
+        conn.execute("delete from crawl_item")
+    resumed = sqlite_store(tmp_path, "old.db")
+    summary = scan(resumed, path, taxonomy)
+    assert crawled_content(resumed) == crawled_content(straight)
+    with sqlite3.connect(db) as conn:
+        (checkpoint,) = conn.execute("select checkpoint from crawl_run").fetchone()
+        items = conn.execute("select count(*) from crawl_item").fetchone()[0]
+    assert "kept" not in json.loads(checkpoint)
+    assert items == summary.questions + summary.answers
 
 
 def _children(pid: int) -> list[int]:

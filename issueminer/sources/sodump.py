@@ -88,11 +88,13 @@ DUMP_MARKER = "stackexchange-data-dump"  # raw["source"] of everything stored fr
 
 # ---- sizes -------------------------------------------------------------------------------
 PIECE_BYTES = 64 << 20  # unit of work for a worker
-COMMIT_PIECES = 8  # pieces per checkpoint: a commit costs a few ms, as it rewrites it whole
+COMMIT_PIECES = 8  # pieces per checkpoint: each commit costs a few ms
 BLOCK_BYTES = 8 << 20  # what a stream is read in
 MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
 MAX_FINDINGS = 10_000  # findings kept with their place; all are counted
 SUMMARY_FINDINGS = 5
+# what the checkpoint state keeps per item, stored as the crawl run's items of this kind
+ITEM_KINDS = {"kept": "question", "answers": "answer"}
 
 
 class DumpError(Exception):
@@ -1265,14 +1267,25 @@ class ScanSummary:
 ProgressFn = Callable[[str, int, int | None], None]
 
 
+def _commit_due(phase: str, done: int, batched: int, pieces: int, workers: int) -> bool:
+    """Whether to commit after `done` of a phase's `pieces`, `batched` since the last commit.
+    The last pieces are left to the next phase (see DumpCrawler._flush)."""
+    if done >= pieces:
+        return False
+    # before the last round of questions, too: stored while the workers scan it, so that
+    # the phase ends with one round left to store, not up to COMMIT_PIECES that would keep
+    # the workers waiting for the answers phase (the others find little, fast)
+    return batched == COMMIT_PIECES or (phase == "questions" and done == pieces - workers)
+
+
 class DumpCrawler:
     """Scans Posts.xml (and optionally Comments.xml) into the store through a Checkpointer.
 
     The checkpoint holds the phase, the byte offset to go on from, the kept questions and
     attached answers (small: bounded by what is kept) and the findings so far, and it is
     committed together with the envelopes of the pieces before that offset (every
-    COMMIT_PIECES pieces, and before a phase's last round of pieces), so a killed scan
-    resumes where it stopped and stores nothing twice.
+    COMMIT_PIECES pieces, or every round of pieces while workers look for questions), so a
+    killed scan resumes where it stopped and stores nothing twice.
     """
 
     def __init__(
@@ -1295,6 +1308,7 @@ class DumpCrawler:
         self.stdin = stdin
         self.block_bytes = min(BLOCK_BYTES, piece_bytes)  # a stream commits per piece too
         self._answers_of: Wanted | None = None
+        self._new_items: list[tuple[str, str, Any]] = []  # kept since the last commit
         self._pending: tuple[Found, list[Envelope], str] | None = None  # see _flush
 
     def query(self) -> dict[str, Any]:
@@ -1324,7 +1338,10 @@ class DumpCrawler:
     def run(self, checkpointer: Checkpointer) -> ScanSummary:
         state = dict(checkpointer.checkpoint)
         if not state or state.get("size") != self.posts.stored_size:
+            checkpointer.clear_items()
             state = self._fresh_state()
+        else:
+            state = self._with_items(checkpointer, state)
         phases: dict[str, Callable[[Checkpointer, dict[str, Any]], dict[str, Any]]] = {
             "questions": self._questions,
             "answers": self._answers,
@@ -1362,24 +1379,62 @@ class DumpCrawler:
             if len(state["findings"]) < MAX_FINDINGS:
                 state["findings"].append([kind, offset, line, message, file])
         state["finding_counts"] = dict(counts)
-        checkpointer.commit_page(envelopes, state, seen=found.parsed)
+        self._save(checkpointer, state, envelopes, found.parsed)
+
+    def _save(
+        self,
+        checkpointer: Checkpointer,
+        state: dict[str, Any],
+        envelopes: list[Envelope],
+        seen: int,
+    ) -> None:
+        """Commit envelopes with the checkpoint and the items kept since the last commit.
+        The checkpoint leaves out the kept items: they grow with the scan, and a commit
+        writes only the new ones (`Checkpointer.items` reads them back)."""
+        checkpoint = {k: v for k, v in state.items() if k not in ITEM_KINDS}
+        checkpointer.commit_page(envelopes, checkpoint, seen=seen, items=self._new_items)
+        self._new_items = []
+
+    def _with_items(self, checkpointer: Checkpointer, state: dict[str, Any]) -> dict[str, Any]:
+        """A resumed checkpoint with its kept items: from the run's items, or from the
+        checkpoint itself when it was written before items were (the next commit moves them
+        into the run's items)."""
+        for name, kind in ITEM_KINDS.items():
+            if name in state:
+                self._new_items += [(kind, k, v) for k, v in state[name].items()]
+            else:
+                state[name] = checkpointer.items(kind)
+        return state
+
+    def _keep_question(self, state: dict[str, Any], entry: dict[str, Any]) -> None:
+        key = str(entry["id"])
+        if key not in state["kept"]:
+            state["kept"][key] = kept = [entry["offset"], entry["answer_count"], entry["accepted"]]
+            self._new_items.append((ITEM_KINDS["kept"], key, kept))
+
+    def _keep_answer(self, state: dict[str, Any], answer_id: int, question_id: int) -> bool:
+        """Note an answer attached to its question; False if it was already."""
+        key = str(answer_id)
+        if key in state["answers"]:
+            return False
+        state["answers"][key] = question_id
+        self._new_items.append((ITEM_KINDS["answers"], key, question_id))
+        return True
 
     def _take(self, state: dict[str, Any], found: Found) -> list[Envelope]:
         """Note what a piece kept and attached; returns the envelopes to store with it."""
         for entry in found.kept:
-            kept = [entry["offset"], entry["answer_count"], entry["accepted"]]
-            state["kept"].setdefault(str(entry["id"]), kept)
+            self._keep_question(state, entry)
         for answer_id, question_id in found.attached:
-            state["answers"][str(answer_id)] = question_id
+            self._keep_answer(state, answer_id, question_id)
         return found.envelopes + self._attach(state, found)
 
     def _attach(self, state: dict[str, Any], found: Found) -> list[Envelope]:
         by_question: dict[int, tuple[list[Any], list[Any]]] = {}
         for question_id, kind, item, attrs, _ in found.replies:
             if kind == "answer":
-                if str(item["answer_id"]) in state["answers"]:
+                if not self._keep_answer(state, item["answer_id"], question_id):
                     continue  # met again by the second pass
-                state["answers"][str(item["answer_id"])] = question_id
             else:
                 state["comments"] += 1
             answers, comments = by_question.setdefault(question_id, ([], []))
@@ -1425,9 +1480,6 @@ class DumpCrawler:
         jobs: list[Job] = [(phase, source.path, p.start, p.end) for p in pieces]
         self.on_progress(phase, state["offset"], source.size)
         batch, envelopes, batched = Found(), [], 0
-        # the last round of pieces waits for the next phase (see _flush); the rest is stored
-        # while the workers scan it, so the phase ends with little left to store
-        last_round = len(pieces) - self.executor.workers
         results = self.executor.map(jobs, context)
         if next_phase == "done":
             self.executor.release()  # no job follows: workers exit as soon as theirs are done
@@ -1439,7 +1491,7 @@ class DumpCrawler:
             batch.absorb(found)
             batched += 1
             state["offset"] = piece.end
-            if (batched == COMMIT_PIECES or done == last_round) and done < len(pieces):
+            if _commit_due(phase, done, batched, len(pieces), self.executor.workers):
                 self._commit(checkpointer, state, batch, envelopes, source.name)
                 batch, envelopes, batched = Found(), [], 0
             self.on_progress(phase, piece.end, source.size)
@@ -1524,7 +1576,7 @@ class DumpCrawler:
         self, checkpointer: Checkpointer, state: dict[str, Any], phase: str
     ) -> dict[str, Any]:
         state.update(phase=phase, offset=0, line=0)
-        checkpointer.commit_page([], state, seen=0)
+        self._save(checkpointer, state, [], 0)
         return state
 
     def _stream_block(self, state: dict[str, Any], block: bytes, offset: int) -> Found:
@@ -1532,8 +1584,7 @@ class DumpCrawler:
         line = state["line"]
         found = scan_questions(block, 0, len(block), offset, self.criteria, line)
         for entry in found.kept:
-            kept = [entry["offset"], entry["answer_count"], entry["accepted"]]
-            state["kept"].setdefault(str(entry["id"]), kept)
+            self._keep_question(state, entry)
         wanted = self._wanted_answers(state)
         found.absorb(scan_replies(block, 0, len(block), offset, "answer", wanted, line), False)
         return package(found, self.criteria.taxonomy)

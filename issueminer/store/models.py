@@ -268,3 +268,18 @@ class CrawlRun(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class CrawlItem(Base):
+    """What a crawl run has kept so far, one row per item, written with the checkpoint that
+    covers it: a data-dump scan's kept questions and attached answers. Rows are only ever
+    added, so a commit writes what is new instead of the whole set again."""
+
+    __tablename__ = "crawl_item"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("crawl_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
