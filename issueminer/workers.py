@@ -1,13 +1,17 @@
-"""Worker processes with fixed affinity: job i of every batch runs on worker i mod N.
+"""Worker processes that share out a batch of jobs, and can give a later batch's job i to
+the worker that ran job i before.
 
-A scan of a large file runs its pieces in a few long-lived processes. Each batch of jobs
-(one phase of a scan) is handed out whole when it starts, worker by worker, and results
-come back in job order. A worker sees the same pieces in every batch, so whatever it kept
-from one (pages of the file it mapped) is still there for the next.
+A scan of a large file runs its pieces in a few long-lived processes. In a batch (one
+phase of a scan) each idle worker claims the next job itself, from a counter they share,
+so a worker slowed down (by the parent storing results beside it, or by a piece with
+more to do) takes fewer jobs and none waits at the end. Results come back in job order,
+and the caller learns which worker ran each job (`owners`); passing that to the next
+batch (`affinity`) gives each worker the same pieces again, whose pages it still has
+mapped.
 
 Why not `multiprocessing.Pool`: a pool dispatches job by job through helper threads in
 the parent, which on a two-core machine took about a tenth of a core away from the
-workers while they scanned. Here the parent has no thread: it sends each worker its list
+workers while they scanned. Here the parent has no thread: it sends each worker the batch
 once and reads results from one pipe per worker. Each worker sends from a thread of its
 own, so it never waits for the parent to read (a result is larger than a pipe's buffer,
 and the parent is busy storing the last one).
@@ -16,6 +20,7 @@ and the parent is busy storing the last one).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
@@ -28,6 +33,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 STOP = b""  # asks a worker to exit once its jobs are done
+BATCH_SHIFT = 40  # the claim counter holds batch << BATCH_SHIFT | next job of that batch
 
 
 class WorkerDied(RuntimeError):
@@ -45,22 +51,38 @@ class Workers:
         self._batch = 0  # which batch the workers are serving; older iterators refuse to read
         self._unread = 0  # results of the current batch not read yet
         self._released = False  # the workers were asked to exit after their jobs
+        self._next_job: Any = None  # the counter idle workers claim jobs from
+        self._ended: set[int] = set()  # released workers whose pipe has closed
+        self.owners: list[int] = []  # which worker ran each job of the last batch read whole
+        self._waiting: dict[int, tuple[int, bytes]] = {}  # results read ahead of their turn
+        self._next = 0  # the job whose result the caller gets next
         self._finalizer = weakref.finalize(self, _terminate, self._processes)
 
-    def map(self, jobs: Sequence[Any], context: Any) -> Iterator[Any]:
+    def map(
+        self, jobs: Sequence[Any], context: Any, affinity: Sequence[int] | None = None
+    ) -> Iterator[Any]:
         """Starts every job now (not on the first `next`), so the caller can work meanwhile;
-        yields the results in job order."""
+        yields the results in job order. Idle workers claim the jobs, unless `affinity`
+        says which worker runs each (the `owners` of an earlier batch of as many jobs)."""
         if self._unread or self._released:
             self.close()  # an abandoned batch: its results would come before this one's
         pipes = self._started()
-        shared = pickle.dumps(context, pickle.HIGHEST_PROTOCOL)  # once, not once per worker
-        for index, pipe in enumerate(pipes):
-            try:
-                pipe.send_bytes(pickle.dumps((jobs[index :: len(pipes)], shared)))
-            except OSError:
-                raise self._died(index, "before it was sent its jobs") from None
+        if affinity is not None and (len(affinity) != len(jobs) or max(affinity) >= len(pipes)):
+            affinity = None  # not from these workers, or not for these jobs
         self._batch += 1
+        with self._next_job.get_lock():  # a worker done with the last batch may still look
+            self._next_job.value = self._batch << BATCH_SHIFT
+        shared = pickle.dumps(context, pickle.HIGHEST_PROTOCOL)  # once, not once per worker
+        for worker, pipe in enumerate(pipes):
+            mine = None if affinity is None else [i for i, w in enumerate(affinity) if w == worker]
+            try:
+                if not self._processes[worker].is_alive():
+                    raise OSError  # else the others would do its share, and nobody would know
+                pipe.send_bytes(pickle.dumps((self._batch, list(jobs), mine, shared)))
+            except OSError:
+                raise self._died(worker, "before it was sent its jobs") from None
         self._unread = len(jobs)
+        self._waiting, self._next = {}, 0  # ready() may read ahead before the first next()
         return self._results(self._batch, len(jobs))
 
     def release(self) -> None:
@@ -84,22 +106,56 @@ class Workers:
             pipe.close()
         self._processes.clear()  # the list the finalizer holds: it has nothing left to do
         self._pipes.clear()
+        self._ended.clear()
         self._unread, self._released = 0, False
 
+    def ready(self) -> bool:
+        """Whether the next result of the batch can be had without waiting for a worker
+        (so that the caller can do other work first, when it cannot)."""
+        if self._unread == 0 or self._next in self._waiting:
+            return True
+        with suppress(WorkerDied):  # raised again where the result is asked for
+            self._read_some(self._waiting, self._next, 0, timeout=0)
+        return self._next in self._waiting
+
     def _results(self, batch: int, count: int) -> Iterator[Any]:
+        waiting = self._waiting  # job -> (worker, result), read early
+        owners = [0] * count
         for index in range(count):
-            if batch != self._batch:
-                raise RuntimeError("these results were given up: a later map() took the workers")
-            worker = index % len(self._pipes)
-            try:
-                data = self._pipes[worker].recv_bytes()
-            except (EOFError, OSError):
-                raise self._died(worker, f"before sending result {index + 1} of {count}") from None
-            self._unread -= 1
+            while index not in waiting:
+                if batch != self._batch:
+                    raise RuntimeError("these results were given up: a later map() took them")
+                self._read_some(waiting, index, count)
+            owners[index], data = waiting.pop(index)
+            self._next, self._unread = index + 1, self._unread - 1
             ok, value = _loaded(data)
             if not ok:
                 raise value
             yield value
+        self.owners = owners
+
+    def _read_some(
+        self,
+        waiting: dict[int, tuple[int, bytes]],
+        index: int,
+        count: int,
+        timeout: float | None = None,
+    ) -> None:
+        """Read every result that has arrived (waiting until one has, or `timeout`)."""
+        missing = f"result {index + 1} of {count}"
+        open_pipes = [p for i, p in enumerate(self._pipes) if i not in self._ended]
+        if not open_pipes:
+            raise WorkerDied(f"the workers ended without sending {missing}")
+        for pipe in multiprocessing.connection.wait(open_pipes, timeout):
+            worker = self._pipes.index(pipe)
+            try:
+                job, data = pickle.loads(pipe.recv_bytes())
+            except (EOFError, OSError):
+                if not self._released:
+                    raise self._died(worker, f"before sending {missing}") from None
+                self._ended.add(worker)  # released: it left once it found no job to claim
+                continue
+            waiting[job] = (worker, data)
 
     def _died(self, worker: int, when: str) -> WorkerDied:
         process = self._processes[worker]
@@ -113,11 +169,14 @@ class Workers:
         methods = multiprocessing.get_all_start_methods()
         # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self._next_job = context.Value("q", 0)
         for _ in range(self.workers):
             ours, theirs = context.Pipe()
             self._pipes.append(ours)
             process = context.Process(
-                target=_serve, args=(theirs, tuple(self._pipes), self.function), daemon=True
+                target=_serve,
+                args=(theirs, tuple(self._pipes), self.function, self._next_job),
+                daemon=True,
             )
             with _ctrl_c_held():  # a Ctrl-C meanwhile arrives once the worker is on the list
                 try:
@@ -154,7 +213,9 @@ def _loaded(data: bytes) -> tuple[bool, Any]:
         return False, RuntimeError(f"a worker's result could not be read here: {exc!r}")
 
 
-def _serve(pipe: Any, parent_ends: tuple[Any, ...], function: Callable[[Any, Any], Any]) -> None:
+def _serve(
+    pipe: Any, parent_ends: tuple[Any, ...], function: Callable[[Any, Any], Any], next_job: Any
+) -> None:
     """A worker's life: batches of jobs in, one result per job out, until STOP or the
     parent is gone."""
     for end in parent_ends:
@@ -174,15 +235,28 @@ def _serve(pipe: Any, parent_ends: tuple[Any, ...], function: Callable[[Any, Any
                 break
             if message == STOP:
                 break
-            jobs, shared = pickle.loads(message)
+            batch, jobs, mine, shared = pickle.loads(message)
             context = pickle.loads(shared)
-            for job in jobs:
+            for index in mine if mine is not None else _claimed(next_job, batch, len(jobs)):
                 if parent_gone.is_set():
                     break
-                outbox.put(_outcome(function, job, context))
+                outbox.put(pickle.dumps((index, _outcome(function, jobs[index], context))))
     finally:
         outbox.put(None)
         sender.join()
+
+
+def _claimed(next_job: Any, batch: int, count: int) -> Iterator[int]:
+    """The jobs of this batch this worker claims, one at a time, until none is left (or
+    the counter has moved on to a later batch)."""
+    while True:
+        with next_job.get_lock():
+            value = next_job.value
+            index = value - (batch << BATCH_SHIFT)
+            if value >> BATCH_SHIFT != batch or index >= count:
+                return
+            next_job.value = value + 1
+        yield index
 
 
 def _outcome(function: Callable[[Any, Any], Any], job: Any, context: Any) -> bytes:

@@ -631,6 +631,20 @@ def test_threads_mapping_a_file_at_once_share_one_mapping(tmp_path) -> None:
     assert failures == []
 
 
+def test_questions_are_stored_while_workers_scan_and_answers_in_larger_batches() -> None:
+    due = sodump._commit_due
+    waiting, ready = (lambda: False), (lambda: True)
+    # questions: whenever a round is in and the next piece is not, or every COMMIT_PIECES
+    assert due("questions", 2, 2, 16, waiting, 2)
+    assert not due("questions", 2, 2, 16, ready, 2)
+    assert not due("questions", 1, 1, 16, waiting, 2)  # not a whole round yet
+    assert due("questions", 8, sodump.COMMIT_PIECES, 16, ready, 2)
+    assert not due("questions", 16, 2, 16, waiting, 2)  # the last: left to _flush
+    # the other phases: every COMMIT_PIECES pieces only
+    assert not due("answers", 2, 2, 16, waiting, 2)
+    assert due("answers", 8, sodump.COMMIT_PIECES, 16, ready, 2)
+
+
 def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:
     size = dump_file.stat().st_size
     pieces = sodump.split_pieces(dump_file, 0, size, 50_000)

@@ -78,22 +78,56 @@ def wait_until(condition, seconds: float = 20) -> bool:
     return condition()
 
 
-def test_results_come_in_job_order_and_job_i_runs_on_worker_i_mod_n() -> None:
+def slow_first(job: int, _context: None) -> int:
+    time.sleep(1.0 if job == 0 else 0.01)
+    return os.getpid()
+
+
+def test_results_come_in_job_order_and_a_later_batch_can_keep_each_job_on_its_worker() -> None:
     workers = Workers(3, whoami)
     try:
-        first = list(workers.map(list(range(10)), "questions"))
-        second = list(workers.map(list(range(7)), "answers"))
+        first = list(workers.map(list(range(30)), "questions"))
+        owners = workers.owners
+        second = list(workers.map(list(range(30)), "answers", affinity=owners))
+        third = list(workers.map(list(range(4)), "other", affinity=owners))  # not these jobs
     finally:
         workers.close()
-    assert [job for job, _, _ in first] == list(range(10))
+    assert [job for job, _, _ in first] == list(range(30))
     assert {context for _, context, _ in first} == {"questions"}
     assert {context for _, context, _ in second} == {"answers"}
-    pid_of = {job % 3: {pid for j, _, pid in first if j % 3 == job % 3} for job in range(3)}
-    assert all(len(pids) == 1 for pids in pid_of.values())  # one worker per residue
-    assert len(set.union(*pid_of.values())) == 3  # three different processes
-    for job, _, pid in second:  # the same worker in the next batch
-        assert {pid} == pid_of[job % 3]
-    assert os.getpid() not in set.union(*pid_of.values())
+    pids = sorted({pid for _, _, pid in first})
+    assert len(owners) == 30 and set(owners) <= {0, 1, 2}
+    assert len({pid for job, _, pid in first if owners[job] == 0}) == 1  # an owner is a process
+    assert [pid for _, _, pid in second] == [pid for _, _, pid in first]  # the same, job by job
+    assert [job for job, _, _ in third] == [0, 1, 2, 3] and os.getpid() not in pids
+
+
+def test_idle_workers_claim_the_jobs_so_a_slow_one_takes_fewer() -> None:
+    workers = Workers(2, slow_first)
+    try:
+        ran_on = list(workers.map(list(range(10)), None))
+    finally:
+        workers.close()
+    # with jobs dealt out in turn, the worker held up by job 0 would also run 2, 4, 6, 8
+    assert ran_on.count(ran_on[0]) == 1 and len(set(ran_on[1:])) == 1
+
+
+def sleep_then_return(job: float, _context: None) -> float:
+    time.sleep(job)
+    return job
+
+
+def test_ready_says_whether_the_next_result_is_in() -> None:
+    workers = Workers(1, sleep_then_return)
+    try:
+        results = workers.map([0.5, 0.0], None)
+        assert not workers.ready()  # the first job sleeps
+        assert wait_until(workers.ready)
+        assert next(results) == 0.5
+        assert wait_until(workers.ready) and next(results) == 0.0
+        assert workers.ready()  # nothing owed: asking does not wait
+    finally:
+        workers.close()
 
 
 def test_an_error_in_a_job_is_raised_in_the_caller_with_the_workers_trace() -> None:
@@ -137,9 +171,10 @@ def test_results_of_a_batch_given_up_are_refused_not_mixed_with_the_next() -> No
 def test_a_worker_dead_between_batches_is_reported_when_the_next_starts() -> None:
     workers = Workers(2, whoami)
     try:
-        pids = [pid for _, _, pid in workers.map([0, 1], "a")]
+        pids = [pid for _, _, pid in workers.map([0, 1], "a", affinity=[0, 1])]
         os.kill(pids[1], signal.SIGKILL)
-        assert wait_until(lambda: not alive(pids[1]))
+        dead = next(p for p in workers._processes if p.pid == pids[1])
+        assert wait_until(lambda: not dead.is_alive())  # as the parent sees it (waitpid)
         with pytest.raises(WorkerDied, match=rf"worker process {pids[1]} ended \(exit code -9\)"):
             list(workers.map([0, 1], "b"))
     finally:
@@ -171,10 +206,10 @@ def test_a_worker_goes_on_while_the_caller_does_not_read(tmp_path: Path) -> None
 def test_released_workers_exit_and_a_later_batch_starts_new_ones() -> None:
     workers = Workers(2, whoami)
     try:
-        before = {pid for _, _, pid in workers.map([0, 1], "a")}
+        before = {pid for _, _, pid in workers.map([0, 1], "a", affinity=[0, 1])}
         workers.release()
         assert wait_until(lambda: not any(alive(pid) for pid in before))
-        after = {pid for _, _, pid in workers.map([0, 1], "b")}
+        after = {pid for _, _, pid in workers.map([0, 1], "b", affinity=[0, 1])}
         assert len(after) == 2 and not after & before
     finally:
         workers.close()
@@ -199,7 +234,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         from test_workers import whoami
         from issueminer.workers import Workers
         workers = Workers(2, whoami)
-        pids = {{pid for _, _, pid in workers.map([0, 1], "x")}}
+        pids = {{pid for _, _, pid in workers.map([0, 1], "x", affinity=[0, 1])}}
         print(*pids, flush=True)
         time.sleep(60)
         """

@@ -88,7 +88,7 @@ DUMP_MARKER = "stackexchange-data-dump"  # raw["source"] of everything stored fr
 
 # ---- sizes -------------------------------------------------------------------------------
 PIECE_BYTES = 64 << 20  # unit of work for a worker
-COMMIT_PIECES = 8  # pieces per checkpoint: each commit costs a few ms
+COMMIT_PIECES = 8  # pieces per checkpoint at most: each commit costs a few ms
 BLOCK_BYTES = 8 << 20  # what a stream is read in
 MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
 MAX_FINDINGS = 10_000  # findings kept with their place; all are counted
@@ -1163,8 +1163,16 @@ class Executor(Protocol):
     """Where pieces run: this process, worker processes, or a Dask cluster."""
 
     workers: int
+    owners: list[int]  # worker index per job of the last batch, where the executor knows
 
-    def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]: ...
+    def map(
+        self, jobs: list[Job], context: dict[str, Any], affinity: list[int] | None = None
+    ) -> Iterator[Found]:
+        """Results in job order; `affinity` (an earlier batch's `owners`) asks for each
+        job on the worker that ran the same piece before."""
+
+    def ready(self) -> bool:
+        """Whether the next result is there without waiting (else the caller stores)."""
 
     def release(self) -> None:
         """No more jobs for now: workers may wind down while the caller stores the last."""
@@ -1176,10 +1184,16 @@ class SerialExecutor:
     """Pieces one after another in this process."""
 
     workers = 1
+    owners: list[int] = []
 
-    def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]:
+    def map(
+        self, jobs: list[Job], context: dict[str, Any], affinity: list[int] | None = None
+    ) -> Iterator[Found]:
         for job in jobs:
             yield run_job(job, context)
+
+    def ready(self) -> bool:
+        return True  # it is computed when asked for: there is no waiting to fill
 
     def release(self) -> None:
         pass
@@ -1192,10 +1206,10 @@ class ProcessExecutor(Workers):
     """Pieces on N worker processes (see `issueminer.workers`); results in file order.
 
     The workers start with the first phase and serve every later one until `close`, so a
-    phase costs no process start-up. Piece i always goes to worker i mod N, in every
-    phase: the pages a worker mapped for the questions are still mapped when it looks for
-    answers (another worker would fault them in again, about a tenth of the scan's CPU
-    time).
+    phase costs no process start-up. In the questions phase idle workers claim the next
+    piece; later phases give each piece to the worker that scanned it for questions, whose
+    pages of it are still mapped (another worker would fault them in again, about a tenth
+    of the scan's CPU time).
     """
 
     def __init__(self, workers: int) -> None:
@@ -1216,8 +1230,11 @@ class DaskExecutor:
             scheduler = self.cluster.scheduler_address
         self.client = Client(scheduler)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        self.owners: list[int] = []  # Dask places tasks itself
 
-    def map(self, jobs: list[Job], context: dict[str, Any]) -> Iterator[Found]:
+    def map(
+        self, jobs: list[Job], context: dict[str, Any], affinity: list[int] | None = None
+    ) -> Iterator[Found]:
         shared = self.client.scatter(context, broadcast=True)
         futures = self.client.map(run_job, jobs, context=shared, pure=False)
         try:
@@ -1225,6 +1242,9 @@ class DaskExecutor:
                 yield future.result()
         finally:
             self.client.cancel(futures)
+
+    def ready(self) -> bool:
+        return True  # commits come every COMMIT_PIECES
 
     def release(self) -> None:
         pass  # the cluster outlives the scan
@@ -1267,15 +1287,19 @@ class ScanSummary:
 ProgressFn = Callable[[str, int, int | None], None]
 
 
-def _commit_due(phase: str, done: int, batched: int, pieces: int, workers: int) -> bool:
+def _commit_due(
+    phase: str, done: int, batched: int, pieces: int, ready: Callable[[], bool], workers: int
+) -> bool:
     """Whether to commit after `done` of a phase's `pieces`, `batched` since the last commit.
     The last pieces are left to the next phase (see DumpCrawler._flush)."""
-    if done >= pieces:
+    if done >= pieces or not batched:
         return False
-    # before the last round of questions, too: stored while the workers scan it, so that
-    # the phase ends with one round left to store, not up to COMMIT_PIECES that would keep
-    # the workers waiting for the answers phase (the others find little, fast)
-    return batched == COMMIT_PIECES or (phase == "questions" and done == pieces - workers)
+    if batched >= COMMIT_PIECES:
+        return True
+    # questions are stored a round at a time whenever the next piece is not in yet, while
+    # workers scan it: the phase ends with little left to store, and the workers soon get
+    # the answers phase (the other phases find little, fast: a commit would only slow them)
+    return phase == "questions" and batched >= workers and not ready()
 
 
 class DumpCrawler:
@@ -1480,7 +1504,10 @@ class DumpCrawler:
         jobs: list[Job] = [(phase, source.path, p.start, p.end) for p in pieces]
         self.on_progress(phase, state["offset"], source.size)
         batch, envelopes, batched = Found(), [], 0
-        results = self.executor.map(jobs, context)
+        workers = self.executor.workers
+        # the questions phase shares pieces out as workers come free; the others follow it
+        affinity = None if phase == "questions" else self.executor.owners
+        results = self.executor.map(jobs, context, affinity)
         if next_phase == "done":
             self.executor.release()  # no job follows: workers exit as soon as theirs are done
         self._flush(checkpointer, state)  # while workers, if any, start on this phase
@@ -1491,7 +1518,7 @@ class DumpCrawler:
             batch.absorb(found)
             batched += 1
             state["offset"] = piece.end
-            if _commit_due(phase, done, batched, len(pieces), self.executor.workers):
+            if _commit_due(phase, done, batched, len(pieces), self.executor.ready, workers):
                 self._commit(checkpointer, state, batch, envelopes, source.name)
                 batch, envelopes, batched = Found(), [], 0
             self.on_progress(phase, piece.end, source.size)
