@@ -67,7 +67,9 @@ class Workers:
         if self._unread or self._released:
             self.close()  # an abandoned batch: its results would come before this one's
         pipes = self._started()
-        if affinity is not None and (len(affinity) != len(jobs) or max(affinity) >= len(pipes)):
+        if affinity is not None and (
+            len(affinity) != len(jobs) or any(w >= len(pipes) for w in affinity)
+        ):
             affinity = None  # not from these workers, or not for these jobs
         self._batch += 1
         with self._next_job.get_lock():  # a worker done with the last batch may still look

@@ -90,6 +90,7 @@ def test_results_come_in_job_order_and_a_later_batch_can_keep_each_job_on_its_wo
         owners = workers.owners
         second = list(workers.map(list(range(30)), "answers", affinity=owners))
         third = list(workers.map(list(range(4)), "other", affinity=owners))  # not these jobs
+        assert list(workers.map([], "none", affinity=[])) == []
     finally:
         workers.close()
     assert [job for job, _, _ in first] == list(range(30))
