@@ -33,6 +33,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 STOP = b""  # asks a worker to exit once its jobs are done
+JOB_BYTES = 8  # each result starts with its job's number
 BATCH_SHIFT = 40  # the claim counter holds batch << BATCH_SHIFT | next job of that batch
 
 
@@ -56,7 +57,7 @@ class Workers:
         self.owners: list[int] = []  # which worker ran each job of the last batch read whole
         self._waiting: dict[int, tuple[int, bytes]] = {}  # results read ahead of their turn
         self._next = 0  # the job whose result the caller gets next
-        self._finalizer = weakref.finalize(self, _terminate, self._processes)
+        weakref.finalize(self, _terminate, self._processes)  # registered while self lives
 
     def map(
         self, jobs: Sequence[Any], context: Any, affinity: Sequence[int] | None = None
@@ -117,7 +118,7 @@ class Workers:
         if self._unread == 0 or self._next in self._waiting:
             return True
         with suppress(WorkerDied):  # raised again where the result is asked for
-            self._read_some(self._waiting, self._next, 0, timeout=0)
+            self._read_some(f"result {self._next + 1}", timeout=0)
         return self._next in self._waiting
 
     def _results(self, batch: int, count: int) -> Iterator[Any]:
@@ -127,7 +128,7 @@ class Workers:
             while index not in waiting:
                 if batch != self._batch:
                     raise RuntimeError("these results were given up: a later map() took them")
-                self._read_some(waiting, index, count)
+                self._read_some(f"result {index + 1} of {count}")
             owners[index], data = waiting.pop(index)
             self._next, self._unread = index + 1, self._unread - 1
             ok, value = _loaded(data)
@@ -136,28 +137,23 @@ class Workers:
             yield value
         self.owners = owners
 
-    def _read_some(
-        self,
-        waiting: dict[int, tuple[int, bytes]],
-        index: int,
-        count: int,
-        timeout: float | None = None,
-    ) -> None:
-        """Read every result that has arrived (waiting until one has, or `timeout`)."""
-        missing = f"result {index + 1} of {count}"
+    def _read_some(self, missing: str, timeout: float | None = None) -> None:
+        """Read every result that has arrived into `_waiting` (waiting until one has, or
+        `timeout`); `missing` names the result wanted, for the error if none can come."""
         open_pipes = [p for i, p in enumerate(self._pipes) if i not in self._ended]
         if not open_pipes:
             raise WorkerDied(f"the workers ended without sending {missing}")
         for pipe in multiprocessing.connection.wait(open_pipes, timeout):
             worker = self._pipes.index(pipe)
             try:
-                job, data = pickle.loads(pipe.recv_bytes())
+                message = pipe.recv_bytes()
             except (EOFError, OSError):
                 if not self._released:
                     raise self._died(worker, f"before sending {missing}") from None
                 self._ended.add(worker)  # released: it left once it found no job to claim
                 continue
-            waiting[job] = (worker, data)
+            job = int.from_bytes(message[:JOB_BYTES], "little")
+            self._waiting[job] = (worker, message[JOB_BYTES:])
 
     def _died(self, worker: int, when: str) -> WorkerDied:
         process = self._processes[worker]
@@ -242,7 +238,9 @@ def _serve(
             for index in mine if mine is not None else _claimed(next_job, batch, len(jobs)):
                 if parent_gone.is_set():
                     break
-                outbox.put(pickle.dumps((index, _outcome(function, jobs[index], context))))
+                # the job's number ahead of its pickled outcome: one pickle, not two
+                outcome = _outcome(function, jobs[index], context)
+                outbox.put(index.to_bytes(JOB_BYTES, "little") + outcome)
     finally:
         outbox.put(None)
         sender.join()
