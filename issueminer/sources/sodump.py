@@ -780,24 +780,38 @@ def package(found: Found, taxonomy: Taxonomy | None) -> Found:
     two; the answers that belong to questions kept elsewhere stay in `found.replies`.
     """
     here = {entry["id"]: entry for entry in found.kept}
-    answers: dict[int, list[tuple[dict[str, Any], dict[str, str]]]] = {}
-    loose = []
-    for reply in found.replies:
-        question_id, kind, item, attrs, _ = reply
-        if kind == "answer" and question_id in here:
-            answers.setdefault(question_id, []).append((item, attrs))
-            found.attached.append((item["answer_id"], question_id))
-        else:
-            loose.append(reply)
+    own = [r for r in found.replies if r[1] == "answer" and r[0] in here]
+    answers = _by_question(own, found.attached)
     for question_id, entry in here.items():
-        mine = answers.get(question_id, [])
+        mine = answers.get(question_id, ([], []))[0]
         envelope = question_envelope(entry.pop("question"), [a for a, _ in mine], [], taxonomy)
         envelope.issue["raw"] = _dump_raw(entry.pop("attrs"))  # the rest goes in the checkpoint
         for reply, (_, attrs) in zip(envelope.replies, mine, strict=True):
             reply["raw"] = _dump_raw(attrs)
         found.envelopes.append(envelope)
-    found.replies = loose
+    found.replies = [r for r in found.replies if not (r[1] == "answer" and r[0] in here)]
     return found
+
+
+Reply = tuple[dict[str, Any], dict[str, str]]  # (API item, dump row)
+
+
+def _by_question(
+    replies: Iterable[tuple[int, str, dict[str, Any], dict[str, str], int]],
+    attached: list[tuple[int, int]] | None = None,
+) -> dict[int, tuple[list[Reply], list[Reply]]]:
+    """Replies by question id, (answers, comments) in file order; each answer also noted
+    in `attached` as (answer, question), when given."""
+    by_question: dict[int, tuple[list[Reply], list[Reply]]] = {}
+    for question_id, kind, item, attrs, _ in replies:
+        answers, comments = by_question.setdefault(question_id, ([], []))
+        if kind == "answer":
+            answers.append((item, attrs))
+            if attached is not None:
+                attached.append((item["answer_id"], question_id))
+        else:
+            comments.append((item, attrs))
+    return by_question
 
 
 @dataclass
@@ -1150,11 +1164,8 @@ def _own_answers(buf: Any, piece: Piece, found: Found) -> Found:
 
 def reply_envelopes(found: Found) -> Found:
     """The answers in found as envelopes for their stored questions, by question id."""
-    by_question: dict[int, list[tuple[dict[str, Any], dict[str, str]]]] = {}
-    for question_id, _kind, item, attrs, _ in found.replies:  # answers only
-        by_question.setdefault(question_id, []).append((item, attrs))
-        found.attached.append((item["answer_id"], question_id))
-    found.envelopes += [reply_envelope(q, a, []) for q, a in sorted(by_question.items())]
+    by_question = _by_question(found.replies, found.attached)
+    found.envelopes += [reply_envelope(q, a, c) for q, (a, c) in sorted(by_question.items())]
     found.replies = []
     return found
 
@@ -1454,15 +1465,14 @@ class DumpCrawler:
         return found.envelopes + self._attach(state, found)
 
     def _attach(self, state: dict[str, Any], found: Found) -> list[Envelope]:
-        by_question: dict[int, tuple[list[Any], list[Any]]] = {}
-        for question_id, kind, item, attrs, _ in found.replies:
-            if kind == "answer":
-                if not self._keep_answer(state, item["answer_id"], question_id):
-                    continue  # met again by the second pass
-            else:
-                state["comments"] += 1
-            answers, comments = by_question.setdefault(question_id, ([], []))
-            (answers if kind == "answer" else comments).append((item, attrs))
+        new = []
+        for reply in found.replies:
+            question_id, kind, item, _, _ = reply
+            if kind == "answer" and not self._keep_answer(state, item["answer_id"], question_id):
+                continue  # met again by the second pass
+            state["comments"] += kind != "answer"
+            new.append(reply)
+        by_question = _by_question(new)  # _keep_answer noted the answers
         return [reply_envelope(q, a, c) for q, (a, c) in sorted(by_question.items())]
 
     def _wanted_answers(self, state: dict[str, Any], only: set[str] | None = None) -> Wanted:
