@@ -576,7 +576,7 @@ def test_keyword_gate_is_conservative(selection, dump_file) -> None:
     assert not gate.could_match("x", IN_A_WORD)  # one token: "tf.distribute"
     assert gate.could_match("x", SPLIT_OFF)  # tokens "x." and "distributed"
     assert gate.could_match("x", TRICKY_BODIES[0]) and gate.could_match("x", TRICKY_BODIES[2])
-    assert sodump.rough_prose("<p>a < b</p>") is None  # read differently by HTMLParser
+    assert sodump._marked_prose("<p>a < b</p>") is None  # read differently by HTMLParser
 
 
 # ---- the tag finder finds what the exact pattern finds -----------------------------------------

@@ -304,21 +304,16 @@ _BREAK = "\x00"  # where a tag was; XML forbids this character, so text never ha
 _LINK = re.compile(r"https?://[^\s\x00]+")
 
 
-def rough_prose(body: str) -> str | None:
-    """The body's prose as `text.plain_text` reads it, give or take: it never lacks a word
-    the prose has, though it may join words the prose keeps apart.
+def _marked_prose(body: str) -> str | None:
+    """The body's prose as `text.plain_text` reads it, give or take, with a _BREAK where
+    each tag or <pre> block was. Without the breaks it never lacks a word the prose has,
+    though it may join words the prose keeps apart; between breaks it is the prose itself:
+    a run of text without a break and with whitespace (or an end) on both sides is,
+    character for character, a whitespace-separated piece of the prose.
 
     Only for markup whose tags and entities both readers see alike (plain tags with quoted
     attributes, complete entities, unnested <pre>); None for anything else.
     """
-    marked = _marked_prose(body)
-    return None if marked is None else marked.replace(_BREAK, "")
-
-
-def _marked_prose(body: str) -> str | None:
-    """`rough_prose` with a _BREAK where each tag or <pre> block was. Between breaks it is
-    the prose itself: a run of text without a break and with whitespace (or an end) on
-    both sides is, character for character, a whitespace-separated piece of the prose."""
     if "<" in body:
         if _UNUSUAL_MARKUP.search(body):
             return None
@@ -1522,10 +1517,8 @@ class DumpCrawler:
             self.executor.release()  # no job follows: workers exit as soon as theirs are done
         self._flush(checkpointer, state)  # while workers, if any, start on this phase
         for done, (piece, found) in enumerate(zip(pieces, results, strict=True), 1):
-            if phase != "questions":
-                found.scanned = 0  # the summary counts each file's bytes once
             envelopes += handle(state, found)
-            batch.absorb(found)
+            batch.absorb(found, scanned=phase == "questions")  # each file's bytes once
             batched += 1
             state["offset"] = piece.end
             if _commit_due(phase, done, batched, len(pieces), self.executor.ready, workers):
