@@ -99,12 +99,19 @@ def newest_annotation_ids(role: str | None = ANNOTATOR, round_name: str | None =
     return newest
 
 
-def current_annotations(
-    session: Session, round_name: str | None = None, role: str = ANNOTATOR
-) -> list[Annotation]:
-    """The newest annotation per (issue, annotator, round)."""
+def live_labels(role: str | None = ANNOTATOR, round_name: str | None = None) -> tuple[Any, Any]:
+    """Where-conditions for the labels that hold now: the newest annotation per (issue,
+    annotator, round), unless it undid the one before (then that person has no label)."""
     newest = newest_annotation_ids(role, round_name)
-    query = select(Annotation).where(Annotation.id.in_(newest)).order_by(Annotation.id)
+    return Annotation.id.in_(newest), Annotation.status != RETRACTED
+
+
+def current_annotations(
+    session: Session, round_name: str | None = None, role: str = ANNOTATOR, *, live: bool = False
+) -> list[Annotation]:
+    """The newest annotation per (issue, annotator, round); with `live`, not the undone."""
+    where = live_labels(role, round_name)
+    query = select(Annotation).where(*(where if live else where[:1])).order_by(Annotation.id)
     return list(session.scalars(query))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from issueminer.agreement import current_annotations, newest_annotation_ids
+from issueminer.agreement import current_annotations, live_labels
 from issueminer.labels import OLD_CELL_NAMES, Labels, Where, normalise_labels
 from issueminer.report import Report
 from issueminer.store import (
@@ -134,7 +134,7 @@ def round_status(session: Session, name: str) -> list[dict[str, Any]]:
     size = session.scalar(
         select(func.count()).select_from(RoundItem).where(RoundItem.round == name)
     )
-    current = [a for a in current_annotations(session, name) if a.status != RETRACTED]
+    current = current_annotations(session, name, live=True)
     rows = []
     for annotator in labeling_round.annotators:
         counts = Counter(a.status for a in current if a.annotator == annotator)
@@ -343,10 +343,7 @@ def proposals(session: Session, taxonomy: Taxonomy) -> dict[str, list[tuple[str 
     Shown in every annotator's pickers so that one name is reused rather than retyped.
     """
     found: dict[str, set[tuple[str | None, ...]]] = defaultdict(set)
-    current = (  # history (replaced, undone or merged away) proposes nothing
-        Annotation.id.in_(newest_annotation_ids(role=None)),
-        Annotation.status != RETRACTED,
-    )
+    current = live_labels(role=None)  # history (replaced, undone, merged away) proposes nothing
     for table, where in ((Annotation, current), (FinalLabel, ())):
         paths = select(table.stage, table.inner_category, table.leaf_symptom).where(*where)
         paths = paths.distinct()
@@ -461,9 +458,8 @@ class Disagreement:
 def _current_by_issue(session: Session, round_name: str) -> dict[str, dict[str, Annotation]]:
     """The round's current (not undone) annotator labels: issue -> annotator -> label."""
     by_issue: dict[str, dict[str, Annotation]] = defaultdict(dict)
-    for annotation in current_annotations(session, round_name):
-        if annotation.status != RETRACTED:
-            by_issue[annotation.issue_uid][annotation.annotator] = annotation
+    for annotation in current_annotations(session, round_name, live=True):
+        by_issue[annotation.issue_uid][annotation.annotator] = annotation
     return by_issue
 
 

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from issueminer.agreement import newest_annotation_ids
+from issueminer.agreement import live_labels
 from issueminer.labeling import MERGED
-from issueminer.store import RETRACTED, Annotation, FinalLabel, LabelChange, label_values
+from issueminer.store import Annotation, FinalLabel, LabelChange, label_values
 from issueminer.taxonomy import FIELD_OF, Taxonomy, normalise_key
 
 
@@ -70,8 +70,7 @@ def _using(session: Session, query: Any, table: Any, label_field: str, name: str
 
 def current_rows(session: Session, label_field: str, name: str) -> list[Annotation]:
     """Current annotations (newest per issue, annotator, round and role) that use `name`."""
-    newest = newest_annotation_ids(role=None)
-    query = select(Annotation).where(Annotation.id.in_(newest), Annotation.status != RETRACTED)
+    query = select(Annotation).where(*live_labels(role=None))
     return _using(session, query, Annotation, label_field, name)
 
 

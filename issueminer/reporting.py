@@ -30,7 +30,7 @@ from issueminer.stats import (
     render_table,
     write_tables,
 )
-from issueminer.store import ADJUDICATOR, ANNOTATOR, RETRACTED, CrawlRun, Issue, Store
+from issueminer.store import ADJUDICATOR, ANNOTATOR, CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
 
 
@@ -97,9 +97,7 @@ def _rounds(session: Session) -> list[dict[str, Any]]:
     """Per round: who labelled, how many issues independently and how many adjudicated."""
     rows: dict[str, dict[str, Any]] = {}
     for role in (ANNOTATOR, ADJUDICATOR):
-        for annotation in current_annotations(session, role=role):
-            if annotation.status == RETRACTED:
-                continue  # an undone save labels nothing
+        for annotation in current_annotations(session, role=role, live=True):
             entry = rows.setdefault(
                 annotation.round or "",
                 {
