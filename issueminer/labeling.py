@@ -345,20 +345,17 @@ def proposals(session: Session, taxonomy: Taxonomy) -> dict[str, list[tuple[str 
     found: dict[str, set[tuple[str | None, ...]]] = defaultdict(set)
     current = live_labels(role=None)  # history (replaced, undone, merged away) proposes nothing
     for table, where in ((Annotation, current), (FinalLabel, ())):
-        paths = select(table.stage, table.inner_category, table.leaf_symptom).where(*where)
-        paths = paths.distinct()
-        for stage, inner, leaf in session.execute(paths.where(table.leaf_symptom.is_not(None))):
-            known = taxonomy.on_tree(stage, inner, leaf)
-            if not known:
+        columns = (table.stage, table.inner_category, table.leaf_symptom, table.howto_topic)
+        labels = select(*columns, table.howto_subtopic, table.fix_patterns).where(*where)
+        # one read of the current labels (JSON has no equality in PostgreSQL: no DISTINCT)
+        for stage, inner, leaf, topic, sub, patterns in session.execute(labels):
+            if leaf is not None and not taxonomy.on_tree(stage, inner, leaf):
                 found["symptoms"].add((stage, inner, leaf))
-        topics = select(table.howto_topic, table.howto_subtopic).where(*where).distinct()
-        for topic, sub in session.execute(topics.where(table.howto_topic.is_not(None))):
-            if not taxonomy.is_known("howto_topic", topic) or not taxonomy.is_known(
-                "howto_subtopic", sub, topic
+            if topic is not None and not (
+                taxonomy.is_known("howto_topic", topic)
+                and taxonomy.is_known("howto_subtopic", sub, topic)
             ):
                 found["howto"].add((topic, sub))
-        # JSON has no equality in PostgreSQL, so no DISTINCT here: the lists are short
-        for patterns in session.scalars(select(table.fix_patterns).where(*where)):
             for name in patterns or []:
                 if not taxonomy.is_known("fix_pattern", name):
                     found["fix_patterns"].add((name,))
