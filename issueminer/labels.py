@@ -163,7 +163,7 @@ def current_names(cells: dict[str, Any], where: Where, report: Report) -> dict[s
         value = cells.pop(old)
         if _text(cells.get(new)) is None:
             cells[new] = value
-        elif _yes_no(value) is not None and _yes_no(value) != _yes_no(cells[new]):
+        elif (old_answer := _yes_no(value)) is not None and old_answer != _yes_no(cells[new]):
             where.report(
                 report,
                 "conflict",

@@ -153,10 +153,6 @@ def _renamed(value: Any, label_field: str, old: str, new: str) -> Any:
     return new
 
 
-def _fields(row: Any) -> dict[str, Any]:
-    return label_values(row)
-
-
 def _supersede(
     session: Session,
     annotation: Annotation,
@@ -164,7 +160,7 @@ def _supersede(
     result: MergeResult,
     changed_by: str | None,
 ) -> None:
-    before = _fields(annotation)
+    before = label_values(annotation)
     after = {
         **before,
         label_field: _renamed(before[label_field], label_field, result.old, result.new),
@@ -193,7 +189,7 @@ def _rewrite_final(
     result: MergeResult,
     changed_by: str | None,
 ) -> None:
-    before = _fields(final)
+    before = label_values(final)
     setattr(final, label_field, _renamed(before[label_field], label_field, result.old, result.new))
     _record(session, result, "final_label", final, before, changed_by, None)
     result.final_labels += 1

@@ -284,8 +284,8 @@ def codebook_skeleton(taxonomy: Taxonomy) -> str:
     for topic, subtopics in taxonomy.howto_tree.items():
         lines += [f"### `{topic}`", "", taxonomy.definition("howto_topic", topic), ""]
         for sub in subtopics:
-            node = taxonomy.node("howto_subtopic", f"{topic}/{sub}")
-            lines.append(f"- `{sub}`: {node.definition if node else ''} Example: TODO.")
+            meaning = taxonomy.definition("howto_subtopic", f"{topic}/{sub}")
+            lines.append(f"- `{sub}`: {meaning} Example: TODO.")
         lines += [""] if subtopics else []
     lines += ["## Decision rules", "", "TODO: how the team decides borderline cases.", ""]
     return "\n".join(lines)

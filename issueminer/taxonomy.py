@@ -202,7 +202,7 @@ class Taxonomy:
 
     def definition(self, dimension: str, name: str | None) -> str:
         """A node's definition; "" for a name the taxonomy lacks (or None)."""
-        node = self.nodes.get(dimension, {}).get(name or "")
+        node = self.node(dimension, name or "")
         return node.definition if node else ""
 
     def names(self, dimension: str) -> list[str]:

@@ -38,7 +38,7 @@ from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
 from issueminer.sources.files import json_lines
-from issueminer.store import ADJUDICATOR, ANNOTATOR
+from issueminer.store import ADJUDICATOR, ANNOTATOR, RETRACTED
 from issueminer.taxonomy import FAULT, HOWTO, NOT_RELEVANT, Taxonomy
 
 FINAL_WORKBOOK = "final categories.xlsx"
@@ -50,7 +50,7 @@ ROUND_ANNOTATOR_SHEETS = ("label1", "label2")
 ROUND_FINAL_SHEET = "Final"
 # sheet -> (annotator, role) when no manifest names them
 ROUND_DEFAULT_SHEETS = {
-    **{sheet: (sheet, "annotator") for sheet in ROUND_ANNOTATOR_SHEETS},
+    **{sheet: (sheet, ANNOTATOR) for sheet in ROUND_ANNOTATOR_SHEETS},
     ROUND_FINAL_SHEET: ("adjudicated", ADJUDICATOR),
 }
 MANIFEST = "issueminer-package.json"
@@ -60,7 +60,7 @@ FLAT_SHEET = re.compile(
     r"/(?P<sheet>[^/]+)\.(?P<ext>csv|jsonl)$",
     re.I,
 )
-ANNOTATION_STATUSES = ("done", "pending", "skipped", "retracted")
+ANNOTATION_STATUSES = ("done", "pending", "skipped", RETRACTED)
 SO_CANDIDATES = "so_dl_distributed.csv"
 GITHUB_CANDIDATES = re.compile(r"GitHub_dl_distributed/(?P<framework>[\w.-]+)-issues\.txt$", re.I)
 ORIGIN_PREFIX = "replication:"
@@ -276,7 +276,7 @@ class PackageReader:
             return f"round{number}", ROUND_DEFAULT_SHEETS
         try:
             sheets = {
-                name: (str(sheet["annotator"]), str(sheet.get("role") or "annotator"))
+                name: (str(sheet["annotator"]), str(sheet.get("role") or ANNOTATOR))
                 for name, sheet in entry["sheets"].items()
             }
         except (KeyError, TypeError, AttributeError) as exc:
