@@ -53,12 +53,21 @@ def test_migrations_build_exactly_the_models_schema(db_url: str) -> None:
     assert differences == []
 
 
+def _downgrade(engine: sa.Engine, revision: str) -> None:
+    from alembic import command
+
+    from issueminer.store.db import _alembic_config
+
+    config = _alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
 def test_upgrading_from_0003_drops_the_repeated_indexes_and_keeps_the_data(db_url: str) -> None:
     """A database made before migration 0004 loses the five indexes that repeat the first
     column of another, and keeps its rows; downgrading puts them back."""
-    from alembic import command
-
-    from issueminer.store.db import _alembic_config, upgrade
+    from issueminer.store.db import upgrade
 
     def indexes() -> set[str]:
         inspector = sa.inspect(store.engine)
@@ -85,10 +94,7 @@ def test_upgrading_from_0003_drops_the_repeated_indexes_and_keeps_the_data(db_ur
     assert "ix_annotation_current" in indexes()  # what answers the same lookups stays
     with store.session() as session:
         assert session.scalar(select(Issue.title)) == "Kept"
-    config = _alembic_config(store.engine)
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0003")
+    _downgrade(store.engine, "0003")
     assert repeated <= indexes()
     store.close()
 
@@ -99,9 +105,7 @@ def test_upgrading_from_0004_renames_the_flag_to_specific_and_keeps_the_values(
     """A database made before migration 0005 holds the yes/no flag in `distributed_specific`;
     opening it renames the column to `specific` in annotation and final_label with every
     value kept, and downgrading renames it back."""
-    from alembic import command
-
-    from issueminer.store.db import _alembic_config, upgrade
+    from issueminer.store.db import upgrade
 
     tables = ("annotation", "final_label")
 
@@ -190,10 +194,7 @@ def test_upgrading_from_0004_renames_the_flag_to_specific_and_keeps_the_values(
         "annotation": [True, False, None],
         "final_label": [True, False, None],
     }
-    config = _alembic_config(store.engine)
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    _downgrade(store.engine, "0004")
     for table in tables:
         assert "distributed_specific" in columns(table) and "specific" not in columns(table)
     assert flags("distributed_specific") == {
