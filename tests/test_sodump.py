@@ -720,6 +720,28 @@ def test_a_scan_stopped_in_the_late_pass_resumes_to_the_same_store(tmp_path, tax
     assert summary.scanned_bytes == len(moved)
 
 
+def test_ctrl_c_is_reported_even_when_the_runs_status_cannot_be_recorded(
+    tmp_path, taxonomy, runner, monkeypatch
+) -> None:
+    """Ctrl-C can cut a write short and leave the store busy for a moment: the interrupt
+    is still reported as one (exit 130), and says that the status was not recorded."""
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(generated(200_000, seed=2))
+
+    def interrupted(self, checkpointer):
+        raise KeyboardInterrupt
+
+    def refused(self, status="done", message=None):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(sodump.DumpCrawler, "run", interrupted)
+    monkeypatch.setattr(Checkpointer, "finish", refused)
+    result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(tmp_path / "c.db")])
+    assert result.exit_code == 130
+    assert "interrupted: everything stored up to the last checkpoint is kept" in result.output
+    assert "status could not be recorded: OperationalError: database is locked" in result.output
+
+
 def _stop_at_commit(phase: str, number: int):
     """Checkpointer.commit_page that stops the scan (KeyboardInterrupt) at the given commit
     of the given phase, before it is made."""
@@ -852,7 +874,7 @@ def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase, 
         assert len(workers) == 2
         os.killpg(process.pid, signal.SIGINT)
         _, errors = process.communicate(timeout=60)
-        assert process.returncode == 130
+        assert process.returncode == 130, errors
         assert "interrupted: everything stored up to the last checkpoint is kept" in errors
         assert "Traceback" not in errors
         assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]

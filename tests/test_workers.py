@@ -1,4 +1,5 @@
-"""Worker processes with fixed affinity (issueminer.workers), with real processes."""
+"""Worker processes that claim jobs, keep them on their worker across batches and take
+over another's last ones (issueminer.workers), with real processes."""
 
 from __future__ import annotations
 
@@ -83,24 +84,55 @@ def slow_first(job: int, _context: None) -> int:
     return os.getpid()
 
 
-def test_results_come_in_job_order_and_a_later_batch_can_keep_each_job_on_its_worker() -> None:
+def whoami_slowly(job: int, seconds: float) -> tuple[int, float, int]:
+    """Long enough that every worker is running before any runs out of its own jobs."""
+    time.sleep(seconds)
+    return job, seconds, os.getpid()
+
+
+def test_results_come_in_job_order_and_owners_name_the_worker_of_each() -> None:
     workers = Workers(3, whoami)
     try:
         first = list(workers.map(list(range(30)), "questions"))
         owners = workers.owners
-        second = list(workers.map(list(range(30)), "answers", affinity=owners))
-        third = list(workers.map(list(range(4)), "other", affinity=owners))  # not these jobs
+        second = list(workers.map(list(range(4)), "other", affinity=owners))  # not these jobs
         assert list(workers.map([], "none", affinity=[])) == []
     finally:
         workers.close()
     assert [job for job, _, _ in first] == list(range(30))
     assert {context for _, context, _ in first} == {"questions"}
-    assert {context for _, context, _ in second} == {"answers"}
     pids = sorted({pid for _, _, pid in first})
     assert len(owners) == 30 and set(owners) <= {0, 1, 2}
-    assert len({pid for job, _, pid in first if owners[job] == 0}) == 1  # an owner is a process
-    assert [pid for _, _, pid in second] == [pid for _, _, pid in first]  # the same, job by job
-    assert [job for job, _, _ in third] == [0, 1, 2, 3] and os.getpid() not in pids
+    for worker in set(owners):  # an owner is one process
+        assert len({pid for job, _, pid in first if owners[job] == worker}) == 1
+    assert [job for job, _, _ in second] == [0, 1, 2, 3] and os.getpid() not in pids
+
+
+def test_a_later_batch_keeps_each_job_on_the_worker_that_ran_it() -> None:
+    workers = Workers(2, whoami_slowly)
+    try:
+        first = list(workers.map(list(range(6)), 0.2))  # long: both take three
+        owners = workers.owners
+        second = list(workers.map(list(range(6)), 0.05, affinity=owners))
+    finally:
+        workers.close()
+    assert len({pid for _, _, pid in first}) == 2
+    assert [pid for _, _, pid in second] == [pid for _, _, pid in first]  # job by job
+    assert workers.owners == owners
+
+
+def test_a_worker_done_with_its_own_jobs_takes_over_the_last_of_another() -> None:
+    workers = Workers(2, slow_first)
+    try:
+        affinity = [0] * 5 + [1] * 5
+        ran_on = list(workers.map(list(range(10)), None, affinity=affinity))
+        owners = workers.owners
+    finally:
+        workers.close()
+    # worker 0 is held up by job 0; worker 1 does its own five, then takes 4, 3, 2 and 1
+    # from the back of worker 0's queue rather than wait for it
+    assert owners == [0] + [1] * 9
+    assert ran_on.count(ran_on[0]) == 1 and len(set(ran_on[1:])) == 1
 
 
 def test_idle_workers_claim_the_jobs_so_a_slow_one_takes_fewer() -> None:
@@ -170,14 +202,14 @@ def test_results_of_a_batch_given_up_are_refused_not_mixed_with_the_next() -> No
 
 
 def test_a_worker_dead_between_batches_is_reported_when_the_next_starts() -> None:
-    workers = Workers(2, whoami)
+    workers = Workers(2, whoami_slowly)
     try:
-        pids = [pid for _, _, pid in workers.map([0, 1], "a", affinity=[0, 1])]
+        pids = [pid for _, _, pid in workers.map([0, 1], 0.5, affinity=[0, 1])]
         os.kill(pids[1], signal.SIGKILL)
         dead = next(p for p in workers._processes if p.pid == pids[1])
         assert wait_until(lambda: not dead.is_alive())  # as the parent sees it (waitpid)
         with pytest.raises(WorkerDied, match=rf"worker process {pids[1]} ended \(exit code -9\)"):
-            list(workers.map([0, 1], "b"))
+            list(workers.map([0, 1], 0.0))
     finally:
         workers.close()
 
@@ -205,12 +237,12 @@ def test_a_worker_goes_on_while_the_caller_does_not_read(tmp_path: Path) -> None
 
 
 def test_released_workers_exit_and_a_later_batch_starts_new_ones() -> None:
-    workers = Workers(2, whoami)
+    workers = Workers(2, whoami_slowly)
     try:
-        before = {pid for _, _, pid in workers.map([0, 1], "a", affinity=[0, 1])}
+        before = {pid for _, _, pid in workers.map([0, 1], 0.5, affinity=[0, 1])}
         workers.release()
         assert wait_until(lambda: not any(alive(pid) for pid in before))
-        after = {pid for _, _, pid in workers.map([0, 1], "b", affinity=[0, 1])}
+        after = {pid for _, _, pid in workers.map([0, 1], 0.5, affinity=[0, 1])}
         assert len(after) == 2 and not after & before
     finally:
         workers.close()
@@ -232,10 +264,10 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_workers import whoami
+        from test_workers import whoami_slowly
         from issueminer.workers import Workers
-        workers = Workers(2, whoami)
-        pids = {{pid for _, _, pid in workers.map([0, 1], "x", affinity=[0, 1])}}
+        workers = Workers(2, whoami_slowly)
+        pids = {{pid for _, _, pid in workers.map([0, 1], 0.5, affinity=[0, 1])}}
         print(*pids, flush=True)
         time.sleep(60)
         """

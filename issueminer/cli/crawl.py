@@ -95,28 +95,38 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
         yield
     except QuotaExhausted as exc:
         when = exc.resume_at.strftime("%Y-%m-%d %H:%M UTC") if exc.resume_at else "later"
-        if checkpointer:
-            checkpointer.finish("quota", scrub(str(exc), key, token))
+        unrecorded = _record_end(checkpointer, "quota", scrub(str(exc), key, token))
         fail(
             f"{scrub(str(exc), key, token)}\nstopped cleanly; run the same command after "
-            f"{when} to resume where it stopped"
+            f"{when} to resume where it stopped{unrecorded}"
         )
     except KeyboardInterrupt:
-        if checkpointer:
-            checkpointer.finish("interrupted", "stopped by Ctrl-C")
+        unrecorded = _record_end(checkpointer, "interrupted", "stopped by Ctrl-C")
         err.print(
             "\ninterrupted: everything stored up to the last checkpoint is kept; run the same "
-            "command again to resume"
+            f"command again to resume{unrecorded}"
         )
         raise typer.Exit(INTERRUPTED) from None
     except Exception as exc:  # any other failure: say it, keep what is stored
         message = scrub(f"{type(exc).__name__}: {exc}", key, token)
-        if checkpointer:
-            checkpointer.finish("interrupted", message)
+        unrecorded = _record_end(checkpointer, "interrupted", message)
         fail(
             f"crawl stopped: {message}\neverything fetched so far is stored; run the same "
-            "command again to resume"
+            f"command again to resume{unrecorded}"
         )
+
+
+def _record_end(checkpointer: Checkpointer | None, status: str, message: str) -> str:
+    """Notes how the run ended; if the store refuses (a Ctrl-C can cut a write short and
+    leave the database busy), says so instead of raising: the checkpoint is already
+    committed, and the same command resumes from it."""
+    if checkpointer is None:
+        return ""
+    try:
+        checkpointer.finish(status, message)
+    except Exception as exc:  # noqa: BLE001 - reported; what is stored is not at risk
+        return f"\n(the run's status could not be recorded: {type(exc).__name__}: {exc})"
+    return ""
 
 
 def _page_reporter(

@@ -89,6 +89,7 @@ DUMP_MARKER = "stackexchange-data-dump"  # raw["source"] of everything stored fr
 # ---- sizes -------------------------------------------------------------------------------
 PIECE_BYTES = 64 << 20  # unit of work for a worker
 COMMIT_PIECES = 8  # pieces per checkpoint at most: each commit costs a few ms
+TAPER = 4  # the last round of pieces is cut this many times finer (see DumpCrawler._pieces)
 BLOCK_BYTES = 8 << 20  # what a stream is read in
 MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
 MAX_FINDINGS = 10_000  # findings kept with their place; all are counted
@@ -1488,12 +1489,21 @@ class DumpCrawler:
     # ---- ranges: a plain file, questions then answers ------------------------------------
     def _pieces(self, source: DumpSource, start: int) -> list[Piece]:
         """Pieces of about piece_bytes, as many for every worker: with one left over, all
-        but one worker would wait for it at the end of the phase."""
+        but one worker would wait for it at the end of the phase. With several workers
+        the last round is cut TAPER times finer: a phase ends when its last worker does,
+        and the others wait meanwhile, up to a whole piece's time."""
         size = source.size or 0
         workers = max(1, self.executor.workers)
         count = -(-(size - start) // self.piece_bytes)  # rounded up
         count = max(1, -(-count // workers) * workers)
-        return split_pieces(source.path, start, size, -(-(size - start) // count))
+        pieces = split_pieces(source.path, start, size, -(-(size - start) // count))
+        if workers == 1 or len(pieces) < 2 * workers:
+            return pieces
+        last = [
+            split_pieces(source.path, p.start, p.end, -(-(p.end - p.start) // TAPER))
+            for p in pieces[-workers:]
+        ]
+        return pieces[:-workers] + [small for piece in last for small in piece]
 
     def _run_phase(
         self,
