@@ -3,8 +3,9 @@
 The synthetic Posts.xml (bench/synthetic.py) is generated into bench/data/ on first use and
 read once before timing, so every contender reads it from the page cache. Throughput is
 the file's size over wall-clock time; the slow parsers run once, the fast ones best of
-five, taking turns (grep, 1 worker, 2 workers, grep, ...) so that a slow spell of a
-shared machine falls on all of them alike rather than on one. issueminer's figure is a
+seven, taking turns (grep, 1 worker, 2 workers, grep, ...) so that a slow spell of a
+shared machine falls on all of them alike rather than on one (on a shared 2-core VM the
+best of five still moved by up to a tenth from one run of the benchmark to the next). issueminer's figure is a
 whole scan into a fresh SQLite database: pre-filter, parse, the study's selection,
 envelopes, commits, and starting and stopping the workers. The tokenizer (about 1 s to
 load, whatever the size of the file) is loaded by one untimed scan first.
@@ -29,7 +30,7 @@ from typing import Any
 from bench.synthetic import DEFAULT_SEED, parse_size, write_posts
 
 DATA = Path(__file__).resolve().parent / "data"
-REPEATS = 5  # for the fast contenders; the slow parsers run once
+REPEATS = 7  # for the fast contenders (the best of them); the slow parsers run once
 Timings = dict[str, tuple[float, float]]  # contender -> (wall-clock s, CPU s)
 
 

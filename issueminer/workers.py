@@ -35,11 +35,19 @@ from typing import Any
 
 STOP = b""  # asks a worker to exit once its jobs are done
 JOB_BYTES = 8  # each result starts with its job's number
-# The shared claim slots: the batch being served, then (front, back) of each queue of
-# jobs, positions in that queue's list. A worker takes from the front of its own queue
-# and from the back of another's; one that finished the last batch late finds a newer
-# batch number and claims nothing from jobs it does not have.
+# The shared claim slots: the batch being served, then the front and back of each queue
+# of jobs (positions in its list). A worker takes from the front of its own queue and
+# from the back of another's; one that finished the last batch late finds a newer batch
+# number there and claims nothing from jobs it does not have.
 BATCH_SLOT = 0
+
+
+def _front(queue: int) -> int:
+    return 1 + 2 * queue
+
+
+def _back(queue: int) -> int:
+    return 2 + 2 * queue
 
 
 class WorkerDied(RuntimeError):
@@ -86,8 +94,9 @@ class Workers:
             slots = self._claims.get_obj()
             slots[BATCH_SLOT] = self._batch
             for number in range(len(pipes)):
-                queued = len(queues[number]) if number < len(queues) else 0
-                slots[1 + 2 * number], slots[2 + 2 * number] = 0, queued
+                slots[_front(number)] = 0
+                slots[_back(number)] = len(queues[number]) if number < len(queues) else 0
+        # pickled once for every worker
         message = pickle.dumps((self._batch, list(jobs), queues, context), pickle.HIGHEST_PROTOCOL)
         for worker, pipe in enumerate(pipes):
             try:
@@ -179,7 +188,7 @@ class Workers:
         methods = multiprocessing.get_all_start_methods()
         # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self._claims = context.Array("q", 1 + 2 * self.workers)
+        self._claims = context.Array("q", _back(self.workers - 1) + 1)
         for number in range(self.workers):
             ours, theirs = context.Pipe()
             self._pipes.append(ours)
@@ -271,16 +280,16 @@ def _claimed(claims: Any, batch: int, queues: list[list[int]], own: int) -> Iter
             slots = claims.get_obj()
             if slots[BATCH_SLOT] != batch:
                 return
-            left = [slots[2 + 2 * q] - slots[1 + 2 * q] for q in range(len(queues))]
+            left = [slots[_back(q)] - slots[_front(q)] for q in range(len(queues))]
             queue = own if left[own] > 0 else max(range(len(queues)), key=left.__getitem__)
             if left[queue] <= 0:
                 return
             if queue == own:
-                position = slots[1 + 2 * queue]
-                slots[1 + 2 * queue] = position + 1
+                position = slots[_front(queue)]
+                slots[_front(queue)] = position + 1
             else:
-                position = slots[2 + 2 * queue] - 1
-                slots[2 + 2 * queue] = position
+                position = slots[_back(queue)] - 1
+                slots[_back(queue)] = position
         yield queues[queue][position]
 
 
