@@ -5,10 +5,11 @@ read once before timing, so every contender reads it from the page cache. Throug
 the file's size over wall-clock time; the slow parsers run once, the fast ones best of
 seven, taking turns (grep, 1 worker, 2 workers, grep, ...) so that a slow spell of a
 shared machine falls on all of them alike rather than on one (on a shared 2-core VM the
-best of five still moved by up to a tenth from one run of the benchmark to the next). issueminer's figure is a
-whole scan into a fresh SQLite database: pre-filter, parse, the study's selection,
-envelopes, commits, and starting and stopping the workers. The tokenizer (about 1 s to
-load, whatever the size of the file) is loaded by one untimed scan first.
+best of five still moved by up to a tenth from one run of the benchmark to the next).
+issueminer's figure is a whole scan into a fresh SQLite database: pre-filter, parse, the
+study's selection, envelopes, commits, and starting and stopping the workers. The
+tokenizer (about 1 s to load, whatever the size of the file) is loaded by one untimed scan
+first.
 
 Usage: python -m bench.dump_bench [--size 1GB] [--skip-parsers]
 """

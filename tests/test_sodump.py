@@ -657,6 +657,32 @@ def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:
     assert counted == {o: data.count(b"\n", 0, o) + 1 for o in offsets}
 
 
+class _TwoWorkers(sodump.SerialExecutor):
+    workers = 2
+
+
+def test_with_several_workers_the_last_round_of_pieces_is_cut_finer(dump_file, taxonomy):
+    size = dump_file.stat().st_size
+    criteria = sodump.Criteria(Selection.from_taxonomy(taxonomy), taxonomy)
+    source = sodump.open_source(dump_file)
+    piece = size // 6 + 1  # six pieces, an even number: the same cuts for one worker and two
+    one = sodump.DumpCrawler(source, criteria, piece_bytes=piece)._pieces(source, 0)
+    two = sodump.DumpCrawler(source, criteria, executor=_TwoWorkers(), piece_bytes=piece)
+    pieces = two._pieces(source, 0)
+    data = dump_file.read_bytes()
+    assert pieces[0].start == 0 and pieces[-1].end == size
+    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(data[p.end - 1 : p.end] == b"\n" for p in pieces[:-1])
+    whole = len(one) - 2  # one worker: equal pieces; two: the last two cut TAPER times finer
+    assert pieces[:whole] == one[:whole]
+    assert len(pieces) == whole + 2 * sodump.TAPER
+    assert max(p.end - p.start for p in pieces[whole:]) < piece / sodump.TAPER * 1.2
+    # a resumed scan tapers what is left of the file the same way
+    resumed = two._pieces(source, pieces[3].start)
+    assert resumed[0].start == pieces[3].start and resumed[-1].end == size
+    assert len(resumed) - 2 * sodump.TAPER in (2, 4)  # a whole round or two, then tapered
+
+
 def test_not_a_dump_is_an_error(tmp_path) -> None:
     path = tmp_path / "Users.xml"
     path.write_text('<?xml version="1.0"?>\n<users>\n</users>\n')
