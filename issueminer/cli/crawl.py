@@ -117,9 +117,9 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
 
 
 def _record_end(checkpointer: Checkpointer | None, status: str, message: str) -> str:
-    """Notes how the run ended; if the store refuses (a Ctrl-C can cut a write short and
-    leave the database busy), says so instead of raising: the checkpoint is already
-    committed, and the same command resumes from it."""
+    """Notes how the run ended; if the store refuses (say, just after a Ctrl-C cut a write
+    short), says so instead of raising: the checkpoint is already committed, and the same
+    command resumes from it."""
     if checkpointer is None:
         return ""
     try:
