@@ -640,6 +640,11 @@ def test_questions_are_stored_while_workers_scan_and_answers_in_larger_batches()
     assert not due("questions", 1, 1, 16, waiting, 2)  # not a whole round yet
     assert due("questions", 8, sodump.COMMIT_PIECES, 16, ready, 2)
     assert not due("questions", 16, 2, 16, waiting, 2)  # the last: left to _flush
+    # nor when each of the workers has a piece or two left: they would wait for the commit
+    assert due("questions", 11, 2, 16, waiting, 2)
+    assert not due("questions", 12, 2, 16, waiting, 2)
+    assert not due("questions", 12, sodump.COMMIT_PIECES, 16, ready, 2)
+    assert due("questions", 15, 2, 16, waiting, 1)  # one worker waits for nothing
     # the other phases: every COMMIT_PIECES pieces only
     assert not due("answers", 2, 2, 16, waiting, 2)
     assert due("answers", 8, sodump.COMMIT_PIECES, 16, ready, 2)

@@ -1301,6 +1301,11 @@ def _commit_due(
     The last pieces are left to the next phase (see DumpCrawler._flush)."""
     if done >= pieces or not batched:
         return False
+    if phase == "questions" and workers > 1 and pieces - done <= 2 * workers:
+        # each worker is on its last piece or two (the finer ones): a commit now could
+        # outlast them, and the workers would wait for the answers phase; the start of
+        # that phase commits them instead, while the workers scan
+        return False
     if batched >= COMMIT_PIECES:
         return True
     # questions are stored a round at a time whenever the next piece is not in yet, while
