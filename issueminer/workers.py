@@ -69,7 +69,6 @@ class Workers:
         self._ended: set[int] = set()  # released workers whose pipe has closed
         self.owners: list[int] = []  # which worker ran each job of the last batch read whole
         self._waiting: dict[int, tuple[int, bytes]] = {}  # results read ahead of their turn
-        self._next = 0  # the job whose result the caller gets next
         weakref.finalize(self, _terminate, self._processes)  # registered while self lives
 
     def map(
@@ -106,7 +105,7 @@ class Workers:
             except OSError:
                 raise self._died(worker, "before it was sent its jobs") from None
         self._unread = len(jobs)
-        self._waiting, self._next = {}, 0  # ready() may read ahead before the first next()
+        self._waiting = {}
         return self._results(self._batch, len(jobs))
 
     def release(self) -> None:
@@ -133,15 +132,6 @@ class Workers:
         self._ended.clear()
         self._unread, self._released = 0, False
 
-    def ready(self) -> bool:
-        """Whether the next result of the batch can be had without waiting for a worker
-        (so that the caller can do other work first, when it cannot)."""
-        if self._unread == 0 or self._next in self._waiting:
-            return True
-        with suppress(WorkerDied):  # raised again where the result is asked for
-            self._read_some(f"result {self._next + 1}", timeout=0)
-        return self._next in self._waiting
-
     def _results(self, batch: int, count: int) -> Iterator[Any]:
         waiting = self._waiting  # job -> (worker, result), read early
         owners = [0] * count
@@ -151,7 +141,7 @@ class Workers:
                     raise RuntimeError("these results were given up: a later map() took them")
                 self._read_some(f"result {index + 1} of {count}")
             owners[index], data = waiting.pop(index)
-            self._next, self._unread = index + 1, self._unread - 1
+            self._unread -= 1
             ok, value = _loaded(data)
             if not ok:
                 raise value

@@ -633,21 +633,15 @@ def test_threads_mapping_a_file_at_once_share_one_mapping(tmp_path) -> None:
 
 def test_questions_are_stored_while_workers_scan_and_answers_in_larger_batches() -> None:
     due = sodump._commit_due
-    waiting, ready = (lambda: False), (lambda: True)
-    # questions: whenever a round is in and the next piece is not, or every COMMIT_PIECES
-    assert due("questions", 2, 2, 16, waiting, 2)
-    assert not due("questions", 2, 2, 16, ready, 2)
-    assert not due("questions", 1, 1, 16, waiting, 2)  # not a whole round yet
-    assert due("questions", 8, sodump.COMMIT_PIECES, 16, ready, 2)
-    assert not due("questions", 16, 2, 16, waiting, 2)  # the last: left to _flush
-    # nor when each of the workers has a piece or two left: they would wait for the commit
-    assert due("questions", 11, 2, 16, waiting, 2)
-    assert not due("questions", 12, 2, 16, waiting, 2)
-    assert not due("questions", 12, sodump.COMMIT_PIECES, 16, ready, 2)
-    assert due("questions", 15, 2, 16, waiting, 1)  # one worker waits for nothing
-    # the other phases: every COMMIT_PIECES pieces only
-    assert not due("answers", 2, 2, 16, waiting, 2)
-    assert due("answers", 8, sodump.COMMIT_PIECES, 16, ready, 2)
+    # with workers, questions every two rounds, answers every COMMIT_PIECES pieces
+    assert not due("questions", 3, 3, 22, 2) and due("questions", 4, 4, 22, 2)
+    assert not due("answers", 4, 4, 22, 2) and due("answers", 8, sodump.COMMIT_PIECES, 22, 2)
+    assert due("questions", 16, sodump.COMMIT_PIECES, 64, 8)  # never more than COMMIT_PIECES
+    # not while each worker has its last piece or two: they would wait for the commit
+    assert due("questions", 17, 4, 22, 2) and not due("questions", 18, 5, 22, 2)
+    assert not due("questions", 22, 4, 22, 2)  # the last: left to _flush
+    # one process scans and stores by turns: every COMMIT_PIECES pieces, whatever the phase
+    assert not due("questions", 4, 4, 22, 1) and due("questions", 8, sodump.COMMIT_PIECES, 22, 1)
 
 
 def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:

@@ -150,19 +150,6 @@ def sleep_then_return(job: float, _context: None) -> float:
     return job
 
 
-def test_ready_says_whether_the_next_result_is_in() -> None:
-    workers = Workers(1, sleep_then_return)
-    try:
-        results = workers.map([0.5, 0.0], None)
-        assert not workers.ready()  # the first job sleeps
-        assert wait_until(workers.ready)
-        assert next(results) == 0.5
-        assert wait_until(workers.ready) and next(results) == 0.0
-        assert workers.ready()  # nothing owed: asking does not wait
-    finally:
-        workers.close()
-
-
 def test_an_error_in_a_job_is_raised_in_the_caller_with_the_workers_trace() -> None:
     workers = Workers(2, fail_on_three)
     try:

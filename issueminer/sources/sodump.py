@@ -1178,9 +1178,6 @@ class Executor(Protocol):
         """Results in job order; `affinity` (an earlier batch's `owners`) asks for each
         job on the worker that ran the same piece before."""
 
-    def ready(self) -> bool:
-        """Whether the next result is there without waiting (else the caller stores)."""
-
     def release(self) -> None:
         """No more jobs for now: workers may wind down while the caller stores the last."""
 
@@ -1198,9 +1195,6 @@ class SerialExecutor:
     ) -> Iterator[Found]:
         for job in jobs:
             yield run_job(job, context)
-
-    def ready(self) -> bool:
-        return True  # it is computed when asked for: there is no waiting to fill
 
     def release(self) -> None:
         pass
@@ -1250,9 +1244,6 @@ class DaskExecutor:
         finally:
             self.client.cancel(futures)
 
-    def ready(self) -> bool:
-        return True  # commits come every COMMIT_PIECES
-
     def release(self) -> None:
         pass  # the cluster outlives the scan
 
@@ -1294,33 +1285,27 @@ class ScanSummary:
 ProgressFn = Callable[[str, int, int | None], None]
 
 
-def _commit_due(
-    phase: str, done: int, batched: int, pieces: int, ready: Callable[[], bool], workers: int
-) -> bool:
+def _commit_due(phase: str, done: int, batched: int, pieces: int, workers: int) -> bool:
     """Whether to commit after `done` of a phase's `pieces`, `batched` since the last commit.
     The last pieces are left to the next phase (see DumpCrawler._flush)."""
     if done >= pieces or not batched:
         return False
-    if phase == "questions" and workers > 1 and pieces - done <= 2 * workers:
-        # each worker is on its last piece or two (the finer ones): a commit now could
-        # outlast them, and the workers would wait for the answers phase; the start of
-        # that phase commits them instead, while the workers scan
-        return False
-    if batched >= COMMIT_PIECES:
-        return True
-    # questions are stored a round at a time whenever the next piece is not in yet, while
-    # workers scan it: the phase ends with little left to store, and the workers soon get
-    # the answers phase (the other phases find little, fast: a commit would only slow them)
-    return phase == "questions" and batched >= workers and not ready()
+    if phase != "questions" or workers == 1:
+        return batched >= COMMIT_PIECES  # the other phases find little, fast
+    # with workers, questions are stored two rounds at a time while the workers scan on, so
+    # the phase ends with little left to store; but not while each worker has its last
+    # piece or two: a commit could outlast them and keep them waiting for the answers
+    # phase, whose start commits those pieces instead, while the workers scan
+    return batched >= min(2 * workers, COMMIT_PIECES) and pieces - done > 2 * workers
 
 
 class DumpCrawler:
     """Scans Posts.xml (and optionally Comments.xml) into the store through a Checkpointer.
 
-    The checkpoint holds the phase, the byte offset to go on from, the kept questions and
-    attached answers (small: bounded by what is kept) and the findings so far, and it is
+    The checkpoint holds the phase, the byte offset to go on from and the findings so far;
+    the kept questions and attached answers are rows of the run (see `_save`). Both are
     committed together with the envelopes of the pieces before that offset (every
-    COMMIT_PIECES pieces, or every round of pieces while workers look for questions), so a
+    COMMIT_PIECES pieces, or every two rounds while workers look for questions), so a
     killed scan resumes where it stopped and stores nothing twice.
     """
 
@@ -1536,7 +1521,7 @@ class DumpCrawler:
             batch.absorb(found, scanned=phase == "questions")  # each file's bytes once
             batched += 1
             state["offset"] = piece.end
-            if _commit_due(phase, done, batched, len(pieces), self.executor.ready, workers):
+            if _commit_due(phase, done, batched, len(pieces), workers):
                 self._commit(checkpointer, state, batch, envelopes, source.name)
                 batch, envelopes, batched = Found(), [], 0
             self.on_progress(phase, piece.end, source.size)
