@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
-from issueminer.ingest import upsert_issues, upsert_replies
+from issueminer.ingest import insert_many, upsert_issues, upsert_replies
 from issueminer.store import CrawlItem, CrawlRun, Store
 from issueminer.store.models import utcnow
 
@@ -113,7 +113,7 @@ class Checkpointer:
                 upsert_issues(session, issue_updates)
             rows = [{"run_id": self.run_id, "kind": k, "key": n, "value": v} for k, n, v in items]
             if rows:
-                session.execute(insert(CrawlItem), rows)
+                insert_many(session, CrawlItem, rows)
             run = session.get(CrawlRun, self.run_id)
             run.checkpoint = checkpoint
             run.items_seen += seen

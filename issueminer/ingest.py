@@ -79,12 +79,12 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
             counts["updated" if changed else "unchanged"] += 1
     session.flush()
     if new:
-        _insert_many(session, Issue, new)
+        insert_many(session, Issue, new)
         counts["added"] += len(new)
     return counts
 
 
-def _insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+def insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
     """New rows in one executemany per set of columns: a crawl page or a dump piece brings
     hundreds, and ORM objects cost several times more than the insert itself (so does the
     ORM's bulk insert, which is bypassed too: the rows are plain columns)."""
@@ -317,7 +317,7 @@ def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, 
                     if getattr(current, name) != value:
                         setattr(current, name, value)
     session.flush()
-    _insert_many(session, Reply, list(new.values()))
+    insert_many(session, Reply, list(new.values()))
     return len(new)
 
 
