@@ -148,13 +148,13 @@ class Workers:
             yield value
         self.owners = owners
 
-    def _read_some(self, missing: str, timeout: float | None = None) -> None:
-        """Read every result that has arrived into `_waiting` (waiting until one has, or
-        `timeout`); `missing` names the result wanted, for the error if none can come."""
+    def _read_some(self, missing: str) -> None:
+        """Read every result that has arrived into `_waiting`, waiting until one has;
+        `missing` names the result wanted, for the error if none can come."""
         open_pipes = [p for i, p in enumerate(self._pipes) if i not in self._ended]
         if not open_pipes:
             raise WorkerDied(f"the workers ended without sending {missing}")
-        for pipe in multiprocessing.connection.wait(open_pipes, timeout):
+        for pipe in multiprocessing.connection.wait(open_pipes):
             worker = self._pipes.index(pipe)
             try:
                 message = pipe.recv_bytes()
