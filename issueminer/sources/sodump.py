@@ -565,14 +565,16 @@ def _prefetch(buf: Any, piece: Piece) -> None:
 
 
 # ---- scanning a buffer -------------------------------------------------------------------
+FoundReply = tuple[int, str, dict[str, Any], dict[str, str], int]
+# (question id, kind, API item, dump row, offset): a reply not yet in an envelope
+
+
 @dataclass
 class Found:
     """What one piece or block yielded; offsets are absolute positions in the file."""
 
     kept: list[dict[str, Any]] = field(default_factory=list)  # see _kept_entry
-    replies: list[tuple[int, str, dict[str, Any], dict[str, str], int]] = field(
-        default_factory=list
-    )  # (question id, kind, API item, row, offset) not yet in an envelope
+    replies: list[FoundReply] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)  # kept questions, their answers
     attached: list[tuple[int, int]] = field(default_factory=list)  # (answer, question) in them
     findings: list[tuple[str, int, int | None, str]] = field(default_factory=list)
@@ -776,16 +778,19 @@ def package(found: Found, taxonomy: Taxonomy | None) -> Found:
     two; the answers that belong to questions kept elsewhere stay in `found.replies`.
     """
     here = {entry["id"]: entry for entry in found.kept}
-    own = [r for r in found.replies if r[1] == "answer" and r[0] in here]
+    own: list[FoundReply] = []
+    others: list[FoundReply] = []
+    for reply in found.replies:
+        (own if reply[1] == "answer" and reply[0] in here else others).append(reply)
     answers = _by_question(own, found.attached)
     for question_id, entry in here.items():
         mine = answers.get(question_id, ([], []))[0]
         envelope = question_envelope(entry.pop("question"), [a for a, _ in mine], [], taxonomy)
-        envelope.issue["raw"] = _dump_raw(entry.pop("attrs"))  # the rest goes in the checkpoint
+        envelope.issue["raw"] = _dump_raw(entry.pop("attrs"))  # the rest: the run's items
         for reply, (_, attrs) in zip(envelope.replies, mine, strict=True):
             reply["raw"] = _dump_raw(attrs)
         found.envelopes.append(envelope)
-    found.replies = [r for r in found.replies if not (r[1] == "answer" and r[0] in here)]
+    found.replies = others
     return found
 
 
@@ -793,7 +798,7 @@ Reply = tuple[dict[str, Any], dict[str, str]]  # (API item, dump row)
 
 
 def _by_question(
-    replies: Iterable[tuple[int, str, dict[str, Any], dict[str, str], int]],
+    replies: Iterable[FoundReply],
     attached: list[tuple[int, int]] | None = None,
 ) -> dict[int, tuple[list[Reply], list[Reply]]]:
     """Replies by question id, (answers, comments) in file order; each answer also noted
@@ -1510,8 +1515,9 @@ class DumpCrawler:
         self.on_progress(phase, state["offset"], source.size)
         batch, envelopes, batched = Found(), [], 0
         workers = self.executor.workers
-        # the questions phase shares pieces out as workers come free; the others follow it
-        affinity = None if phase == "questions" else self.executor.owners
+        # the questions phase shares pieces out as workers come free; answers follow it (the
+        # same pieces of the same file); comments are another file
+        affinity = self.executor.owners if phase == "answers" else None
         results = self.executor.map(jobs, context, affinity)
         if next_phase == "done":
             self.executor.release()  # no job follows: workers exit as soon as theirs are done
@@ -1562,9 +1568,7 @@ class DumpCrawler:
     # ---- stream: compressed or stdin, one pass --------------------------------------------
     def _stream(self, checkpointer: Checkpointer, state: dict[str, Any]) -> dict[str, Any]:
         _warm_tokenizer()
-        tail = self._stream_pass(
-            checkpointer, state, self.posts, "stream", self._stream_block, counts_bytes=True
-        )
+        tail = self._stream_pass(checkpointer, state, self.posts, "stream", self._stream_block)
         self._check_tail(tail, state, self.posts.name)
         return self._next_phase(checkpointer, state, "late")
 
@@ -1576,11 +1580,11 @@ class DumpCrawler:
         phase: str,
         scan_block: Callable[[dict[str, Any], bytes, int], Found],
         until: int | None = None,
-        counts_bytes: bool = False,
     ) -> bytes:
         """One pass over a stream from the checkpoint's offset (up to `until`), block by
-        block, committed about every piece_bytes; returns the last bytes it read.
-        `counts_bytes` for the pass whose bytes the summary counts (each file's once)."""
+        block, committed about every piece_bytes; returns the last bytes it read. Only the
+        first pass counts as scanned Posts bytes: the late one reads them again, and
+        comments are another file."""
         total = source.stored_size if source.kind == "gzip" else source.size
         batch, envelopes, batched, tail = Found(), [], 0, b""
         with open_stream(source, self.stdin) as stream:
@@ -1589,7 +1593,7 @@ class DumpCrawler:
                     break
                 found = scan_block(state, block, offset)
                 envelopes += self._take(state, found)
-                batch.absorb(found, scanned=counts_bytes)
+                batch.absorb(found, scanned=phase == "stream")
                 batched += len(block)
                 state["line"] += block.count(NEWLINE)
                 state["offset"] = offset + len(block)
