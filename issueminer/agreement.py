@@ -110,8 +110,11 @@ def current_annotations(
     session: Session, round_name: str | None = None, role: str = ANNOTATOR, *, live: bool = False
 ) -> list[Annotation]:
     """The newest annotation per (issue, annotator, round); with `live`, not the undone."""
-    where = live_labels(role, round_name)
-    query = select(Annotation).where(*(where if live else where[:1])).order_by(Annotation.id)
+    if live:
+        where = live_labels(role, round_name)
+    else:
+        where = (Annotation.id.in_(newest_annotation_ids(role, round_name)),)
+    query = select(Annotation).where(*where).order_by(Annotation.id)
     return list(session.scalars(query))
 
 

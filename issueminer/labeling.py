@@ -24,6 +24,7 @@ from issueminer.store import (
     LABEL_CELLS,
     LABEL_FIELDS,
     RETRACTED,
+    STATUSES,
     Annotation,
     FinalLabel,
     Issue,
@@ -34,7 +35,6 @@ from issueminer.store import (
 )
 from issueminer.taxonomy import Taxonomy
 
-STATUSES = ("done", "pending", "skipped")
 UNDO = "app:undo"  # provenance of the rows that undo a save
 MERGED = "merge:"  # provenance prefix of rows `taxonomy merge` appended (see issueminer.merge)
 SUGGESTIONS = 3

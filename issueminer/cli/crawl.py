@@ -95,9 +95,10 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
         yield
     except QuotaExhausted as exc:
         when = exc.resume_at.strftime("%Y-%m-%d %H:%M UTC") if exc.resume_at else "later"
-        unrecorded = _record_end(checkpointer, "quota", scrub(str(exc), key, token))
+        message = scrub(str(exc), key, token)
+        unrecorded = _record_end(checkpointer, "quota", message)
         fail(
-            f"{scrub(str(exc), key, token)}\nstopped cleanly; run the same command after "
+            f"{message}\nstopped cleanly; run the same command after "
             f"{when} to resume where it stopped{unrecorded}"
         )
     except KeyboardInterrupt:

@@ -38,7 +38,7 @@ from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.labels import Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
 from issueminer.sources.files import json_lines
-from issueminer.store import ADJUDICATOR, ANNOTATOR, RETRACTED
+from issueminer.store import ADJUDICATOR, ANNOTATOR, RETRACTED, STATUSES
 from issueminer.taxonomy import FAULT, HOWTO, NOT_RELEVANT, Taxonomy
 
 FINAL_WORKBOOK = "final categories.xlsx"
@@ -60,7 +60,7 @@ FLAT_SHEET = re.compile(
     r"/(?P<sheet>[^/]+)\.(?P<ext>csv|jsonl)$",
     re.I,
 )
-ANNOTATION_STATUSES = ("done", "pending", "skipped", RETRACTED)
+ANNOTATION_STATUSES = (*STATUSES, RETRACTED)
 SO_CANDIDATES = "so_dl_distributed.csv"
 GITHUB_CANDIDATES = re.compile(r"GitHub_dl_distributed/(?P<framework>[\w.-]+)-issues\.txt$", re.I)
 ORIGIN_PREFIX = "replication:"

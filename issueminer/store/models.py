@@ -142,7 +142,9 @@ def label_values(row: Any, names: tuple[str, ...] | None = None) -> dict[str, An
 # Annotation.role: an independent label, or the label a round's adjudication settled on
 ANNOTATOR = "annotator"
 ADJUDICATOR = "adjudicator"
-# Annotation.status of a row that undoes an earlier save (the save stays, as history)
+# Annotation.status of a save, and of a row that undoes an earlier save (the save stays,
+# as history)
+STATUSES = ("done", "pending", "skipped")
 RETRACTED = "retracted"
 
 LABEL_FIELDS = (
