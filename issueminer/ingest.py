@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from issueminer.labels import Labels
 from issueminer.report import ImportFailure, Report
@@ -59,7 +59,13 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
     new: list[dict[str, Any]] = []
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
-        existing = {i.uid: i for i in session.scalars(select(Issue).where(Issue.uid.in_(chunk)))}
+        # only the columns the records compare: a dump's answers name their stored question
+        # by uid alone, and loading whole rows (decoding each raw item's JSON) made storing
+        # 2,000 such records with an answer each about a fifth slower
+        compared = {key for uid in chunk for key in merged[uid]}
+        found = select(Issue).where(Issue.uid.in_(chunk))
+        found = found.options(load_only(*(getattr(Issue, key) for key in sorted(compared))))
+        existing = {i.uid: i for i in session.scalars(found)}
         for uid in chunk:
             record = merged[uid]
             issue = existing.get(uid)
@@ -302,10 +308,12 @@ def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, 
     uids = [uid for uid, replies in replies_by_issue.items() if replies]
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
-        existing = {
-            (r.issue_uid, r.native_id): r
-            for r in session.scalars(select(Reply).where(Reply.issue_uid.in_(chunk)))
-        }
+        compared = {"issue_uid", "native_id"}.union(
+            *(r for u in chunk for r in replies_by_issue[u])
+        )
+        found = select(Reply).where(Reply.issue_uid.in_(chunk))
+        found = found.options(load_only(*(getattr(Reply, key) for key in sorted(compared))))
+        existing = {(r.issue_uid, r.native_id): r for r in session.scalars(found)}
         for uid in chunk:
             for reply in replies_by_issue[uid]:
                 key = (uid, reply["native_id"])
