@@ -5,7 +5,8 @@ read once before timing, so every contender reads it from the page cache. Throug
 the file's size over wall-clock time; the slow parsers run once, the fast ones best of
 seven, taking turns (grep, 1 worker, 2 workers, grep, ...) so that a slow spell of a
 shared machine falls on all of them alike rather than on one (on a shared 2-core VM the
-best of five still moved by up to a tenth from one run of the benchmark to the next).
+best of five still moved by up to a tenth from one run of the benchmark to the next). The
+two-worker ratio is also given turn by turn (median and range), which shows the noise.
 issueminer's figure is a whole scan into a fresh SQLite database: pre-filter, parse, the
 study's selection, envelopes, commits, and starting and stopping the workers. The
 tokenizer (about 1 s to load, whatever the size of the file) is loaded by one untimed scan
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from bench.synthetic import DEFAULT_SEED, parse_size, write_posts
 DATA = Path(__file__).resolve().parent / "data"
 REPEATS = 7  # for the fast contenders (the best of them); the slow parsers run once
 Timings = dict[str, tuple[float, float]]  # contender -> (wall-clock s, CPU s)
+Turns = dict[str, list[float]]  # contender -> wall-clock s of each turn, in order
 
 
 def ensure_dump(size: int) -> Path:
@@ -54,10 +57,11 @@ def warm(path: Path) -> None:
             pass
 
 
-def timed(runs: dict[str, Callable[[], object]], repeats: int, path: Path) -> Timings:
+def timed(runs: dict[str, Callable[[], object]], repeats: int, path: Path) -> tuple[Timings, Turns]:
     """Best wall-clock seconds and best CPU seconds (this process and its children) of each
-    contender, the contenders taking turns."""
+    contender, the contenders taking turns; and every turn's wall-clock seconds."""
     best = {name: (float("inf"), float("inf")) for name in runs}
+    turns: Turns = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             if hasattr(run, "prepare"):
@@ -68,7 +72,8 @@ def timed(runs: dict[str, Callable[[], object]], repeats: int, path: Path) -> Ti
             wall, after = time.perf_counter() - start, os.times()
             cpu = sum(after[:4]) - sum(before[:4])  # user + system, self + children
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
-    return best
+            turns[name].append(wall)
+    return best, turns
 
 
 def grep(path: Path) -> None:
@@ -144,13 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     one.prepare()
     one()  # loads the tokenizer, which a scan in a long-lived process would have loaded
     fast = {"grep -c": lambda: grep(path), "issueminer, 1 worker": one}
-    seconds = timed({**fast, "issueminer, 2 workers": Scan(path, 2)}, REPEATS, path)
+    seconds, turns = timed({**fast, "issueminer, 2 workers": Scan(path, 2)}, REPEATS, path)
     if not args.skip_parsers:
         slow = {
             "lxml iterparse": lambda: lxml_iterparse(path),
             "ElementTree per row": lambda: elementtree_rows(path),
         }
-        seconds.update(timed(slow, 1, path))
+        seconds.update(timed(slow, 1, path)[0])
     print(f"issueminer kept {one.kept[0]} questions and {one.kept[1]} answers")
     print(f"{'contender':<24}{'wall s':>8}{'MB/s':>8}{'CPU s':>8}{'MB/CPU-s':>10}")
     for name, (wall, cpu) in seconds.items():
@@ -163,6 +168,14 @@ def main(argv: list[str] | None = None) -> None:
         by_cpu = seconds[slower][1] / seconds[faster][1]
         verdict = "met" if by_wall >= target else "NOT met"
         print(f"{name:<44}{by_wall:>7.2f}{by_cpu:>7.2f}{target:>8}  {verdict} (by wall clock)")
+    print(_turn_by_turn(turns, "issueminer, 2 workers", "issueminer, 1 worker"))
+
+
+def _turn_by_turn(turns: Turns, faster: str, slower: str) -> str:
+    """The ratio within each turn (the two ran seconds apart), as a sense of the noise."""
+    ratios = sorted(s / f for f, s in zip(turns[faster], turns[slower], strict=True))
+    low, middle, high = ratios[0], statistics.median(ratios), ratios[-1]
+    return f"{faster} / {slower}, turn by turn: median {middle:.2f}, {low:.2f} to {high:.2f}"
 
 
 def _ratios(skip_parsers: bool) -> list[tuple[str, str, str, float]]:
