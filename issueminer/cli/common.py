@@ -123,6 +123,23 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def report_validation(
+    path: Any, problems: list[str], fmt: Format, warnings: list[str] | None = None
+) -> None:
+    """A checked file's verdict: problems exit 1, warnings are only printed."""
+    if fmt == Format.json:
+        checked = {"file": str(path), "valid": not problems, "problems": problems}
+        print_json(checked if warnings is None else {**checked, "warnings": warnings})
+        if problems:
+            raise typer.Exit(1)
+        return
+    for warning in warnings or []:
+        err.print(f"warning: {warning}")
+    if problems:
+        fail(f"{path}: {len(problems)} problem(s)", problems)
+    err.print(f"{path}: valid" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+
+
 def progress(download: bool = False) -> Progress:
     """A progress bar with counts (or bytes) and time left; see `progress_bar`."""
     columns = [TextColumn("{task.description}"), BarColumn()]

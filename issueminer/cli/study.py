@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from issueminer.cli.common import Format, FormatOption, err, fail, handled, out, print_json
+from issueminer.cli.common import (
+    Format,
+    FormatOption,
+    err,
+    fail,
+    handled,
+    out,
+    print_json,
+    report_validation,
+)
 from issueminer.study import StudyError, check_study, describe, list_studies, new_study
 from issueminer.taxonomy import load_taxonomy, study_dirs, taxonomy_path
 
@@ -78,18 +87,7 @@ def validate(
     Example: issueminer study validate studies/my-study.yaml
     """
     problems, warnings = check_study(path)
-    if fmt == Format.json:
-        print_json(
-            {"file": str(path), "valid": not problems, "problems": problems, "warnings": warnings}
-        )
-        if problems:
-            raise typer.Exit(1)
-        return
-    for warning in warnings:
-        err.print(f"warning: {warning}")
-    if problems:
-        fail(f"{path}: {len(problems)} problem(s)", problems)
-    err.print(f"{path}: valid" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+    report_validation(path, problems, fmt, warnings)
 
 
 @app.command("new")

@@ -19,6 +19,7 @@ from issueminer.cli.common import (
     open_store,
     out,
     print_json,
+    report_validation,
 )
 from issueminer.cli.common import study_taxonomy as load_study
 from issueminer.merge import MergeError, merge_categories
@@ -74,15 +75,7 @@ def validate(
 
     Example: issueminer taxonomy validate taxonomy/distributed-training.yaml
     """
-    problems = validate_taxonomy_file(path)
-    if fmt == Format.json:
-        print_json({"file": str(path), "valid": not problems, "problems": problems})
-        if problems:
-            raise typer.Exit(1)
-        return
-    if problems:
-        fail(f"{path}: {len(problems)} problem(s)", problems)
-    err.print(f"{path}: valid")
+    report_validation(path, validate_taxonomy_file(path), fmt)
 
 
 @app.command("merge")
