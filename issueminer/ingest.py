@@ -59,13 +59,8 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
     new: list[dict[str, Any]] = []
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
-        # only the columns the records compare: a dump's answers name their stored question
-        # by uid alone, and loading whole rows (decoding each raw item's JSON) made storing
-        # 2,000 such records with an answer each about a fifth slower
         compared = {key for uid in chunk for key in merged[uid]}
-        found = select(Issue).where(Issue.uid.in_(chunk))
-        found = found.options(load_only(*(getattr(Issue, key) for key in sorted(compared))))
-        existing = {i.uid: i for i in session.scalars(found)}
+        existing = {i.uid: i for i in _stored(session, Issue.uid, chunk, compared)}
         for uid in chunk:
             record = merged[uid]
             issue = existing.get(uid)
@@ -88,6 +83,16 @@ def upsert_issues(session: Session, records: Iterable[dict[str, Any]]) -> Counte
         insert_many(session, Issue, new)
         counts["added"] += len(new)
     return counts
+
+
+def _stored(session: Session, key: Any, values: list[str], columns: set[str]) -> list[Any]:
+    """The stored rows whose `key` column is one of `values`, with only `columns` (and the
+    key) loaded: the ones the records compare. A dump's answers name their stored question
+    by uid alone, and loading whole rows (decoding each raw item's JSON) made upserting 2,000
+    such records take 133-153 ms of CPU instead of about 100."""
+    model = key.class_
+    wanted = [getattr(model, name) for name in sorted(columns | {key.key})]
+    return list(session.scalars(select(model).where(key.in_(values)).options(load_only(*wanted))))
 
 
 def insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -308,12 +313,9 @@ def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, 
     uids = [uid for uid, replies in replies_by_issue.items() if replies]
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
-        compared = {"issue_uid", "native_id"}.union(
-            *(r for u in chunk for r in replies_by_issue[u])
-        )
-        found = select(Reply).where(Reply.issue_uid.in_(chunk))
-        found = found.options(load_only(*(getattr(Reply, key) for key in sorted(compared))))
-        existing = {(r.issue_uid, r.native_id): r for r in session.scalars(found)}
+        compared = {"native_id"}.union(*(r for u in chunk for r in replies_by_issue[u]))
+        stored = _stored(session, Reply.issue_uid, chunk, compared)
+        existing = {(r.issue_uid, r.native_id): r for r in stored}
         for uid in chunk:
             for reply in replies_by_issue[uid]:
                 key = (uid, reply["native_id"])
