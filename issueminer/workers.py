@@ -10,6 +10,15 @@ batch (`affinity`) gives each worker the same pieces again, whose pages it still
 mapped. A worker whose own jobs are done takes over the last jobs of the one with the
 most left, rather than wait for it.
 
+With `helping`, the calling process is the last of the workers: whenever the result it
+waits for has not come in, it claims a job and runs it itself, and only `count - 1`
+processes are started. On a machine with no more cores than workers, a caller that only
+stores what comes back shares a core with a worker: the two take turns on it, each slower
+for the other's use of the core's caches, and every process forked is one more to start,
+whose copied pages cost faults. In 16 paired turns of a two-worker scan of the benchmark's
+1 GB dump on two cores, the caller helping took 0.06 s less (the median; less in 12 of 16
+turns, of about 0.65 s) and 0.11 s less CPU than a caller that only stored.
+
 Why not `multiprocessing.Pool`: a pool dispatches job by job through helper threads in
 the parent, which on a two-core machine took about a tenth of a core away from the
 workers while they scanned. Here the parent has no thread: it sends each worker the batch
@@ -57,9 +66,17 @@ class WorkerDied(RuntimeError):
 class Workers:
     """`count` processes that run `function(job, context)`; see the module's docstring."""
 
-    def __init__(self, count: int, function: Callable[[Any, Any], Any]) -> None:
+    def __init__(
+        self, count: int, function: Callable[[Any, Any], Any], *, helping: bool = False
+    ) -> None:
+        if helping and count < 2:
+            raise ValueError("a helping caller needs at least one worker process beside it")
         self.workers = count  # how many (the name the scan's executors share)
         self.function = function
+        self._processes_wanted = count - 1 if helping else count
+        self._helping = helping
+        self._own: Iterator[int] = iter(())  # the jobs this process claims (when helping)
+        self._batch_jobs: tuple[list[Any], Any] = ([], None)  # the batch this process helps with
         self._processes: list[Any] = []
         self._pipes: list[Any] = []
         self._batch = 0  # which batch the workers are serving; older iterators refuse to read
@@ -81,18 +98,18 @@ class Workers:
             self.close()  # an abandoned batch: its results would come before this one's
         pipes = self._started()
         if affinity is not None and (
-            len(affinity) != len(jobs) or any(w >= len(pipes) for w in affinity)
+            len(affinity) != len(jobs) or any(w >= self.workers for w in affinity)
         ):
             affinity = None  # not from these workers, or not for these jobs
         self._batch += 1
         if affinity is None:
             queues = [list(range(len(jobs)))]  # one queue, taken from the front by all
         else:
-            queues = [[i for i, w in enumerate(affinity) if w == n] for n in range(len(pipes))]
+            queues = [[i for i, w in enumerate(affinity) if w == n] for n in range(self.workers)]
         with self._claims.get_lock():  # a worker done with the last batch may still look
             slots = self._claims.get_obj()
             slots[BATCH_SLOT] = self._batch
-            for number in range(len(pipes)):
+            for number in range(self.workers):
                 slots[_front(number)] = 0
                 slots[_back(number)] = len(queues[number]) if number < len(queues) else 0
         # pickled once for every worker
@@ -106,6 +123,10 @@ class Workers:
                 raise self._died(worker, "before it was sent its jobs") from None
         self._unread = len(jobs)
         self._waiting = {}
+        if self._helping:
+            own = self.workers - 1 if len(queues) > 1 else 0
+            self._own = _claimed(self._claims, self._batch, queues, own)
+            self._batch_jobs = (list(jobs), context)
         return self._results(self._batch, len(jobs))
 
     def release(self) -> None:
@@ -139,22 +160,42 @@ class Workers:
             while index not in waiting:
                 if batch != self._batch:
                     raise RuntimeError("these results were given up: a later map() took them")
-                self._read_some(f"result {index + 1} of {count}")
+                missing = f"result {index + 1} of {count}"
+                if self._helping:
+                    self._read_some(missing, wait=False)
+                    if index in waiting or self._help():
+                        continue
+                self._read_some(missing)
             owners[index], data = waiting.pop(index)
             self._unread -= 1
-            ok, value = _loaded(data)
+            ok, value = data if isinstance(data, tuple) else _loaded(data)
             if not ok:
                 raise value
             yield value
         self.owners = owners
 
-    def _read_some(self, missing: str) -> None:
-        """Read every result that has arrived into `_waiting`, waiting until one has;
-        `missing` names the result wanted, for the error if none can come."""
+    def _help(self) -> bool:
+        """Run the next job this process can claim; False when none is left."""
+        index = next(self._own, None)
+        if index is None:
+            return False
+        jobs, context = self._batch_jobs
+        try:
+            outcome = (True, self.function(jobs[index], context))
+        except Exception as exc:  # noqa: BLE001 - raised in its turn, like a worker's
+            outcome = (False, exc)
+        self._waiting[index] = (self.workers - 1, outcome)
+        return True
+
+    def _read_some(self, missing: str, wait: bool = True) -> None:
+        """Read every result that has arrived into `_waiting`, waiting until one has unless
+        `wait` is False; `missing` names the result wanted, for the error if none can come."""
         open_pipes = [p for i, p in enumerate(self._pipes) if i not in self._ended]
         if not open_pipes:
+            if not wait:
+                return
             raise WorkerDied(f"the workers ended without sending {missing}")
-        for pipe in multiprocessing.connection.wait(open_pipes):
+        for pipe in multiprocessing.connection.wait(open_pipes, None if wait else 0):
             worker = self._pipes.index(pipe)
             try:
                 message = pipe.recv_bytes()
@@ -179,7 +220,7 @@ class Workers:
         # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._claims = context.Array("q", _back(self.workers - 1) + 1)
-        for number in range(self.workers):
+        for number in range(self._processes_wanted):
             ours, theirs = context.Pipe()
             self._pipes.append(ours)
             process = context.Process(

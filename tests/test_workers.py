@@ -1,5 +1,6 @@
 """Worker processes that claim jobs, keep them on their worker across batches and take
-over another's last ones (issueminer.workers), with real processes."""
+over another's last ones, with the caller helping or not (issueminer.workers), with real
+processes."""
 
 from __future__ import annotations
 
@@ -269,3 +270,63 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+def fail_on_three_slowly(job: int, _context: None) -> int:
+    """Job 3 fails at once; the others take long enough that the caller claims job 3."""
+    if job == 3:
+        raise ValueError(f"job {job} cannot be done")
+    time.sleep(0.2)
+    return job
+
+
+def test_a_helping_caller_runs_jobs_itself_between_the_results() -> None:
+    workers = Workers(2, whoami_slowly, helping=True)
+    try:
+        first = list(workers.map(list(range(6)), 0.2))  # long: each takes three
+        owners = workers.owners
+        second = list(workers.map(list(range(6)), 0.05, affinity=owners))
+        started = len(workers._processes)
+    finally:
+        workers.close()
+    assert [job for job, _, _ in first] == list(range(6))
+    pids = [pid for _, _, pid in first]
+    assert started == 1 and len(set(pids)) == 2 and os.getpid() in pids
+    # the caller is the last worker, and a later batch keeps its jobs with it
+    assert [owner == 1 for owner in owners] == [pid == os.getpid() for pid in pids]
+    assert [pid for _, _, pid in second] == pids and workers.owners == owners
+
+
+def test_a_helping_caller_and_its_worker_take_over_each_others_last_jobs() -> None:
+    workers = Workers(2, slow_first, helping=True)
+    try:
+        # the worker process is held up by job 0: the caller does its own five, then
+        # takes 4, 3, 2 and 1 from the back of the worker's queue
+        ran_on = list(workers.map(list(range(10)), None, affinity=[0] * 5 + [1] * 5))
+        assert workers.owners == [0] + [1] * 9
+        assert ran_on[0] != os.getpid() and set(ran_on[1:]) == {os.getpid()}
+        # the caller is held up by job 0 (its own): the worker takes over its other four
+        ran_on = list(workers.map(list(range(10)), None, affinity=[1] * 5 + [0] * 5))
+        assert workers.owners == [1] + [0] * 9
+        assert ran_on[0] == os.getpid() and os.getpid() not in ran_on[1:]
+    finally:
+        workers.close()
+
+
+def test_an_error_in_the_helping_callers_own_job_is_raised_in_its_turn() -> None:
+    workers = Workers(2, fail_on_three_slowly, helping=True)
+    try:
+        # job 3 is the caller's: it fails before the worker's job 0 is done
+        results = workers.map(list(range(6)), None, affinity=[0, 0, 0, 1, 0, 0])
+        assert [next(results) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="job 3 cannot be done") as raised:
+            next(results)
+        assert raised.traceback[-1].name == "fail_on_three_slowly"  # raised here, as it was
+        assert list(workers.map([10, 11], None)) == [10, 11]  # fresh workers, own results
+    finally:
+        workers.close()
+
+
+def test_a_helping_caller_needs_a_worker_beside_it() -> None:
+    with pytest.raises(ValueError, match="at least one worker process"):
+        Workers(1, whoami, helping=True)

@@ -427,7 +427,10 @@ def so_dump(
         ),
     ] = False,
     workers: Annotated[
-        int, typer.Option(min=1, help="Processes (or Dask workers) scanning byte ranges.")
+        int,
+        typer.Option(
+            min=1, help="Processes (this one among them) or Dask workers scanning byte ranges."
+        ),
     ] = 1,
     engine: Annotated[Engine, typer.Option(help="Run the pieces here or on Dask.")] = Engine.local,
     scheduler: Annotated[

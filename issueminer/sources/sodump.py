@@ -1209,17 +1209,23 @@ class SerialExecutor:
 
 
 class ProcessExecutor(Workers):
-    """Pieces on N worker processes (see `issueminer.workers`); results in file order.
+    """Pieces on N workers: this process and N - 1 others (see `issueminer.workers`); results
+    in file order.
 
-    The workers start with the first phase and serve every later one until `close`, so a
-    phase costs no process start-up. In the questions phase idle workers claim the next
-    piece; later phases give each piece to the worker that scanned it for questions, whose
-    pages of it are still mapped (another worker would fault them in again, about a tenth
-    of the scan's CPU time).
+    This process scans whenever the next result to store has not come in. The other
+    workers start with the first phase and serve every later one until `close`, so a phase
+    costs no process start-up. In the questions phase idle workers claim the next piece;
+    later phases give each piece to the worker that scanned it for questions, whose pages
+    of it are still mapped (another worker would fault them in again, about a tenth of the
+    scan's CPU time).
     """
 
     def __init__(self, workers: int) -> None:
-        super().__init__(workers, run_job)
+        super().__init__(workers, run_job, helping=True)
+
+    def close(self) -> None:
+        _unmap()  # this process scanned too; unmapped while the workers exit (tens of ms each)
+        super().close()
 
 
 class DaskExecutor:
