@@ -64,7 +64,8 @@ class WorkerDied(RuntimeError):
 
 
 class Workers:
-    """`count` processes that run `function(job, context)`; see the module's docstring."""
+    """`count` workers that run `function(job, context)`: as many processes, or with
+    `helping` this one and `count - 1` others; see the module's docstring."""
 
     def __init__(
         self, count: int, function: Callable[[Any, Any], Any], *, helping: bool = False
@@ -85,7 +86,8 @@ class Workers:
         self._claims: Any = None  # the shared slots workers claim jobs with (see BATCH_SLOT)
         self._ended: set[int] = set()  # released workers whose pipe has closed
         self.owners: list[int] = []  # which worker ran each job of the last batch read whole
-        self._waiting: dict[int, tuple[int, bytes]] = {}  # results read ahead of their turn
+        # results ahead of their turn: (worker, a worker's pickled outcome or this one's own)
+        self._waiting: dict[int, tuple[int, bytes | tuple[bool, Any]]] = {}
         weakref.finalize(self, _terminate, self._processes)  # registered while self lives
 
     def map(
