@@ -283,9 +283,9 @@ def fail_on_three_slowly(job: int, _context: None) -> int:
 def test_a_helping_caller_runs_jobs_itself_between_the_results() -> None:
     workers = Workers(2, whoami_slowly, helping=True)
     try:
-        first = list(workers.map(list(range(6)), 0.2))  # long: each takes three
+        first = list(workers.map(list(range(6)), 0.5))  # long: the worker starts meanwhile
         owners = workers.owners
-        second = list(workers.map(list(range(6)), 0.05, affinity=owners))
+        second = list(workers.map(list(range(6)), 0.2, affinity=owners))
         started = len(workers._processes)
     finally:
         workers.close()
@@ -297,16 +297,22 @@ def test_a_helping_caller_runs_jobs_itself_between_the_results() -> None:
     assert [pid for _, _, pid in second] == pids and workers.owners == owners
 
 
+def sleep_for(job: int, seconds: list[float]) -> int:
+    time.sleep(seconds[job])
+    return os.getpid()
+
+
 def test_a_helping_caller_and_its_worker_take_over_each_others_last_jobs() -> None:
-    workers = Workers(2, slow_first, helping=True)
+    workers = Workers(2, sleep_for, helping=True)
+    seconds = [1.0] + [0.05] * 9  # job 0 outlasts the nine others together
     try:
         # the worker process is held up by job 0: the caller does its own five, then
         # takes 4, 3, 2 and 1 from the back of the worker's queue
-        ran_on = list(workers.map(list(range(10)), None, affinity=[0] * 5 + [1] * 5))
+        ran_on = list(workers.map(list(range(10)), seconds, affinity=[0] * 5 + [1] * 5))
         assert workers.owners == [0] + [1] * 9
         assert ran_on[0] != os.getpid() and set(ran_on[1:]) == {os.getpid()}
         # the caller is held up by job 0 (its own): the worker takes over its other four
-        ran_on = list(workers.map(list(range(10)), None, affinity=[1] * 5 + [0] * 5))
+        ran_on = list(workers.map(list(range(10)), seconds, affinity=[1] * 5 + [0] * 5))
         assert workers.owners == [1] + [0] * 9
         assert ran_on[0] == os.getpid() and os.getpid() not in ran_on[1:]
     finally:
