@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import select
 
 from issueminer import labeling
@@ -272,8 +272,7 @@ def test_a_failed_save_is_shown_and_the_form_kept(browser, world, taxonomy) -> N
     with LiveServer(Settings(store, taxonomy, round="r1", annotator="alice")) as url:
         page = browser.new_page()
         page.goto(url + "/")
-        wait_for_issue(page, chosen[0])
-        label_with_keys(page, "out of memory", "fix batch size")
+        # the failing server is in place before the first key: no save can get through
         page.route(
             "**/api/save",
             lambda route: route.fulfill(
@@ -282,11 +281,11 @@ def test_a_failed_save_is_shown_and_the_form_kept(browser, world, taxonomy) -> N
                 body='{"ok": false, "error": "disk full"}',
             ),
         )
+        wait_for_issue(page, chosen[0])
+        label_with_keys(page, "out of memory", "fix batch size")
         page.keyboard.press("Control+Enter")
-        page.wait_for_function(
-            "() => document.getElementById('status').textContent.includes('NOT')"
-        )
-        assert "disk full" in page.text_content("#status")
+        # on a timeout, says what the status line said instead
+        expect(page.locator("#status")).to_contain_text("NOT saved: disk full", timeout=15_000)
         assert uid_of(page) == chosen[0]
         assert "out of memory" in page.text_content("#symptom-value")
         # reloading (a closed tab, a restarted server) restores the unsaved edits
