@@ -15,8 +15,8 @@ Two ways through a file, with the same result:
   piece is scanned for questions, stored with the answers that follow them in the same
   piece, then every piece for the other answers of all kept questions (answers merged in
   from another question can come before their question). Pieces run in this process, in
-  worker processes, or as tasks on a Dask cluster; they are parsed, judged and made into
-  envelopes there, and this process only stores them.
+  this process and worker processes beside it, or as tasks on a Dask cluster; they are
+  parsed, judged and made into envelopes where they run, and this process stores them.
 - stream (.gz, .7z, stdin): one pass, questions and then answers block by block; answers
   that came before their question are found afterwards by a second pass over the part
   of the file before it, for the questions whose AnswerCount says some are missing.
