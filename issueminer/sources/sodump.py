@@ -1137,8 +1137,8 @@ def run_job(job: Job, context: dict[str, Any]) -> Found:
 
 
 def _run_piece(phase: str, buf: Any, piece: Piece, context: dict[str, Any]) -> Found:
-    # Everything but the writing happens here, in the worker: the parent process only
-    # stores what comes back, so it keeps up with several workers.
+    # Everything but the writing happens here, wherever the piece runs: storing what comes
+    # back is all the parent process must do besides, so it keeps up with several workers.
     if phase == "questions":
         criteria = context["criteria"]
         found = scan_questions(buf, piece.start, piece.end, 0, criteria)
