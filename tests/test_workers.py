@@ -336,3 +336,27 @@ def test_an_error_in_the_helping_callers_own_job_is_raised_in_its_turn() -> None
 def test_a_helping_caller_needs_a_worker_beside_it() -> None:
     with pytest.raises(ValueError, match="at least one worker process"):
         Workers(1, whoami, helping=True)
+
+
+def die_on_two_unless_in(job: int, caller: int) -> int:
+    """Job 2 kills the worker process that runs it (never the caller, here the test); the
+    others take long enough that the worker claims job 2 before the caller could."""
+    if job != 2:
+        time.sleep(0.2)
+    elif os.getpid() != caller:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return job
+
+
+def test_a_worker_that_dies_beside_a_helping_caller_is_reported_not_waited_for() -> None:
+    workers = Workers(2, die_on_two_unless_in, helping=True)
+    try:
+        # job 2 is the worker's: the caller, busy with its own, learns of the death the next
+        # time it looks for results, at the latest when it needs result 3
+        got = []
+        with pytest.raises(WorkerDied, match=r"worker process \d+ ended \(exit code -9\)"):
+            for result in workers.map(list(range(6)), os.getpid(), affinity=[1, 1, 0, 1, 1, 1]):
+                got.append(result)
+        assert got == list(range(len(got))) and len(got) <= 2
+    finally:
+        workers.close()
