@@ -74,7 +74,6 @@ class Workers:
             raise ValueError("a helping caller needs at least one worker process beside it")
         self.workers = count  # how many (the name the scan's executors share)
         self.function = function
-        self._processes_wanted = count - 1 if helping else count
         self._helping = helping
         self._own: Iterator[int] = iter(())  # the jobs this process claims (when helping)
         self._batch_jobs: tuple[list[Any], Any] = ([], None)  # the batch this process helps with
@@ -222,7 +221,7 @@ class Workers:
         # fork shares what the parent loaded (a tokenizer, say) with the workers at no cost
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._claims = context.Array("q", _back(self.workers - 1) + 1)
-        for number in range(self._processes_wanted):
+        for number in range(self.workers - 1 if self._helping else self.workers):
             ours, theirs = context.Pipe()
             self._pipes.append(ours)
             process = context.Process(
