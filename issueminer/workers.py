@@ -97,6 +97,7 @@ class Workers:
         says which worker runs each (the `owners` of an earlier batch of as many jobs)."""
         if self._unread or self._released:
             self.close()  # an abandoned batch: its results would come before this one's
+        jobs = list(jobs)
         pipes = self._started()
         if affinity is not None and (
             len(affinity) != len(jobs) or any(w >= self.workers for w in affinity)
@@ -114,7 +115,7 @@ class Workers:
                 slots[_front(number)] = 0
                 slots[_back(number)] = len(queues[number]) if number < len(queues) else 0
         # pickled once for every worker
-        message = pickle.dumps((self._batch, list(jobs), queues, context), pickle.HIGHEST_PROTOCOL)
+        message = pickle.dumps((self._batch, jobs, queues, context), pickle.HIGHEST_PROTOCOL)
         for worker, pipe in enumerate(pipes):
             try:
                 if not self._processes[worker].is_alive():
@@ -124,10 +125,9 @@ class Workers:
                 raise self._died(worker, "before it was sent its jobs") from None
         self._unread = len(jobs)
         self._waiting = {}
-        if self._helping:
-            own = self.workers - 1 if len(queues) > 1 else 0
-            self._own = _claimed(self._claims, self._batch, queues, own)
-            self._batch_jobs = (list(jobs), context)
+        if self._helping:  # this process is the last worker
+            self._own = _claimed(self._claims, self._batch, queues, self.workers - 1)
+            self._batch_jobs = (jobs, context)
         return self._results(self._batch, len(jobs))
 
     def release(self) -> None:
@@ -291,8 +291,7 @@ def _serve(
             if message == STOP:
                 break
             batch, jobs, queues, context = pickle.loads(message)
-            own = number if len(queues) > 1 else 0
-            for index in _claimed(claims, batch, queues, own):
+            for index in _claimed(claims, batch, queues, number):
                 if parent_gone.is_set():
                     break
                 # the job's number ahead of its pickled outcome: one pickle, not two
@@ -303,10 +302,12 @@ def _serve(
         sender.join()
 
 
-def _claimed(claims: Any, batch: int, queues: list[list[int]], own: int) -> Iterator[int]:
+def _claimed(claims: Any, batch: int, queues: list[list[int]], worker: int) -> Iterator[int]:
     """The jobs of this batch this worker claims, one at a time: from the front of its own
-    queue, then from the back of the queue with the most left (its worker would reach
-    those last), until none is left or the slots serve a later batch."""
+    queue (the one queue all share, without affinity), then from the back of the queue with
+    the most left (its worker would reach those last), until none is left or the slots
+    serve a later batch."""
+    own = worker if len(queues) > 1 else 0
     while True:
         with claims.get_lock():
             slots = claims.get_obj()
