@@ -232,11 +232,13 @@ def test_import_on_postgresql_gives_the_same_figures(
 ) -> None:
     from tests.pgserver import fresh_database
 
-    store = Store(fresh_database(pg_admin_url))
-    import_replication(store, tosem_dir, taxonomy)
-    with store.session() as session:
-        pg_stats = compute_stats(session, taxonomy).summary
-        pg_agreement = [r.as_dict() for r in agreement_table(session)]
+    with fresh_database(pg_admin_url) as url:
+        store = Store(url)
+        import_replication(store, tosem_dir, taxonomy)
+        with store.session() as session:
+            pg_stats = compute_stats(session, taxonomy).summary
+            pg_agreement = [r.as_dict() for r in agreement_table(session)]
+        store.close()
     _, _, stats, agreement = imported
     assert pg_stats == stats.summary
     assert pg_agreement == [r.as_dict() for r in agreement]
