@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the dev extra's client (the one the app's TestClient uses)
 import uvicorn
 from sqlalchemy import insert
 
