@@ -47,4 +47,5 @@ def kill_after_requests(
         assert time.time() < deadline, "the crawl made no progress"
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    # a process that finished first would make the "resume" a second straight run
+    assert process.wait() == -signal.SIGKILL, f"it finished before {requests} requests"

@@ -58,6 +58,7 @@ def big_result_and_mark(job: int, folder: str) -> bytes:
 def pid_then_sleep(job: int, folder: str) -> None:
     Path(folder, f"worker-{os.getpid()}").touch()
     time.sleep(60)
+    Path(folder, f"done-{os.getpid()}").touch()  # only if nothing stopped it
 
 
 def alive(pid: int) -> bool:
@@ -80,8 +81,19 @@ def wait_until(condition, seconds: float = 20) -> bool:
     return condition()
 
 
-def slow_first(job: int, _context: None) -> int:
-    time.sleep(1.0 if job == 0 else 0.01)
+def last_to_finish(job: int, barrier: tuple[str, int]) -> int:
+    """Job 0 is the first to start and the last to end: the `others` start once it has
+    (files in `folder`), and it ends once they have all run. So whoever holds job 0 is held
+    up for as long as they take, and they must be run by another worker. Each wait is given
+    up after 30 s, when the test fails on who ran what rather than hanging."""
+    folder, others = barrier
+    Path(folder).mkdir(exist_ok=True)
+    if job == 0:
+        Path(folder, "0").touch()
+        wait_until(lambda: len(list(Path(folder).iterdir())) == 1 + others, 30)
+    else:
+        wait_until(lambda: Path(folder, "0").exists(), 30)
+        Path(folder, str(job)).touch()
     return os.getpid()
 
 
@@ -122,11 +134,11 @@ def test_a_later_batch_keeps_each_job_on_the_worker_that_ran_it() -> None:
     assert workers.owners == owners
 
 
-def test_a_worker_done_with_its_own_jobs_takes_over_the_last_of_another() -> None:
-    workers = Workers(2, slow_first)
+def test_a_worker_done_with_its_own_jobs_takes_over_the_last_of_another(tmp_path: Path) -> None:
+    workers = Workers(2, last_to_finish)
     try:
         affinity = [0] * 5 + [1] * 5
-        ran_on = list(workers.map(list(range(10)), None, affinity=affinity))
+        ran_on = list(workers.map(list(range(10)), (str(tmp_path), 9), affinity=affinity))
         owners = workers.owners
     finally:
         workers.close()
@@ -136,19 +148,14 @@ def test_a_worker_done_with_its_own_jobs_takes_over_the_last_of_another() -> Non
     assert ran_on.count(ran_on[0]) == 1 and len(set(ran_on[1:])) == 1
 
 
-def test_idle_workers_claim_the_jobs_so_a_slow_one_takes_fewer() -> None:
-    workers = Workers(2, slow_first)
+def test_idle_workers_claim_the_jobs_so_a_slow_one_takes_fewer(tmp_path: Path) -> None:
+    workers = Workers(2, last_to_finish)
     try:
-        ran_on = list(workers.map(list(range(10)), None))
+        ran_on = list(workers.map(list(range(10)), (str(tmp_path), 9)))
     finally:
         workers.close()
     # with jobs dealt out in turn, the worker held up by job 0 would also run 2, 4, 6, 8
     assert ran_on.count(ran_on[0]) == 1 and len(set(ran_on[1:])) == 1
-
-
-def sleep_then_return(job: float, _context: None) -> float:
-    time.sleep(job)
-    return job
 
 
 def test_an_error_in_a_job_is_raised_in_the_caller_with_the_workers_trace() -> None:
@@ -241,10 +248,9 @@ def test_close_stops_busy_workers_at_once(tmp_path: Path) -> None:
     workers.map([0, 1], str(tmp_path))
     assert wait_until(lambda: len(list(tmp_path.glob("worker-*"))) == 2)
     pids = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
-    started = time.monotonic()
     workers.close()
-    assert time.monotonic() - started < 10
     assert not any(alive(pid) for pid in pids)
+    assert not list(tmp_path.glob("done-*")), "close() waited for the jobs to end"
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
@@ -297,22 +303,20 @@ def test_a_helping_caller_runs_jobs_itself_between_the_results() -> None:
     assert [pid for _, _, pid in second] == pids and workers.owners == owners
 
 
-def sleep_for(job: int, seconds: list[float]) -> int:
-    time.sleep(seconds[job])
-    return os.getpid()
-
-
-def test_a_helping_caller_and_its_worker_take_over_each_others_last_jobs() -> None:
-    workers = Workers(2, sleep_for, helping=True)
-    seconds = [1.0] + [0.05] * 9  # job 0 outlasts the nine others together
+def test_a_helping_caller_and_its_worker_take_over_each_others_last_jobs(
+    tmp_path: Path,
+) -> None:
+    workers = Workers(2, last_to_finish, helping=True)
     try:
         # the worker process is held up by job 0: the caller does its own five, then
         # takes 4, 3, 2 and 1 from the back of the worker's queue
-        ran_on = list(workers.map(list(range(10)), seconds, affinity=[0] * 5 + [1] * 5))
+        barrier = (str(tmp_path / "first"), 9)
+        ran_on = list(workers.map(list(range(10)), barrier, affinity=[0] * 5 + [1] * 5))
         assert workers.owners == [0] + [1] * 9
         assert ran_on[0] != os.getpid() and set(ran_on[1:]) == {os.getpid()}
         # the caller is held up by job 0 (its own): the worker takes over its other four
-        ran_on = list(workers.map(list(range(10)), seconds, affinity=[1] * 5 + [0] * 5))
+        barrier = (str(tmp_path / "second"), 9)
+        ran_on = list(workers.map(list(range(10)), barrier, affinity=[1] * 5 + [0] * 5))
         assert workers.owners == [1] + [0] * 9
         assert ran_on[0] == os.getpid() and os.getpid() not in ran_on[1:]
     finally:
