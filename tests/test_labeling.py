@@ -108,6 +108,12 @@ def test_invalid_labels_are_refused_with_a_reason(world) -> None:
         labeling.save_label(
             session, taxonomy, chosen[0], "alice", "r1", {"issue_type": "fault"}, "pending"
         )
+        pending = labeling.current_label(session, chosen[0], "alice", "r1")
+        assert (pending.status, pending.issue_type, pending.leaf_symptom) == (
+            "pending",
+            "fault",
+            None,
+        )
 
 
 def test_disagreements_resolution_and_agreement(world) -> None:

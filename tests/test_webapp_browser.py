@@ -316,11 +316,13 @@ def test_suggestions_are_one_key_choices(browser, world, taxonomy) -> None:
         )
     with LiveServer(Settings(store, taxonomy, round="r1", annotator="alice")) as url:
         page = browser.new_page()
+        problems = watch(page)
         page.goto(url + "/")
         wait_for_issue(page, chosen[0])
         assert "not a human label" in page.text_content("#suggestions")
         page.keyboard.press("8")
         assert page.text_content("#symptom-value").endswith("out of memory")
+        assert problems == []
 
 
 def test_open_coding_proposes_new_categories_and_offers_them_again(browser, store) -> None:
