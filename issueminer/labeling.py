@@ -131,10 +131,12 @@ def round_issue_uids(session: Session, name: str) -> list[str]:
 def round_status(session: Session, name: str) -> list[dict[str, Any]]:
     """Per annotator: done, pending, skipped and left in the round."""
     labeling_round = get_round(session, name)
+    current = current_annotations(session, name, live=True)
     size = session.scalar(
         select(func.count()).select_from(RoundItem).where(RoundItem.round == name)
     )
-    current = current_annotations(session, name, live=True)
+    if not size:  # a round labelled before it came here (imported): no issues were drawn
+        size = len({a.issue_uid for a in current})
     rows = []
     for annotator in labeling_round.annotators:
         counts = Counter(a.status for a in current if a.annotator == annotator)

@@ -11,6 +11,7 @@ import typer
 
 from issueminer.cli.main import app
 from issueminer.store.db import head_revision
+from tests.conftest import REPO
 
 
 def _commands(group, prefix=()):
@@ -127,6 +128,24 @@ def test_agree_json_rows(study_db, runner) -> None:
     assert "| round1 | issue_type |" in md.output
     missing = runner.invoke(app, ["agree", "--db", study_db, "--round", "round9"])
     assert missing.exit_code == 1
+
+
+def test_round_status_of_rounds_labelled_before_import(tmp_path, runner) -> None:
+    """Imported rounds drew no issues here: their issues are the ones labelled in them."""
+    db, sample = str(tmp_path / "sample.db"), REPO / "data" / "sample"
+    for kind in ("issues", "labels"):
+        name = "issues.jsonl" if kind == "issues" else "labels.csv"
+        done = runner.invoke(app, ["import", kind, str(sample / name), "--db", db])
+        assert done.exit_code == 0, done.output
+    with open(sample / "labels.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["kind"] == "annotation"]
+    status = runner.invoke(app, ["round", "status", "--db", db, "--format", "json"])
+    got = {(r["round"], r["annotator"]): r for r in json.loads(status.stdout)}
+    assert set(got) == {(r["round"], r["annotator"]) for r in rows}
+    for (round_name, annotator), row in got.items():
+        labelled = {r["url"] for r in rows if r["round"] == round_name}
+        done = [r for r in rows if (r["round"], r["annotator"]) == (round_name, annotator)]
+        assert (row["size"], row["done"], row["left"]) == (len(labelled), len(done), 0)
 
 
 def test_issues_list_and_show(study_db, runner) -> None:

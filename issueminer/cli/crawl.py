@@ -454,7 +454,8 @@ def so_dump(
     answers (and with --comments their comments) are attached. Bad rows are counted,
     reported with their line and skipped. Killed, the same command resumes where it stopped.
 
-    Example: issueminer crawl so-dump stackoverflow.com-Posts.7z --workers 2 --report bad.csv
+    Example: issueminer crawl so-dump Posts.xml --workers 2 --report bad.csv
+    (a .gz or .7z file, or stdin, is streamed through one worker)
     """
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
