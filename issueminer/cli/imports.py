@@ -64,7 +64,8 @@ def issues(
     report: ReportOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:
-    """Import issues you already have; url is required, title/body/source/tags/created optional.
+    """Import issues you already have: url is required; title, body, source, tags, created,
+    state and framework are optional, and answers (a list of objects) in JSON Lines only.
 
     Example: issueminer import issues data/sample/issues.jsonl
     """
