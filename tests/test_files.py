@@ -15,6 +15,7 @@ from issueminer.report import ImportFailure
 from issueminer.sources.files import LABEL_COLUMNS
 from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Reply, Store
 from issueminer.text import plain_text
+from tests.helpers import dump
 
 
 def sha1_uid(origin, native_id):
@@ -544,7 +545,100 @@ def test_import_labels_bad_kind_and_missing_annotator(store, tmp_path, taxonomy)
 def test_import_labels_missing_url_column(store, tmp_path, taxonomy):
     """A label file without a url column is rejected at its header."""
     path = _write_csv(tmp_path / "nourl.csv", [{"link": Q1, "kind": "final"}], ["link", "kind"])
-    with pytest.raises(ImportFailure, match=r"row 1: missing column 'url'"):
+    with pytest.raises(
+        ImportFailure, match=r"row 1: unknown column 'link'; missing columns 'url', 'annotator'"
+    ):
+        import_labels(store, path, taxonomy)
+
+
+# the documented header, written out (not taken from the code under test)
+DOCUMENTED_LABEL_HEADER = (
+    "url,kind,annotator,round,issue_type,specific,stage,inner_category,leaf_symptom,"
+    "fix_patterns,howto_topic,howto_subtopic,memo"
+)
+
+
+def test_the_documented_label_header_is_the_one_read(store, tmp_path, taxonomy):
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        DOCUMENTED_LABEL_HEADER + "\n"
+        f"{Q1},final,carol,,fault,yes,communication setup,,hang and timeout,"
+        "fix network setting,,,\n",
+        encoding="utf-8",
+    )
+    assert import_labels(store, path, taxonomy).counts["final labels added"] == 1
+
+
+def _imported_then_failing(store, tmp_path, taxonomy, text, match):
+    """Good labels are imported, then `text` (a label file) must fail with `match` and
+    leave every table as it was."""
+    import_labels(store, _write_labels(tmp_path / "good.csv", LABEL_ROWS), taxonomy)
+    before = dump(store)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(ImportFailure, match=match):
+        import_labels(store, bad, taxonomy)
+    assert dump(store) == before
+
+
+def test_a_renamed_label_column_stops_the_import(store, tmp_path, taxonomy):
+    """Read as a missing column, a renamed one would blank the stored leaf symptoms."""
+    header = DOCUMENTED_LABEL_HEADER.replace("leaf_symptom", "symptom")
+    row = f"{Q1},final,carol,,fault,yes,communication setup,,hang and timeout,,,,"
+    match = r"bad.csv, row 1: unknown column 'symptom'; missing column 'leaf_symptom'"
+    _imported_then_failing(store, tmp_path, taxonomy, f"{header}\n{row}\n", match)
+
+
+def test_a_label_file_without_kind_stops_the_import(store, tmp_path, taxonomy):
+    header = DOCUMENTED_LABEL_HEADER.replace("url,kind,", "url,")
+    row = f"{Q1},alice,round 1,fault,yes,communication setup,,hang and timeout,,,,"
+    match = r"row 1: missing column 'kind'"
+    _imported_then_failing(store, tmp_path, taxonomy, f"{header}\n{row}\n", match)
+
+
+def test_short_rows_and_annotations_without_a_round_are_named(store, tmp_path, taxonomy):
+    good = f"{Q1},annotation,dana,round 2,fault,yes,communication setup,,hang and timeout,,,,"
+    short = f"{Q2},annotation,dana,round 2,fault"
+    no_round = f"{Q2},annotation,erin,,fault,yes,communication setup,,hang and timeout,,,,"
+    text = "\n".join([DOCUMENTED_LABEL_HEADER, good, short, no_round]) + "\n"
+    _imported_then_failing(store, tmp_path, taxonomy, text, r"row 3: 5 fields")
+    with pytest.raises(ImportFailure) as failure:
+        import_labels(store, tmp_path / "bad.csv", taxonomy)
+    assert [p.split(", ", 1)[1] for p in failure.value.problems] == [
+        "row 3: 5 fields where the header has 13",
+        "row 4: an annotation needs its round",
+    ]
+
+
+def test_a_quote_left_open_in_an_issue_file_is_named_with_its_line(store, tmp_path):
+    """The open quote swallows the rest of the file into one field; nothing is imported."""
+    path = tmp_path / "issues.csv"
+    path.write_text(
+        "url,title\n"
+        "https://github.com/a/b/issues/4,fine\n"
+        '"https://github.com/a/b/issues/5,unterminated\n'
+        "https://github.com/a/b/issues/6,ok\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportFailure) as failure:
+        import_issues(store, path)
+    assert failure.value.problems == [
+        f"{path}, row 4: 1 fields where the header has 2; the row runs from line 3: "
+        "a quote left open there?"
+    ]
+    assert _counts(store)["Issue"] == 0
+
+
+def test_a_url_with_spaces_in_it_is_refused(store, tmp_path):
+    path = _write_jsonl(tmp_path / "issues.jsonl", [{"url": "https://github.com/a/b/issues/5 x"}])
+    with pytest.raises(ImportFailure, match=r"row 1: .* has spaces or line breaks in it"):
+        import_issues(store, path)
+
+
+def test_unknown_keys_in_json_lines_labels_are_named(store, tmp_path, taxonomy):
+    record = {"url": Q1, "kind": "final", "annotator": "carol", "symptom": "hang"}
+    path = _write_jsonl(tmp_path / "labels.jsonl", [record])
+    with pytest.raises(ImportFailure, match=r"row 1: unknown column 'symptom'"):
         import_labels(store, path, taxonomy)
 
 

@@ -2,8 +2,10 @@
 
 Issues: `url` is required; `title`, `body`, `source`, `tags`, `created`, `state` and (JSON
 Lines only) `answers` are optional. Labels: one row per label with the columns of
-`LABEL_COLUMNS`; `kind` is `annotation` (a person's label in a round) or `final`. A column
-may also go by an old name (`OLD_CELL_NAMES`: `distributed_specific` is `specific`).
+`LABEL_COLUMNS`, all of them and no other in a CSV header; `kind` is `annotation` (a
+person's label in a round, which it names) or `final`. A column may also go by an old name
+(`OLD_CELL_NAMES`: `distributed_specific` is `specific`). A CSV row with more or fewer
+fields than its header is refused with its line, as a misread row would be worse.
 """
 
 from __future__ import annotations
@@ -61,25 +63,52 @@ def json_lines(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
         yield line_no, record
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line or row number, record) from JSON Lines or CSV, chosen by the file's extension."""
+# csv.DictReader's key for the fields of a row beyond the header's
+_MORE_FIELDS = "\x00more fields"
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() not in (".jsonl", ".ndjson", ".json")
+
+
+def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line or row number, record) from JSON Lines or CSV, chosen by the file's extension.
+    A CSV row with more or fewer fields than the header is not a record: its problem is
+    added to `problems` (the columns would be misread) and it is left out."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailure(f"{path}: cannot read the file ({exc})") from exc
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+    if not _is_csv(path):
         yield from json_lines(text, str(path))
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        for record in reader:
-            yield reader.line_num, record  # the file's line, blank lines and all
+        return
+    reader = csv.DictReader(io.StringIO(text), restkey=_MORE_FIELDS)
+    line = 1  # the header's
+    for record in reader:
+        first, line = line + 1, reader.line_num  # the file's lines, blank lines and all
+        problem = _width_problem(record, first, line)
+        if problem:
+            problems.append(f"{path}, row {line}: {problem}")
+        else:
+            yield line, record
+
+
+def _width_problem(record: dict[str, Any], first: int, last: int) -> str | None:
+    header = len(record) - (_MORE_FIELDS in record)
+    fields = header + len(record.get(_MORE_FIELDS, ()))
+    fields -= sum(value is None for value in record.values())  # past the end of the row
+    if fields == header:
+        return None
+    spans = f"; the row runs from line {first}: a quote left open there?" if first < last else ""
+    return f"{fields} fields where the header has {header}{spans}"
 
 
 def read_issues(path: Path, report: Report, taxonomy: Taxonomy | None = None) -> list[FileIssue]:
     """Every issue of the file; all row errors are collected and raised together."""
-    issues, problems = [], []
+    issues: list[FileIssue] = []
+    problems: list[str] = []
     seen: dict[str, int] = {}
-    for row_no, record in _rows(path):
+    for row_no, record in _rows(path, problems):
         try:
             issue = _issue(record, path.name, taxonomy)
         except ValueError as exc:
@@ -104,6 +133,8 @@ def issue_from_url(url: str, source: str | None = None) -> dict[str, Any]:
     url = (url or "").strip()
     if not url:
         raise ValueError("missing 'url'")
+    if re.search(r"\s", url):
+        raise ValueError(f"{url[:80]!r} has spaces or line breaks in it: not one URL")
     ref = parse_issue_url(url)
     if ref:
         return ref.identity()
@@ -189,20 +220,51 @@ def _date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _label_columns_problem(columns: list[str], whole_header: bool) -> str | None:
+    """Unknown columns, and (in a CSV header, which names every column of the file) missing
+    ones: a misspelt or renamed column would otherwise import as empty labels, and a final
+    label imported again would lose that field."""
+    named = [OLD_CELL_NAMES.get(c, c) for c in columns]
+    unknown = [c for c in columns if OLD_CELL_NAMES.get(c, c) not in LABEL_COLUMNS]
+    missing = [c for c in LABEL_COLUMNS if c not in named] if whole_header else []
+    problems = [
+        f"{what} column{'s' * (len(names) > 1)} {', '.join(map(repr, names))}"
+        for what, names in (("unknown", unknown), ("missing", missing))
+        if names
+    ]
+    if not problems:
+        return None
+    return f"{'; '.join(problems)} (a label file has the columns {', '.join(LABEL_COLUMNS)})"
+
+
+def _label_row(record: dict[str, Any]) -> tuple[dict[str, Any], str, str, str | None]:
+    """Issue, kind, annotator and round of a label row; ValueError says what is wrong."""
+    issue = issue_from_url(str(record.get("url") or ""))
+    kind = (record.get("kind") or "").strip()
+    annotator = (record.get("annotator") or "").strip()
+    round_name = _str(record.get("round"))
+    if kind not in LABEL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(LABEL_KINDS)}, not {kind!r}")
+    if not annotator:
+        raise ValueError("missing 'annotator' (for a final label: who resolved it)")
+    if kind == "annotation" and round_name is None:
+        raise ValueError("an annotation needs its round")
+    return issue, kind, annotator, round_name
+
+
 def read_labels(path: Path, taxonomy: Taxonomy, report: Report) -> list[FileLabel]:
-    labels, problems = [], []
-    for row_no, record in _rows(path):
-        if row_no == 2 and "url" not in record:
-            raise ImportFailure(f"{path}, row 1: missing column 'url' (columns: {list(record)})")
+    labels: list[FileLabel] = []
+    problems: list[str] = []
+    whole_header = _is_csv(path)
+    for row_no, record in _rows(path, problems):
+        columns_problem = _label_columns_problem(list(record), whole_header)
+        if columns_problem and whole_header:
+            raise ImportFailure(f"{path}, row 1: {columns_problem}")
         where = Where(path.name, None, row_no)
-        kind = (record.get("kind") or "annotation").strip()
-        annotator = (record.get("annotator") or "").strip()
         try:
-            issue = issue_from_url(str(record.get("url") or ""))
-            if kind not in LABEL_KINDS:
-                raise ValueError(f"kind must be one of {LABEL_KINDS}, not '{kind}'")
-            if not annotator:
-                raise ValueError("missing 'annotator' (for a final label: who resolved it)")
+            if columns_problem:
+                raise ValueError(columns_problem)
+            issue, kind, annotator, round_name = _label_row(record)
         except ValueError as exc:
             problems.append(f"{path}, row {row_no}: {exc}")
             continue
@@ -214,7 +276,7 @@ def read_labels(path: Path, taxonomy: Taxonomy, report: Report) -> list[FileLabe
                 issue,
                 kind,
                 annotator,
-                _str(record.get("round")),
+                round_name,
                 normalised,
                 f"file:{path.name}!{row_no}",
                 {k: record.get(k) for k in (*LABEL_COLUMNS, *OLD_CELL_NAMES) if k in record},
