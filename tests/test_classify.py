@@ -387,7 +387,7 @@ def test_uncertainty_order_puts_the_least_certain_first(tmp_path, taxonomy) -> N
 
 
 def _export(runner, url: str, out: Path) -> dict[str, bytes]:
-    result = runner.invoke(app, ["export", "--db", url, "--out", str(out), "--format", "csv"])
+    result = runner.invoke(app, ["export", "--db", url, "--out", str(out), "--sheets", "csv"])
     assert result.exit_code == 0, result.output
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 

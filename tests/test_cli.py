@@ -10,8 +10,10 @@ import pytest
 import typer
 
 from issueminer.cli.main import app
+from issueminer.store import Store
 from issueminer.store.db import head_revision
 from tests.conftest import REPO
+from tests.helpers import dump
 
 
 def _commands(group, prefix=()):
@@ -115,6 +117,47 @@ def test_stats_in_every_format_and_to_files(study_db, tmp_path, runner) -> None:
     )
     bad = runner.invoke(app, ["stats", "--db", study_db, "--table", "nope"])
     assert bad.exit_code == 1 and "no table 'nope'" in bad.output
+
+
+def test_stats_to_files_in_json_lists_them_as_json(study_db, tmp_path, runner) -> None:
+    folder = tmp_path / "tables"
+    result = runner.invoke(
+        app, ["stats", "--db", study_db, "--format", "json", "--out", str(folder)]
+    )
+    assert result.exit_code == 0, result.output
+    wrote = json.loads(result.stdout)["wrote"]
+    assert sorted(wrote) == sorted(str(p) for p in folder.iterdir()) and len(wrote) == 7
+
+
+def test_outputs_that_cannot_be_written_fail_cleanly_and_first(study_db, tmp_path, runner) -> None:
+    """A --report path is checked before the import (which would otherwise be stored and
+    then end in a traceback); an output folder that cannot be made is one line, exit 1."""
+    db = str(tmp_path / "sample.db")
+    sample = REPO / "data" / "sample"
+    assert runner.invoke(app, ["import", "issues", str(sample / "issues.jsonl"), "--db", db])
+    before = dump(Store(db))
+    missing = tmp_path / "no-such-folder" / "report.csv"
+    labels = ["import", "labels", str(sample / "labels.csv"), "--db", db]
+    refused = runner.invoke(app, [*labels, "--report", str(missing)])
+    assert refused.exit_code == 2 and "no folder" in refused.output
+    assert dump(Store(db)) == before
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for command in (["stats", "--db", study_db], ["report", "--db", study_db]):
+        result = runner.invoke(app, [*command, "--out", str(blocker / "tables")])
+        assert result.exit_code == 1, result.output
+        assert "Not a directory" in result.output and not isinstance(result.exception, OSError)
+
+
+def test_export_summary_as_json(study_db, tmp_path, runner) -> None:
+    package = tmp_path / "package"
+    result = runner.invoke(
+        app, ["export", "--db", study_db, "--out", str(package), "--sheets", "csv", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert sorted(summary["files"]) == sorted(str(p) for p in package.rglob("*") if p.is_file())
+    assert summary["counts"]["final labels (faults)"] == 637
 
 
 def test_agree_json_rows(study_db, runner) -> None:
@@ -242,7 +285,7 @@ def test_every_command_that_reports_has_format_json() -> None:
     start a server or write files in a format of their own choosing."""
     import typer.main
 
-    no_report = {"label": "serves the annotation app", "export": "--format picks sheet files"}
+    no_report = {"label": "serves the annotation app"}
     root = typer.main.get_command(app)
     missing = []
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -59,6 +61,24 @@ StudyOption = Annotated[
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
+def writable_file(path: str | None) -> str | None:
+    """Checks a --report FILE before the command does anything: a report is written after
+    the work is stored, and failing only then would leave the user unsure of what was."""
+    if path is None:
+        return None
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise typer.BadParameter(f"{path} is a folder, not a file")
+    if not folder.is_dir():
+        raise typer.BadParameter(f"there is no folder {folder} to write {target.name} in")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+        target.exists() and not os.access(target, os.W_OK)
+    ):
+        raise typer.BadParameter(f"{path} cannot be written")
+    return path
+
+
 def fail(message: str, problems: list[str] | None = None) -> NoReturn:
     err.print("error:", style="bold red", end=" ")
     err.print(message)
@@ -82,6 +102,9 @@ def handled() -> Iterator[None]:
         fail(f"invalid taxonomy {exc.path}:", exc.problems)
     except SQLAlchemyError as exc:
         fail(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    except OSError as exc:  # an output folder or file that cannot be made or written
+        place = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{place}{exc.strerror or exc}")
 
 
 def open_store(db: str | None) -> Store:
@@ -156,7 +179,8 @@ def progress_bar(*columns: Any) -> Progress:
 
 def print_report(report: Report, fmt: Format, report_path: str | None) -> None:
     if report_path:
-        report.write(report_path)
+        with handled():
+            report.write(report_path)
     if fmt == Format.json:
         print_json({**report.as_dict(), "report_file": report_path})
         return

@@ -29,12 +29,14 @@ from issueminer.cli.common import (
     StudyOption,
     err,
     fail,
+    handled,
     open_store,
     out,
     print_json,
     progress,
     progress_bar,
     study_taxonomy,
+    writable_file,
 )
 from issueminer.crawl import Checkpointer, QuotaExhausted, crawl_status
 from issueminer.hydrate import HydrateResult, hydrate_github, hydrate_stackoverflow, pending
@@ -439,7 +441,11 @@ def so_dump(
     ] = None,
     report: Annotated[
         str | None,
-        typer.Option("--report", help="Write every bad-input case with its line (.csv or .json)."),
+        typer.Option(
+            "--report",
+            help="Write every bad-input case with its line (.csv or .json).",
+            callback=writable_file,
+        ),
     ] = None,
     piece_size: Annotated[
         str, typer.Option(help="Bytes per work unit and per checkpoint, e.g. 64MB.")
@@ -501,7 +507,8 @@ def so_dump(
             executor.close()
     seconds = time.perf_counter() - started
     if report:
-        sodump.findings_report(summary).write(report)
+        with handled():
+            sodump.findings_report(summary).write(report)
     _dump_summary(summary, checkpointer, seconds, report, fmt)
 
 

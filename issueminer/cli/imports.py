@@ -17,6 +17,7 @@ from issueminer.cli.common import (
     print_report,
     progress,
     study_taxonomy,
+    writable_file,
 )
 from issueminer.ingest import import_issues, import_labels, import_replication
 
@@ -24,7 +25,11 @@ app = typer.Typer(help="Import a replication package, issues or labels.", no_arg
 
 ReportOption = Annotated[
     str | None,
-    typer.Option("--report", help="Write every finding (file, sheet, row) to FILE (.json/.csv)."),
+    typer.Option(
+        "--report",
+        help="Write every finding (file, sheet, row) to FILE (.json/.csv).",
+        callback=writable_file,
+    ),
 ]
 
 

@@ -75,11 +75,10 @@ def export(
     study: StudyOption = None,
     sheet_format: Annotated[
         SheetFormat,
-        typer.Option(
-            "--format", "-f", help="Workbooks as .xlsx, or one CSV/JSON Lines file per sheet."
-        ),
+        typer.Option("--sheets", help="Workbooks as .xlsx, or one CSV/JSON Lines file per sheet."),
     ] = SheetFormat.xlsx,
     out_dir: OutOption = Path("replication-package"),
+    fmt: FormatOption = Format.md,
 ) -> None:
     """Write a replication package in the TOSEM 2023 layout: URLs, final labels, every round.
 
@@ -87,10 +86,12 @@ def export(
     relevant), each round's independent and adjudicated labels, the taxonomy file, the
     codebook and a README. `issueminer import replication` on it rebuilds the same labels.
 
-    Example: issueminer export --format xlsx --out replication-package
+    Example: issueminer export --sheets csv --out replication-package
     """
     from issueminer.export import ExportError, export_package
 
+    if fmt not in (Format.md, Format.json):
+        fail("export prints its summary as md or json (--sheets picks the files' format)")
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     with handled():
@@ -98,6 +99,10 @@ def export(
             result = export_package(store, taxonomy, out_dir, sheet_format.value)
         except ExportError as exc:
             fail(str(exc))
+    if fmt == Format.json:
+        files = [str(path) for path in result.files]
+        print_json({"counts": result.counts, "notes": result.notes, "files": files})
+        return
     for what, n in result.counts.items():
         out.print(f"{what:>34}: {n}", highlight=False)
     for note in result.notes:

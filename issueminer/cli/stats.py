@@ -15,6 +15,7 @@ from issueminer.cli.common import (
     FormatOption,
     StudyOption,
     fail,
+    handled,
     open_store,
     out,
     print_json,
@@ -58,8 +59,13 @@ def stats(
             fail(f"no table '{table}'; choose one of {', '.join(result.tables)}")
         result.tables = {table: result.tables[table]}
     if out_dir:
-        for path in write_tables(result, out_dir, fmt.value):
-            out.print(f"wrote {path}", highlight=False)
+        with handled():
+            written = write_tables(result, out_dir, fmt.value)
+        if fmt == Format.json:
+            print_json({"wrote": [str(path) for path in written]})
+        else:
+            for path in written:
+                out.print(f"wrote {path}", highlight=False)
         return
     if fmt == Format.json:
         print_json(result.as_json() if not table else result.as_json()["tables"][table])
