@@ -149,6 +149,20 @@ def test_outputs_that_cannot_be_written_fail_cleanly_and_first(study_db, tmp_pat
         assert "Not a directory" in result.output and not isinstance(result.exception, OSError)
 
 
+def test_reading_a_database_that_is_not_there_fails_and_makes_none(tmp_path, runner) -> None:
+    """A mistyped path on a reporting command; and a database without its driver."""
+    typo = tmp_path / "stdy.db"
+    for command in (["stats"], ["agree"], ["issues", "list"], ["crawl", "status"]):
+        result = runner.invoke(app, [*command, "--db", str(typo)])
+        assert result.exit_code == 1 and f"no database at {typo}" in result.output
+    dump_missing = tmp_path / "no-such-Posts.xml"
+    result = runner.invoke(app, ["crawl", "so-dump", str(dump_missing), "--db", str(typo)])
+    assert result.exit_code == 1 and str(dump_missing) in result.output
+    assert not typo.exists()
+    other = runner.invoke(app, ["stats", "--db", "mysql://someone@127.0.0.1/study"])
+    assert other.exit_code == 1 and "no driver for mysql databases" in other.output
+
+
 def test_export_summary_as_json(study_db, tmp_path, runner) -> None:
     package = tmp_path / "package"
     result = runner.invoke(

@@ -385,6 +385,7 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
 
 
 def test_merge_refuses_what_it_cannot_do(runner, sqlite_url) -> None:
+    Store(sqlite_url).close()  # an empty study's database
     unknown = runner.invoke(
         app, ["taxonomy", "merge", "no such thing", "hang", "--db", sqlite_url,
               "--study", "distributed-training"]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from issueminer import labeling
-from issueminer.store import Annotation, FinalLabel
+from issueminer.store import Annotation, FinalLabel, Store
 from issueminer.webapp.app import Settings, create_app
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
@@ -162,6 +162,7 @@ def test_cli_refuses_an_open_address_without_tokens(runner, sqlite_url) -> None:
         app, ["label", "--annotator", "a", "--host", "0.0.0.0", "--db", sqlite_url]
     )
     assert result.exit_code == 1 and "--team" in result.output
+    Store(sqlite_url).close()  # an empty study's database
     missing = runner.invoke(
         app, ["label", "--annotator", "a", "--round", "nope", "--db", sqlite_url]
     )

@@ -21,11 +21,12 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from issueminer.report import ImportFailure, Report
 from issueminer.store import Meta, Store, remember_study
+from issueminer.store.db import DB_URL_ENV, resolve_url
 from issueminer.taxonomy import (
     DEFAULT_STUDY,
     Taxonomy,
@@ -107,9 +108,24 @@ def handled() -> Iterator[None]:
         fail(f"{place}{exc.strerror or exc}")
 
 
-def open_store(db: str | None) -> Store:
+def open_store(db: str | None, create: bool = False) -> Store:
+    """The store at --db. Only commands that bring data in (`create`) may start a new
+    SQLite file: for the others a missing file is a mistyped path, not an empty study."""
     with handled():
-        return Store(db)
+        url = make_url(resolve_url(db))
+        a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        if not create and a_file and not Path(str(url.database)).is_file():
+            fail(
+                f"no database at {url.database}: name one with --db or {DB_URL_ENV} "
+                "(`issueminer import` and `issueminer crawl` start a new one)"
+            )
+        try:
+            return Store(db)
+        except ModuleNotFoundError as exc:  # e.g. mysql:// without its driver
+            fail(
+                f"no driver for {url.get_backend_name()} databases ({exc.name} is not "
+                "installed); issueminer is tested on SQLite and PostgreSQL"
+            )
 
 
 def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:

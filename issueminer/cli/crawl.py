@@ -176,7 +176,7 @@ def stackoverflow(
 
     Example: issueminer crawl stackoverflow --since 2020-01-01
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
     key, _ = _secrets()
@@ -219,7 +219,7 @@ def github_command(
 
     Example: issueminer crawl github --repo OWNER/NAME --since 2023-01-01
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
     repositories = selection.repositories_in(group)
@@ -463,10 +463,7 @@ def so_dump(
     Example: issueminer crawl so-dump Posts.xml --workers 2 --report bad.csv
     (a .gz or .7z file, or stdin, is streamed through one worker)
     """
-    store = open_store(db)
-    taxonomy = study_taxonomy(store, study)
-    selection = Selection.from_taxonomy(taxonomy)
-    try:
+    try:  # before the store: a mistyped path leaves no new database behind
         piece_bytes = sodump.parse_size(piece_size)
         posts = sodump.open_source(path)
         comment_source = sodump.open_source(comments, "comments") if comments else None
@@ -478,6 +475,9 @@ def so_dump(
             "--workers and --engine dask scan byte ranges of an uncompressed file; "
             f"{packed[0].name} is {packed[0].kind}: unpack it, or scan it with one worker"
         )
+    store = open_store(db, create=True)
+    taxonomy = study_taxonomy(store, study)
+    selection = Selection.from_taxonomy(taxonomy)
     known = sodump.known_questions(store) if only_known else None
     if known is not None and not known:
         fail("--only-known: the store has no Stack Overflow questions yet (import them first)")

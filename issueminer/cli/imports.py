@@ -50,7 +50,7 @@ def replication(
 
     Example: issueminer import replication ../shared/tosem23.zip --report import-report.csv
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     with handled(), progress(download=True) as bar:
         result = import_replication(
@@ -74,7 +74,7 @@ def issues(
 
     Example: issueminer import issues data/sample/issues.jsonl
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     with handled():
         result = import_issues(store, path, study_taxonomy(store, study))
     print_report(result, fmt, report)
@@ -92,7 +92,7 @@ def labels(
 
     Example: issueminer import labels data/sample/labels.csv
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     with handled():
         result = import_labels(store, path, taxonomy)
