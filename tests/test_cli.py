@@ -241,6 +241,28 @@ def test_issues_list_and_show(study_db, runner) -> None:
     assert missing.exit_code == 1 and "no stored issue" in missing.output
 
 
+def test_issues_list_filters_by_the_studys_names(study_db, runner) -> None:
+    """Sources, aliases and case as the study file allows; an unknown category is an error
+    that lists the known ones, not an empty list."""
+
+    def listed(*options: str) -> list[dict]:
+        result = runner.invoke(app, ["issues", "list", "--db", study_db, *options, "-f", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    github = listed("--source", "github")
+    assert github and {r["source"] for r in github} == {"github"}
+    totals = json.loads(runner.invoke(app, ["stats", "--db", study_db, "-f", "json"]).stdout)
+    totals = totals["totals"]
+    assert len(listed("--labelled")) == totals["distinct_issues"] < len(listed())
+    how_to = listed("--type", "How-To")
+    assert how_to == listed("--type", "how-to question") and len(how_to) == totals["howto"]
+    assert listed("--symptom", "Out Of Memory") == listed("--symptom", "out of memory")
+    unknown = runner.invoke(app, ["issues", "list", "--db", study_db, "--type", "bug"])
+    assert unknown.exit_code == 1
+    assert "--type 'bug': the study's issue types are fault, how-to question" in unknown.output
+
+
 def test_taxonomy_show_and_validate(runner, tmp_path) -> None:
     shown = runner.invoke(app, ["taxonomy", "show", "--format", "json"])
     tree = json.loads(shown.stdout)

@@ -10,9 +10,32 @@ import typer
 from rich.table import Table
 
 from issueminer.browse import describe_issue, find_issue, list_issues
-from issueminer.cli.common import DbOption, Format, FormatOption, fail, open_store, out, print_json
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    fail,
+    open_store,
+    out,
+    print_json,
+    study_taxonomy,
+)
+from issueminer.taxonomy import Taxonomy
 
 app = typer.Typer(help="Browse stored issues.", no_args_is_help=True)
+
+
+def _category(taxonomy: Taxonomy, dimension: str, raw: str | None, option: str) -> str | None:
+    """The study's name for a category asked for by an option (aliases and case allowed);
+    a name the study does not know stops the command, where it would list no issue."""
+    if raw is None:
+        return None
+    resolution = taxonomy.resolve(dimension, raw)
+    if resolution.how == "unknown":
+        kinds, known = taxonomy.plural(dimension).replace("_", " "), taxonomy.names(dimension)
+        fail(f"{option} {raw!r}: the study's {kinds} are {', '.join(known)}")
+    return resolution.value or raw  # a proposed name (open coding) as it was typed
 
 
 def _label_text(labels: list[dict]) -> str:
@@ -40,6 +63,7 @@ def list_command(
     symptom: Annotated[str | None, typer.Option(help="Leaf symptom, e.g. 'out of memory'.")] = None,
     labelled: Annotated[bool, typer.Option(help="Only issues with a final label.")] = False,
     limit: Annotated[int | None, typer.Option(help="At most this many issues.")] = None,
+    study: StudyOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """List stored issues with uid, url, source, title and final labels.
@@ -47,12 +71,13 @@ def list_command(
     Example: issueminer issues list --type fault --symptom "out of memory" --format json
     """
     store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
     with store.session() as session:
         rows = list_issues(
             session,
             source=source,
-            issue_type=issue_type,
-            symptom=symptom,
+            issue_type=_category(taxonomy, "issue_type", issue_type, "--type"),
+            symptom=_category(taxonomy, "symptom", symptom, "--symptom"),
             labelled_only=labelled,
             limit=limit,
         )
