@@ -629,6 +629,22 @@ def test_a_quote_left_open_in_an_issue_file_is_named_with_its_line(store, tmp_pa
     assert _counts(store)["Issue"] == 0
 
 
+def test_unreadable_issue_files_are_named_with_their_line(store, tmp_path):
+    not_utf8 = tmp_path / "latin1.jsonl"
+    not_utf8.write_bytes(b'{"url": "https://github.com/a/b/issues/1"}\n\n{"url": "caf\xe9"}\n')
+    with pytest.raises(ImportFailure, match=r"latin1.jsonl, line 3: byte 0xe9 is not UTF-8"):
+        import_issues(store, not_utf8)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"url": "https://github.com/a/b/issues/1"}\n{"url": "x\n', "utf-8")
+    with pytest.raises(ImportFailure, match=r"line 2: not valid JSON \(.* at column 9\)"):
+        import_issues(store, broken)
+    no_url = _write_csv(tmp_path / "nourl.csv", [{"link": "a"}, {"link": "b"}], ["link"])
+    with pytest.raises(ImportFailure) as failure:
+        import_issues(store, no_url)
+    assert failure.value.problems == [f"{no_url}, row 1: missing column 'url' (columns: ['link'])"]
+    assert _counts(store)["Issue"] == 0
+
+
 def test_a_url_with_spaces_in_it_is_refused(store, tmp_path):
     path = _write_jsonl(tmp_path / "issues.jsonl", [{"url": "https://github.com/a/b/issues/5 x"}])
     with pytest.raises(ImportFailure, match=r"row 1: .* has spaces or line breaks in it"):

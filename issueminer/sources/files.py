@@ -57,7 +57,9 @@ def json_lines(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ImportFailure(f"{where}, line {line_no}: not valid JSON ({exc.msg})") from exc
+            raise ImportFailure(
+                f"{where}, line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})"
+            ) from exc
         if not isinstance(record, dict):
             raise ImportFailure(f"{where}, line {line_no}: expected a JSON object")
         yield line_no, record
@@ -76,9 +78,16 @@ def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]
     A CSV row with more or fewer fields than the header is not a record: its problem is
     added to `problems` (the columns would be misread) and it is left out."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")
+    except OSError as exc:
         raise ImportFailure(f"{path}: cannot read the file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportFailure(
+            f"{path}, line {line}: byte {data[exc.start]:#04x} is not UTF-8 "
+            "(save the file as UTF-8)"
+        ) from exc
     if not _is_csv(path):
         yield from json_lines(text, str(path))
         return
@@ -109,6 +118,8 @@ def read_issues(path: Path, report: Report, taxonomy: Taxonomy | None = None) ->
     problems: list[str] = []
     seen: dict[str, int] = {}
     for row_no, record in _rows(path, problems):
+        if _is_csv(path) and "url" not in record:  # said once, not for every row
+            raise ImportFailure(f"{path}, row 1: missing column 'url' (columns: {list(record)})")
         try:
             issue = _issue(record, path.name, taxonomy)
         except ValueError as exc:
