@@ -45,7 +45,19 @@ from tests.helpers import dump
 
 GENERATED_SIZE = 600  # large enough for stable metrics, small enough for a quick suite
 GENERATED_UNLABELLED = 40
-SAMPLE_UNLABELLED = 10  # the sample's issues without any final label (see its README)
+
+
+def _sample_unlabelled() -> int:
+    """The sample's issues without any final label, counted from its two files."""
+    import csv
+
+    with (SAMPLE / "labels.csv").open(newline="", encoding="utf-8") as handle:
+        final = {row["url"] for row in csv.DictReader(handle) if row["kind"] == "final"}
+    lines = (SAMPLE / "issues.jsonl").read_text(encoding="utf-8").splitlines()
+    return sum(json.loads(line)["url"] not in final for line in lines if line.strip())
+
+
+SAMPLE_UNLABELLED = _sample_unlabelled()
 
 
 def _import(store: Store, directory: Path, taxonomy) -> Store:
@@ -442,6 +454,17 @@ def test_evaluate_json_md_csv_and_the_figure(
     assert lines[0].startswith("system,accuracy,macro_f1") and len(lines) == 4
     per_label = runner.invoke(app, [*args, "--no-figure", "--format", "csv", "--per-class"])
     assert per_label.output.splitlines()[0].startswith("label,support,precision,recall,f1")
+
+
+def test_the_svm_classifier_also_beats_both_baselines(generated_db, runner) -> None:
+    args = ["evaluate", "--db", generated_db, "--target", "stage", "--folds", "3"]
+    result = runner.invoke(app, [*args, "--classifier", "svm", "--no-figure", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["classifier"] == "svm"
+    assert data["model"]["macro_f1"] > max(b["macro_f1"] for b in data["baselines"].values())
+    unknown = runner.invoke(app, [*args, "--classifier", "forest"])
+    assert unknown.exit_code == 2
 
 
 def test_train_and_classify_formats(generated_db, sample_db, runner, tmp_path) -> None:
