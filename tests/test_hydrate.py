@@ -118,16 +118,25 @@ def test_hydrate_github_reports_gone_moved_and_unknown(taxonomy, tmp_path) -> No
         fake.moved(repo, 5, "other/place", 77)
         env = {**os.environ, "ISSUEMINER_GITHUB_API": fake.url, "GITHUB_TOKEN": "gh-s3cret"}
         result = _hydrate(db, env, "--source", "github")
-    assert result.returncode == 0, result.stderr
-    assert "gh-s3cret" not in result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["filled"] == 4
-    assert {m["url"]: m["reason"] for m in report["missing"]} == {
-        urls[3]: "deleted",
-        urls[5]: "not found (deleted, private or moved)",
-    }
+        assert result.returncode == 0, result.stderr
+        assert "gh-s3cret" not in result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert report["filled"] == 4
+        assert {m["url"]: m["reason"] for m in report["missing"]} == {
+            urls[3]: "deleted",
+            urls[5]: "not found (deleted, private or moved)",
+        }
+        # issue 6 turns up (made public, say): only --retry-missing asks for it again
+        fake.add_issue(repo, make_issue(repo, 6, "Issue 6", "Late body", "2020-01-03T00:00:00Z"))
+        assert json.loads(_hydrate(db, env, "--source", "github").stdout) == {
+            "filled": 0,
+            "missing": [],
+        }
+        retried = json.loads(_hydrate(db, env, "--source", "github", "--retry-missing").stdout)
+        assert retried["filled"] == 1 and [m["url"] for m in retried["missing"]] == [urls[3]]
     with store.session() as session:
         moved = session.scalar(select(Issue).where(Issue.url == urls[4]))
         assert moved.title == "Moved here"
         assert any(f.startswith("moved-to:") for f in moved.flags)
         assert session.scalar(select(Issue).where(Issue.url == urls[0])).text == "Body"
+        assert session.scalar(select(Issue).where(Issue.url == urls[5])).text == "Late body"
