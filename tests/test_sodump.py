@@ -33,7 +33,7 @@ from bench.synthetic import attr, write_posts
 from issueminer.cli.main import app
 from issueminer.crawl import Checkpointer
 from issueminer.ids import STACKOVERFLOW_ORIGIN, issue_uid
-from issueminer.ingest import upsert_issues
+from issueminer.ingest import import_issues, upsert_issues
 from issueminer.selection import Selection
 from issueminer.sources import sodump
 from issueminer.sources.stackexchange import question_envelope
@@ -491,9 +491,9 @@ def test_only_known_fills_in_exactly_the_stored_questions(tmp_path, taxonomy) ->
         assert session.scalar(select(func.count()).select_from(Issue)) == 3
 
 
-def test_comments_attach_to_the_question_and_its_answers(tmp_path, taxonomy) -> None:
-    posts = tmp_path / "Posts.xml"
-    posts.write_bytes(handwritten())
+def _comments_file(tmp_path: Path) -> Path:
+    """Comments on question 10 and its answer 12 (kept by the criteria), and one on
+    question 30 (which the criteria do not keep)."""
     comments = tmp_path / "Comments.xml"
     rows = [
         row(
@@ -515,6 +515,13 @@ def test_comments_attach_to_the_question_and_its_answers(tmp_path, taxonomy) -> 
         row(Id=3, PostId=30, Score=0, Text="Not kept", CreationDate="2019-03-01T12:06:00.000"),
     ]
     comments.write_text('<?xml version="1.0"?>\n<comments>\n' + "\n".join(rows) + "\n</comments>\n")
+    return comments
+
+
+def test_comments_attach_to_the_question_and_its_answers(tmp_path, taxonomy) -> None:
+    posts = tmp_path / "Posts.xml"
+    posts.write_bytes(handwritten())
+    comments = _comments_file(tmp_path)
     packed = tmp_path / "Comments.xml.gz"
     packed.write_bytes(gzip.compress(comments.read_bytes()))
     for name, comment_file in (("plain", comments), ("gzip", packed)):
@@ -717,6 +724,36 @@ def test_cli_summary_json_and_report(tmp_path, runner) -> None:
     packed.write_bytes(gzip.compress(path.read_bytes()))
     refused = runner.invoke(app, ["crawl", "so-dump", str(packed), "--db", db, "--workers", "2"])
     assert refused.exit_code == 1 and "uncompressed" in refused.output
+
+
+def test_cli_options_reach_the_scan(tmp_path, taxonomy, runner) -> None:
+    """--comments, --only-known and --engine dask through the command give what the
+    library gives with the same inputs."""
+    posts = tmp_path / "Posts.xml"
+    posts.write_bytes(handwritten())
+    comments = _comments_file(tmp_path)
+    urls = tmp_path / "known.csv"
+    urls.write_text("url\n" + "".join(f"{STACKOVERFLOW_ORIGIN}/questions/{q}\n" for q in (10, 30)))
+    db = str(tmp_path / "cli.db")
+    assert runner.invoke(app, ["import", "issues", str(urls), "--db", db]).exit_code == 0
+    options = ["--comments", str(comments), "--only-known", "-f", "json"]
+    result = runner.invoke(app, ["crawl", "so-dump", str(posts), "--db", db, *options])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["comments"] == 3  # 30 is known: its comment is kept
+    library = sqlite_store(tmp_path, "library.db")
+    import_issues(library, urls, taxonomy)
+    known = sodump.known_questions(library)
+    scan(library, posts, taxonomy, comments=comments, known=known)
+    assert crawled_content(Store(f"sqlite:///{db}")) == crawled_content(library)
+    assert stored(library) == {10: {11, 12}, 30: {31}}
+
+    local, on_dask = str(tmp_path / "local.db"), str(tmp_path / "dask.db")
+    for where, engine in ((local, []), (on_dask, ["--engine", "dask", "--workers", "2"])):
+        done = runner.invoke(app, ["crawl", "so-dump", str(posts), "--db", where, *engine])
+        assert done.exit_code == 0, done.output
+    assert crawled_content(Store(f"sqlite:///{on_dask}")) == crawled_content(
+        Store(f"sqlite:///{local}")
+    )
 
 
 def test_a_scan_stopped_in_the_late_pass_resumes_to_the_same_store(tmp_path, taxonomy) -> None:
