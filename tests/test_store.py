@@ -64,6 +64,39 @@ def _downgrade(engine: sa.Engine, revision: str) -> None:
         command.downgrade(config, revision)
 
 
+def test_every_migration_goes_down_and_up_again_keeping_the_issues(db_url: str) -> None:
+    """Step by step from the first revision to the newest: each upgrade keeps the rows made
+    before it, and each downgrade undoes exactly its upgrade's tables, so it can be redone."""
+    from alembic.script import ScriptDirectory
+
+    from issueminer.store.db import _alembic_config, upgrade
+
+    store = Store(db_url, auto_upgrade=False)
+    script = ScriptDirectory.from_config(_alembic_config(store.engine))
+    revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert revisions[0] == "0001" and revisions[-1] == head_revision()
+    upgrade(store.engine, revisions[0])
+    url = "https://github.com/a/b/issues/7"
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(Issue.__table__), [_issue(url, title="Kept", tags=[])])
+
+    def tables() -> set[str]:
+        return set(sa.inspect(store.engine).get_table_names())
+
+    for before, revision in zip(revisions, revisions[1:], strict=False):
+        below = tables()
+        upgrade(store.engine, revision)
+        above = tables()
+        _downgrade(store.engine, before)
+        assert tables() == below, f"downgrading {revision} left {tables() - below}"
+        upgrade(store.engine, revision)
+        assert tables() == above and current_revision(store.engine) == revision
+        with store.engine.connect() as connection:
+            titles = connection.execute(sa.text("SELECT title FROM issue")).scalars().all()
+        assert titles == ["Kept"], revision
+    store.close()
+
+
 def test_upgrading_from_0003_drops_the_repeated_indexes_and_keeps_the_data(db_url: str) -> None:
     """A database made before migration 0004 loses the five indexes that repeat the first
     column of another, and keeps its rows; downgrading puts them back."""
