@@ -27,9 +27,6 @@ from issueminer.agreement import agreement_table
 from issueminer.cli.main import app
 from issueminer.figures import (
     CAPTIONS,
-    DOUBLE_COLUMN_IN,
-    PNG_DPI,
-    SINGLE_COLUMN_IN,
     build_figures,
     save_figures,
 )
@@ -166,12 +163,12 @@ def test_report_writes_tables_and_figures(tosem_report) -> None:
         assert pdf.startswith(b"%PDF")
         assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # embedded TrueType only
         assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
-    # paper sizes: the taxonomy and heatmap span both columns, the others one column
+    # paper sizes at the 300 dpi ACM and IEEE ask for: the taxonomy and heatmap span both
+    # columns of an IEEE page (7.16 in), the others one column (3.5 in)
     widths = {name: png_size(out / "figures" / f"{name}.png")[0] for name in FIGURES}
     for name, width in widths.items():
         double = name in ("fault_taxonomy", "symptom_fix")
-        inches = DOUBLE_COLUMN_IN if double else SINGLE_COLUMN_IN
-        assert width == round(inches * PNG_DPI), name
+        assert width == (2148 if double else 1050), name
 
 
 def test_report_numbers_equal_stats_and_agree_json(tosem_report) -> None:
