@@ -705,7 +705,8 @@ def test_cli_summary_json_and_report(tmp_path, runner) -> None:
     db, report = str(tmp_path / "cli.db"), tmp_path / "bad.csv"
     args = ["crawl", "so-dump", str(path), "--db", db, "--report", str(report), "--format", "json"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # finished, with bad input skipped
+    assert "finished with 5 cases of bad input skipped (exit status 3)" in result.stderr
     data = json.loads(result.stdout)
     assert (data["questions"], data["answers"], data["resumed"]) == (3, 5, False)
     assert data["bad_input"] == {
@@ -738,7 +739,7 @@ def test_cli_options_reach_the_scan(tmp_path, taxonomy, runner) -> None:
     assert runner.invoke(app, ["import", "issues", str(urls), "--db", db]).exit_code == 0
     options = ["--comments", str(comments), "--only-known", "-f", "json"]
     result = runner.invoke(app, ["crawl", "so-dump", str(posts), "--db", db, *options])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # the hand-written dump's bad rows
     assert json.loads(result.stdout)["comments"] == 3  # 30 is known: its comment is kept
     library = sqlite_store(tmp_path, "library.db")
     import_issues(library, urls, taxonomy)
@@ -750,7 +751,7 @@ def test_cli_options_reach_the_scan(tmp_path, taxonomy, runner) -> None:
     local, on_dask = str(tmp_path / "local.db"), str(tmp_path / "dask.db")
     for where, engine in ((local, []), (on_dask, ["--engine", "dask", "--workers", "2"])):
         done = runner.invoke(app, ["crawl", "so-dump", str(posts), "--db", where, *engine])
-        assert done.exit_code == 0, done.output
+        assert done.exit_code == 3, done.output
     assert crawled_content(Store(f"sqlite:///{on_dask}")) == crawled_content(
         Store(f"sqlite:///{local}")
     )

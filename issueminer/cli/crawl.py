@@ -57,6 +57,9 @@ GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
 STACKEXCHANGE_API_ENV = "ISSUEMINER_STACKEXCHANGE_API"
 GITHUB_API_ENV = "ISSUEMINER_GITHUB_API"
 INTERRUPTED = 130  # the exit status shells give a program stopped by Ctrl-C (128 + SIGINT)
+# a dump scan that met bad input finishes and stores what it kept, then says so by its exit
+# status too, so a script or make rule notices (1 and 2 are errors and usage errors)
+BAD_INPUT_SKIPPED = 3
 
 SinceOption = Annotated[
     datetime | None,
@@ -458,7 +461,8 @@ def so_dump(
 
     Questions carrying a study tag are parsed and judged like the API crawler's; their
     answers (and with --comments their comments) are attached. Bad rows are counted,
-    reported with their line and skipped. Killed, the same command resumes where it stopped.
+    reported with their line and skipped; the scan goes on, stores the rest, and then exits
+    with status 3. Killed, the same command resumes where it stopped.
 
     Example: issueminer crawl so-dump Posts.xml --workers 2 --report bad.csv
     (a .gz or .7z file, or stdin, is streamed through one worker)
@@ -510,6 +514,13 @@ def so_dump(
         with handled():
             sodump.findings_report(summary).write(report)
     _dump_summary(summary, checkpointer, seconds, report, fmt)
+    if summary.finding_counts:
+        skipped = sum(summary.finding_counts.values())
+        err.print(
+            f"finished with {skipped} case{'s' * (skipped != 1)} of bad input skipped "
+            f"(exit status {BAD_INPUT_SKIPPED}); everything else is stored"
+        )
+        raise typer.Exit(BAD_INPUT_SKIPPED)
 
 
 def _dump_bar() -> Progress:
