@@ -645,6 +645,31 @@ def test_unreadable_issue_files_are_named_with_their_line(store, tmp_path):
     assert _counts(store)["Issue"] == 0
 
 
+def test_a_quote_left_open_in_the_last_column_is_found_by_the_rows_it_takes_in(store, tmp_path):
+    """The swallowed rows leave the field count right; a line inside the field that reads
+    as a whole row of its own gives it away. A body that only spans lines is imported."""
+    path = tmp_path / "issues.csv"
+    path.write_text(
+        "url,title,body\n"
+        'https://github.com/a/b/issues/1,t,"first line\nsecond, with a comma\n'
+        'https://example.org/a link on its own line"\n'
+        'https://github.com/a/b/issues/2,t,"left open\n'
+        "https://github.com/a/b/issues/3,t,fine\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportFailure) as failure:
+        import_issues(store, path)
+    assert failure.value.problems == [
+        f"{path}, row 6: line 6 reads as a row of its own, inside a field that runs from "
+        "line 5: a quote left open there?"
+    ]
+    path.write_text(path.read_text().replace('"left open', '"closed"'), encoding="utf-8")
+    assert import_issues(store, path).counts["issues added"] == 3
+    with store.session() as session:
+        first = session.scalar(select(Issue).where(Issue.native_id == "1"))
+        assert first.body.count("\n") == 2
+
+
 def test_a_url_with_spaces_in_it_is_refused(store, tmp_path):
     path = _write_jsonl(tmp_path / "issues.jsonl", [{"url": "https://github.com/a/b/issues/5 x"}])
     with pytest.raises(ImportFailure, match=r"row 1: .* has spaces or line breaks in it"):

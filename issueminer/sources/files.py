@@ -92,14 +92,35 @@ def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]
         yield from json_lines(text, str(path))
         return
     reader = csv.DictReader(io.StringIO(text), restkey=_MORE_FIELDS)
+    lines = text.split("\n")
     line = 1  # the header's
     for record in reader:
         first, line = line + 1, reader.line_num  # the file's lines, blank lines and all
-        problem = _width_problem(record, first, line)
+        problem = _width_problem(record, first, line) or _swallowed_row(
+            lines, first, line, reader.fieldnames or []
+        )
         if problem:
             problems.append(f"{path}, row {line}: {problem}")
         else:
             yield line, record
+
+
+def _swallowed_row(lines: list[str], first: int, last: int, header: list[str]) -> str | None:
+    """A quote left open in the last column takes in the rows after it with the right
+    number of fields all the same. A line of a multi-line field that reads as a whole row
+    of its own (as many fields, a URL in the url column) gives it away; text of a body or a
+    memo that spans lines does not look like that."""
+    if "url" not in header:
+        return None
+    for number in range(first + 1, last + 1):
+        fields = next(csv.reader([lines[number - 1].rstrip("\r")]), [])
+        url = fields[header.index("url")].strip() if len(fields) == len(header) else ""
+        if re.fullmatch(r"https?://\S+", url):
+            return (
+                f"line {number} reads as a row of its own, inside a field that runs from "
+                f"line {first}: a quote left open there?"
+            )
+    return None
 
 
 def _width_problem(record: dict[str, Any], first: int, last: int) -> str | None:
