@@ -62,10 +62,17 @@ def create_round(
     With `stratify="source"`, each source gets a share proportional to its size (largest
     remainders), as the study sampled Stack Overflow and GitHub alike.
     """
+    if not name.strip():
+        raise LabelingError("a round needs a name")
     if session.get(LabelingRound, name) is not None:
         raise LabelingError(f"round '{name}' already exists")
+    if size < 1:
+        raise LabelingError(f"a round draws at least one issue, not {size}")
     if len(annotators) < 1:
         raise LabelingError("a round needs at least one annotator")
+    twice = sorted({a for a in annotators if annotators.count(a) > 1})
+    if twice:
+        raise LabelingError(f"each annotator once: {', '.join(twice)} named more than once")
     in_a_round = select(RoundItem.issue_uid)
     finalised = select(FinalLabel.issue_uid)
     rows = session.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from starlette.testclient import TestClient
 from issueminer import labeling
 from issueminer.store import Annotation, FinalLabel, Store
 from issueminer.webapp.app import Settings, create_app
+from tests.helpers import dump
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
 
@@ -167,6 +169,32 @@ def test_cli_refuses_an_open_address_without_tokens(runner, sqlite_url) -> None:
         app, ["label", "--annotator", "a", "--round", "nope", "--db", sqlite_url]
     )
     assert missing.exit_code == 1 and "no round 'nope'" in missing.output
+    with socket.socket() as taken:  # a port in use is said before any link is printed
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = runner.invoke(app, ["label", "--annotator", "a", "--port", port, "--db", sqlite_url])
+    assert busy.exit_code == 1 and "http://" not in busy.output
+    assert f"cannot listen on --host 127.0.0.1 --port {port}: Address already in use" in (
+        busy.output
+    )
+
+
+def test_round_create_refuses_what_is_not_a_round(runner, world) -> None:
+    from issueminer.cli.main import app
+
+    store, _ = world
+    db = store.engine.url.render_as_string(hide_password=False)
+    before = dump(store)
+    for options, message in (
+        (["--size", "0", "--annotators", "a,b"], "at least one issue, not 0"),
+        (["--size", "-5", "--annotators", "a,b"], "at least one issue, not -5"),
+        (["--size", "2", "--annotators", "a,b,a"], "a named more than once"),
+        (["--size", "2", "--annotators", "a,b", "--name", " "], "a round needs a name"),
+    ):
+        result = runner.invoke(app, ["round", "create", *options, "--db", db])
+        assert result.exit_code == 1 and message in result.output, options
+    assert dump(store) == before
 
 
 def test_round_cli(runner, tmp_path) -> None:

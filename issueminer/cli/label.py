@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Annotated
 
 import typer
@@ -50,7 +51,7 @@ def label(
     host: Annotated[
         str, typer.Option(help="Address to bind; not loopback only with --team.")
     ] = LOOPBACK,
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
     db: DbOption = None,
     study: StudyOption = None,
 ) -> None:
@@ -80,6 +81,7 @@ def label(
         with store.session() as session:
             if session.get(LabelingRound, round_name) is None:
                 fail(f"no round '{round_name}' (create it with `issueminer round create`)")
+    _check_address(host, port)
     tokens = Settings.team_tokens(team_names) if team_names else {}
     settings = Settings(
         store, taxonomy, round=round_name, annotator=annotator, team=tokens, adjudicate=adjudicate
@@ -92,6 +94,17 @@ def label(
     else:
         out.print(f"{'adjudicating' if adjudicate else 'labelling'} as {annotator}: {base}/")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind once before the links are printed: a wrong host or a port in use would
+    otherwise show up as a server error after links that lead nowhere."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on --host {host} --port {port}: {exc.strerror or exc}")
 
 
 def _is_loopback(host: str) -> bool:
