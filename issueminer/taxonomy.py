@@ -347,9 +347,14 @@ def validate_taxonomy_file(path: str | Path) -> list[str]:
 
 def _build(path: Path) -> tuple[Taxonomy | None, list[str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         return None, [f"{path}: cannot read the file ({exc.strerror or exc})"]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [f"{path}:{line}: byte {raw[exc.start]:#04x} is not UTF-8 (save as UTF-8)"]
     try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:

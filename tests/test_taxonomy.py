@@ -308,6 +308,16 @@ def test_mini_taxonomy_is_valid(tmp_path):
     assert mini.resolve("symptom", "TODO").how == "placeholder"
 
 
+def test_a_study_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(MINI.encode("utf-8").replace(b"The program hangs.", b"L'\xe9t\xe9 hangs."))
+    line = _line_of(MINI, "The program hangs.")
+    expected = f"{path}:{line}: byte 0xe9 is not UTF-8 (save as UTF-8)"
+    assert validate_taxonomy_file(path) == [expected]
+    with pytest.raises(TaxonomyError):
+        load_taxonomy(path)
+
+
 def test_validate_missing_definition(tmp_path):
     """A node without definition: the message names the file, the node's line and its name."""
     text = MINI.replace("  - {name: hang, definition: The program hangs.}", "  - {name: hang}")
