@@ -497,6 +497,21 @@ def test_train_and_classify_formats(generated_db, sample_db, runner, tmp_path) -
     assert unknown.exit_code == 1 and "unknown target 'mood'" in unknown.output
 
 
+def test_classifier_commands_refuse_bad_input_first(sample_db, runner, tmp_path) -> None:
+    """An unwritable figure before the cross-validation, a misspelt target before looking
+    for a model, and a zip that only looks like a model file: one line each."""
+    figure = tmp_path / "no-such-folder" / "confusion.png"
+    refused = runner.invoke(app, ["evaluate", "--db", sample_db, "--figure", str(figure)])
+    assert refused.exit_code == 2 and "no folder" in refused.output
+    bogus = runner.invoke(app, ["classify", "--db", sample_db, "--target", "bogus"])
+    assert bogus.exit_code == 1 and "unknown target 'bogus'" in bogus.output
+    fake = tmp_path / "fake.skops"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("schema.json", "{}")
+    loaded = runner.invoke(app, ["classify", "--db", sample_db, "--model", str(fake)])
+    assert loaded.exit_code == 1 and "is not an issueminer model file" in loaded.output
+
+
 def test_generated_labels_follow_their_signal_words() -> None:
     issues = generate(200, seed=5)
     faults = [i for i in issues if i.labels["issue_type"] == "fault"]

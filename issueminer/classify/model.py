@@ -222,7 +222,8 @@ def load_model(path: Path | str) -> TrainedModel:
         raise ModelFileError(f"no model file at {path}")
     try:
         untrusted = set(skops.io.get_untrusted_types(file=path))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
+        # TypeError: a zip whose schema names no skops protocol
         raise ModelFileError(f"{path} is not an issueminer model file ({exc})") from exc
     refused = sorted(untrusted - TRUSTED_TYPES)
     if refused:

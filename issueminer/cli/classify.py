@@ -38,6 +38,7 @@ from issueminer.cli.common import (
     print_json,
     progress,
     study_taxonomy,
+    writable_file,
 )
 from issueminer.stats import render_table
 from issueminer.store import Store
@@ -177,7 +178,11 @@ def evaluate(
     seed: SeedOption = 0,
     figure: Annotated[
         Path | None,
-        typer.Option("--figure", help="Confusion-matrix PNG (default: confusion-TARGET.png)."),
+        typer.Option(
+            "--figure",
+            help="Confusion-matrix PNG (default: confusion-TARGET.png).",
+            callback=writable_file,
+        ),
     ] = None,
     no_figure: Annotated[bool, typer.Option("--no-figure", help="Write no figure.")] = False,
     per_class: Annotated[
@@ -252,6 +257,8 @@ def classify(
 
     Example: issueminer classify --target symptom --order uncertainty --limit 50
     """
+    with _classifier_errors():
+        get_target(target)  # a misspelt target is said as such, not as a missing model
     path = model_path or lib.newest_model_file(models_dir, target)
     if path is None:
         fail(f"no {target} model in {models_dir}; run `issueminer train --target {target}`")

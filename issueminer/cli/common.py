@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -60,9 +60,10 @@ StudyOption = Annotated[
     typer.Option("--study", help="Study name or taxonomy file [default: the database's study]."),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+PathOrNone = TypeVar("PathOrNone", str | None, Path | None)
 
 
-def writable_file(path: str | None) -> str | None:
+def writable_file(path: PathOrNone) -> PathOrNone:
     """Checks a --report FILE before the command does anything: a report is written after
     the work is stored, and failing only then would leave the user unsure of what was."""
     if path is None:
