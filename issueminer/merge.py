@@ -122,11 +122,13 @@ def merge_categories(
 
 
 def _dimension(session: Session, taxonomy: Taxonomy, old: str, dimension: str | None) -> str:
+    found = dimensions_using(session, taxonomy, old)
     if dimension is not None:
         if dimension not in FIELD_OF:
             raise MergeError(f"--dimension must be one of {', '.join(FIELD_OF)}")
+        if dimension not in found:  # a misspelt OLD would otherwise rewrite nothing, quietly
+            raise MergeError(f"no label and no {dimension} of the study is named '{old}'")
         return dimension
-    found = dimensions_using(session, taxonomy, old)
     if not found:
         raise MergeError(f"no label and no category of the study is named '{old}'")
     if len(found) > 1:

@@ -391,6 +391,12 @@ def test_merge_refuses_what_it_cannot_do(runner, sqlite_url) -> None:
               "--study", "distributed-training"]
     )  # fmt: skip
     assert unknown.exit_code == 1 and "no label and no category" in unknown.output
+    typo = runner.invoke(
+        app, ["taxonomy", "merge", "hnag", "hang", "--db", sqlite_url, "--dimension", "symptom"]
+    )
+    assert typo.exit_code == 1 and "no label and no symptom of the study is named 'hnag'" in (
+        typo.output
+    )
     closed = runner.invoke(
         app, ["taxonomy", "merge", "hang", "brand new name", "--db", sqlite_url,
               "--dimension", "symptom"]
