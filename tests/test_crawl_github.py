@@ -259,6 +259,24 @@ def test_issues_changing_between_pages(store, fake, taxonomy) -> None:
         assert session.scalar(select(func.count()).select_from(Issue)) == len(got)
 
 
+def test_cli_refuses_an_unknown_group_and_an_api_url_that_is_not_one(tmp_path, fake) -> None:
+    from typer.testing import CliRunner
+
+    from issueminer.cli.main import app
+
+    db = str(tmp_path / "g.db")
+    runner = CliRunner()
+    group = runner.invoke(
+        app, ["crawl", "github", "--group", "bogus", "--api-url", fake.url, "--db", db]
+    )
+    assert group.exit_code == 1
+    assert "--group bogus: the study's groups are all, current, study" in group.output
+    url = runner.invoke(app, ["crawl", "github", "--api-url", "notaurl", "--db", db])
+    said = " ".join(url.output.replace("│", " ").split())  # the usage error's box, unwrapped
+    assert url.exit_code == 2 and "'notaurl' is not an http(s) URL" in said
+    assert fake.requests == []
+
+
 def test_cli_waits_for_the_rate_limit_reset_visibly(tmp_path, fake) -> None:
     fake.inject("rate_limited", "/search/issues", reset_in=2)
     result = subprocess.run(

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.progress import (
@@ -65,18 +66,34 @@ SinceOption = Annotated[
     datetime | None,
     typer.Option(help="Start from this date [default: where the last run of the query stopped]."),
 ]
+
+
+def http_url(value: str | None) -> str | None:
+    """An API base URL must be one: a typo would otherwise fail deep in a client library."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise typer.BadParameter(f"{value!r} is not an http(s) URL")
+    return value
+
+
 SeApiOption = Annotated[
     str | None,
     typer.Option(
         "--api-url",
         envvar=STACKEXCHANGE_API_ENV,
         help="Stack Exchange API base URL (tests, mirrors).",
+        callback=http_url,
     ),
 ]
 GhApiOption = Annotated[
     str | None,
     typer.Option(
-        "--api-url", envvar=GITHUB_API_ENV, help="GitHub API base URL (Enterprise, tests)."
+        "--api-url",
+        envvar=GITHUB_API_ENV,
+        help="GitHub API base URL (Enterprise, tests).",
+        callback=http_url,
     ),
 ]
 
@@ -225,6 +242,10 @@ def github_command(
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
+    groups = sorted({r.group for r in selection.repositories} | {"all"})
+    unknown_groups = sorted(set(group or []) - set(groups))
+    if unknown_groups:
+        fail(f"--group {', '.join(unknown_groups)}: the study's groups are {', '.join(groups)}")
     repositories = selection.repositories_in(group)
     if repo:
         repositories = [
@@ -266,10 +287,12 @@ def hydrate(
         bool, typer.Option(help="Ask again for issues reported missing.")
     ] = False,
     se_api_url: Annotated[
-        str | None, typer.Option("--stackexchange-api-url", envvar=STACKEXCHANGE_API_ENV)
+        str | None,
+        typer.Option("--stackexchange-api-url", envvar=STACKEXCHANGE_API_ENV, callback=http_url),
     ] = None,
     gh_api_url: Annotated[
-        str | None, typer.Option("--github-api-url", envvar=GITHUB_API_ENV)
+        str | None,
+        typer.Option("--github-api-url", envvar=GITHUB_API_ENV, callback=http_url),
     ] = None,
     fmt: FormatOption = Format.md,
 ) -> None:
