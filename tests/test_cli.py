@@ -152,7 +152,13 @@ def test_outputs_that_cannot_be_written_fail_cleanly_and_first(study_db, tmp_pat
 def test_reading_a_database_that_is_not_there_fails_and_makes_none(tmp_path, runner) -> None:
     """A mistyped path on a reporting command; and a database without its driver."""
     typo = tmp_path / "stdy.db"
-    for command in (["stats"], ["agree"], ["issues", "list"], ["crawl", "status"]):
+    for command in (
+        ["stats"],
+        ["agree"],
+        ["issues", "list"],
+        ["crawl", "status"],
+        ["db", "status"],
+    ):
         result = runner.invoke(app, [*command, "--db", str(typo)])
         assert result.exit_code == 1 and f"no database at {typo}" in result.output
     dump_missing = tmp_path / "no-such-Posts.xml"
@@ -301,6 +307,7 @@ def test_db_upgrade_and_status(runner, tmp_path) -> None:
     status = runner.invoke(app, ["db", "status", "--db", db])
     assert f"current: {head}  newest: {head}" in status.output
     fresh = str(tmp_path / "fresh.db")
+    (tmp_path / "fresh.db").touch()  # an empty file is an empty SQLite database
     before = json.loads(runner.invoke(app, ["db", "status", "--db", fresh, "-f", "json"]).stdout)
     assert before == {"current": None, "newest": head, "up_to_date": False}
     upgraded = runner.invoke(app, ["db", "upgrade", "--db", fresh, "--format", "json"])

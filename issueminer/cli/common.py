@@ -109,17 +109,26 @@ def handled() -> Iterator[None]:
         fail(f"{place}{exc.strerror or exc}")
 
 
-def open_store(db: str | None, create: bool = False) -> Store:
-    """The store at --db. Only commands that bring data in (`create`) may start a new
-    SQLite file: for the others a missing file is a mistyped path, not an empty study."""
+def require_database(db: str | None) -> None:
+    """Stops at a SQLite path with no file: for a command that does not bring data in, it
+    is a mistyped path, and opening it would make an empty database there."""
     with handled():
         url = make_url(resolve_url(db))
-        a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-        if not create and a_file and not Path(str(url.database)).is_file():
-            fail(
-                f"no database at {url.database}: name one with --db or {DB_URL_ENV} "
-                "(`issueminer import` and `issueminer crawl` start a new one)"
-            )
+    a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if a_file and not Path(str(url.database)).is_file():
+        fail(
+            f"no database at {url.database}: name one with --db or {DB_URL_ENV} "
+            "(`issueminer import` and `issueminer crawl` start a new one)"
+        )
+
+
+def open_store(db: str | None, create: bool = False) -> Store:
+    """The store at --db. Only commands that bring data in (`create`) may start a new
+    SQLite file (see `require_database`)."""
+    if not create:
+        require_database(db)
+    with handled():
+        url = make_url(resolve_url(db))
         try:
             return Store(db)
         except ModuleNotFoundError as exc:  # e.g. mysql:// without its driver

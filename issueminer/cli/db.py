@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from issueminer.cli.common import DbOption, Format, FormatOption, handled, out, print_json
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    handled,
+    out,
+    print_json,
+    require_database,
+)
 from issueminer.store.db import current_revision, head_revision, make_engine, upgrade
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -36,6 +44,7 @@ def status_command(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
 
     Example: issueminer db status
     """
+    require_database(db)
     with handled():
         engine = make_engine(db)
         current = current_revision(engine)
