@@ -67,7 +67,7 @@ def create_round(
     if session.get(LabelingRound, name) is not None:
         raise LabelingError(f"round '{name}' already exists")
     if size < 1:
-        raise LabelingError(f"a round draws at least one issue, not {size}")
+        raise LabelingError(f"a round needs at least one issue, not {size}")
     if len(annotators) < 1:
         raise LabelingError("a round needs at least one annotator")
     twice = sorted({a for a in annotators if annotators.count(a) > 1})
@@ -128,22 +128,21 @@ def get_round(session: Session, name: str) -> LabelingRound:
 
 
 def round_issue_uids(session: Session, name: str) -> list[str]:
-    return list(
+    """The round's issues in the order annotators see them; for a round labelled before it
+    came here (imported, so nothing was drawn), the issues labelled in it."""
+    drawn = list(
         session.scalars(
             select(RoundItem.issue_uid).where(RoundItem.round == name).order_by(RoundItem.position)
         )
     )
+    return drawn or sorted(_current_by_issue(session, name))
 
 
 def round_status(session: Session, name: str) -> list[dict[str, Any]]:
     """Per annotator: done, pending, skipped and left in the round."""
     labeling_round = get_round(session, name)
     current = current_annotations(session, name, live=True)
-    size = session.scalar(
-        select(func.count()).select_from(RoundItem).where(RoundItem.round == name)
-    )
-    if not size:  # a round labelled before it came here (imported): no issues were drawn
-        size = len({a.issue_uid for a in current})
+    size = len(round_issue_uids(session, name))
     rows = []
     for annotator in labeling_round.annotators:
         counts = Counter(a.status for a in current if a.annotator == annotator)
@@ -553,9 +552,8 @@ def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
     round_annotators = get_round(session, round_name).annotators
     by_issue = _current_by_issue(session, round_name)
     uids = round_issue_uids(session, round_name)
-    in_round = select(RoundItem.issue_uid).where(RoundItem.round == round_name)
     has_final = set(
-        session.scalars(select(FinalLabel.issue_uid).where(FinalLabel.issue_uid.in_(in_round)))
+        session.scalars(select(FinalLabel.issue_uid).where(FinalLabel.issue_uid.in_(uids)))
     )
     counts: Counter[str] = Counter()
     for uid in uids:

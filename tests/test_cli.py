@@ -209,6 +209,14 @@ def test_round_status_of_rounds_labelled_before_import(tmp_path, runner) -> None
         labelled = {r["url"] for r in rows if r["round"] == round_name}
         done = [r for r in rows if (r["round"], r["annotator"]) == (round_name, annotator)]
         assert (row["size"], row["done"], row["left"]) == (len(labelled), len(done), 0)
+    # finalizing such a round counts its issues too: the sample's finals cover them all
+    final = {
+        r["url"] for r in csv.DictReader((sample / "labels.csv").open()) if r["kind"] == "final"
+    }
+    result = runner.invoke(app, ["round", "finalize", "--round", "r1", "--db", db, "-f", "json"])
+    counts = json.loads(result.stdout)
+    r1 = {r["url"] for r in rows if r["round"] == "r1"}
+    assert counts.get("already final", 0) == len(r1 & final) > 0
 
 
 def test_issues_list_and_show(study_db, runner) -> None:
