@@ -232,6 +232,24 @@ def _final_labels(session: Session, uids: list[str]) -> dict[tuple[str, str | No
     return found
 
 
+def _holds_values(annotation: Annotation | None, values: dict[str, Any]) -> bool:
+    return annotation is not None and all(getattr(annotation, k) == v for k, v in values.items())
+
+
+def _person_key(row: Any) -> tuple[str, str | None, str | None, str]:
+    return (row.issue_uid, row.annotator, row.round, row.role)
+
+
+def _newest_annotations(session: Session, uids: list[str]) -> dict[tuple, Annotation]:
+    """The newest annotation per issue, person, round and role of these issues."""
+    newest: dict[tuple, Annotation] = {}
+    for start in range(0, len(uids), _CHUNK):
+        chunk = uids[start : start + _CHUNK]
+        query = select(Annotation).where(Annotation.issue_uid.in_(chunk)).order_by(Annotation.id)
+        newest.update({_person_key(a): a for a in session.scalars(query)})
+    return newest
+
+
 def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str) -> Counter[str]:
     """Upsert final labels per (issue, type); append annotations unless already stored as is.
 
@@ -252,7 +270,7 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
         if current is None:
             session.add(FinalLabel(issue_uid=key[0], **values))
             counts["final labels added"] += 1
-        elif any(getattr(current, k) != v for k, v in values.items()):
+        elif any(getattr(current, k) != v for k, v in values.items() if k != "resolved_from"):
             for k, v in values.items():
                 setattr(current, k, v)
             counts["final labels updated"] += 1
@@ -267,13 +285,19 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
             .order_by(Annotation.id)
         )
     }
+    annotations = [r for r in rows if r.kind == "annotation"]
+    newest = _newest_annotations(session, sorted({r.issue_uid for r in annotations}))
     rounds: dict[str, set[str]] = defaultdict(set)
-    for row in (r for r in rows if r.kind == "annotation"):
+    for row in annotations:
         if row.role == ANNOTATOR:
             rounds[row.round or ""].add(row.annotator or "")
         values = {**row.labels.fields(), "status": row.labels.status, "raw_labels": row.raw_labels}
-        previous = stored.get(row.provenance)
-        if previous is not None and all(getattr(previous, k) == v for k, v in values.items()):
+        # unchanged: as this row stored it before, or as the person's label stands now (the
+        # same labels from a copy of the file, under another name)
+        earlier = (stored.get(row.provenance), newest.get(_person_key(row)))
+        if any(
+            a is not None and all(getattr(a, k) == v for k, v in values.items()) for a in earlier
+        ):
             counts["annotations unchanged"] += 1
             continue
         # append-only: a changed file adds a newer row instead of rewriting the old one

@@ -422,6 +422,21 @@ def test_import_labels_twice_adds_nothing(store, tmp_path, taxonomy):
     assert _counts(store) == before
 
 
+def test_a_copy_of_a_label_file_under_another_name_adds_nothing(store, tmp_path, taxonomy):
+    """Matched by the labels as they stand, not only by file and row: no duplicate rows,
+    and a final label whose only change is the file it came from is left as it was."""
+    import_labels(store, _write_labels(tmp_path / "labels.csv", LABEL_ROWS), taxonomy)
+    before = dump(store)
+    report = import_labels(store, _write_labels(tmp_path / "copy.csv", LABEL_ROWS), taxonomy)
+    assert report.counts["annotations added"] == 0 and report.counts["final labels updated"] == 0
+    assert report.counts["annotations unchanged"] == 4
+    assert dump(store) == before
+    changed = [dict(r) for r in LABEL_ROWS]
+    changed[1]["leaf_symptom"] = "hang and timeout"  # bob, in the copy, changes his mind
+    report = import_labels(store, _write_labels(tmp_path / "copy.csv", changed), taxonomy)
+    assert report.counts["annotations added"] == 1
+
+
 def _stored_flags(url):
     """(issue, annotator or kind, round) -> the stored `specific` flag, for every label."""
     store = Store(url)
