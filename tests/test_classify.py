@@ -489,6 +489,10 @@ def test_train_and_classify_formats(generated_db, sample_db, runner, tmp_path) -
     assert rows[0] == "uid,url,title,label,probability,uncertainty" and len(rows) == 6
     markdown = runner.invoke(app, classify)
     assert "5 issues predicted by howto_topic-" in markdown.output
+    other = runner.invoke(
+        app, ["classify", "--db", generated_db, "--target", "stage", "--model", meta["path"]]
+    )
+    assert other.exit_code == 1 and "predicts howto_topic, not stage" in other.output
     missing = runner.invoke(
         app, ["classify", "--db", generated_db, "--models", str(tmp_path / "x")]
     )

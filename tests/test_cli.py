@@ -169,6 +169,19 @@ def test_reading_a_database_that_is_not_there_fails_and_makes_none(tmp_path, run
     assert other.exit_code == 1 and "no driver for mysql databases" in other.output
 
 
+def test_errors_name_the_database_and_the_folder(study_db, tmp_path, runner) -> None:
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("not a database")
+    diff = runner.invoke(app, ["diff-study", study_db, str(not_a_db)])
+    assert diff.exit_code == 1
+    assert f"database sqlite:///{not_a_db}: DatabaseError" in diff.output
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    made = runner.invoke(app, ["study", "new", "notes", "--dir", str(blocker / "studies")])
+    assert made.exit_code == 1 and "Not a directory" in made.output
+    assert not isinstance(made.exception, OSError)
+
+
 def test_export_summary_as_json(study_db, tmp_path, runner) -> None:
     package = tmp_path / "package"
     result = runner.invoke(

@@ -234,14 +234,19 @@ def evaluate(
 
 def classify(
     db: DbOption = None,
-    target: TargetOption = "issue_type",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help=f"What to predict: {', '.join(TARGETS)} [default: the --model's, else issue_type]."
+        ),
+    ] = None,
     model_path: Annotated[
         Path | None, typer.Option("--model", help="Model file (default: the newest for --target).")
     ] = None,
     models_dir: Annotated[
         Path, typer.Option("--models", help="Where to look for the newest model.")
     ] = DEFAULT_MODELS_DIR,
-    limit: Annotated[int | None, typer.Option(help="At most this many issues.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many issues.")] = None,
     order: Annotated[
         Order, typer.Option("--order", help="List in uid order or least certain first.")
     ] = Order.issue,
@@ -257,13 +262,17 @@ def classify(
 
     Example: issueminer classify --target symptom --order uncertainty --limit 50
     """
-    with _classifier_errors():
-        get_target(target)  # a misspelt target is said as such, not as a missing model
-    path = model_path or lib.newest_model_file(models_dir, target)
+    if target is not None:
+        with _classifier_errors():
+            get_target(target)  # a misspelt target is said as such, not as a missing model
+    wanted = target or "issue_type"
+    path = model_path or lib.newest_model_file(models_dir, wanted)
     if path is None:
-        fail(f"no {target} model in {models_dir}; run `issueminer train --target {target}`")
+        fail(f"no {wanted} model in {models_dir}; run `issueminer train --target {wanted}`")
     with _classifier_errors():
         model = lib.load_model(path)
+    if target is not None and model.target.name != target:
+        fail(f"{path} predicts {model.target.name}, not {target}")
     store = open_store(db)
     with handled(), store.session() as session, _steps("predicting") as on_progress:
         predicted = lib.classify_unlabelled(session, model, limit, on_progress)

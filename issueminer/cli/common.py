@@ -117,8 +117,8 @@ def require_database(db: str | None) -> None:
     a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
     if a_file and not Path(str(url.database)).is_file():
         fail(
-            f"no database at {url.database}: name one with --db or {DB_URL_ENV} "
-            "(`issueminer import` and `issueminer crawl` start a new one)"
+            f"no database at {url.database} (`issueminer import` and `issueminer crawl` "
+            f"start a new one; --db or {DB_URL_ENV} names the one to use)"
         )
 
 
@@ -129,13 +129,16 @@ def open_store(db: str | None, create: bool = False) -> Store:
         require_database(db)
     with handled():
         url = make_url(resolve_url(db))
-        try:
-            return Store(db)
-        except ModuleNotFoundError as exc:  # e.g. mysql:// without its driver
-            fail(
-                f"no driver for {url.get_backend_name()} databases ({exc.name} is not "
-                "installed); issueminer is tested on SQLite and PostgreSQL"
-            )
+    shown = url.render_as_string(hide_password=True)
+    try:
+        return Store(db)
+    except ModuleNotFoundError as exc:  # e.g. mysql:// without its driver
+        fail(
+            f"no driver for {url.get_backend_name()} databases ({exc.name} is not "
+            "installed); issueminer is tested on SQLite and PostgreSQL"
+        )
+    except SQLAlchemyError as exc:  # which database, when a command opens two
+        fail(f"database {shown}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
 
 
 def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:

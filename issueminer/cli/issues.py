@@ -62,7 +62,7 @@ def list_command(
     ] = None,
     symptom: Annotated[str | None, typer.Option(help="Leaf symptom, e.g. 'out of memory'.")] = None,
     labelled: Annotated[bool, typer.Option(help="Only issues with a final label.")] = False,
-    limit: Annotated[int | None, typer.Option(help="At most this many issues.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many issues.")] = None,
     study: StudyOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:

@@ -114,7 +114,7 @@ def diff_study(
     a: Annotated[str, typer.Argument(help="First study: database URL or SQLite path.")],
     b: Annotated[str, typer.Argument(help="Second study: database URL or SQLite path.")],
     study: StudyOption = None,
-    top: Annotated[int, typer.Option(help="How many moved categories to list.")] = 10,
+    top: Annotated[int, typer.Option(min=0, help="How many moved categories to list.")] = 10,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Compare two studies' (or snapshots') label distributions: chi-square and top movers.

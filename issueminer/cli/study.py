@@ -110,10 +110,11 @@ def new(
 
     Example: issueminer study new cloud-cost --from serverless
     """
-    try:
-        made = new_study(name, directory, source)
-    except StudyError as exc:
-        fail(str(exc))
+    with handled():  # a --dir that cannot be made is one line too
+        try:
+            made = new_study(name, directory, source)
+        except StudyError as exc:
+            fail(str(exc))
     if fmt == Format.json:
         print_json({"study_file": str(made.study_file), "codebook": str(made.codebook)})
         return
