@@ -285,6 +285,10 @@ def test_issues_list_filters_by_the_studys_names(study_db, runner) -> None:
     how_to = listed("--type", "How-To")
     assert how_to == listed("--type", "how-to question") and len(how_to) == totals["howto"]
     assert listed("--symptom", "Out Of Memory") == listed("--symptom", "out of memory")
+    nowhere = runner.invoke(app, ["issues", "list", "--db", study_db, "--source", "bitbucket"])
+    assert "--source 'bitbucket': the stored issues come from github, stackoverflow" in (
+        nowhere.output
+    )
     unknown = runner.invoke(app, ["issues", "list", "--db", study_db, "--type", "bug"])
     assert unknown.exit_code == 1
     assert "--type 'bug': the study's issue types are fault, how-to question" in unknown.output

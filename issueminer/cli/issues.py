@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
 from issueminer.browse import describe_issue, find_issue, list_issues
 from issueminer.cli.common import (
@@ -21,6 +22,7 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
+from issueminer.store import Issue
 from issueminer.taxonomy import Taxonomy
 
 app = typer.Typer(help="Browse stored issues.", no_args_is_help=True)
@@ -73,6 +75,9 @@ def list_command(
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     with store.session() as session:
+        sources = sorted(session.scalars(select(Issue.source).distinct()))
+        if source is not None and source not in sources:
+            fail(f"--source {source!r}: the stored issues come from {', '.join(sources) or 'none'}")
         rows = list_issues(
             session,
             source=source,
