@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import signal
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +25,27 @@ from issueminer.store import CrawlItem, CrawlRun, Store
 from issueminer.store.models import utcnow
 
 RESUMABLE = ("running", "interrupted", "quota")  # states a later run picks up
+
+
+@contextmanager
+def ctrl_c_after_commit() -> Iterator[None]:
+    """Holds a Ctrl-C that comes during a commit until the commit is done. Raised inside
+    it, the interrupt can leave the connection with its transaction open, and the database
+    locked for the run's "interrupted" status written just after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives Python's signal handlers
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:  # the commit is done: now the interrupt, as it would have come
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -99,7 +123,7 @@ class Checkpointer:
         """
         envelopes = list(envelopes)
         written = 0
-        with self.store.session() as session:
+        with ctrl_c_after_commit(), self.store.session() as session:
             if envelopes:
                 counts = upsert_issues(
                     session, [{**e.issue, "found_by": self.found_by} for e in envelopes]
@@ -145,7 +169,7 @@ class Checkpointer:
             self.checkpoint = dict(run.checkpoint)
 
     def finish(self, status: str = "done", message: str | None = None) -> None:
-        with self.store.session() as session:
+        with ctrl_c_after_commit(), self.store.session() as session:
             run = session.get(CrawlRun, self.run_id)
             run.status = status
             run.message = message

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from bench.synthetic import attr, write_posts
 from issueminer.cli.main import app
-from issueminer.crawl import Checkpointer
+from issueminer.crawl import Checkpointer, ctrl_c_after_commit
 from issueminer.ids import STACKOVERFLOW_ORIGIN, issue_uid
 from issueminer.ingest import import_issues, upsert_issues
 from issueminer.selection import Selection
@@ -783,6 +783,27 @@ def test_a_scan_stopped_in_the_late_pass_resumes_to_the_same_store(tmp_path, tax
     assert summary.scanned_bytes == len(moved)
 
 
+def test_a_ctrl_c_during_a_commit_comes_once_the_commit_is_done(tmp_path) -> None:
+    """The interrupt waits for the transaction to end (so the database is not left locked
+    for the run's status), then comes as it would have; an error inside still wins."""
+    store = sqlite_store(tmp_path, "held.db")
+    checkpointer = Checkpointer(store, "so-dump", {"q": 1})
+    after_signal = []
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after_commit():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # Python runs the handler meanwhile: it only notes the signal
+        after_signal.append(True)
+        checkpointer.commit_page([], {"offset": 7}, seen=0)
+    assert after_signal == [True] and Checkpointer(store, "so-dump", {"q": 1}).checkpoint == {
+        "offset": 7
+    }
+    with pytest.raises(ValueError, match="inside"), ctrl_c_after_commit():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        raise ValueError("inside")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_is_reported_even_when_the_runs_status_cannot_be_recorded(
     tmp_path, taxonomy, runner, monkeypatch
 ) -> None:
@@ -942,7 +963,8 @@ def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase, 
         assert "Traceback" not in errors
         assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
         with sqlite3.connect(db) as conn:
-            assert conn.execute("select status from crawl_run").fetchall() == [("interrupted",)]
+            status = conn.execute("select status from crawl_run").fetchall()
+            assert status == [("interrupted",)], errors
     assert _checkpoint(db)["phase"] == phase
     killed = Store(f"sqlite:///{db}")
     criteria = sodump.Criteria(Selection.from_taxonomy(taxonomy), taxonomy)
