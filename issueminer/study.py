@@ -184,6 +184,9 @@ def new_study(
         origin = taxonomy_path(source)
         if not origin.is_file():
             raise StudyError(f"no study '{source}' (looked for {origin})")
+        problems = validate_taxonomy_file(origin)
+        if problems:  # said of the file to mend, not of the copy that would be made
+            raise StudyError(f"the study to start from is not valid: {'; '.join(problems)}")
         text = _derived_study_text(origin.read_text(encoding="utf-8"), name, origin)
     else:
         text = STUDY_TEMPLATE.format(name=name, date=f"{datetime.now(UTC):%Y-%m-%d}")

@@ -259,7 +259,7 @@ def test_issues_changing_between_pages(store, fake, taxonomy) -> None:
         assert session.scalar(select(func.count()).select_from(Issue)) == len(got)
 
 
-def test_cli_refuses_an_unknown_group_and_an_api_url_that_is_not_one(tmp_path, fake) -> None:
+def test_cli_refuses_an_unknown_group_a_bad_api_url_and_a_future_since(tmp_path, fake) -> None:
     from typer.testing import CliRunner
 
     from issueminer.cli.main import app
@@ -274,6 +274,9 @@ def test_cli_refuses_an_unknown_group_and_an_api_url_that_is_not_one(tmp_path, f
     url = runner.invoke(app, ["crawl", "github", "--api-url", "notaurl", "--db", db])
     said = " ".join(url.output.replace("│", " ").split())  # the usage error's box, unwrapped
     assert url.exit_code == 2 and "'notaurl' is not an http(s) URL" in said
+    future = runner.invoke(app, ["crawl", "github", "--api-url", fake.url, "--since", "2999-01-01"])
+    said = " ".join(future.output.replace("│", " ").split())
+    assert future.exit_code == 2 and "2999-01-01 is in the future" in said
     assert fake.requests == []
 
 

@@ -77,6 +77,16 @@ def test_study_new_from_an_existing_study_keeps_its_categories(tmp_path, runner,
     assert check_study(tmp_path / "dt-replica.yaml") == ([], [])
 
 
+def test_study_new_from_a_broken_study_names_the_broken_file(tmp_path, runner) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("study: broken\nissue_types: [fault]\nstages: not a list\n")
+    made = runner.invoke(
+        app, ["study", "new", "copy", "--from", str(broken), "--dir", str(tmp_path / "new")]
+    )
+    assert made.exit_code == 1 and "the study to start from is not valid" in made.output
+    assert f"{broken}:" in made.output and not (tmp_path / "new").exists()
+
+
 def test_study_validate_names_file_key_and_line(tmp_path, runner) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(

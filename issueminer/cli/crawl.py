@@ -62,9 +62,27 @@ INTERRUPTED = 130  # the exit status shells give a program stopped by Ctrl-C (12
 # status too, so a script or make rule notices (1 and 2 are errors and usage errors)
 BAD_INPUT_SKIPPED = 3
 
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def past_date(value: datetime | None) -> datetime | None:
+    """A --since in the future is a typo: the crawl would find nothing and say nothing."""
+    moment = _aware(value)
+    if moment is not None and moment > datetime.now(UTC):
+        raise typer.BadParameter(f"{moment:%Y-%m-%d} is in the future")
+    return value
+
+
 SinceOption = Annotated[
     datetime | None,
-    typer.Option(help="Start from this date [default: where the last run of the query stopped]."),
+    typer.Option(
+        help="Start from this date [default: where the last run of the query stopped].",
+        callback=past_date,
+    ),
 ]
 
 
@@ -395,12 +413,6 @@ def _when(timestamp: Any) -> str:
     if not timestamp:
         return "the beginning"
     return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _countdown(bar: Progress) -> Any:
