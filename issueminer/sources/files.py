@@ -138,8 +138,9 @@ def read_issues(path: Path, report: Report, taxonomy: Taxonomy | None = None) ->
     issues: list[FileIssue] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    csv_file = _is_csv(path)
     for row_no, record in _rows(path, problems):
-        if _is_csv(path) and "url" not in record:  # said once, not for every row
+        if csv_file and "url" not in record:  # the header lacks it: said once, not per row
             raise ImportFailure(f"{path}, row 1: missing column 'url' (columns: {list(record)})")
         try:
             issue = _issue(record, path.name, taxonomy)
