@@ -7,7 +7,7 @@ transaction, so a failing import leaves the database exactly as it was.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -223,13 +223,17 @@ def _from_package(record: LabelRecord) -> LabelRow:
     )
 
 
+def _where_in(session: Session, key: Any, values: list[str], order: Any = None) -> Iterator[Any]:
+    """The stored rows whose `key` column is one of `values`, one query per chunk of them
+    (in `order` within a chunk)."""
+    for start in range(0, len(values), _CHUNK):
+        query = select(key.class_).where(key.in_(values[start : start + _CHUNK]))
+        yield from session.scalars(query if order is None else query.order_by(order))
+
+
 def _final_labels(session: Session, uids: list[str]) -> dict[tuple[str, str | None], FinalLabel]:
-    """The stored final labels of these issues by (issue, type), one query per chunk."""
-    found = {}
-    for start in range(0, len(uids), _CHUNK):
-        query = select(FinalLabel).where(FinalLabel.issue_uid.in_(uids[start : start + _CHUNK]))
-        found.update({(f.issue_uid, f.issue_type): f for f in session.scalars(query)})
-    return found
+    """The stored final labels of these issues by (issue, type)."""
+    return {(f.issue_uid, f.issue_type): f for f in _where_in(session, FinalLabel.issue_uid, uids)}
 
 
 def _holds_values(annotation: Annotation | None, values: dict[str, Any]) -> bool:
@@ -241,13 +245,10 @@ def _person_key(row: Any) -> tuple[str, str | None, str | None, str]:
 
 
 def _newest_annotations(session: Session, uids: list[str]) -> dict[tuple, Annotation]:
-    """The newest annotation per issue, person, round and role of these issues."""
-    newest: dict[tuple, Annotation] = {}
-    for start in range(0, len(uids), _CHUNK):
-        chunk = uids[start : start + _CHUNK]
-        query = select(Annotation).where(Annotation.issue_uid.in_(chunk)).order_by(Annotation.id)
-        newest.update({_person_key(a): a for a in session.scalars(query)})
-    return newest
+    """The newest annotation per issue, person, round and role of these issues (an issue's
+    rows are all in one chunk, in id order: the newest comes last)."""
+    rows = _where_in(session, Annotation.issue_uid, uids, order=Annotation.id)
+    return {_person_key(a): a for a in rows}
 
 
 def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str) -> Counter[str]:
@@ -295,9 +296,7 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
         # unchanged: as this row stored it before, or as the person's label stands now (the
         # same labels from a copy of the file, under another name)
         earlier = (stored.get(row.provenance), newest.get(_person_key(row)))
-        if any(
-            a is not None and all(getattr(a, k) == v for k, v in values.items()) for a in earlier
-        ):
+        if any(_holds_values(a, values) for a in earlier):
             counts["annotations unchanged"] += 1
             continue
         # append-only: a changed file adds a newer row instead of rewriting the old one
