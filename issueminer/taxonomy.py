@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from issueminer.text import not_utf8
+
 TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "taxonomy"  # the bundled studies
 DEFAULT_STUDY = "distributed-training"
 STUDY_PATH_ENV = "ISSUEMINER_STUDY_PATH"  # more folders of study files, os.pathsep-separated
@@ -353,8 +355,8 @@ def _build(path: Path) -> tuple[Taxonomy | None, list[str]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return None, [f"{path}:{line}: byte {raw[exc.start]:#04x} is not UTF-8 (save as UTF-8)"]
+        line, problem = not_utf8(raw, exc)
+        return None, [f"{path}:{line}: {problem}"]
     try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:

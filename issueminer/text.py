@@ -53,6 +53,12 @@ class _HTMLSplitter(HTMLParser):
         (self._block if self._pre else self.prose).append(data)
 
 
+def not_utf8(data: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
+    """The line of a file's first byte that is not UTF-8, and what to say of it."""
+    line = data[: error.start].count(b"\n") + 1
+    return line, f"byte {data[error.start]:#04x} is not UTF-8 (save as UTF-8)"
+
+
 def split_html(body: str) -> SplitText:
     parser = _HTMLSplitter()
     parser.feed(body or "")

@@ -26,7 +26,7 @@ from issueminer.labels import OLD_CELL_NAMES, Labels, Where, normalise_labels
 from issueminer.report import ImportFailure, Report
 from issueminer.store.models import LABEL_FIELDS
 from issueminer.taxonomy import Taxonomy
-from issueminer.text import plain_text
+from issueminer.text import not_utf8, plain_text
 
 LABEL_COLUMNS = ("url", "kind", "annotator", "round", *LABEL_FIELDS, "memo")
 LABEL_KINDS = ("annotation", "final")
@@ -83,11 +83,8 @@ def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]
     except OSError as exc:
         raise ImportFailure(f"{path}: cannot read the file ({exc})") from exc
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ImportFailure(
-            f"{path}, line {line}: byte {data[exc.start]:#04x} is not UTF-8 "
-            "(save the file as UTF-8)"
-        ) from exc
+        line, problem = not_utf8(data, exc)
+        raise ImportFailure(f"{path}, line {line}: {problem}") from exc
     if not _is_csv(path):
         yield from json_lines(text, str(path))
         return
