@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -250,7 +251,8 @@ def _date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _label_columns_problem(columns: list[str], whole_header: bool) -> str | None:
+@lru_cache(maxsize=16)  # asked for every row: a CSV's rows all have the header's columns
+def _label_columns_problem(columns: tuple[str, ...], whole_header: bool) -> str | None:
     """Unknown columns, and (in a CSV header, which names every column of the file) missing
     ones: a misspelt or renamed column would otherwise import as empty labels, and a final
     label imported again would lose that field."""
@@ -287,7 +289,7 @@ def read_labels(path: Path, taxonomy: Taxonomy, report: Report) -> list[FileLabe
     problems: list[str] = []
     whole_header = _is_csv(path)
     for row_no, record in _rows(path, problems):
-        columns_problem = _label_columns_problem(list(record), whole_header)
+        columns_problem = _label_columns_problem(tuple(record), whole_header)
         if columns_problem and whole_header:
             raise ImportFailure(f"{path}, row 1: {columns_problem}")
         where = Where(path.name, None, row_no)
