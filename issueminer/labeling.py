@@ -127,25 +127,32 @@ def get_round(session: Session, name: str) -> LabelingRound:
     return labeling_round
 
 
-def round_issue_uids(session: Session, name: str) -> list[str]:
+def round_issue_uids(
+    session: Session, name: str, labelled: dict[str, Any] | None = None
+) -> list[str]:
     """The round's issues in the order annotators see them; for a round labelled before it
-    came here (imported, so nothing was drawn), the issues labelled in it."""
+    came here (imported, so nothing was drawn), the issues labelled in it (`labelled`: the
+    round's `_current_by_issue`, when the caller has it already)."""
     drawn = list(
         session.scalars(
             select(RoundItem.issue_uid).where(RoundItem.round == name).order_by(RoundItem.position)
         )
     )
-    return drawn or sorted(_current_by_issue(session, name))
+    if drawn:
+        return drawn
+    return sorted(labelled if labelled is not None else _current_by_issue(session, name))
 
 
 def round_status(session: Session, name: str) -> list[dict[str, Any]]:
     """Per annotator: done, pending, skipped and left in the round."""
     labeling_round = get_round(session, name)
-    current = current_annotations(session, name, live=True)
-    size = len(round_issue_uids(session, name))
+    by_issue = _current_by_issue(session, name)
+    size = len(round_issue_uids(session, name, by_issue))
     rows = []
     for annotator in labeling_round.annotators:
-        counts = Counter(a.status for a in current if a.annotator == annotator)
+        counts = Counter(
+            labels[annotator].status for labels in by_issue.values() if annotator in labels
+        )
         rows.append(
             {
                 "round": name,
@@ -489,9 +496,10 @@ def disagreements(session: Session, round_name: str) -> list[Disagreement]:
             )
         )
     )
-    order = {uid: i for i, uid in enumerate(round_issue_uids(session, round_name))}
+    by_issue = _current_by_issue(session, round_name)
+    order = {uid: i for i, uid in enumerate(round_issue_uids(session, round_name, by_issue))}
     found = []
-    for uid, labels in _current_by_issue(session, round_name).items():
+    for uid, labels in by_issue.items():
         if len(labels) < 2 or uid in resolved:
             continue
         differing = differing_fields(labels.values())
@@ -551,7 +559,7 @@ def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
     """
     round_annotators = get_round(session, round_name).annotators
     by_issue = _current_by_issue(session, round_name)
-    uids = round_issue_uids(session, round_name)
+    uids = round_issue_uids(session, round_name, by_issue)
     has_final = set(
         session.scalars(select(FinalLabel.issue_uid).where(FinalLabel.issue_uid.in_(uids)))
     )
