@@ -78,18 +78,19 @@ def final_rows(session: Session, label_field: str, name: str) -> list[FinalLabel
     return _using(session, select(FinalLabel), FinalLabel, label_field, name)
 
 
+def uses(session: Session, taxonomy: Taxonomy, dimension: str, name: str) -> bool:
+    """Whether `name` is a category of `dimension` (in the study file or in any label)."""
+    label_field = FIELD_OF[dimension]
+    return (
+        any(node.name == name for node in taxonomy.nodes.get(dimension, {}).values())
+        or bool(current_rows(session, label_field, name))
+        or bool(final_rows(session, label_field, name))
+    )
+
+
 def dimensions_using(session: Session, taxonomy: Taxonomy, name: str) -> list[str]:
     """The dimensions in which `name` is a category (of the study file or of any label)."""
-    found = []
-    for dimension, label_field in FIELD_OF.items():
-        in_file = any(node.name == name for node in taxonomy.nodes.get(dimension, {}).values())
-        if (
-            in_file
-            or current_rows(session, label_field, name)
-            or final_rows(session, label_field, name)
-        ):
-            found.append(dimension)
-    return found
+    return [d for d in FIELD_OF if uses(session, taxonomy, d, name)]
 
 
 def merge_categories(
@@ -122,13 +123,13 @@ def merge_categories(
 
 
 def _dimension(session: Session, taxonomy: Taxonomy, old: str, dimension: str | None) -> str:
-    found = dimensions_using(session, taxonomy, old)
     if dimension is not None:
         if dimension not in FIELD_OF:
             raise MergeError(f"--dimension must be one of {', '.join(FIELD_OF)}")
-        if dimension not in found:  # a misspelt OLD would otherwise rewrite nothing, quietly
+        if not uses(session, taxonomy, dimension, old):  # a misspelt OLD rewrites nothing
             raise MergeError(f"no label and no {dimension} of the study is named '{old}'")
         return dimension
+    found = dimensions_using(session, taxonomy, old)
     if not found:
         raise MergeError(f"no label and no category of the study is named '{old}'")
     if len(found) > 1:
