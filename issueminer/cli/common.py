@@ -21,7 +21,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import make_url, select
+from sqlalchemy import URL, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from issueminer.report import ImportFailure, Report
@@ -109,26 +109,28 @@ def handled() -> Iterator[None]:
         fail(f"{place}{exc.strerror or exc}")
 
 
-def require_database(db: str | None) -> None:
+def _database_url(db: str | None) -> URL:
+    with handled():
+        return make_url(resolve_url(db))
+
+
+def require_database(db: str | None) -> URL:
     """Stops at a SQLite path with no file: for a command that does not bring data in, it
     is a mistyped path, and opening it would make an empty database there."""
-    with handled():
-        url = make_url(resolve_url(db))
+    url = _database_url(db)
     a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
     if a_file and not Path(str(url.database)).is_file():
         fail(
             f"no database at {url.database} (`issueminer import` and `issueminer crawl` "
             f"start a new one; --db or {DB_URL_ENV} names the one to use)"
         )
+    return url
 
 
 def open_store(db: str | None, create: bool = False) -> Store:
     """The store at --db. Only commands that bring data in (`create`) may start a new
     SQLite file (see `require_database`)."""
-    if not create:
-        require_database(db)
-    with handled():
-        url = make_url(resolve_url(db))
+    url = _database_url(db) if create else require_database(db)
     shown = url.render_as_string(hide_password=True)
     try:
         return Store(db)
