@@ -1,8 +1,9 @@
 """A throw-away PostgreSQL server for the store tests.
 
-CI installs PostgreSQL from Debian, starts it and names it in ISSUEMINER_TEST_PG. Without
-that variable the tests start a private server from the installed binaries in a
-temporary folder (as the `postgres` user when run as root, since initdb refuses root).
+The tests use the server ISSUEMINER_TEST_PG names; without it they start a private one
+from the installed binaries in a temporary folder (as the `postgres` user when run as
+root, since initdb refuses root). `python -m tests.pgserver COMMAND...` runs COMMAND with
+such a server started and named in ISSUEMINER_TEST_PG, then stops it: CI's way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -85,3 +87,16 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def main(command: list[str]) -> int:
+    """Run `command` beside a private server named in ISSUEMINER_TEST_PG; its exit status."""
+    if not command:
+        print("usage: python -m tests.pgserver COMMAND [ARG...]", file=sys.stderr)
+        return 2
+    with private_server() as url:
+        return subprocess.run(command, env={**os.environ, PG_ENV: url}).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
