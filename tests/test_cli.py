@@ -214,7 +214,8 @@ def test_round_status_of_rounds_labelled_before_import(tmp_path, runner) -> None
         done = runner.invoke(app, ["import", kind, str(sample / name), "--db", db])
         assert done.exit_code == 0, done.output
     with open(sample / "labels.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["kind"] == "annotation"]
+        every_row = list(csv.DictReader(handle))
+    rows = [r for r in every_row if r["kind"] == "annotation"]
     status = runner.invoke(app, ["round", "status", "--db", db, "--format", "json"])
     got = {(r["round"], r["annotator"]): r for r in json.loads(status.stdout)}
     assert set(got) == {(r["round"], r["annotator"]) for r in rows}
@@ -223,9 +224,7 @@ def test_round_status_of_rounds_labelled_before_import(tmp_path, runner) -> None
         done = [r for r in rows if (r["round"], r["annotator"]) == (round_name, annotator)]
         assert (row["size"], row["done"], row["left"]) == (len(labelled), len(done), 0)
     # finalizing such a round counts its issues too: the sample's finals cover them all
-    final = {
-        r["url"] for r in csv.DictReader((sample / "labels.csv").open()) if r["kind"] == "final"
-    }
+    final = {r["url"] for r in every_row if r["kind"] == "final"}
     result = runner.invoke(app, ["round", "finalize", "--round", "r1", "--db", db, "-f", "json"])
     counts = json.loads(result.stdout)
     r1 = {r["url"] for r in rows if r["round"] == "r1"}

@@ -259,24 +259,26 @@ def test_issues_changing_between_pages(store, fake, taxonomy) -> None:
         assert session.scalar(select(func.count()).select_from(Issue)) == len(got)
 
 
-def test_cli_refuses_an_unknown_group_a_bad_api_url_and_a_future_since(tmp_path, fake) -> None:
-    from typer.testing import CliRunner
+def _unboxed(output: str) -> str:
+    """A usage error's text without the box rich draws round it and wraps it in."""
+    return " ".join(output.replace("│", " ").split())
 
+
+def test_cli_refuses_an_unknown_group_a_bad_api_url_and_a_future_since(
+    tmp_path, fake, runner
+) -> None:
     from issueminer.cli.main import app
 
     db = str(tmp_path / "g.db")
-    runner = CliRunner()
     group = runner.invoke(
         app, ["crawl", "github", "--group", "bogus", "--api-url", fake.url, "--db", db]
     )
     assert group.exit_code == 1
     assert "--group bogus: the study's groups are all, current, study" in group.output
     url = runner.invoke(app, ["crawl", "github", "--api-url", "notaurl", "--db", db])
-    said = " ".join(url.output.replace("│", " ").split())  # the usage error's box, unwrapped
-    assert url.exit_code == 2 and "'notaurl' is not an http(s) URL" in said
+    assert url.exit_code == 2 and "'notaurl' is not an http(s) URL" in _unboxed(url.output)
     future = runner.invoke(app, ["crawl", "github", "--api-url", fake.url, "--since", "2999-01-01"])
-    said = " ".join(future.output.replace("│", " ").split())
-    assert future.exit_code == 2 and "2999-01-01 is in the future" in said
+    assert future.exit_code == 2 and "2999-01-01 is in the future" in _unboxed(future.output)
     assert fake.requests == []
 
 
