@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from bench.labelled_corpus import DEFAULT_SEED, ISSUE_TYPE_WEIGHTS, GeneratedIssue, generate
-from issueminer.classify import Document, featurize, get_target, predict, systems_for
-from issueminer.classify.model import train_model
-from issueminer.classify.targets import MULTI, PATH, Target
+from issueminer.analyse.classify import Document, featurize, get_target, predict, systems_for
+from issueminer.analyse.classify.model import train_model
+from issueminer.analyse.classify.targets import MULTI, PATH, Target
 from issueminer.taxonomy import FAULT, HOWTO, load_taxonomy
 
 TRAIN_BUDGET_SECONDS = 60.0  # the issue's acceptance figures

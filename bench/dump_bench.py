@@ -117,9 +117,9 @@ class Scan:
         self.store = Store(f"sqlite:///{self.folder}/bench.db")
 
     def __call__(self) -> None:
-        from issueminer.crawl import Checkpointer
-        from issueminer.selection import Selection
-        from issueminer.sources import sodump
+        from issueminer.collect import sodump
+        from issueminer.collect.checkpoints import Checkpointer
+        from issueminer.collect.selection import Selection
 
         executor = sodump.ProcessExecutor(self.workers) if self.workers > 1 else None
         try:

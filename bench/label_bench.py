@@ -25,9 +25,9 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from issueminer.label.webapp.app import Settings, create_app  # noqa: E402
 from issueminer.store import Issue, Store  # noqa: E402
 from issueminer.taxonomy import load_taxonomy  # noqa: E402
-from issueminer.webapp.app import Settings, create_app  # noqa: E402
 
 LABEL = {
     "issue_type": "fault",

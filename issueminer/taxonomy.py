@@ -139,7 +139,7 @@ class Taxonomy:
     howto_tree: dict[str, list[str]] = field(default_factory=dict)
     fix_combinations: dict[str, list[str]] = field(default_factory=dict)
     placeholders: set[str] = field(default_factory=set)
-    selection: dict[str, Any] = field(default_factory=dict)  # see issueminer.selection
+    selection: dict[str, Any] = field(default_factory=dict)  # see issueminer.collect.selection
     status: str = "settled"  # draft: categories are still being found
     # open coding: a label the taxonomy lacks is a proposed category, kept as typed
     open_coding: bool = False
@@ -607,7 +607,7 @@ class _Builder:
             self.taxonomy.fix_combinations[normalise_key(cell)] = list(parts)
 
     def selection_shape(self, selection: Any) -> None:
-        """The selection criteria's keys and types (their meaning is `issueminer.selection`'s)."""
+        """The selection criteria's keys and types (meaning: `issueminer.collect.selection`)."""
         if selection is None:
             return
         if not isinstance(selection, dict):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from issueminer.store import Store
-from issueminer.store.models import Base
+from issueminer.store.schema import Base
 
 CLOCK_COLUMNS = {"id", "created_at", "fetched_at", "started_at", "finished_at"}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from issueminer.collect.ingest import upsert_issues, upsert_replies
 from issueminer.ids import parse_issue_url
-from issueminer.ingest import upsert_issues, upsert_replies
 from issueminer.store import Store
 
 HOSTILE_BODY = (

@@ -8,7 +8,7 @@ from itertools import combinations
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from issueminer.agreement import agreement_table, cohen_kappa, krippendorff_alpha
+from issueminer.label.agreement import agreement_table, cohen_kappa, krippendorff_alpha
 from issueminer.store import Annotation, Issue
 
 LABELS = ["fault", "how-to question", "not relevant", "other"]

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.labelled_corpus import generate, signal_words, write_files
-from issueminer.classify import (
+from issueminer.analyse.classify import (
     Document,
     ModelFileError,
     classify_unlabelled,
@@ -33,12 +33,12 @@ from issueminer.classify import (
     uncertainty_order,
     unlabelled_documents,
 )
-from issueminer.classify.evaluation import fold_indices
-from issueminer.classify.features import signals
-from issueminer.classify.systems import decode, make_features, max_marginal, transform
+from issueminer.analyse.classify.evaluation import fold_indices
+from issueminer.analyse.classify.features import signals
+from issueminer.analyse.classify.systems import decode, make_features, max_marginal, transform
 from issueminer.cli.main import app
-from issueminer.ingest import import_issues, import_labels
-from issueminer.selection import tokens
+from issueminer.collect.ingest import import_issues, import_labels
+from issueminer.collect.selection import tokens
 from issueminer.store import Issue, Prediction, Store
 from tests.conftest import SAMPLE
 from tests.helpers import dump

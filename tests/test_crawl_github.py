@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from issueminer.crawl import Checkpointer
-from issueminer.selection import Selection
-from issueminer.sources.github import GitHubClient, GitHubCrawler
+from issueminer.collect.checkpoints import Checkpointer
+from issueminer.collect.selection import Selection
+from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
 from issueminer.store import Issue, Reply, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue
 from tests.helpers import crawled_content, kill_after_requests

@@ -15,9 +15,9 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from issueminer.crawl import Checkpointer, QuotaExhausted
-from issueminer.selection import Selection
-from issueminer.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
+from issueminer.collect.checkpoints import Checkpointer, QuotaExhausted
+from issueminer.collect.selection import Selection
+from issueminer.collect.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
 from issueminer.store import CrawlRun, Issue, Reply, Store
 from tests.fakes.stackexchange import (
     FakeStackExchange,

@@ -15,12 +15,12 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from issueminer.agreement import agreement_table
+from issueminer.analyse.export import ExportError, export_package
+from issueminer.analyse.stats import compute_stats
 from issueminer.cli.main import app
-from issueminer.export import ExportError, export_package
-from issueminer.ingest import import_issues, import_labels, import_replication
-from issueminer.report import ImportFailure
-from issueminer.stats import compute_stats
+from issueminer.collect.ingest import import_issues, import_labels, import_replication
+from issueminer.findings import ImportFailure
+from issueminer.label.agreement import agreement_table
 from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Store
 from issueminer.taxonomy import TAXONOMY_DIR
 from tests.conftest import SAMPLE

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from issueminer.collect.ingest import import_issues, import_labels
+from issueminer.collect.sources.files import LABEL_COLUMNS
+from issueminer.findings import ImportFailure
 from issueminer.ids import parse_issue_url
-from issueminer.ingest import import_issues, import_labels
-from issueminer.report import ImportFailure
-from issueminer.sources.files import LABEL_COLUMNS
 from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Reply, Store
 from issueminer.text import plain_text
 from tests.helpers import dump

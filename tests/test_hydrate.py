@@ -11,7 +11,7 @@ import sys
 
 from sqlalchemy import select
 
-from issueminer.ingest import import_issues, import_replication
+from issueminer.collect.ingest import import_issues, import_replication
 from issueminer.store import Issue, Reply, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue
 from tests.fakes.stackexchange import (

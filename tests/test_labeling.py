@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from issueminer import labeling
-from issueminer.agreement import agreement_table
-from issueminer.labeling import LabelingError
-from issueminer.reporting import collect
+from issueminer.analyse.report import collect
+from issueminer.label import rounds
+from issueminer.label.agreement import agreement_table
+from issueminer.label.rounds import LabelingError
 from issueminer.store import Annotation, FinalLabel, Issue, Prediction
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
@@ -19,24 +19,22 @@ from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 def world(store):
     uids = add_issues(store, 12)
     with store.session() as session:
-        chosen = labeling.create_round(
-            session, "r1", 6, ["alice", "bob"], stratify="source", seed=3
-        )
+        chosen = rounds.create_round(session, "r1", 6, ["alice", "bob"], stratify="source", seed=3)
     return store, uids, chosen
 
 
 def test_round_draw_is_stratified_reproducible_and_disjoint(store) -> None:
     add_issues(store, 12)
     with store.session() as session:
-        first = labeling.create_round(session, "r1", 6, ["a", "b"], stratify="source", seed=5)
+        first = rounds.create_round(session, "r1", 6, ["a", "b"], stratify="source", seed=5)
         sources = Counter(session.get(Issue, uid).source for uid in first)
         assert sources == {"stackoverflow": 3, "github": 3}
-        second = labeling.create_round(session, "r2", 6, ["a", "b"], seed=5)
+        second = rounds.create_round(session, "r2", 6, ["a", "b"], seed=5)
         assert not set(first) & set(second)  # a later round draws other issues
         with pytest.raises(LabelingError, match="only 0 unlabelled issues"):
-            labeling.create_round(session, "r3", 1, ["a"])
+            rounds.create_round(session, "r3", 1, ["a"])
         with pytest.raises(LabelingError, match="already exists"):
-            labeling.create_round(session, "r1", 1, ["a"])
+            rounds.create_round(session, "r1", 1, ["a"])
 
 
 def test_same_seed_same_draw(tmp_path) -> None:
@@ -47,7 +45,7 @@ def test_same_seed_same_draw(tmp_path) -> None:
         store = Store(f"sqlite:///{tmp_path / name}.db")
         add_issues(store, 12)
         with store.session() as session:
-            draws.append(labeling.create_round(session, "r", 5, ["a"], seed=42))
+            draws.append(rounds.create_round(session, "r", 5, ["a"], seed=42))
     assert draws[0] == draws[1]
 
 
@@ -55,16 +53,16 @@ def test_queue_order_pending_last_and_progress(world) -> None:
     store, _, chosen = world
     taxonomy = _taxonomy()
     with store.session() as session:
-        assert labeling.next_issue(session, "alice", "r1") == chosen[0]
-        labeling.save_label(session, taxonomy, chosen[0], "alice", "r1", FAULT)
-        labeling.save_label(session, taxonomy, chosen[1], "alice", "r1", {}, "pending")
-        assert labeling.next_issue(session, "alice", "r1") == chosen[2]
-        assert labeling.next_issue(session, "bob", "r1") == chosen[0]  # bob's queue is his own
+        assert rounds.next_issue(session, "alice", "r1") == chosen[0]
+        rounds.save_label(session, taxonomy, chosen[0], "alice", "r1", FAULT)
+        rounds.save_label(session, taxonomy, chosen[1], "alice", "r1", {}, "pending")
+        assert rounds.next_issue(session, "alice", "r1") == chosen[2]
+        assert rounds.next_issue(session, "bob", "r1") == chosen[0]  # bob's queue is his own
         for uid in chosen[2:]:
-            labeling.save_label(session, taxonomy, uid, "alice", "r1", HOWTO)
+            rounds.save_label(session, taxonomy, uid, "alice", "r1", HOWTO)
         # only the pending issue is left, and it comes back
-        assert labeling.next_issue(session, "alice", "r1") == chosen[1]
-        assert labeling.progress(session, "alice", "r1") == {
+        assert rounds.next_issue(session, "alice", "r1") == chosen[1]
+        assert rounds.progress(session, "alice", "r1") == {
             "done": 5,
             "pending": 1,
             "skipped": 0,
@@ -77,16 +75,16 @@ def test_saves_are_appended_and_undo_restores(world) -> None:
     store, _, chosen = world
     taxonomy = _taxonomy()
     with store.session() as session:
-        labeling.save_label(session, taxonomy, chosen[0], "alice", "r1", FAULT)
-        labeling.save_label(session, taxonomy, chosen[0], "alice", "r1", HOWTO)
-        assert labeling.undo_last(session, "alice", "r1") == chosen[0]
-        assert labeling.current_label(session, chosen[0], "alice", "r1").issue_type == "fault"
-        assert labeling.undo_last(session, "alice", "r1") == chosen[0]
-        assert labeling.current_label(session, chosen[0], "alice", "r1") is None
-        assert labeling.next_issue(session, "alice", "r1") == chosen[0]
+        rounds.save_label(session, taxonomy, chosen[0], "alice", "r1", FAULT)
+        rounds.save_label(session, taxonomy, chosen[0], "alice", "r1", HOWTO)
+        assert rounds.undo_last(session, "alice", "r1") == chosen[0]
+        assert rounds.current_label(session, chosen[0], "alice", "r1").issue_type == "fault"
+        assert rounds.undo_last(session, "alice", "r1") == chosen[0]
+        assert rounds.current_label(session, chosen[0], "alice", "r1") is None
+        assert rounds.next_issue(session, "alice", "r1") == chosen[0]
         # four rows: two saves and two undos; nothing was deleted or rewritten
         assert session.scalar(select(func.count()).select_from(Annotation)) == 4
-        assert labeling.progress(session, "alice", "r1")["done"] == 0
+        assert rounds.progress(session, "alice", "r1")["done"] == 0
         # the report's rounds table counts no undone save as labelled
         assert collect(session, taxonomy).rounds == []
 
@@ -96,19 +94,19 @@ def test_invalid_labels_are_refused_with_a_reason(world) -> None:
     taxonomy = _taxonomy()
     with store.session() as session:
         with pytest.raises(LabelingError, match="leaf_symptom: 'banana' is not in the taxonomy"):
-            labeling.save_label(
+            rounds.save_label(
                 session, taxonomy, chosen[0], "alice", "r1", {**FAULT, "leaf_symptom": "banana"}
             )
         with pytest.raises(LabelingError, match="choose an issue type"):
-            labeling.save_label(session, taxonomy, chosen[0], "alice", "r1", {})
+            rounds.save_label(session, taxonomy, chosen[0], "alice", "r1", {})
         outside = next(u for u in uids if u not in chosen)
         with pytest.raises(LabelingError, match="not in round"):
-            labeling.save_label(session, taxonomy, outside, "alice", "r1", FAULT)
+            rounds.save_label(session, taxonomy, outside, "alice", "r1", FAULT)
         # pending keeps whatever was typed, even if incomplete
-        labeling.save_label(
+        rounds.save_label(
             session, taxonomy, chosen[0], "alice", "r1", {"issue_type": "fault"}, "pending"
         )
-        pending = labeling.current_label(session, chosen[0], "alice", "r1")
+        pending = rounds.current_label(session, chosen[0], "alice", "r1")
         assert (pending.status, pending.issue_type, pending.leaf_symptom) == (
             "pending",
             "fault",
@@ -121,16 +119,16 @@ def test_disagreements_resolution_and_agreement(world) -> None:
     taxonomy = _taxonomy()
     with store.session() as session:
         for uid in chosen:
-            labeling.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
+            rounds.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
         bob = {chosen[0]: HOWTO, chosen[1]: {**FAULT, "leaf_symptom": "memory issue"}}
         for uid in chosen:
-            labeling.save_label(session, taxonomy, uid, "bob", "r1", bob.get(uid, FAULT))
-        found = labeling.disagreements(session, "r1")
+            rounds.save_label(session, taxonomy, uid, "bob", "r1", bob.get(uid, FAULT))
+        found = rounds.disagreements(session, "r1")
         assert [d.issue_uid for d in found] == chosen[:2]
         assert "issue_type" in found[0].dimensions and found[1].dimensions == ["leaf_symptom"]
         before = [r.as_dict() for r in agreement_table(session, "r1")]
-        labeling.resolve(session, taxonomy, "r1", chosen[0], "carol", HOWTO)
-        assert [d.issue_uid for d in labeling.disagreements(session, "r1")] == [chosen[1]]
+        rounds.resolve(session, taxonomy, "r1", chosen[0], "carol", HOWTO)
+        assert [d.issue_uid for d in rounds.disagreements(session, "r1")] == [chosen[1]]
         final = session.scalars(select(FinalLabel)).one()
         assert (final.issue_type, final.resolved_by) == ("how-to question", "carol")
         # agreement keeps using the independent labels
@@ -145,14 +143,14 @@ def test_adjudication_and_finalize_share_one_rule_for_agreement(world) -> None:
     taxonomy = _taxonomy()
     with store.session() as session:
         for uid in chosen:
-            labeling.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
+            rounds.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
         flipped = {**FAULT, "specific": not FAULT["specific"]}
-        labeling.save_label(session, taxonomy, chosen[0], "bob", "r1", flipped)
+        rounds.save_label(session, taxonomy, chosen[0], "bob", "r1", flipped)
         for uid in chosen[1:]:
-            labeling.save_label(session, taxonomy, uid, "bob", "r1", FAULT)
-        found = labeling.disagreements(session, "r1")
+            rounds.save_label(session, taxonomy, uid, "bob", "r1", FAULT)
+        found = rounds.disagreements(session, "r1")
         assert [(d.issue_uid, d.dimensions) for d in found] == [(chosen[0], ["specific"])]
-        counts = labeling.finalize_agreed(session, "r1")
+        counts = rounds.finalize_agreed(session, "r1")
         assert counts == {"disagreeing (adjudicate)": 1, "finalized": len(chosen) - 1}
         finals = session.scalars(select(FinalLabel.issue_uid)).all()
         assert sorted(finals) == sorted(chosen[1:])
@@ -161,7 +159,7 @@ def test_adjudication_and_finalize_share_one_rule_for_agreement(world) -> None:
 def test_suggestions_come_from_predictions_only_when_present(world) -> None:
     store, _, chosen = world
     with store.session() as session:
-        assert labeling.suggestions(session, chosen[0]) == []
+        assert rounds.suggestions(session, chosen[0]) == []
         session.add(
             Prediction(
                 issue_uid=chosen[0],
@@ -173,7 +171,7 @@ def test_suggestions_come_from_predictions_only_when_present(world) -> None:
             )
         )
         session.flush()
-        top = labeling.suggestions(session, chosen[0])
+        top = rounds.suggestions(session, chosen[0])
         assert [s["label"] for s in top] == ["hang", "out of memory", "others"]
 
 

@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from sklearn.metrics import cohen_kappa_score
 
-from issueminer.agreement import agreement_table
-from issueminer.ingest import import_replication
-from issueminer.report import ImportFailure
-from issueminer.stats import compute_stats
+from issueminer.analyse.stats import compute_stats
+from issueminer.collect.ingest import import_replication
+from issueminer.findings import ImportFailure
+from issueminer.label.agreement import agreement_table
 from issueminer.store import Annotation, Issue, Store
-from issueminer.store.models import Base
+from issueminer.store.schema import Base
 
 RESULTS = "distributed_training_data/Results"
 FINAL = f"{RESULTS}/final results/final categories.xlsx"

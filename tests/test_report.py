@@ -23,18 +23,18 @@ from playwright.sync_api import sync_playwright
 from scipy.stats import chi2_contingency
 from typer.testing import CliRunner
 
-from issueminer.agreement import agreement_table
-from issueminer.cli.main import app
-from issueminer.figures import (
+from issueminer.analyse.figures import (
     CAPTIONS,
     build_figures,
     save_figures,
 )
-from issueminer.ingest import import_issues, import_labels, import_replication
-from issueminer.reporting import DATA_ID, build_report, collect, format_number, render_html
-from issueminer.stats import compute_stats
+from issueminer.analyse.report import DATA_ID, build_report, collect, format_number, render_html
+from issueminer.analyse.stats import compute_stats
+from issueminer.analyse.study_diff import diff_studies
+from issueminer.cli.main import app
+from issueminer.collect.ingest import import_issues, import_labels, import_replication
+from issueminer.label.agreement import agreement_table
 from issueminer.store import CrawlRun, FinalLabel, Store
-from issueminer.study_diff import diff_studies
 from tests.conftest import SAMPLE
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

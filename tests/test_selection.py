@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from issueminer.selection import Selection, tokens
+from issueminer.collect.selection import Selection, tokens
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,12 @@ from sqlalchemy import func, select
 
 from bench.synthetic import attr, write_posts
 from issueminer.cli.main import app
-from issueminer.crawl import Checkpointer, ctrl_c_after_commit
+from issueminer.collect import sodump
+from issueminer.collect.checkpoints import Checkpointer, ctrl_c_after_commit
+from issueminer.collect.ingest import import_issues, upsert_issues
+from issueminer.collect.selection import Selection
+from issueminer.collect.sources.stackexchange import question_envelope
 from issueminer.ids import STACKOVERFLOW_ORIGIN, issue_uid
-from issueminer.ingest import import_issues, upsert_issues
-from issueminer.selection import Selection
-from issueminer.sources import sodump
-from issueminer.sources.stackexchange import question_envelope
 from issueminer.store import Issue, Reply, Store
 from issueminer.text import plain_text
 from tests.helpers import crawled_content

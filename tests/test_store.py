@@ -10,12 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
-from issueminer.agreement import current_annotations
+from issueminer.collect.ingest import upsert_issues
 from issueminer.ids import github_issue, issue_uid, parse_issue_url, stackoverflow_question
-from issueminer.ingest import upsert_issues
+from issueminer.label.agreement import current_annotations
 from issueminer.store import Annotation, FinalLabel, Issue, Store
 from issueminer.store.db import current_revision, head_revision, resolve_url
-from issueminer.store.models import Base
+from issueminer.store.schema import Base
 
 
 def _issue(url: str, **fields) -> dict:

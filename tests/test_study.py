@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from issueminer import labeling
 from issueminer.cli.main import app
-from issueminer.merge import MergeError, merge_categories
+from issueminer.label import rounds
+from issueminer.label.taxonomy_merge import MergeError, merge_categories
+from issueminer.label.webapp.app import Settings, create_app
 from issueminer.store import Annotation, FinalLabel, Issue, LabelChange, RoundItem, Store
 from issueminer.study import category_names, check_study, new_study
 from issueminer.taxonomy import load_taxonomy
-from issueminer.webapp.app import Settings, create_app
 from tests.fakes.github import FakeGitHub, make_issue
 from tests.fakes.stackexchange import FakeStackExchange, make_answer, make_question
 
@@ -384,7 +384,7 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
     }
     assert len(old_rows) == 2 and "cold start delay" not in finals  # history kept, labels not
     with store.session() as session:  # the pickers no longer offer the merged-away name
-        offered = labeling.proposals(session, taxonomy)["symptoms"]
+        offered = rounds.proposals(session, taxonomy)["symptoms"]
     assert ("runtime", None, "cold start") in offered
     assert all(leaf != "cold start delay" for _, _, leaf in offered)
     agreed_after = _json(runner.invoke(app, ["agree", "--db", db_url, "--format", "json"]))

@@ -1,13 +1,13 @@
 """The taxonomy file: key normalisation, resolution, fix-pattern splitting, validation,
-and the row normaliser (`issueminer.labels`) built on top of it."""
+and the row normaliser (`issueminer.label_cells`) built on top of it."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from issueminer.labels import Where, normalise_labels
-from issueminer.report import Report
+from issueminer.findings import Report
+from issueminer.label_cells import Where, normalise_labels
 from issueminer.taxonomy import (
     DEFAULT_STUDY,
     TaxonomyError,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from issueminer import labeling
+from issueminer.label import rounds
+from issueminer.label.webapp.app import Settings, create_app
 from issueminer.store import Annotation, FinalLabel, Store
-from issueminer.webapp.app import Settings, create_app
 from tests.helpers import dump
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
@@ -20,7 +20,7 @@ from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 def world(store, taxonomy):
     add_issues(store, 8)
     with store.session() as session:
-        chosen = labeling.create_round(session, "r1", 4, ["alice", "bob"], seed=1)
+        chosen = rounds.create_round(session, "r1", 4, ["alice", "bob"], seed=1)
     return store, chosen
 
 
@@ -130,8 +130,8 @@ def test_adjudication_routes(world, taxonomy) -> None:
     store, chosen = world
     with store.session() as session:
         for uid in chosen:
-            labeling.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
-            labeling.save_label(
+            rounds.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
+            rounds.save_label(
                 session, taxonomy, uid, "bob", "r1", HOWTO if uid == chosen[2] else FAULT
             )
     app = client(store, taxonomy, round="r1", annotator="carol", adjudicate=True)

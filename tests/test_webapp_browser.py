@@ -18,11 +18,11 @@ import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import select
 
-from issueminer import labeling
-from issueminer.agreement import agreement_table, cohen_kappa
+from issueminer.label import rounds
+from issueminer.label.agreement import agreement_table, cohen_kappa
+from issueminer.label.webapp.app import Settings, create_app
 from issueminer.store import Annotation, FinalLabel
 from issueminer.taxonomy import load_taxonomy
-from issueminer.webapp.app import Settings, create_app
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -80,7 +80,7 @@ def browser() -> Iterator:
 def world(store, taxonomy):
     add_issues(store, 10)
     with store.session() as session:
-        chosen = labeling.create_round(session, "r1", 4, ["alice", "bob"], seed=2)
+        chosen = rounds.create_round(session, "r1", 4, ["alice", "bob"], seed=2)
     return store, chosen
 
 
@@ -221,8 +221,8 @@ def test_an_adjudicator_resolves_disagreements(browser, world, taxonomy) -> None
     bob = [FAULT, {**FAULT, "leaf_symptom": "memory issue"}, HOWTO, HOWTO]
     with store.session() as session:
         for uid, a, b in zip(chosen, alice, bob, strict=True):
-            labeling.save_label(session, taxonomy, uid, "alice", "r1", a)
-            labeling.save_label(session, taxonomy, uid, "bob", "r1", b)
+            rounds.save_label(session, taxonomy, uid, "alice", "r1", a)
+            rounds.save_label(session, taxonomy, uid, "bob", "r1", b)
     settings = Settings(store, taxonomy, round="r1", annotator="carol", adjudicate=True)
     with LiveServer(settings) as url:
         page = browser.new_page()
@@ -330,7 +330,7 @@ def test_open_coding_proposes_new_categories_and_offers_them_again(browser, stor
     serverless = load_taxonomy("serverless")
     add_issues(store, 4, hostile=False)
     with store.session() as session:
-        chosen = labeling.create_round(session, "open1", 2, ["alice"], seed=3)
+        chosen = rounds.create_round(session, "open1", 2, ["alice"], seed=3)
     settings = Settings(store, serverless, round="open1", annotator="alice")
     with LiveServer(settings) as url:
         page = browser.new_page()

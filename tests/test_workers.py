@@ -1,5 +1,5 @@
 """Worker processes that claim jobs, keep them on their worker across batches and take
-over another's last ones, with the caller helping or not (issueminer.workers), with real
+over another's last ones, with the caller helping or not (issueminer.collect.workers), with real
 processes."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from issueminer.workers import WorkerDied, Workers
+from issueminer.collect.workers import WorkerDied, Workers
 
 
 def whoami(job: int, context: str) -> tuple[int, str, int]:
@@ -259,7 +259,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_workers import whoami_slowly
-        from issueminer.workers import Workers
+        from issueminer.collect.workers import Workers
         workers = Workers(2, whoami_slowly)
         pids = {{pid for _, _, pid in workers.map([0, 1], 0.5, affinity=[0, 1])}}
         print(*pids, flush=True)

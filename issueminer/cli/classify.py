@@ -12,8 +12,8 @@ import pandas as pd
 import typer
 
 # the package loads scikit-learn and spaCy only when a command calls into it (lib.<name>)
-import issueminer.classify as lib
-from issueminer.classify.targets import (
+import issueminer.analyse.classify as lib
+from issueminer.analyse.classify.targets import (
     CLASSIFIERS,
     DEFAULT_CLASSIFIER,
     DEFAULT_FOLDS,
@@ -25,6 +25,7 @@ from issueminer.classify.targets import (
     OnProgress,
     get_target,
 )
+from issueminer.analyse.stats import render_table
 from issueminer.cli.common import (
     DbOption,
     Format,
@@ -40,7 +41,6 @@ from issueminer.cli.common import (
     study_taxonomy,
     writable_file,
 )
-from issueminer.stats import render_table
 from issueminer.store import Store
 from issueminer.taxonomy import Taxonomy
 

@@ -24,7 +24,7 @@ from rich.progress import (
 from sqlalchemy import URL, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from issueminer.report import ImportFailure, Report
+from issueminer.findings import ImportFailure, Report
 from issueminer.store import Meta, Store, remember_study
 from issueminer.store.db import DB_URL_ENV, resolve_url
 from issueminer.taxonomy import (

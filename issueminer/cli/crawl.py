@@ -39,12 +39,12 @@ from issueminer.cli.common import (
     study_taxonomy,
     writable_file,
 )
-from issueminer.crawl import Checkpointer, QuotaExhausted, crawl_status
-from issueminer.hydrate import HydrateResult, hydrate_github, hydrate_stackoverflow, pending
-from issueminer.selection import Selection
-from issueminer.sources import sodump
-from issueminer.sources.github import GitHubClient, GitHubCrawler
-from issueminer.sources.stackexchange import (
+from issueminer.collect import sodump
+from issueminer.collect.checkpoints import Checkpointer, QuotaExhausted, crawl_status
+from issueminer.collect.hydrate import HydrateResult, hydrate_github, hydrate_stackoverflow, pending
+from issueminer.collect.selection import Selection
+from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
+from issueminer.collect.sources.stackexchange import (
     StackExchangeClient,
     StackOverflowCrawler,
     scrub,

@@ -19,7 +19,7 @@ from issueminer.cli.common import (
     study_taxonomy,
     writable_file,
 )
-from issueminer.ingest import import_issues, import_labels, import_replication
+from issueminer.collect.ingest import import_issues, import_labels, import_replication
 
 app = typer.Typer(help="Import a replication package, issues or labels.", no_args_is_help=True)
 

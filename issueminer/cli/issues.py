@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from issueminer.browse import describe_issue, find_issue, list_issues
+from issueminer.analyse.issue_lookup import describe_issue, find_issue, list_issues
 from issueminer.cli.common import (
     DbOption,
     Format,

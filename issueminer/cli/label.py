@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from issueminer import labeling
+from issueminer.analyse.stats import render_table
 from issueminer.cli.common import (
     DbOption,
     Format,
@@ -21,7 +21,7 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.stats import render_table
+from issueminer.label import rounds
 from issueminer.store import LabelingRound
 
 round_app = typer.Typer(
@@ -63,7 +63,7 @@ def label(
     """
     import uvicorn
 
-    from issueminer.webapp.app import Settings, create_app
+    from issueminer.label.webapp.app import Settings, create_app
 
     team_names = _names(team)
     if not team_names and not annotator:
@@ -140,7 +140,7 @@ def create(
             taken = set(session.scalars(select(LabelingRound.name)))
             name = next(f"round{i}" for i in range(1, len(taken) + 2) if f"round{i}" not in taken)
         try:
-            chosen = labeling.create_round(
+            chosen = rounds.create_round(
                 session,
                 name,
                 size,
@@ -149,7 +149,7 @@ def create(
                 seed=seed,
                 kind="pilot" if pilot else "reliability",
             )
-        except labeling.LabelingError as exc:
+        except rounds.LabelingError as exc:
             fail(str(exc))
     if fmt == Format.json:
         drawn = {"round": name, "annotators": people, "seed": seed, "size": len(chosen)}
@@ -171,8 +171,8 @@ def finalize(
     store = open_store(db)
     with store.session() as session:
         try:
-            counts = labeling.finalize_agreed(session, round_name)
-        except labeling.LabelingError as exc:
+            counts = rounds.finalize_agreed(session, round_name)
+        except rounds.LabelingError as exc:
             fail(str(exc))
     if fmt == Format.json:
         print_json({"round": round_name, **counts})
@@ -203,8 +203,8 @@ def status(
             )
         )
         try:
-            rows = [row for name in names for row in labeling.round_status(session, name)]
-        except labeling.LabelingError as exc:
+            rows = [row for name in names for row in rounds.round_status(session, name)]
+        except rounds.LabelingError as exc:
             fail(str(exc))
     if fmt == Format.json:
         print_json(rows)

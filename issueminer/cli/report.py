@@ -50,7 +50,7 @@ def report(
 
     Example: issueminer report --db study.db --out paper/report
     """
-    from issueminer.reporting import build_report
+    from issueminer.analyse.report import build_report
 
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
@@ -88,7 +88,7 @@ def export(
 
     Example: issueminer export --sheets csv --out replication-package
     """
-    from issueminer.export import ExportError, export_package
+    from issueminer.analyse.export import ExportError, export_package
 
     if fmt not in (Format.md, Format.json):
         fail("export prints its summary as md or json (--sheets picks the files' format)")
@@ -125,8 +125,8 @@ def diff_study(
 
     Example: issueminer diff-study study.db new-crawl.db --top 15
     """
-    from issueminer.stats import compute_stats, render_table
-    from issueminer.study_diff import diff_studies
+    from issueminer.analyse.stats import compute_stats, render_table
+    from issueminer.analyse.study_diff import diff_studies
 
     stats = []
     for url in (a, b):

@@ -8,7 +8,14 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from issueminer.agreement import agreement_table
+from issueminer.analyse.stats import (
+    AGREEMENT_TITLE,
+    TABLE_NAMES,
+    agreement_frame,
+    compute_stats,
+    render_table,
+    write_tables,
+)
 from issueminer.cli.common import (
     DbOption,
     Format,
@@ -21,14 +28,7 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.stats import (
-    AGREEMENT_TITLE,
-    TABLE_NAMES,
-    agreement_frame,
-    compute_stats,
-    render_table,
-    write_tables,
-)
+from issueminer.label.agreement import agreement_table
 
 
 def stats(

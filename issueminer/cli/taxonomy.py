@@ -22,7 +22,7 @@ from issueminer.cli.common import (
     report_validation,
 )
 from issueminer.cli.common import study_taxonomy as load_study
-from issueminer.merge import MergeError, merge_categories
+from issueminer.label.taxonomy_merge import MergeError, merge_categories
 from issueminer.taxonomy import FIELD_OF, validate_taxonomy_file
 
 app = typer.Typer(help="The study's taxonomy.", no_args_is_help=True)

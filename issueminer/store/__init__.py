@@ -1,7 +1,7 @@
-"""The store: SQLAlchemy models, migrations and the session factory."""
+"""The store: the SQLAlchemy schema, migrations and the session factory."""
 
 from issueminer.store.db import Store, remember_study, resolve_url
-from issueminer.store.models import (
+from issueminer.store.schema import (
     ADJUDICATOR,
     ANNOTATOR,
     LABEL_CELLS,

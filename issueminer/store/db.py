@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from issueminer.store.models import Meta
+from issueminer.store.schema import Meta
 
 DEFAULT_DB_URL = "sqlite:///issueminer.db"
 DB_URL_ENV = "ISSUEMINER_DB"

@@ -1,0 +1,336 @@
+"""Honest measurement: the classifier and the baselines on the same stratified folds.
+
+Each fold gets fresh, unfitted systems that are fitted on the training part only and
+scored on the held-out part; the metrics are computed on the pooled held-out scores (each
+issue is scored exactly once, by systems that never saw it), and per fold for the spread.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from issueminer.analyse.classify.systems import MULTILABEL_THRESHOLD, flat
+from issueminer.analyse.classify.targets import (
+    MULTI,
+    SUMMARY_KEYS,
+    ClassifierError,
+    OnProgress,
+    Target,
+)
+
+TOP_K = 3  # the annotation app shows three suggestions; top-3 accuracy measures them
+MIN_FIGURE_INCHES = 5.5  # room for the axis labels and the title when there are few labels
+MAX_ANNOTATED_CELLS = 30  # beyond this many labels, counts in the figure's cells are unreadable
+
+
+@dataclass
+class SystemResult:
+    name: str
+    accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    top3_accuracy: float
+    fold_macro_f1: list[float]
+    per_class: list[dict[str, Any]]  # label, precision, recall, f1, support
+    confusion: list[list[int]]  # true x predicted (fix patterns: co-occurrence counts)
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **{key: getattr(self, key) for key in SUMMARY_KEYS},
+            "macro_f1_sd": float(np.std(self.fold_macro_f1)) if self.fold_macro_f1 else 0.0,
+            "fit_seconds": round(self.fit_seconds, 3),
+            "predict_seconds": round(self.predict_seconds, 3),
+            **self.extra,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("extra")
+        return {**data, **self.summary()}
+
+
+@dataclass
+class Evaluation:
+    target: str
+    folds: int
+    seed: int
+    n: int
+    classifier: str
+    labels: list[str]
+    results: dict[str, SystemResult]
+
+    @property
+    def model(self) -> SystemResult:
+        return self.results["model"]
+
+    @property
+    def baselines(self) -> dict[str, SystemResult]:
+        return {name: r for name, r in self.results.items() if name != "model"}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "folds": self.folds,
+            "seed": self.seed,
+            "n": self.n,
+            "classifier": self.classifier,
+            "labels": self.labels,
+            "model": self.model.as_dict(),
+            "baselines": {name: r.as_dict() for name, r in self.baselines.items()},
+        }
+
+    def summary_frame(self) -> pd.DataFrame:
+        rows = [{"system": name, **r.summary()} for name, r in self.results.items()]
+        columns = ["system", *SUMMARY_KEYS, "macro_f1_sd", "fit_seconds", "predict_seconds"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def per_class_frame(self) -> pd.DataFrame:
+        """One row per label: the model's precision, recall and F1, and each baseline's F1."""
+        frame = pd.DataFrame(self.model.per_class)
+        frame = frame[["label", "support", "precision", "recall", "f1"]]
+        for name, result in self.baselines.items():
+            frame[f"{name}_f1"] = [row["f1"] for row in result.per_class]
+        return frame.sort_values(["support", "label"], ascending=[False, True], ignore_index=True)
+
+
+# ---- folds -------------------------------------------------------------------------------
+def stratification_keys(target: Target, y: Sequence[Any]) -> list[str]:
+    """What folds are stratified on: the label; for fix patterns the row's rarest pattern."""
+    if target.kind != MULTI:
+        return [str(flat(target, v)) for v in y]
+    counts = Counter(label for row in y for label in row)
+    return [min(row, key=lambda label: (counts[label], label)) if row else "" for row in y]
+
+
+def fold_indices(keys: Sequence[str], folds: int, seed: int) -> list[tuple[np.ndarray, ...]]:
+    if folds < 2:
+        raise ClassifierError("cross-validation needs at least 2 folds")
+    if len(keys) < folds:
+        raise ClassifierError(f"{len(keys)} labelled issues cannot be split into {folds} folds")
+    splitter: KFold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if max(Counter(keys).values()) < folds:
+        # no label fills every fold (symptoms of a small study): plain shuffled folds
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # rare labels cannot be in every fold; they are still held out once, as they should be
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return list(splitter.split(np.zeros(len(keys)), keys))
+
+
+# ---- cross-validation ----------------------------------------------------------------------
+def cross_validate(
+    frame: pd.DataFrame,
+    y: Sequence[Any],
+    target: Target,
+    make_systems: Callable[[], dict[str, Any]],
+    folds: int = 5,
+    seed: int = 0,
+    classifier: str = "",
+    on_progress: OnProgress | None = None,
+) -> Evaluation:
+    """Fit fresh systems on each training part, score its held-out part, pool the scores."""
+    labels = _label_set(target, y)
+    splits = fold_indices(stratification_keys(target, y), folds, seed)
+    pooled: dict[str, np.ndarray] = {}
+    per_fold: dict[str, list[float]] = defaultdict(list)
+    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for done, (train, test) in enumerate(splits, 1):
+        for name, system in make_systems().items():
+            started = time.perf_counter()
+            system.fit(frame.iloc[train].reset_index(drop=True), [y[i] for i in train])
+            fitted = time.perf_counter()
+            scores = system.scores(frame.iloc[test].reset_index(drop=True))
+            seconds[name][0] += fitted - started
+            seconds[name][1] += time.perf_counter() - fitted
+            aligned = _align(scores, system.classes_, labels)
+            pooled.setdefault(name, np.zeros((len(y), len(labels))))[test] = aligned
+            truth = [y[i] for i in test]
+            per_fold[name].append(score(target, truth, aligned, labels)["macro_f1"])
+        if on_progress:
+            on_progress(done, len(splits))
+    results = {
+        name: _result(name, target, y, scores, labels, per_fold[name], seconds[name])
+        for name, scores in pooled.items()
+    }
+    return Evaluation(target.name, folds, seed, len(y), classifier, labels, results)
+
+
+def _label_set(target: Target, y: Sequence[Any]) -> list[str]:
+    if target.kind == MULTI:
+        return sorted({label for row in y for label in row})
+    return sorted({str(flat(target, v)) for v in y})
+
+
+def _align(scores: np.ndarray, classes: Sequence[str], labels: list[str]) -> np.ndarray:
+    """Scores in the order of `labels`; a label the training part lacked scores 0."""
+    index = {label: i for i, label in enumerate(labels)}
+    out = np.zeros((scores.shape[0], len(labels)))
+    for column, label in enumerate(classes):
+        out[:, index[label]] = scores[:, column]
+    return out
+
+
+def predicted_sets(scores: np.ndarray) -> np.ndarray:
+    """Multi-label decisions: every label from the threshold on, and always the top one."""
+    chosen = scores >= MULTILABEL_THRESHOLD
+    chosen[np.arange(len(scores)), scores.argmax(axis=1)] = True
+    return chosen
+
+
+def _top_k(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+
+
+def score(
+    target: Target, y: Sequence[Any], scores: np.ndarray, labels: list[str]
+) -> dict[str, Any]:
+    """Accuracy, macro/weighted F1 and top-3 accuracy of scores against true labels.
+
+    F1 averages over the labels that occur in `y`. For fix patterns, accuracy is the
+    share of issues whose set of patterns is exactly right, and top-3 accuracy the share
+    with a true pattern among the three best-scored.
+    """
+    if target.kind == MULTI:
+        return _score_multi(y, scores, labels)
+    truth = [str(flat(target, v)) for v in y]
+    predicted = [labels[i] for i in scores.argmax(axis=1)]
+    present = sorted(set(truth))
+    index = {label: i for i, label in enumerate(labels)}
+    top = _top_k(scores)
+    return {
+        "accuracy": float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)])),
+        "macro_f1": _f1(truth, predicted, present, "macro"),
+        "weighted_f1": _f1(truth, predicted, present, "weighted"),
+        "top3_accuracy": float(
+            np.mean([index[t] in row for t, row in zip(truth, top, strict=True)])
+        ),
+        "truth": truth,
+        "predicted": predicted,
+    }
+
+
+def _f1(truth: Any, predicted: Any, labels: Any, average: str) -> float:
+    return float(f1_score(truth, predicted, labels=labels, average=average, zero_division=0))
+
+
+def _indicator(y: Sequence[Sequence[str]], labels: list[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    out = np.zeros((len(y), len(labels)), dtype=bool)
+    for row, values in enumerate(y):
+        out[row, [index[v] for v in values]] = True
+    return out
+
+
+def _score_multi(y: Sequence[Any], scores: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    truth = _indicator(y, labels)
+    predicted = predicted_sets(scores)
+    present = np.flatnonzero(truth.any(axis=0))
+    top = _top_k(scores)
+    return {
+        "accuracy": float(np.mean((truth == predicted).all(axis=1))),
+        "macro_f1": _f1(truth[:, present], predicted[:, present], None, "macro"),
+        "weighted_f1": _f1(truth[:, present], predicted[:, present], None, "weighted"),
+        "top3_accuracy": float(np.mean([truth[i, row].any() for i, row in enumerate(top)])),
+        "samples_f1": _f1(truth, predicted, None, "samples"),
+        "truth": truth,
+        "predicted": predicted,
+    }
+
+
+def _result(
+    name: str,
+    target: Target,
+    y: Sequence[Any],
+    scores: np.ndarray,
+    labels: list[str],
+    fold_f1: list[float],
+    seconds: list[float],
+) -> SystemResult:
+    metrics = score(target, y, scores, labels)
+    truth, predicted = metrics.pop("truth"), metrics.pop("predicted")
+    if target.kind == MULTI:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            truth, predicted, zero_division=0
+        )
+        confusion = truth.T.astype(int) @ predicted.astype(int)
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            truth, predicted, labels=labels, zero_division=0
+        )
+        confusion = confusion_matrix(truth, predicted, labels=labels)
+    per_class = [
+        {
+            "label": label,
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(s),
+        }
+        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+    ]
+    extra = {k: v for k, v in metrics.items() if k not in SUMMARY_KEYS}
+    return SystemResult(
+        name,
+        **{k: metrics[k] for k in SUMMARY_KEYS},
+        fold_macro_f1=fold_f1,
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        fit_seconds=seconds[0],
+        predict_seconds=seconds[1],
+        extra=extra,
+    )
+
+
+# ---- the figure ----------------------------------------------------------------------------
+def confusion_figure(evaluation: Evaluation, path: Path | str, system: str = "model") -> Path:
+    """The cross-validated confusion matrix as a PNG, rows normalised to the true label.
+
+    For fix patterns (several per issue) a cell counts issues with that true pattern and
+    that predicted pattern.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    result = evaluation.results[system]
+    counts = np.asarray(result.confusion, dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    labels = evaluation.labels
+    side = max(MIN_FIGURE_INCHES, 0.38 * len(labels) + 2.5)
+    figure = Figure(figsize=(side + 1.5, side))
+    axes = figure.add_subplot()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(
+        range(len(labels)), labels, rotation=60, ha="right", rotation_mode="anchor", fontsize=8
+    )
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("final label")
+    axes.set_title(
+        f"{evaluation.target}: {system}\n{evaluation.folds}-fold cross-validation, "
+        f"n={evaluation.n}, macro-F1 {result.macro_f1:.2f}",
+        fontsize=10,
+    )
+    if len(labels) <= MAX_ANNOTATED_CELLS:
+        for (row, column), value in np.ndenumerate(counts):
+            if value:
+                colour = "white" if shares[row, column] > 0.5 else "black"
+                axes.text(column, row, int(value), ha="center", va="center", fontsize=7, c=colour)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the row")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,1 @@
+"""One module per data source, each yielding the same envelope for the store."""

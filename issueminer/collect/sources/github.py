@@ -1,0 +1,370 @@
+"""GitHub issues through the REST API (client: PyGithub).
+
+Client: every call goes through `GitHubClient.call`, which waits out primary rate limits
+(until the reset time, with a visible countdown), secondary limits (Retry-After) and
+transient failures. Backend: the study's search queries per repository, split into
+creation-date windows small enough for the Search API's 1,000-result cap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from github import Auth, Github, GithubException
+
+from issueminer.collect.checkpoints import Checkpointer, Envelope
+from issueminer.collect.selection import RepositoryCriteria, Selection
+from issueminer.ids import github_issue
+from issueminer.taxonomy import Taxonomy
+from issueminer.text import plain_text
+
+DEFAULT_API_URL = "https://api.github.com"
+PER_PAGE = 100  # the API's largest page
+SEARCH_CAP = 1000  # the Search API serves at most this many results per query
+EARLIEST = datetime(2008, 1, 1, tzinfo=UTC)  # before GitHub existed: a window start for "all"
+TRANSIENT_RETRIES = 5
+SECONDARY_DEFAULT_WAIT = 60  # seconds, when a secondary limit names no Retry-After
+MIN_WINDOW = timedelta(seconds=1)  # a window this small is not split further
+
+
+class GitHubError(Exception):
+    pass
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        api_url: str | None = None,
+        token: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.token = token
+        self.sleep = sleep
+        self.on_wait = on_wait
+        self.clock = clock
+        self.requests = 0
+        self.rate_remaining: int | None = None
+        self.rate_reset: int | None = None
+        # retries are ours (visible waits, checkpoints between them), not urllib3's
+        self.github = Github(
+            base_url=(api_url or DEFAULT_API_URL).rstrip("/"),
+            auth=Auth.Token(token) if token else None,
+            per_page=PER_PAGE,
+            retry=None,
+            seconds_between_requests=None,
+            timeout=30,
+        )
+
+    def call(self, what: str, function: Callable[[], Any]) -> Any:
+        """Run one API call, waiting out rate limits and retrying transient failures."""
+        delay = 1.0
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            self.requests += 1
+            try:
+                result = function()
+                self._note_rate()
+                return result
+            except GithubException as exc:
+                headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+                if exc.status in (403, 429) and "retry-after" in headers:
+                    self._wait("secondary rate limit", float(headers["retry-after"]))
+                    continue
+                if exc.status in (403, 429) and headers.get("x-ratelimit-remaining") == "0":
+                    reset = int(headers.get("x-ratelimit-reset", self.clock() + 60))
+                    self.rate_remaining, self.rate_reset = 0, reset
+                    self._wait("rate limit, resets", max(1.0, reset - self.clock() + 1))
+                    continue
+                if exc.status in (403, 429) and "secondary rate limit" in str(exc.data).lower():
+                    self._wait("secondary rate limit", SECONDARY_DEFAULT_WAIT)
+                    continue
+                if exc.status >= 500 and attempt < TRANSIENT_RETRIES:
+                    self._wait(f"HTTP {exc.status}, retrying", delay)
+                    delay *= 2
+                    continue
+                raise
+            except (requests.exceptions.RequestException, json.JSONDecodeError, OSError) as exc:
+                if attempt == TRANSIENT_RETRIES:
+                    raise GitHubError(f"{what}: {type(exc).__name__} after retries") from None
+                self._wait(f"{type(exc).__name__}, retrying", delay)
+                delay *= 2
+        raise GitHubError(f"{what}: too many failed attempts")
+
+    def _note_rate(self) -> None:
+        remaining, _limit = self.github.rate_limiting
+        if remaining >= 0:
+            self.rate_remaining = remaining
+        self.rate_reset = self.github.rate_limiting_resettime or self.rate_reset
+
+    def _wait(self, why: str, seconds: float) -> None:
+        if self.on_wait:
+            self.on_wait(why, seconds)
+        self.sleep(seconds)
+
+    # ---- calls the crawler needs ----
+    def search(self, query: str, page: int) -> dict[str, Any]:
+        parameters = {
+            "q": query,
+            "sort": "created",
+            "order": "asc",
+            "per_page": PER_PAGE,
+            "page": page,
+        }
+        _, data = self.call(
+            f"search {query!r} page {page}",
+            lambda: self.github.requester.requestJsonAndCheck(
+                "GET", "/search/issues", parameters=parameters
+            ),
+        )
+        return data
+
+    def issue(self, repo: str, number: int) -> dict[str, Any]:
+        _, data = self.call(
+            f"{repo}#{number}",
+            lambda: self.github.requester.requestJsonAndCheck(
+                "GET", f"/repos/{repo}/issues/{number}"
+            ),
+        )
+        return data
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        comments: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            _, data = self.call(
+                f"{repo}#{number} comments",
+                lambda page=page: self.github.requester.requestJsonAndCheck(
+                    "GET",
+                    f"/repos/{repo}/issues/{number}/comments",
+                    parameters={"per_page": PER_PAGE, "page": page},
+                ),
+            )
+            comments.extend(data or [])
+            if len(data or []) < PER_PAGE:
+                return comments
+            page += 1
+
+
+# ---- backend ---------------------------------------------------------------------------
+def _date(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def repository_of(item: dict[str, Any]) -> str:
+    """owner/name of an issue item, from its html_url (present in every REST shape)."""
+    parts = item["html_url"].split("/")
+    return f"{parts[3]}/{parts[4]}".lower()
+
+
+def issue_envelope(
+    repo: str,
+    item: dict[str, Any],
+    comments: list[dict[str, Any]],
+    taxonomy: Taxonomy | None = None,
+) -> Envelope:
+    body = item.get("body")
+    issue = {
+        **github_issue(repo, item["number"]).identity(),
+        "title": item.get("title"),
+        "body": body,
+        "text": plain_text(body or "", "github"),
+        "tags": [label.get("name") for label in item.get("labels") or []],
+        "state": item.get("state"),
+        "created_at": _date(item.get("created_at")),
+        "closed_at": _date(item.get("closed_at")),
+        "updated_on": _date(item.get("updated_at")),
+        "framework": taxonomy.framework_of(repo) if taxonomy else None,
+        "raw": item,
+    }
+    replies = [
+        {
+            "native_id": f"comment:{c['id']}",
+            "kind": "comment",
+            "author": (c.get("user") or {}).get("login"),
+            "body": c.get("body"),
+            "accepted": False,
+            "score": None,
+            "created_at": _date(c.get("created_at")),
+            "raw": c,
+        }
+        for c in comments
+    ]
+    return Envelope(issue, replies)
+
+
+class GitHubCrawler:
+    def __init__(
+        self,
+        client: GitHubClient,
+        selection: Selection,
+        taxonomy: Taxonomy,
+        on_page: Callable[[dict[str, Any]], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        search_cap: int = SEARCH_CAP,
+    ) -> None:
+        self.search_cap = search_cap
+        self.client = client
+        self.selection = selection
+        self.taxonomy = taxonomy
+        self.on_page = on_page or (lambda _stats: None)
+        self.on_note = on_note or (lambda _message: None)
+        self.now = now
+
+    def queries(self, criteria: RepositoryCriteria) -> list[str]:
+        """Search queries for one repository; the selection module re-checks every hit."""
+        base = f"repo:{criteria.repo} is:issue"
+        if self.selection.github_state:
+            base += f" is:{self.selection.github_state}"
+        base += "".join(f' -label:"{label}"' for label in criteria.exclude_labels)
+        if not criteria.keyword_required:
+            return [base]
+        return [
+            base + " " + " OR ".join(f'"{term}"' if " " in term else term for term in group)
+            for group in self.selection.github_search_terms()
+        ]
+
+    @staticmethod
+    def query(selection: Selection, repositories: list[RepositoryCriteria]) -> dict[str, Any]:
+        return {
+            "repositories": [r.repo for r in repositories],
+            "terms": selection.terms,
+            "state": selection.github_state,
+        }
+
+    def run(
+        self,
+        checkpointer: Checkpointer,
+        repositories: list[RepositoryCriteria],
+        since: datetime | None = None,
+    ) -> None:
+        end = _stamp(self.now())
+        for criteria in repositories:
+            for query in self.queries(criteria):
+                state = checkpointer.checkpoint.get("queries", {}).get(query)
+                if state is None:
+                    start = since or _previous_end(checkpointer, query) or EARLIEST
+                    # an incremental run looks at what changed, not only what was created
+                    field = "updated" if since is None and start != EARLIEST else "created"
+                    state = {
+                        "field": field,
+                        "windows": [[_stamp(start), end]],
+                        "page": 1,
+                        "end": end,
+                    }
+                while state["windows"]:  # every page commits the query's state after it
+                    state = self._page(checkpointer, criteria, query, state)
+
+    def _page(
+        self,
+        checkpointer: Checkpointer,
+        criteria: RepositoryCriteria,
+        query: str,
+        state: dict[str, Any],
+    ) -> dict[str, Any]:
+        start, end = state["windows"][0]
+        data = self.client.search(f"{query} {state['field']}:{start}..{end}", state["page"])
+        total = int(data.get("total_count", 0))
+        if state["page"] == 1 and total >= self.search_cap and _splittable(start, end):
+            middle = _stamp(_date(start) + (_date(end) - _date(start)) / 2)
+            self.on_note(
+                f"{criteria.repo}: {total} results for {start}..{end} reach the "
+                f"search cap of {self.search_cap}; splitting at {middle}"
+            )
+            windows = [[start, middle], [_next_second(middle), end], *state["windows"][1:]]
+            next_state = {**state, "windows": windows, "page": 1}
+            self._commit(checkpointer, query, next_state, [], 0)
+            return next_state
+        items = data.get("items") or []
+        envelopes = list(self._kept(criteria, items))
+        last_page = max(1, math.ceil(min(total, self.search_cap) / PER_PAGE))
+        if state["page"] >= last_page or not items:
+            next_state = {**state, "windows": state["windows"][1:], "page": 1}
+        else:
+            next_state = {**state, "page": state["page"] + 1}
+        self._commit(checkpointer, query, next_state, envelopes, len(items))
+        return next_state
+
+    def _commit(
+        self,
+        checkpointer: Checkpointer,
+        query: str,
+        state: dict[str, Any],
+        envelopes: list[Envelope],
+        seen: int,
+    ) -> None:
+        queries = {**checkpointer.checkpoint.get("queries", {}), query: state}
+        checkpoint = {
+            **checkpointer.checkpoint,
+            "queries": queries,
+            "rate_remaining": self.client.rate_remaining,
+            "rate_reset": self.client.rate_reset,
+        }
+        stored = checkpointer.commit_page(envelopes, checkpoint, seen=seen)
+        self.on_page(
+            {
+                "query": query,
+                "seen": seen,
+                "stored": stored,
+                "requests": self.client.requests,
+                "rate_remaining": self.client.rate_remaining,
+            }
+        )
+
+    def _kept(
+        self, criteria: RepositoryCriteria, items: list[dict[str, Any]]
+    ) -> Iterator[Envelope]:
+        for item in items:
+            if not self.selection.github(criteria.repo, item).kept:
+                continue
+            comments = (
+                self.client.comments(criteria.repo, item["number"]) if item.get("comments") else []
+            )
+            yield issue_envelope(criteria.repo, item, comments, self.taxonomy)
+
+    def hydrate(self, repo: str, number: int) -> tuple[Envelope | None, str | None]:
+        """Fetch one known issue; (envelope, None) or (None, why it is unavailable)."""
+        try:
+            item = self.client.issue(repo, number)
+        except GithubException as exc:
+            if exc.status in (404, 410, 451):
+                reason = {
+                    404: "not found (deleted, private or moved)",
+                    410: "deleted",
+                    451: "unavailable for legal reasons",
+                }[exc.status]
+                return None, reason
+            raise
+        comments = self.client.comments(repo, number) if item.get("comments") else []
+        envelope = issue_envelope(repo, item, comments, self.taxonomy)
+        moved_to = repository_of(item)
+        if moved_to != repo.lower() or str(item.get("number")) != str(number):
+            envelope.issue["flags"] = [f"moved-to:{item.get('html_url')}"]
+            # keep the identity the study used; the new place is in the raw item and flags
+            envelope.issue.update(github_issue(repo, number).identity())
+        return envelope, None
+
+
+def _splittable(start: str, end: str) -> bool:
+    return _date(end) - _date(start) > MIN_WINDOW
+
+
+def _next_second(stamp: str) -> str:
+    return _stamp(_date(stamp) + timedelta(seconds=1))
+
+
+def _previous_end(checkpointer: Checkpointer, query: str) -> datetime | None:
+    previous = checkpointer.previous or {}
+    state = (previous.get("queries") or {}).get(query)
+    return _date(state["end"]) if state else None

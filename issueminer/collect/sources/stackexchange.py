@@ -1,0 +1,328 @@
+"""Stack Overflow through the Stack Exchange API (client: `stackapi`).
+
+Client: retries, quota and backoff. Backend: what to fetch (the study's tags, newest
+first-seen cursor), how to batch (100 ids per call) and how an item becomes an Envelope.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from stackapi import StackAPI, StackAPIError
+
+from issueminer.collect.checkpoints import Checkpointer, Envelope, QuotaExhausted
+from issueminer.collect.selection import Selection
+from issueminer.ids import stackoverflow_question
+from issueminer.taxonomy import Taxonomy
+from issueminer.text import plain_text
+
+DEFAULT_API_URL = "https://api.stackexchange.com"
+API_VERSION = "2.3"
+PAGE_SIZE = 100  # the API's largest page
+IDS_PER_CALL = 100  # the API accepts at most 100 ids in one {ids} vector
+WITH_BODY = "withbody"  # built-in filter: the default fields plus `body`
+THROTTLE_ERROR_ID = 502  # throttle_violation: quota spent or too many requests
+# A throttle that lifts within this many seconds is waited out; a longer one (the daily
+# quota) stops the crawl cleanly with the time it can resume.
+MAX_THROTTLE_WAIT = 120
+TRANSIENT_RETRIES = 5  # connection resets, truncated JSON, HTTP 429/503 pages
+_AVAILABLE_IN = re.compile(r"available in (\d+) seconds")
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """A message with every secret (and any key= query parameter) blanked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return re.sub(r"([?&](?:key|access_token)=)[^&\s'\"]+", r"\1***", text)
+
+
+class StackExchangeError(Exception):
+    pass
+
+
+class StackExchangeClient:
+    """Calls the API one page at a time, so the crawler can checkpoint after every page."""
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        key: str | None = None,
+        site: str = "stackoverflow",
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.key = key
+        self.sleep = sleep
+        self.on_wait = on_wait
+        self.requests = 0
+        self.quota_remaining: int | None = None
+        self.quota_max: int | None = None
+        base_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.api = self._with_retries(
+            lambda: StackAPI(
+                site,
+                version=API_VERSION,
+                base_url=base_url,
+                key=key,
+                max_pages=1,
+                page_size=PAGE_SIZE,
+            )
+        )
+
+    def get(self, endpoint: str, **params: Any) -> dict[str, Any]:
+        """One page of `endpoint` (stackapi honours the response's `backoff` by sleeping)."""
+        params.setdefault("filter", WITH_BODY)
+        response = self._with_retries(lambda: self.api.fetch(endpoint, **params))
+        if response.get("quota_remaining", -1) >= 0:
+            self.quota_remaining = response["quota_remaining"]
+            self.quota_max = response.get("quota_max")
+        return response
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        delay = 1.0
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            self.requests += 1
+            try:
+                return call()
+            except requests.exceptions.RequestException as exc:
+                # stackapi wraps only ConnectionError; a body cut mid-read arrives as is
+                if attempt == TRANSIENT_RETRIES:
+                    raise StackExchangeError(
+                        f"Stack Exchange API: {type(exc).__name__} after retries"
+                    ) from None
+                self._wait("retrying after a broken response", delay)
+                delay *= 2
+            except StackAPIError as exc:
+                message = scrub(f"{exc.message}", self.key)
+                if str(exc.error) == str(THROTTLE_ERROR_ID):
+                    wait = _seconds_until_available(message)
+                    if wait is None or wait > MAX_THROTTLE_WAIT:
+                        self.quota_remaining = 0
+                        resume = datetime.now(UTC) + timedelta(seconds=wait or 86400)
+                        raise QuotaExhausted(
+                            f"Stack Exchange quota spent: {message}", resume
+                        ) from None
+                    self._wait("throttled", wait + 1)
+                    continue
+                if not _is_transient(exc) or attempt == TRANSIENT_RETRIES:
+                    raise StackExchangeError(f"Stack Exchange API error: {message}") from None
+                self._wait("retrying after a failed request", delay)
+                delay *= 2
+        raise StackExchangeError("Stack Exchange API: too many failed attempts")
+
+    def _wait(self, why: str, seconds: float) -> None:
+        if self.on_wait:
+            self.on_wait(why, seconds)
+        self.sleep(seconds)
+
+
+def _seconds_until_available(message: str) -> int | None:
+    match = _AVAILABLE_IN.search(message)
+    return int(match.group(1)) if match else None
+
+
+def _is_transient(exc: StackAPIError) -> bool:
+    # stackapi reports connection failures and unparsable bodies (an HTML 503 page, a
+    # truncated response) with the exception text as error id; API errors have a number
+    return not str(exc.error).isdigit() or int(exc.error) >= 500
+
+
+# ---- backend ---------------------------------------------------------------------------
+def _date(timestamp: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(timestamp), UTC) if timestamp else None
+
+
+def question_envelope(
+    question: dict[str, Any],
+    answers: list[dict[str, Any]],
+    comments: list[dict[str, Any]],
+    taxonomy: Taxonomy | None = None,
+) -> Envelope:
+    qid = str(question["question_id"])
+    tags = list(question.get("tags") or [])
+    body = question.get("body")
+    issue = {
+        **stackoverflow_question(qid).identity(),
+        "title": html.unescape(question.get("title") or ""),
+        "body": body,
+        "text": plain_text(body or "", "stackoverflow"),
+        "tags": tags,
+        "state": "closed" if question.get("closed_date") else "open",
+        "created_at": _date(question.get("creation_date")),
+        "closed_at": _date(question.get("closed_date")),
+        "updated_on": _date(question.get("last_activity_date")),
+        "accepted_answer_id": (
+            str(question["accepted_answer_id"]) if question.get("accepted_answer_id") else None
+        ),
+        "score": question.get("score"),
+        "framework": taxonomy.framework_of(None, tags) if taxonomy else None,
+        "raw": question,
+    }
+    replies = [
+        {
+            "native_id": f"answer:{a['answer_id']}",
+            "kind": "answer",
+            "author": (a.get("owner") or {}).get("display_name"),
+            "body": a.get("body"),
+            "accepted": bool(a.get("is_accepted")),
+            "score": a.get("score"),
+            "created_at": _date(a.get("creation_date")),
+            "raw": a,
+        }
+        for a in answers
+    ] + [
+        {
+            "native_id": f"comment:{c['comment_id']}",
+            "kind": "comment",
+            "author": (c.get("owner") or {}).get("display_name"),
+            "body": c.get("body"),
+            "accepted": False,
+            "score": c.get("score"),
+            "created_at": _date(c.get("creation_date")),
+            "raw": c,
+        }
+        for c in comments
+    ]
+    return Envelope(issue, replies)
+
+
+class StackOverflowCrawler:
+    """The study's questions, their answers and comments, a page at a time."""
+
+    def __init__(
+        self,
+        client: StackExchangeClient,
+        selection: Selection,
+        taxonomy: Taxonomy,
+        on_page: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.selection = selection
+        self.taxonomy = taxonomy
+        self.on_page = on_page or (lambda _stats: None)
+
+    @staticmethod
+    def query(selection: Selection) -> dict[str, Any]:
+        return {
+            "site": selection.site,
+            "tags": selection.stackoverflow_tags,
+            "terms": selection.terms,
+            "accepted_answer": selection.require_accepted_answer,
+        }
+
+    def run(self, checkpointer: Checkpointer, since: datetime | None = None) -> None:
+        """Crawl every tag from its checkpoint; `since` overrides where a fresh run starts."""
+        for tag in self.selection.stackoverflow_tags:
+            state = checkpointer.checkpoint.get("tags", {}).get(tag)
+            if state is None:
+                start = since or _previous_cursor(checkpointer, tag)
+                state = {
+                    "cursor": int(start.timestamp()) if start else None,
+                    "page": 1,
+                    "done": False,
+                }
+            while not state["done"]:
+                state = self._page(checkpointer, tag, state)
+
+    def _page(self, checkpointer: Checkpointer, tag: str, state: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "tagged": tag,
+            "sort": "creation",
+            "order": "asc",
+            "page": state["page"],
+            "pagesize": PAGE_SIZE,
+        }
+        if state["cursor"] is not None:
+            params["min"] = state["cursor"]
+        response = self.client.get("questions", **params)
+        questions = response.get("items", [])
+        kept = [q for q in questions if self.selection.stackoverflow(q).kept]
+        envelopes = list(self._with_replies(kept))
+        # Keyset paging on the creation date survives questions added or deleted between
+        # calls; page numbers are only used when one date fills a whole page.
+        newest = max((q["creation_date"] for q in questions), default=state["cursor"])
+        if newest is not None and newest != state["cursor"]:
+            next_state = {"cursor": newest, "page": 1}
+        else:
+            next_state = {"cursor": state["cursor"], "page": state["page"] + 1}
+        next_state["done"] = not response.get("has_more")
+        tags = {**checkpointer.checkpoint.get("tags", {}), tag: next_state}
+        high_water = max(
+            filter(None, [checkpointer.checkpoint.get("high_water"), newest]), default=None
+        )
+        checkpoint = {
+            **checkpointer.checkpoint,
+            "tags": tags,
+            "high_water": high_water,
+            "quota_remaining": self.client.quota_remaining,
+        }
+        stored = checkpointer.commit_page(envelopes, checkpoint, seen=len(questions))
+        self.on_page(
+            {
+                "tag": tag,
+                "seen": len(questions),
+                "stored": stored,
+                "requests": self.client.requests,
+                "quota_remaining": self.client.quota_remaining,
+            }
+        )
+        return next_state
+
+    def _with_replies(self, questions: list[dict[str, Any]]) -> Iterator[Envelope]:
+        if not questions:
+            return
+        ids = [q["question_id"] for q in questions]
+        answers = self.fetch_all("questions/{ids}/answers", ids)
+        comments = self.fetch_all("questions/{ids}/comments", ids)
+        answer_ids = [a["answer_id"] for a in answers]
+        answer_comments = self.fetch_all("answers/{ids}/comments", answer_ids)
+        by_question: dict[int, list[dict[str, Any]]] = {}
+        for answer in answers:
+            by_question.setdefault(answer["question_id"], []).append(answer)
+        answer_to_question = {a["answer_id"]: a["question_id"] for a in answers}
+        comments_of: dict[int, list[dict[str, Any]]] = {}
+        for comment in comments:
+            comments_of.setdefault(comment["post_id"], []).append(comment)
+        for comment in answer_comments:
+            question_id = answer_to_question.get(comment["post_id"])
+            if question_id is not None:
+                comments_of.setdefault(question_id, []).append(comment)
+        for question in questions:
+            qid = question["question_id"]
+            yield question_envelope(
+                question, by_question.get(qid, []), comments_of.get(qid, []), self.taxonomy
+            )
+
+    def hydrate(self, question_ids: list[str]) -> tuple[list[Envelope], list[str]]:
+        """Text, answers and comments for known question ids; (found, ids the API lacks)."""
+        questions = self.fetch_all("questions/{ids}", [int(q) for q in question_ids])
+        found = {str(q["question_id"]) for q in questions}
+        return list(self._with_replies(questions)), [q for q in question_ids if q not in found]
+
+    def fetch_all(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:
+        """Every item of a `{ids}` endpoint, 100 ids per call, following has_more."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(ids), IDS_PER_CALL):
+            batch = ids[start : start + IDS_PER_CALL]
+            page = 1
+            while True:
+                response = self.client.get(endpoint, ids=batch, page=page, pagesize=PAGE_SIZE)
+                items.extend(response.get("items", []))
+                if not response.get("has_more"):
+                    break
+                page += 1
+        return items
+
+
+def _previous_cursor(checkpointer: Checkpointer, tag: str) -> datetime | None:
+    """Where the last finished run of the same query stopped, for an incremental crawl."""
+    previous = checkpointer.previous or {}
+    cursor = (previous.get("tags") or {}).get(tag, {}).get("cursor")
+    return _date(cursor)

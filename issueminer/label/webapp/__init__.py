@@ -1,0 +1,1 @@
+"""The annotation app served by `issueminer label`."""
