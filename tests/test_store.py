@@ -14,7 +14,14 @@ from issueminer.collect.ingest import upsert_issues
 from issueminer.ids import github_issue, issue_uid, parse_issue_url, stackoverflow_question
 from issueminer.label.agreement import current_annotations
 from issueminer.store import Annotation, FinalLabel, Issue, Store
-from issueminer.store.db import current_revision, head_revision, resolve_url
+from issueminer.store.db import (
+    HEAD_REVISION,
+    at_head,
+    current_revision,
+    head_revision,
+    resolve_url,
+    upgrade,
+)
 from issueminer.store.schema import Base
 
 
@@ -42,6 +49,27 @@ def test_fresh_database_is_upgraded_to_head(db_url: str) -> None:
     again = Store(db_url)  # a second open finds it current and changes nothing
     assert current_revision(again.engine) == head_revision()
     again.close()
+
+
+def test_the_head_revision_without_alembic_is_alembics_head() -> None:
+    """Opening a store compares its revision with HEAD_REVISION by plain SQL; a migration
+    added without moving the constant would leave databases at the old head unmigrated."""
+    assert head_revision() == HEAD_REVISION
+
+
+def test_only_a_database_at_the_head_is_at_head_without_alembic(db_url: str) -> None:
+    """The plain-SQL check says yes only to exactly the head; an empty database, an older
+    revision, or a version table with two rows go to Alembic as before."""
+    store = Store(db_url, auto_upgrade=False)
+    assert not at_head(store.engine)  # no version table yet
+    upgrade(store.engine, "0005")
+    assert not at_head(store.engine)
+    upgrade(store.engine)
+    assert at_head(store.engine)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES ('0005')"))
+    assert not at_head(store.engine)
+    store.close()
 
 
 def test_migrations_build_exactly_the_models_schema(db_url: str) -> None:

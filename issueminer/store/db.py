@@ -1,4 +1,8 @@
-"""Engine and session factory; every open upgrades the schema to the newest migration."""
+"""Engine and session factory; every open upgrades the schema to the newest migration.
+
+Alembic is imported only to read or change the schema's revision: a store already at
+`HEAD_REVISION` opens without it (Alembic takes longer to import than a command's work).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from issueminer.store.schema import Meta
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 DEFAULT_DB_URL = "sqlite:///issueminer.db"
 DB_URL_ENV = "ISSUEMINER_DB"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# the newest migration in MIGRATIONS_DIR/versions; a new migration changes it too
+# (tests/test_store.py checks it against Alembic's head)
+HEAD_REVISION = "0006"
+VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -54,6 +62,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _alembic_config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -63,16 +73,33 @@ def _alembic_config(engine: Engine | None = None) -> Config:
 
 @cache  # the migrations shipped with the package; every Store compares against it
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def at_head(engine: Engine) -> bool:
+    """True when the version table holds exactly `HEAD_REVISION`: read with plain SQL, so
+    opening an up-to-date store needs no Alembic. Anything else (no table, another
+    revision, several rows) is for Alembic to judge."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return False
+        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return rows == [HEAD_REVISION]
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (idempotent)."""
+    from alembic import command
+
     config = _alembic_config(engine)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -92,7 +119,11 @@ class Store:
 
     def __init__(self, url: str | None = None, *, auto_upgrade: bool = True) -> None:
         self.engine = make_engine(url)
-        if auto_upgrade and current_revision(self.engine) != head_revision():
+        if (
+            auto_upgrade
+            and not at_head(self.engine)
+            and current_revision(self.engine) != head_revision()
+        ):
             upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
