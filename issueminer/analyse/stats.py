@@ -1,4 +1,8 @@
-"""The study's tables, computed from final labels in the database (never typed by hand)."""
+"""The study's tables, computed from final labels in the database (never typed by hand).
+
+pandas is imported by the functions that build or read tables, not with the module: every
+`issueminer` command loads this module for its table names, and most never need pandas.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issueminer.label.agreement import AgreementRow
 from issueminer.store import FinalLabel, Issue
 from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PATH_SEPARATOR = " / "
 NO_INNER = "-"  # stages without inner categories show this in the inner column
@@ -51,6 +57,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def load_final(session: Session) -> pd.DataFrame:
     """One row per final label, with the issue's source and framework."""
+    import pandas as pd
+
     query = select(
         FinalLabel.issue_uid,
         FinalLabel.issue_type,
@@ -70,6 +78,8 @@ def load_final(session: Session) -> pd.DataFrame:
 
 
 def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
+    import pandas as pd
+
     final = load_final(session)
     faults = final[final.issue_type == FAULT]
     howto = final[final.issue_type == HOWTO]
@@ -176,6 +186,8 @@ def _ordered(counts: Counter[str], tree: dict[str, Any]) -> dict[str, int]:
 
 
 def _overview(final: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     frame = final.assign(
         source=final.source.fillna("unknown"), framework=final.framework.fillna("unknown")
     )
@@ -196,6 +208,8 @@ def _overview(final: pd.DataFrame) -> pd.DataFrame:
 
 def _fault_tree(faults: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     """stage -> inner category -> leaf, each with count and percent of all faults."""
+    import pandas as pd
+
     n = len(faults)
     rows = []
     frame = faults.assign(
@@ -230,6 +244,8 @@ def _tree_row(level: str, stage: str, inner: str, leaf: str, count: int, n: int)
 
 
 def _symptom_fix(faults: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     pairs = [
         (leaf, pattern)
         for leaf, patterns in zip(faults.leaf_symptom, faults.fix_patterns, strict=True)
@@ -247,6 +263,8 @@ def _symptom_fix(faults: pd.DataFrame) -> pd.DataFrame:
 
 
 def _howto(howto: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     n = len(howto)
     rows = []
     frame = howto.assign(
@@ -283,6 +301,8 @@ AGREEMENT_TITLE = "Inter-rater agreement per round and dimension"
 
 def agreement_frame(rows: list[AgreementRow]) -> pd.DataFrame:
     """`agreement_table`'s rows as the table `agree` prints and the report shows."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         [row.as_dict() for row in rows],
         columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"],
@@ -309,6 +329,8 @@ def _cell(value: Any, decimals: int = 1) -> str:
 
 
 def to_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
+    import pandas as pd
+
     header = [str(c) for c in frame.columns]
     body = [[_cell(v, decimals) for v in row] for row in frame.itertuples(index=False)]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
@@ -340,6 +362,8 @@ def _latex_escape(text: str) -> str:
 
 def to_latex(frame: pd.DataFrame, caption: str = "", decimals: int = 1) -> str:
     """A booktabs table ready for a paper (needs \\usepackage{booktabs})."""
+    import pandas as pd
+
     align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:

@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 # the package loads scikit-learn and spaCy only when a command calls into it (lib.<name>)
@@ -43,6 +42,9 @@ from issueminer.cli.common import (
 )
 from issueminer.store import Store
 from issueminer.taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # pandas loads with the commands that build a table
+    import pandas as pd
 
 METRIC_DECIMALS = 3
 
@@ -107,6 +109,8 @@ def _emit(text: str) -> None:
 
 
 def _metrics_frame(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = [{"system": name, **{k: r[k] for k in SUMMARY_KEYS}} for name, r in results.items()]
     return pd.DataFrame(rows, columns=["system", *SUMMARY_KEYS])
 
@@ -262,6 +266,8 @@ def classify(
 
     Example: issueminer classify --target symptom --order uncertainty --limit 50
     """
+    import pandas as pd
+
     if target is not None:
         with _classifier_errors():
             get_target(target)  # a misspelt target is said as such, not as a missing model

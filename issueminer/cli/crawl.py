@@ -1,4 +1,9 @@
-"""`issueminer crawl`: Stack Overflow and GitHub into the store, resumable and incremental."""
+"""`issueminer crawl`: Stack Overflow and GitHub into the store, resumable and incremental.
+
+The crawlers are imported inside the commands: their clients (PyGithub, StackAPI), the dump
+scanner and the importers take a while to load, and the other commands should not pay for
+them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -39,16 +44,10 @@ from issueminer.cli.common import (
     study_taxonomy,
     writable_file,
 )
-from issueminer.collect import sodump
-from issueminer.collect.checkpoints import Checkpointer, QuotaExhausted, crawl_status
-from issueminer.collect.hydrate import HydrateResult, hydrate_github, hydrate_stackoverflow, pending
-from issueminer.collect.selection import Selection
-from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
-from issueminer.collect.sources.stackexchange import (
-    StackExchangeClient,
-    StackOverflowCrawler,
-    scrub,
-)
+
+if TYPE_CHECKING:
+    from issueminer.collect import sodump
+    from issueminer.collect.checkpoints import Checkpointer
 
 app = typer.Typer(help="Crawl Stack Overflow and GitHub into the store.", no_args_is_help=True)
 
@@ -130,6 +129,9 @@ def _wait_notice(bar: Progress) -> Any:
 @contextmanager
 def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
     """Failures end the run cleanly: the checkpoint stays, the message says how to resume."""
+    from issueminer.collect.checkpoints import QuotaExhausted
+    from issueminer.collect.sources.stackexchange import scrub
+
     key, token = _secrets()
     try:
         yield
@@ -214,6 +216,10 @@ def stackoverflow(
 
     Example: issueminer crawl stackoverflow --since 2020-01-01
     """
+    from issueminer.collect.checkpoints import Checkpointer
+    from issueminer.collect.selection import Selection
+    from issueminer.collect.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
+
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
@@ -257,6 +263,10 @@ def github_command(
 
     Example: issueminer crawl github --repo OWNER/NAME --since 2023-01-01
     """
+    from issueminer.collect.checkpoints import Checkpointer
+    from issueminer.collect.selection import Selection
+    from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
+
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
@@ -320,6 +330,17 @@ def hydrate(
 
     Example: issueminer import replication ../shared/tosem23 && issueminer crawl hydrate
     """
+    from issueminer.collect.checkpoints import Checkpointer
+    from issueminer.collect.hydrate import (
+        HydrateResult,
+        hydrate_github,
+        hydrate_stackoverflow,
+        pending,
+    )
+    from issueminer.collect.selection import Selection
+    from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
+    from issueminer.collect.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
+
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
@@ -372,6 +393,8 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
 
     Example: issueminer crawl status --format json
     """
+    from issueminer.collect.checkpoints import crawl_status
+
     store = open_store(db)
     runs = crawl_status(store)
     if fmt == Format.json:
@@ -502,6 +525,10 @@ def so_dump(
     Example: issueminer crawl so-dump Posts.xml --workers 2 --report bad.csv
     (a .gz or .7z file, or stdin, is streamed through one worker)
     """
+    from issueminer.collect import sodump
+    from issueminer.collect.checkpoints import Checkpointer
+    from issueminer.collect.selection import Selection
+
     try:  # before the store: a mistyped path leaves no new database behind
         piece_bytes = sodump.parse_size(piece_size)
         posts = sodump.open_source(path)
@@ -569,6 +596,8 @@ def _dump_bar() -> Progress:
 
 
 def _dump_executor(engine: Engine, workers: int, scheduler: str | None) -> Any:
+    from issueminer.collect import sodump
+
     if engine == Engine.dask:
         return sodump.DaskExecutor(scheduler, workers)
     return sodump.ProcessExecutor(workers) if workers > 1 else sodump.SerialExecutor()
@@ -581,6 +610,8 @@ def _dump_summary(
     report: str | None,
     fmt: Format,
 ) -> None:
+    from issueminer.collect import sodump
+
     data = {
         "run": checkpointer.run_id,
         "resumed": checkpointer.resumed,

@@ -1,4 +1,8 @@
-"""`issueminer import`: bring in an existing study, or a researcher's own issues and labels."""
+"""`issueminer import`: bring in an existing study, or a researcher's own issues and labels.
+
+The importers are imported inside the commands (openpyxl, for the packages' workbooks, takes
+a while to load, and the other commands should not pay for it).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ from issueminer.cli.common import (
     study_taxonomy,
     writable_file,
 )
-from issueminer.collect.ingest import import_issues, import_labels, import_replication
 
 app = typer.Typer(help="Import a replication package, issues or labels.", no_args_is_help=True)
 
@@ -50,6 +53,8 @@ def replication(
 
     Example: issueminer import replication ../shared/tosem23.zip --report import-report.csv
     """
+    from issueminer.collect.ingest import import_replication
+
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     with handled(), progress(download=True) as bar:
@@ -74,6 +79,8 @@ def issues(
 
     Example: issueminer import issues data/sample/issues.jsonl
     """
+    from issueminer.collect.ingest import import_issues
+
     store = open_store(db, create=True)
     with handled():
         result = import_issues(store, path, study_taxonomy(store, study))
@@ -92,6 +99,8 @@ def labels(
 
     Example: issueminer import labels data/sample/labels.csv
     """
+    from issueminer.collect.ingest import import_labels
+
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     with handled():

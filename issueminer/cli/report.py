@@ -10,7 +10,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from issueminer.cli.common import (
@@ -125,6 +124,8 @@ def diff_study(
 
     Example: issueminer diff-study study.db new-crawl.db --top 15
     """
+    import pandas as pd
+
     from issueminer.analyse.stats import compute_stats, render_table
     from issueminer.analyse.study_diff import diff_studies
 

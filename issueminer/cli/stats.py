@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from issueminer.analyse.stats import (
@@ -29,6 +28,9 @@ from issueminer.cli.common import (
     study_taxonomy,
 )
 from issueminer.label.agreement import agreement_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def stats(
