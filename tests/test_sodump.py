@@ -35,6 +35,15 @@ from issueminer.collect import sodump
 from issueminer.collect.checkpoints import Checkpointer, ctrl_c_after_commit
 from issueminer.collect.ingest import import_issues, upsert_issues
 from issueminer.collect.selection import Selection
+from issueminer.collect.sodump import (
+    commit_policy,
+    dump_crawler,
+    file_pieces,
+    keyword_gate,
+    rows,
+    streams,
+)
+from issueminer.collect.sodump.commit_policy import COMMIT_PIECES
 from issueminer.collect.sources.stackexchange import question_envelope
 from issueminer.ids import STACKOVERFLOW_ORIGIN, issue_uid
 from issueminer.store import Issue, Reply, Store
@@ -243,7 +252,7 @@ def dump_file(tmp_path_factory) -> Path:
 
 # ---- rows ----------------------------------------------------------------------------------
 def test_a_bad_row_travels_from_a_worker_as_itself() -> None:
-    bad = pickle.loads(pickle.dumps(sodump.BadRow("non-utf8", "byte 0xff at column 3")))
+    bad = pickle.loads(pickle.dumps(rows.BadRow("non-utf8", "byte 0xff at column 3")))
     assert (bad.kind, bad.message, str(bad)) == ("non-utf8",) + ("byte 0xff at column 3",) * 2
 
 
@@ -257,10 +266,10 @@ def test_rows_become_the_api_shape_in_both_tags_formats() -> None:
         answers=1,
         ClosedDate="2019-04-01T00:00:00.000",
     )
-    attrs = sodump.parse_row(line.encode())
-    api = sodump.api_question(attrs)
+    attrs = rows.parse_row(line.encode())
+    api = rows.api_question(attrs)
     assert api["tags"] == ["tensorflow", "keras"]
-    assert sodump.row_tags("|tensorflow|keras|") == ["tensorflow", "keras"]
+    assert rows.row_tags("|tensorflow|keras|") == ["tensorflow", "keras"]
     assert api["title"] == "A &quot;quoted&quot; &amp; &lt;angled&gt; title"  # as the API
     assert api["body"] == "<p>a &lt;b&gt;</p>\n<pre><code>x &amp;&amp; y</code></pre>"
     assert api["creation_date"] == 1551434400  # 2019-03-01T10:00:00 UTC
@@ -310,7 +319,7 @@ def test_a_question_found_by_the_api_and_in_the_dump_is_one_row(tmp_path, taxono
             "framework",
         ):
             assert getattr(issue, name) == api_envelope.issue[name], name
-        assert issue.raw["source"] == sodump.DUMP_MARKER
+        assert issue.raw["source"] == rows.DUMP_MARKER
         assert issue.raw["row"]["Title"] == title  # the row as the dump has it
         assert [r.native_id for r in issue.replies] == ["answer:21"]
         assert issue.replies[0].accepted
@@ -566,7 +575,7 @@ TRICKY_BODIES = [
 
 
 def test_keyword_gate_is_conservative(selection, dump_file) -> None:
-    gate = sodump.KeywordGate(selection)
+    gate = keyword_gate.KeywordGate(selection)
     bodies = list(TRICKY_BODIES)
     for line in dump_file.read_bytes().split(b"\n")[2:400]:
         try:
@@ -583,7 +592,7 @@ def test_keyword_gate_is_conservative(selection, dump_file) -> None:
     assert not gate.could_match("x", IN_A_WORD)  # one token: "tf.distribute"
     assert gate.could_match("x", SPLIT_OFF)  # tokens "x." and "distributed"
     assert gate.could_match("x", TRICKY_BODIES[0]) and gate.could_match("x", TRICKY_BODIES[2])
-    assert sodump._marked_prose("<p>a < b</p>") is None  # read differently by HTMLParser
+    assert keyword_gate._marked_prose("<p>a < b</p>") is None  # read differently by HTMLParser
 
 
 # ---- the tag finder finds what the exact pattern finds -----------------------------------------
@@ -621,7 +630,7 @@ def test_threads_mapping_a_file_at_once_share_one_mapping(tmp_path) -> None:
         def read(path=path, start=start, mappings=mappings) -> None:
             start.wait()
             try:
-                buf = sodump._mapping(path)
+                buf = file_pieces._mapping(path)
                 mappings.append(id(buf))
                 for _ in range(200):
                     buf.find(b"y")
@@ -634,32 +643,32 @@ def test_threads_mapping_a_file_at_once_share_one_mapping(tmp_path) -> None:
         for thread in threads:
             thread.join()
         assert len(set(mappings)) == 1
-    sodump._unmap()
+    file_pieces._unmap()
     assert failures == []
 
 
 def test_questions_are_stored_while_workers_scan_and_answers_in_larger_batches() -> None:
-    due = sodump._commit_due
+    due = commit_policy._commit_due
     # with workers, questions every two rounds, answers every COMMIT_PIECES pieces
     assert not due("questions", 3, 3, 22, 2) and due("questions", 4, 4, 22, 2)
-    assert not due("answers", 4, 4, 22, 2) and due("answers", 8, sodump.COMMIT_PIECES, 22, 2)
-    assert due("questions", 16, sodump.COMMIT_PIECES, 64, 8)  # never more than COMMIT_PIECES
+    assert not due("answers", 4, 4, 22, 2) and due("answers", 8, COMMIT_PIECES, 22, 2)
+    assert due("questions", 16, COMMIT_PIECES, 64, 8)  # never more than COMMIT_PIECES
     # not while each worker has its last piece or two: they would wait for the commit
     assert due("questions", 17, 4, 22, 2) and not due("questions", 18, 5, 22, 2)
     assert not due("questions", 22, 4, 22, 2)  # the last: left to _flush
     # one process scans and stores by turns: every COMMIT_PIECES pieces, whatever the phase
-    assert not due("questions", 4, 4, 22, 1) and due("questions", 8, sodump.COMMIT_PIECES, 22, 1)
+    assert not due("questions", 4, 4, 22, 1) and due("questions", 8, COMMIT_PIECES, 22, 1)
 
 
 def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:
     size = dump_file.stat().st_size
-    pieces = sodump.split_pieces(dump_file, 0, size, 50_000)
+    pieces = file_pieces.split_pieces(dump_file, 0, size, 50_000)
     data = dump_file.read_bytes()
     assert pieces[0].start == 0 and pieces[-1].end == size
     assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
     assert all(data[p.end - 1 : p.end] == b"\n" for p in pieces[:-1])
     offsets = [0, 1, 5000, pieces[3].start, size - 1]
-    counted = dict(sodump.line_numbers(io.BytesIO(data), offsets))
+    counted = dict(streams.line_numbers(io.BytesIO(data), offsets))
     assert counted == {o: data.count(b"\n", 0, o) + 1 for o in offsets}
 
 
@@ -681,12 +690,12 @@ def test_with_several_workers_the_last_round_of_pieces_is_cut_finer(dump_file, t
     assert all(data[p.end - 1 : p.end] == b"\n" for p in pieces[:-1])
     whole = len(one) - 2  # one worker: equal pieces; two: the last two cut TAPER times finer
     assert pieces[:whole] == one[:whole]
-    assert len(pieces) == whole + 2 * sodump.TAPER
-    assert max(p.end - p.start for p in pieces[whole:]) < piece / sodump.TAPER * 1.2
+    assert len(pieces) == whole + 2 * dump_crawler.TAPER
+    assert max(p.end - p.start for p in pieces[whole:]) < piece / dump_crawler.TAPER * 1.2
     # a resumed scan tapers what is left of the file the same way
     resumed = two._pieces(source, pieces[3].start)
     assert resumed[0].start == pieces[3].start and resumed[-1].end == size
-    assert len(resumed) - 2 * sodump.TAPER in (2, 4)  # a whole round or two, then tapered
+    assert len(resumed) - 2 * dump_crawler.TAPER in (2, 4)  # a whole round or two, then tapered
 
 
 def test_not_a_dump_is_an_error(tmp_path) -> None:
