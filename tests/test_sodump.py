@@ -660,6 +660,51 @@ def test_questions_are_stored_while_workers_scan_and_answers_in_larger_batches()
     assert not due("questions", 4, 4, 22, 1) and due("questions", 8, COMMIT_PIECES, 22, 1)
 
 
+class _Commits:
+    """A Checkpointer that only notes (phase, offset, envelopes) of every commit."""
+
+    checkpoint: dict = {}
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, int, list]] = []
+
+    def clear_items(self) -> None:
+        pass
+
+    def commit_page(self, envelopes, checkpoint, seen, items=()) -> None:
+        self.made.append((checkpoint["phase"], checkpoint["offset"], list(envelopes)))
+
+
+def test_a_phase_is_never_committed_as_done_before_its_last_batch() -> None:
+    """The commit policy: pieces wait for the next phase's start, a stream's last blocks
+    are committed at once; the move to the next phase never goes ahead of either."""
+    checkpointer = _Commits()
+    policy = commit_policy.CommitPolicy(
+        checkpointer, commit_policy.fresh_state(100, "questions"), workers=2, piece_bytes=10
+    )
+    pieces = commit_policy.Batch("Posts.xml", envelopes=["q1"])
+    policy.state["offset"] = 100
+    assert not policy.end_pass(pieces, pieces=4)
+    policy.move_on("answers")
+    assert checkpointer.made == []  # the workers start on the answers meanwhile
+    policy.flush()
+    assert checkpointer.made == [("answers", 0, ["q1"])]
+    policy.flush()
+    assert len(checkpointer.made) == 1  # once
+    stream = commit_policy.Batch("Posts.xml.gz", envelopes=["q2"], size=9)
+    assert not policy.due("stream", stream, 1, None)  # by bytes: a piece's worth
+    stream.size = 10
+    assert policy.due("stream", stream, 1, None)
+    policy.state.update(phase="stream", offset=50)
+    assert policy.end_pass(stream, pieces=None)
+    policy.move_on("late")
+    assert checkpointer.made[1:] == [("stream", 50, ["q2"]), ("late", 0, [])]
+    # what a phase finds without reading goes after the batch it would otherwise overtake
+    policy.end_pass(commit_policy.Batch("Posts.xml", envelopes=["q3"]), pieces=4)
+    policy.move_on("comments", commit_policy.Batch("Posts.xml"))
+    assert checkpointer.made[3:] == [("comments", 0, ["q3"]), ("comments", 0, [])]
+
+
 def test_pieces_end_at_line_ends_and_cover_the_file(dump_file) -> None:
     size = dump_file.stat().st_size
     pieces = file_pieces.split_pieces(dump_file, 0, size, 50_000)

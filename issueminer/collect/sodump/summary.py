@@ -42,6 +42,30 @@ class ScanSummary:
         }
 
 
+def summarize(
+    state: dict[str, Any],
+    posts: DumpSource,
+    comments: DumpSource | None,
+    known: frozenset[bytes] | None,
+) -> ScanSummary:
+    """The summary of a finished scan's state (see `commit_policy.fresh_state`); `known`,
+    the ids --only-known asked for, to list those the dump did not have."""
+    summary = ScanSummary(
+        questions=len(state["kept"]),
+        answers=len(state["answers"]),
+        comments=state["comments"],
+        parsed=state["parsed"],
+        scanned_bytes=state["scanned"],
+        rejected=Counter(state["rejected"]),
+        finding_counts=Counter(state["finding_counts"]),
+        findings=_with_lines(state["findings"], posts, comments),
+    )
+    if known is not None:
+        seen = {int(k) for k in state["kept"]}
+        summary.missing = sorted(int(k) for k in known if int(k) not in seen)
+    return summary
+
+
 def findings_report(summary: ScanSummary) -> Report:
     """Every kept finding with its file and line, for `Report.write`."""
     report = Report()
