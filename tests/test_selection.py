@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from issueminer.collect.selection import Selection, tokens
+from issueminer.collect.selection import Reason, Selection, tokens
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +57,39 @@ def test_tokeniser_is_spacy(selection) -> None:
 
 
 def test_stack_overflow_rules(selection) -> None:
-    assert selection.stackoverflow(question(tags=["horovod"])).kept  # the tag alone selects
+    alone = selection.stackoverflow(question(tags=["horovod"]))
+    assert alone.kept and alone.code == Reason.TAG_ALONE  # the tag alone selects
+    assert alone.counted_as == alone.reason == "tag horovod"
     no_keyword = selection.stackoverflow(question())
     assert not no_keyword.kept  # tensorflow needs a keyword
+    assert no_keyword.code == Reason.TAG_WITHOUT_KEYWORD == "tag-without-keyword"
     assert no_keyword.reason == "tag tensorflow without a keyword"
     assert no_keyword.counted_as == "tag without a keyword"  # one count whatever the tag
-    assert selection.stackoverflow(question(title="Distributed strategy error")).kept
+    titled = selection.stackoverflow(question(title="Distributed strategy error"))
+    assert titled.kept and titled.code == Reason.TAG_AND_KEYWORD
     assert selection.stackoverflow(question(body="<p>with several workers</p>")).kept
-    no_answer = question(title="Distributed strategy error", accepted=False)
-    assert selection.stackoverflow(no_answer).counted_as == "no accepted answer"
-    assert not selection.stackoverflow(question(title="Distributed", tags=["numpy"])).kept
+    no_answer = selection.stackoverflow(question(title="Distributed strategy", accepted=False))
+    assert no_answer.code == Reason.NO_ACCEPTED_ANSWER
+    assert no_answer.counted_as == "no accepted answer"
+    no_tag = selection.stackoverflow(question(title="Distributed", tags=["numpy"]))
+    assert not no_tag.kept and no_tag.code == Reason.NO_STUDY_TAG
+    assert no_tag.counted_as == "no study tag"
+
+
+def test_a_keyword_pretest_is_asked_only_where_the_keyword_match_would_run(selection) -> None:
+    asked = []
+
+    def nothing_can_match(title: str, body: str) -> bool:
+        asked.append(title)
+        return False
+
+    spared = selection.stackoverflow(question(title="Distributed &amp; slow"), nothing_can_match)
+    assert not spared.kept and spared.code == Reason.TAG_WITHOUT_KEYWORD
+    assert asked == ["Distributed & slow"]  # the title as the keyword match reads it
+    for case in (question(tags=["horovod"]), question(accepted=False), question(tags=["r"])):
+        assert selection.stackoverflow(case, nothing_can_match).code != Reason.TAG_AND_KEYWORD
+    assert len(asked) == 1  # decided before the keywords: not asked
+    assert selection.stackoverflow(question(title="Distributed"), lambda *_: True).kept
 
 
 def test_code_and_urls_do_not_count(selection) -> None:
@@ -87,15 +110,26 @@ def test_github_rules(selection) -> None:
         "state": "closed",
         "labels": [{"name": "bug"}],
     }
+
+    def code(repo: str, **changed: object) -> Reason:
+        return selection.github(repo, {**issue, **changed}).code
+
     assert selection.github("pytorch/pytorch", issue).kept
+    assert code("pytorch/pytorch") == Reason.KEYWORD
     assert not selection.github("pytorch/pytorch", {**issue, "state": "open"}).kept
+    assert code("pytorch/pytorch", state="open") == Reason.WRONG_STATE
     assert not selection.github("pytorch/pytorch", {**issue, "pull_request": {"url": "x"}}).kept
+    assert code("pytorch/pytorch", pull_request={"url": "x"}) == Reason.PULL_REQUEST
     excluded = {**issue, "labels": [{"name": "module: docs"}]}
     assert selection.github("pytorch/pytorch", excluded).reason == "label module: docs"
+    assert selection.github("pytorch/pytorch", excluded).code == Reason.EXCLUDED_LABEL
     plain = {**issue, "title": "Crash", "body": "```\nimport torch.distributed\n```"}
     assert not selection.github("pytorch/pytorch", plain).kept  # keyword only in code
+    assert selection.github("pytorch/pytorch", plain).code == Reason.NO_KEYWORD
     assert selection.github("horovod/horovod", plain).kept  # every horovod issue counts
+    assert selection.github("horovod/horovod", plain).code == Reason.NO_KEYWORD_NEEDED
     assert not selection.github("someone/else", issue).kept
+    assert code("someone/else") == Reason.REPOSITORY_NOT_IN_STUDY
 
 
 def test_github_search_queries_respect_the_operator_limit(selection) -> None:

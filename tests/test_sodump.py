@@ -34,7 +34,7 @@ from issueminer.cli.main import app
 from issueminer.collect import sodump
 from issueminer.collect.checkpoints import Checkpointer, ctrl_c_after_commit
 from issueminer.collect.ingest import import_issues, upsert_issues
-from issueminer.collect.selection import Selection
+from issueminer.collect.selection import Reason, Selection
 from issueminer.collect.sodump import (
     commit_policy,
     dump_crawler,
@@ -593,6 +593,34 @@ def test_keyword_gate_is_conservative(selection, dump_file) -> None:
     assert gate.could_match("x", SPLIT_OFF)  # tokens "x." and "distributed"
     assert gate.could_match("x", TRICKY_BODIES[0]) and gate.could_match("x", TRICKY_BODIES[2])
     assert keyword_gate._marked_prose("<p>a < b</p>") is None  # read differently by HTMLParser
+
+
+def test_the_criteria_decide_as_the_selection_with_the_gate_sparing_it(
+    selection, dump_file, taxonomy
+) -> None:
+    """The gate changes no decision, nor the reason it is counted under: it only spares the
+    selection's keyword match (HTML parsing and spaCy) for most questions."""
+    criteria = sodump.Criteria(selection, taxonomy)
+    questions = []
+    for line in dump_file.read_bytes().split(b"\n"):
+        with suppress(ET.ParseError, rows.BadRow):
+            if b'PostTypeId="1"' in line:
+                questions.append(rows.decision_fields(rows.parse_row(line)))
+    tags = [["tensorflow"], ["horovod", "keras"], ["python"]]
+    questions += [
+        {"title": "x", "body": body, "tags": tags[i % 3], "accepted_answer_id": 1}
+        for i, body in enumerate(TRICKY_BODIES)
+    ]
+    spared = 0
+    for question in questions:
+        decision = criteria.decide(question)
+        assert decision == selection.stackoverflow(question), question
+        spared += decision.code == Reason.TAG_WITHOUT_KEYWORD and not criteria.gate.could_match(
+            html.unescape(question["title"]), question["body"] or ""
+        )
+    assert spared > 20  # a real test: the gate turned these away
+    known = sodump.Criteria(selection, taxonomy, frozenset([b"1"])).decide(questions[0])
+    assert known.kept and known.code == Reason.ALREADY_STORED
 
 
 # ---- the tag finder finds what the exact pattern finds -----------------------------------------

@@ -8,8 +8,9 @@ of a snippet or in a link does not make an issue relevant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache, cached_property
 from typing import Any
 
@@ -38,19 +39,46 @@ def _singular(phrase: str) -> str:
     return " ".join(words)
 
 
+class Reason(StrEnum):
+    """Which check a decision rests on, for programs to tell decisions apart by: the same
+    code whatever tag, label or repository the decision's words name."""
+
+    # Stack Overflow, in the order `Selection.stackoverflow` checks
+    NO_ACCEPTED_ANSWER = "no-accepted-answer"
+    TAG_ALONE = "tag-alone"  # kept: a tag that selects by itself
+    NO_STUDY_TAG = "no-study-tag"
+    TAG_WITHOUT_KEYWORD = "tag-without-keyword"
+    TAG_AND_KEYWORD = "tag-and-keyword"  # kept
+    # GitHub, in the order `Selection.github` checks
+    PULL_REQUEST = "pull-request"
+    REPOSITORY_NOT_IN_STUDY = "repository-not-in-study"
+    WRONG_STATE = "wrong-state"
+    EXCLUDED_LABEL = "excluded-label"
+    NO_INCLUDED_LABEL = "no-included-label"
+    NO_KEYWORD_NEEDED = "no-keyword-needed"  # kept: every issue of the repository counts
+    NO_KEYWORD = "no-keyword"
+    KEYWORD = "keyword"  # kept
+    # not the study's rules: asked for by id (the dump scan's --only-known)
+    ALREADY_STORED = "already-stored"
+
+
+NO_ACCEPTED_ANSWER = "no accepted answer"
+TAG_WITHOUT_KEYWORD = "tag without a keyword"
+# the words summaries count a decision under, where its reason names a tag: one count for
+# the rule whatever the tag; any other decision is counted under its reason
+_COUNTED_AS = {Reason.TAG_WITHOUT_KEYWORD: TAG_WITHOUT_KEYWORD}
+
+
 @dataclass(frozen=True)
 class Decision:
     kept: bool
+    code: Reason  # which check it rests on
     reason: str  # in words, with the tag or label it names
     matched: tuple[str, ...] = ()
-    rule: str = ""  # the reason without names, where it carries one: what summaries count
 
     @property
     def counted_as(self) -> str:
-        return self.rule or self.reason
-
-
-TAG_WITHOUT_KEYWORD = "tag without a keyword"
+        return _COUNTED_AS.get(self.code, self.reason)
 
 
 @dataclass(frozen=True)
@@ -136,26 +164,34 @@ class Selection:
         return found
 
     # ---- sources -------------------------------------------------------------------------
-    def stackoverflow(self, question: dict[str, Any]) -> Decision:
-        """A Stack Overflow question (API shape: title, body HTML, tags, accepted_answer_id)."""
+    def stackoverflow(
+        self, question: dict[str, Any], could_match: Callable[[str, str], bool] | None = None
+    ) -> Decision:
+        """A Stack Overflow question (API shape: title, body HTML, tags, accepted_answer_id).
+
+        `could_match(title, body)`, a cheap test that may say False only when no term can
+        occur in the title or the body's prose (the dump scan's keyword gate), is asked
+        before the keyword match, which it spares when it says so: the decision is the same.
+        """
         tags = [str(t).lower() for t in question.get("tags") or []]
         if self.require_accepted_answer and not question.get("accepted_answer_id"):
-            return Decision(False, "no accepted answer")
+            return Decision(False, Reason.NO_ACCEPTED_ANSWER, NO_ACCEPTED_ANSWER)
         alone = [t for t in self.tags_alone if t in tags]
         if alone:
-            return Decision(True, f"tag {alone[0]}")
+            return Decision(True, Reason.TAG_ALONE, f"tag {alone[0]}")
         with_keyword = [t for t in self.tags_with_keyword if t in tags]
         if not with_keyword:
-            return Decision(False, "no study tag")
-        matched = self.matched_terms(
-            _unescape(question.get("title") or ""),
-            plain_text(question.get("body") or "", "stackoverflow"),
-        )
+            return Decision(False, Reason.NO_STUDY_TAG, "no study tag")
+        title = _unescape(question.get("title") or "")
+        body = question.get("body") or ""
+        matched: list[str] = []
+        if could_match is None or could_match(title, body):
+            matched = self.matched_terms(title, plain_text(body, "stackoverflow"))
         if not matched:
-            return Decision(
-                False, f"tag {with_keyword[0]} without a keyword", rule=TAG_WITHOUT_KEYWORD
-            )
-        return Decision(True, f"tag {with_keyword[0]} + keyword", tuple(matched))
+            reason = f"tag {with_keyword[0]} without a keyword"
+            return Decision(False, Reason.TAG_WITHOUT_KEYWORD, reason)
+        reason = f"tag {with_keyword[0]} + keyword"
+        return Decision(True, Reason.TAG_AND_KEYWORD, reason, tuple(matched))
 
     def repository(self, repo: str) -> RepositoryCriteria | None:
         for criteria in self.repositories:
@@ -170,28 +206,30 @@ class Selection:
     def github(self, repo: str, issue: dict[str, Any]) -> Decision:
         """A GitHub issue (REST shape: title, body Markdown, labels, state, pull_request)."""
         if issue.get("pull_request"):
-            return Decision(False, "pull request")
+            return Decision(False, Reason.PULL_REQUEST, "pull request")
         criteria = self.repository(repo)
         if criteria is None:
-            return Decision(False, f"repository {repo} is not in the study")
+            return Decision(
+                False, Reason.REPOSITORY_NOT_IN_STUDY, f"repository {repo} is not in the study"
+            )
         if self.github_state and issue.get("state") != self.github_state:
-            return Decision(False, f"state {issue.get('state')}")
+            return Decision(False, Reason.WRONG_STATE, f"state {issue.get('state')}")
         labels = {_label_name(label).lower() for label in issue.get("labels") or []}
         excluded = [x for x in criteria.exclude_labels if x.lower() in labels]
         if excluded:
-            return Decision(False, f"label {excluded[0]}")
+            return Decision(False, Reason.EXCLUDED_LABEL, f"label {excluded[0]}")
         if criteria.include_labels and not any(
             x.lower() in labels for x in criteria.include_labels
         ):
-            return Decision(False, "none of the included labels")
+            return Decision(False, Reason.NO_INCLUDED_LABEL, "none of the included labels")
         if not criteria.keyword_required:
-            return Decision(True, f"repository {criteria.repo}")
+            return Decision(True, Reason.NO_KEYWORD_NEEDED, f"repository {criteria.repo}")
         matched = self.matched_terms(
             issue.get("title") or "", plain_text(issue.get("body") or "", "github")
         )
         if not matched:
-            return Decision(False, "no keyword")
-        return Decision(True, "keyword", tuple(matched))
+            return Decision(False, Reason.NO_KEYWORD, "no keyword")
+        return Decision(True, Reason.KEYWORD, "keyword", tuple(matched))
 
     def github_search_terms(self, max_terms: int = 6) -> list[list[str]]:
         """Keyword groups for GitHub's search, which allows five OR operators per query."""

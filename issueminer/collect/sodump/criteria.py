@@ -5,7 +5,6 @@ find the candidate rows for either.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,13 +12,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from issueminer.collect.selection import TAG_WITHOUT_KEYWORD, Selection
+from issueminer.collect.selection import Decision, Reason, Selection
 from issueminer.collect.sodump.byte_patterns import IdMatcher, TagFinder
 from issueminer.collect.sodump.keyword_gate import KeywordGate
 from issueminer.collect.sodump.rows import ROW_ID, TAG_CLOSE, TAG_OPEN, TAGS_ATTR
 from issueminer.ids import STACKOVERFLOW_ORIGIN
 from issueminer.store import Issue, Store
 from issueminer.taxonomy import Taxonomy
+
+# what --only-known decides of every question it finds: the store asked for it
+ALREADY_STORED = Decision(True, Reason.ALREADY_STORED, "already in the store")
 
 
 @dataclass
@@ -50,24 +52,12 @@ class Criteria:
     def gate(self) -> KeywordGate:
         return KeywordGate(self.selection)
 
-    @cached_property
-    def tags_alone(self) -> set[str]:
-        return {t.lower() for t in self.selection.tags_alone}
-
-    def decide(self, question: dict[str, Any]) -> tuple[bool, str]:
+    def decide(self, question: dict[str, Any]) -> Decision:
+        """The selection's decision, the keyword gate sparing it most keyword matches (it
+        turns away only what the keyword match would); with --only-known, kept."""
         if self.known is not None:
-            return True, "already in the store"
-        tags = {str(t).lower() for t in question.get("tags") or []}
-        # the selection's own first check, repeated so that the gate below (a shortcut for
-        # its keyword check) only turns away what the selection would count the same way
-        if self.selection.require_accepted_answer and not question.get("accepted_answer_id"):
-            return False, "no accepted answer"
-        if not tags & self.tags_alone and not self.gate.could_match(
-            html.unescape(question.get("title") or ""), question.get("body") or ""
-        ):
-            return False, TAG_WITHOUT_KEYWORD
-        decision = self.selection.stackoverflow(question)
-        return decision.kept, "kept" if decision.kept else decision.counted_as
+            return ALREADY_STORED
+        return self.selection.stackoverflow(question, self.gate.could_match)
 
     def query(self) -> dict[str, Any]:
         selection = self.selection

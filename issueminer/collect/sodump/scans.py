@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from issueminer.collect.checkpoints import Envelope
+from issueminer.collect.selection import NO_ACCEPTED_ANSWER
 from issueminer.collect.sodump.byte_patterns import IdMatcher
 from issueminer.collect.sodump.criteria import Criteria
 from issueminer.collect.sodump.file_pieces import Piece, _mapping, _prefetch
@@ -112,21 +113,21 @@ def scan_questions(
     if criteria.known is None and criteria.selection.require_accepted_answer:
         # a row without the attribute has no accepted answer: rejected without parsing
         with_accepted = [(a, b) for a, b in lines if buf.find(ACCEPTED_ATTR, a, b) >= 0]
-        found.rejected["no accepted answer"] += len(lines) - len(with_accepted)
+        found.rejected[NO_ACCEPTED_ANSWER] += len(lines) - len(with_accepted)
         lines = with_accepted
     for offset, attrs in _parse_lines(buf, lines, base, found, line_base):
         if attrs.get("PostTypeId") != "1":
             found.rejected["not a question"] += 1
             continue
         try:
-            kept, reason = criteria.decide(decision_fields(attrs))
-            if kept:
+            decision = criteria.decide(decision_fields(attrs))
+            if decision.kept:
                 found.kept.append(_kept_entry(api_question(attrs), attrs, offset))
         except BadRow as bad:
             found.findings.append(_finding(bad, buf, base, offset - base, line_base))
             continue
-        if not kept:
-            found.rejected[reason] += 1
+        if not decision.kept:
+            found.rejected[decision.counted_as] += 1
     return found
 
 
