@@ -313,6 +313,25 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class _FastLineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same loader on libyaml's parser when PyYAML has it: it reads a study file in a
+    tenth of the time, and nearly every command loads one."""
+
+
+_FastLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(text: str) -> Any:
+    """A study file's data, through libyaml; a file it refuses is read again by the pure
+    Python parser, so that a broken file gets the messages (and lines) it always got."""
+    if yaml.__with_libyaml__:
+        try:
+            return yaml.load(text, Loader=_FastLineLoader)  # noqa: S506 - SafeLoader subclass
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+
+
 def study_dirs() -> list[Path]:
     """Where study files are looked for, first match wins: $ISSUEMINER_STUDY_PATH's folders,
     ./studies (where `study new` writes), then the studies that come with issueminer."""
@@ -358,7 +377,7 @@ def _build(path: Path) -> tuple[Taxonomy | None, list[str]]:
         line, problem = not_utf8(raw, exc)
         return None, [f"{path}:{line}: {problem}"]
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

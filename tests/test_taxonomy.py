@@ -392,6 +392,22 @@ def test_validate_invalid_yaml_names_the_line(tmp_path):
     assert problems[0].startswith((f"{path}:{first}:", f"{path}:{first + 1}:"))
 
 
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")
+def test_libyaml_reads_every_study_file_as_the_python_parser_does():
+    """Study files are read through libyaml when PyYAML has it (the pure Python parser is
+    ten times slower, and nearly every command loads a study): the data and the line of
+    every mapping are the same as the Python parser's."""
+    from issueminer.taxonomy import TAXONOMY_DIR, _FastLineLoader, _LineLoader
+
+    files = sorted(TAXONOMY_DIR.glob("*.yaml"))
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        fast = yaml.load(text, Loader=_FastLineLoader)  # noqa: S506 - SafeLoader subclass
+        assert fast == yaml.load(text, Loader=_LineLoader), path  # noqa: S506
+        assert isinstance(fast["__line__"], int), path  # lines were recorded
+
+
 def test_validate_missing_file(tmp_path):
     """A file that does not exist is one problem naming it, not an exception."""
     path = tmp_path / "nowhere.yaml"
