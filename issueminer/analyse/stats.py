@@ -1,7 +1,7 @@
 """The study's tables, computed from final labels in the database (never typed by hand).
 
-pandas is imported by the functions that build or read tables, not with the module: every
-`issueminer` command loads this module for its table names, and most never need pandas.
+pandas and the database are imported by the functions that use them, not with the module:
+every `issueminer` command loads this module for its table names, and most need neither.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from issueminer.label.agreement import AgreementRow
-from issueminer.store import FinalLabel, Issue
 from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.orm import Session
+
+    from issueminer.label.agreement import AgreementRow
 
 PATH_SEPARATOR = " / "
 NO_INNER = "-"  # stages without inner categories show this in the inner column
@@ -58,6 +56,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def load_final(session: Session) -> pd.DataFrame:
     """One row per final label, with the issue's source and framework."""
     import pandas as pd
+    from sqlalchemy import select
+
+    from issueminer.store import FinalLabel, Issue
 
     query = select(
         FinalLabel.issue_uid,

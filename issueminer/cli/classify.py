@@ -40,11 +40,12 @@ from issueminer.cli.common import (
     study_taxonomy,
     writable_file,
 )
-from issueminer.store import Store
 from issueminer.taxonomy import Taxonomy
 
-if TYPE_CHECKING:  # pandas loads with the commands that build a table
+if TYPE_CHECKING:  # pandas and the store load with the commands that use them
     import pandas as pd
+
+    from issueminer.store import Store
 
 METRIC_DECIMALS = 3
 

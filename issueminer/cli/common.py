@@ -1,4 +1,8 @@
-"""Options and helpers every command shares: database, output format, errors, progress."""
+"""Options and helpers every command shares: database, output format, errors, progress.
+
+Every command loads this module, so it stays light: SQLAlchemy and the store are imported
+when a command opens the database, not with the module (`issueminer --help` never does).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,12 +25,8 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import URL, make_url, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from issueminer.findings import ImportFailure, Report
-from issueminer.store import Meta, Store, remember_study
-from issueminer.store.db import DB_URL_ENV, resolve_url
 from issueminer.taxonomy import (
     DEFAULT_STUDY,
     Taxonomy,
@@ -34,6 +34,11 @@ from issueminer.taxonomy import (
     load_taxonomy,
     taxonomy_path,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
+
+    from issueminer.store import Store
 
 # markup off: issue titles, labels and queries are data and may contain [brackets]
 out = Console(soft_wrap=True, markup=False, highlight=False)
@@ -89,6 +94,13 @@ def fail(message: str, problems: list[str] | None = None) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's base error, once SQLAlchemy is loaded: before, nothing can raise one
+    (and a command that never opens the database need not load it to say so)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return (errors.SQLAlchemyError,) if errors is not None else ()
+
+
 @contextmanager
 def handled() -> Iterator[None]:
     """Library errors become one clear message and exit status 1, never a traceback."""
@@ -102,7 +114,7 @@ def handled() -> Iterator[None]:
         )
     except TaxonomyError as exc:
         fail(f"invalid taxonomy {exc.path}:", exc.problems)
-    except SQLAlchemyError as exc:
+    except _database_errors() as exc:
         fail(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
     except OSError as exc:  # an output folder or file that cannot be made or written
         place = f"{exc.filename}: " if exc.filename else ""
@@ -110,6 +122,10 @@ def handled() -> Iterator[None]:
 
 
 def _database_url(db: str | None) -> URL:
+    from sqlalchemy import make_url
+
+    from issueminer.store.db import resolve_url
+
     with handled():
         return make_url(resolve_url(db))
 
@@ -117,6 +133,8 @@ def _database_url(db: str | None) -> URL:
 def require_database(db: str | None) -> URL:
     """Stops at a SQLite path with no file: for a command that does not bring data in, it
     is a mistyped path, and opening it would make an empty database there."""
+    from issueminer.store.db import DB_URL_ENV
+
     url = _database_url(db)
     a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
     if a_file and not Path(str(url.database)).is_file():
@@ -130,6 +148,10 @@ def require_database(db: str | None) -> URL:
 def open_store(db: str | None, create: bool = False) -> Store:
     """The store at --db. Only commands that bring data in (`create`) may start a new
     SQLite file (see `require_database`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from issueminer.store import Store
+
     url = _database_url(db) if create else require_database(db)
     shown = url.render_as_string(hide_password=True)
     try:
@@ -152,6 +174,10 @@ def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:
     """
     remembered: dict[str, str] = {}
     if store is not None:
+        from sqlalchemy import select
+
+        from issueminer.store import Meta, remember_study
+
         with store.session() as session:
             remembered = {m.key: m.value for m in session.scalars(select(Meta))}
     name = study or remembered.get("study")

@@ -13,7 +13,6 @@ from issueminer.cli.common import (
     print_json,
     require_database,
 )
-from issueminer.store.db import current_revision, head_revision, make_engine, upgrade
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -26,6 +25,8 @@ def upgrade_command(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
 
     Example: issueminer db upgrade --db postgresql://localhost/study
     """
+    from issueminer.store.db import current_revision, make_engine, upgrade
+
     with handled():
         engine = make_engine(db)
         before = current_revision(engine)
@@ -44,6 +45,8 @@ def status_command(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
 
     Example: issueminer db status
     """
+    from issueminer.store.db import current_revision, head_revision, make_engine
+
     require_database(db)
     with handled():
         engine = make_engine(db)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from issueminer.analyse.issue_lookup import describe_issue, find_issue, list_issues
 from issueminer.cli.common import (
     DbOption,
     Format,
@@ -22,8 +20,9 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.store import Issue
-from issueminer.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from issueminer.taxonomy import Taxonomy
 
 app = typer.Typer(help="Browse stored issues.", no_args_is_help=True)
 
@@ -72,6 +71,11 @@ def list_command(
 
     Example: issueminer issues list --type fault --symptom "out of memory" --format json
     """
+    from sqlalchemy import select
+
+    from issueminer.analyse.issue_lookup import list_issues
+    from issueminer.store import Issue
+
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     with store.session() as session:
@@ -126,6 +130,8 @@ def show_command(
 
     Example: issueminer issues show https://github.com/OWNER/NAME/issues/100
     """
+    from issueminer.analyse.issue_lookup import describe_issue, find_issue
+
     store = open_store(db)
     with store.session() as session:
         issue = find_issue(session, key)

@@ -7,7 +7,6 @@ import socket
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from issueminer.analyse.stats import render_table
 from issueminer.cli.common import (
@@ -21,8 +20,6 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.label import rounds
-from issueminer.store import LabelingRound
 
 round_app = typer.Typer(
     help="Labelling rounds: draw issues for double labelling, follow progress.",
@@ -64,6 +61,7 @@ def label(
     import uvicorn
 
     from issueminer.label.webapp.app import Settings, create_app
+    from issueminer.store import LabelingRound
 
     team_names = _names(team)
     if not team_names and not annotator:
@@ -133,6 +131,11 @@ def create(
 
     Example: issueminer round create --size 110 --annotators alice,bob --stratify source --seed 1
     """
+    from sqlalchemy import select
+
+    from issueminer.label import rounds
+    from issueminer.store import LabelingRound
+
     people = _names(annotators)
     store = open_store(db)
     with store.session() as session:
@@ -168,6 +171,8 @@ def finalize(
 
     Example: issueminer round finalize --round round1
     """
+    from issueminer.label import rounds
+
     store = open_store(db)
     with store.session() as session:
         try:
@@ -192,6 +197,10 @@ def status(
     Example: issueminer round status --round round1 --format json
     """
     import pandas as pd
+    from sqlalchemy import select
+
+    from issueminer.label import rounds
+    from issueminer.store import LabelingRound
 
     store = open_store(db)
     with store.session() as session:

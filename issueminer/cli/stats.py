@@ -27,7 +27,6 @@ from issueminer.cli.common import (
     print_json,
     study_taxonomy,
 )
-from issueminer.label.agreement import agreement_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,6 +102,8 @@ def agree(
 
     Example: issueminer agree --round round3 --format json
     """
+    from issueminer.label.agreement import agreement_table
+
     store = open_store(db)
     with store.session() as session:
         rows = agreement_table(session, round_name)

@@ -22,7 +22,6 @@ from issueminer.cli.common import (
     report_validation,
 )
 from issueminer.cli.common import study_taxonomy as load_study
-from issueminer.label.taxonomy_merge import MergeError, merge_categories
 from issueminer.taxonomy import FIELD_OF, validate_taxonomy_file
 
 app = typer.Typer(help="The study's taxonomy.", no_args_is_help=True)
@@ -102,6 +101,8 @@ def merge(
 
     Example: issueminer taxonomy merge "cold-start latency" "cold start"
     """
+    from issueminer.label.taxonomy_merge import MergeError, merge_categories
+
     store = open_store(db)
     taxonomy = load_study(store, study)
     try:
