@@ -1,6 +1,6 @@
 """An uncompressed dump file as pieces: byte ranges that end on line boundaries, the units
-of work the scan hands out, and the file mapped into memory once per process, which every
-piece of every phase reads from.
+of work the scan hands out (`split_pieces`; `parse_size` reads the size asked for), and the
+file mapped into memory once per process, which every piece of every phase reads from.
 """
 
 from __future__ import annotations
