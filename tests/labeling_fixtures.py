@@ -70,3 +70,21 @@ HOWTO = {
     "howto_topic": "communication",
     "howto_subtopic": "backend",
 }
+
+
+APP_BASE = "http://127.0.0.1:8765"  # the annotation app's default address
+APP_COOKIE = "issueminer_8765"  # its sign-in cookie there
+
+
+def app_client(settings, sign_in: bool = True):
+    """Starlette's test client on the annotation app, signed in through the link
+    `issueminer label` prints for the settings' annotator (every start has its secret)."""
+    from starlette.testclient import TestClient
+
+    from issueminer.label.webapp.app import create_app
+
+    client = TestClient(create_app(settings), base_url=APP_BASE, follow_redirects=False)
+    if sign_in and settings.annotator:
+        signed = client.get(f"/?t={settings.link_token(settings.annotator)}")
+        assert signed.status_code == 200, signed.text
+    return client

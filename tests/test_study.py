@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from starlette.testclient import TestClient
 
 from issueminer.cli.main import app
 from issueminer.label import rounds
 from issueminer.label.taxonomy_merge import MergeError, merge_categories
-from issueminer.label.webapp.app import Settings, create_app
+from issueminer.label.webapp.app import Settings
 from issueminer.store import Annotation, FinalLabel, Issue, LabelChange, RoundItem, Store
 from issueminer.study import category_names, check_study, new_study
 from issueminer.taxonomy import load_taxonomy
 from tests.fakes.github import FakeGitHub, make_issue
 from tests.fakes.stackexchange import FakeStackExchange, make_answer, make_question
+from tests.labeling_fixtures import app_client
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START = 1_650_000_000
@@ -300,7 +300,7 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
     assert round_one["issues"] == in_round
     taxonomy = load_taxonomy(study_file)
     for person, labels in (("ana", ANA), ("ben", BEN)):
-        client = TestClient(create_app(Settings(store, taxonomy, round="round1", annotator=person)))
+        client = app_client(Settings(store, taxonomy, round="round1", annotator=person))
         page = client.get("/label")
         assert "widget-specific" in page.text and "Open coding" in page.text
         for fields in labels:
@@ -308,7 +308,7 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
             saved = client.post("/api/save", json={"issue": uid, "fields": fields})
             assert saved.status_code == 200 and saved.json()["ok"], saved.text
     # ana's proposals are offered to ben's picker (one name, reused rather than retyped)
-    later = TestClient(create_app(Settings(store, taxonomy, round="round1", annotator="ben")))
+    later = app_client(Settings(store, taxonomy, round="round1", annotator="ben"))
     picker = json.loads(
         re.search(r'id="picker-data">(.*?)</script>', later.get(f"/label?issue={uid}").text).group(
             1
@@ -324,8 +324,8 @@ def test_a_new_study_runs_end_to_end_with_no_code_change(tmp_path, runner, db_ur
     )  # fmt: skip
     agreeing = sum(a == b for a, b in zip(ANA, BEN, strict=True))
     assert finalized["finalized"] == agreeing and finalized["disagreeing (adjudicate)"] == 2
-    judge = TestClient(
-        create_app(Settings(store, taxonomy, round="round1", annotator="carol", adjudicate=True))
+    judge = app_client(
+        Settings(store, taxonomy, round="round1", annotator="carol", adjudicate=True)
     )
     with store.session() as session:
         order = [

@@ -13,7 +13,7 @@ from issueminer.label import rounds
 from issueminer.label.webapp.app import Settings, create_app
 from issueminer.store import Annotation, FinalLabel, Store
 from tests.helpers import dump
-from tests.labeling_fixtures import FAULT, HOWTO, add_issues
+from tests.labeling_fixtures import APP_BASE, APP_COOKIE, FAULT, HOWTO, add_issues, app_client
 
 
 @pytest.fixture
@@ -24,8 +24,13 @@ def world(store, taxonomy):
     return store, chosen
 
 
+BASE = APP_BASE
+COOKIE = APP_COOKIE
+
+
 def client(store, taxonomy, **settings) -> TestClient:
-    return TestClient(create_app(Settings(store, taxonomy, **settings)), follow_redirects=False)
+    """A browser on the app, signed in through the printed link of its one annotator."""
+    return app_client(Settings(store, taxonomy, **settings))
 
 
 def uid_on(page: str) -> str:
@@ -117,10 +122,9 @@ def test_team_mode_needs_a_personal_token(world, taxonomy) -> None:
     app = client(store, taxonomy, round="r1", team=tokens)
     assert app.get("/label").status_code == 403
     assert app.post("/api/save", json={"issue": chosen[0], "fields": FAULT}).status_code == 403
-    page = app.get(f"/label?t={by_name['bob']}")
-    assert page.status_code == 200 and ">bob<" in page.text
-    assert "issueminer_token" in page.headers["set-cookie"]
+    assert app.get(f"/label?t={by_name['bob']}").headers["set-cookie"].startswith(COOKIE)
     # the cookie now identifies bob without the query parameter
+    assert ">bob<" in app.get("/label").text
     assert app.post("/api/save", json={"issue": chosen[0], "fields": FAULT}).status_code == 200
     with store.session() as session:
         assert session.scalars(select(Annotation.annotator)).all() == ["bob"]
@@ -225,3 +229,117 @@ def test_round_cli(runner, tmp_path) -> None:
         runner.invoke(app, ["round", "status", "--db", db, "--format", "json"]).stdout
     )
     assert [(r["annotator"], r["left"]) for r in status] == [("alice", 4), ("bob", 4)]
+
+
+# ---- who may reach the app: its own host names, and a secret of this start ----------------
+ROUTES = [
+    ("GET", "/"),
+    ("GET", "/label"),
+    ("GET", "/adjudicate"),
+    ("GET", "/api/progress"),
+    ("GET", "/static/app.js"),
+    ("GET", "/favicon.ico"),
+    ("POST", "/api/save"),
+    ("POST", "/api/undo"),
+    ("POST", "/api/resolve"),
+]
+MODES = {
+    "single": {"round": "r1", "annotator": "alice"},
+    "team": {"round": "r1", "team": {"tok-alice-0123456789": "alice", "tok-bob-01234567": "bob"}},
+    "adjudicator": {"round": "r1", "annotator": "carol", "adjudicate": True},
+}
+
+
+def call(app: TestClient, method: str, path: str, issue: str = "x", **kwargs):
+    body = {"json": {"issue": issue, "fields": FAULT}} if method == "POST" else {}
+    return app.request(method, path, **body, **kwargs)
+
+
+def signed_in(store, taxonomy, mode: str) -> tuple[TestClient, Settings]:
+    settings = Settings(store, taxonomy, **MODES[mode])
+    app = TestClient(create_app(settings), base_url=BASE, follow_redirects=False)
+    token = next(iter(settings.team))
+    assert app.get(f"/?t={token}").status_code == 200
+    return app, settings
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_foreign_host_gets_400_on_every_route(world, taxonomy, mode) -> None:
+    store, _ = world
+    app, _ = signed_in(store, taxonomy, mode)
+    # the browser holds the secret's cookie: a page that rebound its own name to this
+    # address (DNS rebinding) would not even have that, and still gets nothing
+    for method, path in ROUTES:
+        answer = call(app, method, path, headers={"host": "attacker.example:8765"})
+        assert answer.status_code == 400, (method, path)
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    for name in ("localhost:8765", "127.0.0.1:8765", "127.0.0.1"):
+        assert app.get("/api/progress", headers={"host": name}).status_code == 200, name
+
+
+def test_more_host_names_are_answered_only_when_allowed(world, taxonomy) -> None:
+    store, _ = world
+    app = client(store, taxonomy, round="r1", annotator="alice", allow_hosts=["annot.lab"])
+    assert app.get("/api/progress", headers={"host": "annot.lab:8765"}).status_code == 200
+    assert app.get("/api/progress", headers={"host": "other.lab:8765"}).status_code == 400
+    bound = client(store, taxonomy, round="r1", annotator="alice", host="10.1.2.3")
+    assert bound.get("/api/progress", headers={"host": "10.1.2.3:8765"}).status_code == 200
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_without_the_secret_every_route_is_403(world, taxonomy, mode) -> None:
+    store, chosen = world
+    settings = Settings(store, taxonomy, **MODES[mode])
+    app = create_app(settings)
+    stranger = TestClient(app, base_url=BASE, follow_redirects=False)
+    forger = TestClient(app, base_url=BASE, follow_redirects=False)
+    forger.cookies.set(COOKIE, "not-the-secret")
+    token = next(iter(settings.team))
+    # another port's cookie (another app on this machine) is not this app's
+    elsewhere = TestClient(app, base_url=BASE, follow_redirects=False)
+    elsewhere.cookies.set("issueminer_9999", token)
+    for method, path in ROUTES:
+        for browser, params in [
+            (stranger, {}),
+            (stranger, {"t": "not-the-secret"}),
+            (forger, {}),
+            (elsewhere, {}),
+        ]:
+            answer = call(browser, method, path, params=params)
+            assert answer.status_code == 403, (method, path, params)
+            assert "printed" in answer.text and answer.headers["cache-control"] == "no-store"
+    # the secret signs a browser in only through the link, never as part of a save
+    saved = stranger.post(f"/api/save?t={token}", json={"issue": chosen[0], "fields": FAULT})
+    assert saved.status_code == 403
+    with store.session() as session:
+        assert session.scalars(select(Annotation)).all() == []
+
+
+def test_the_link_moves_the_secret_into_a_strict_cookie(world, taxonomy) -> None:
+    store, chosen = world
+    settings = Settings(store, taxonomy, round="r1", annotator="alice")
+    app = TestClient(create_app(settings), base_url=BASE, follow_redirects=False)
+    token = settings.link_token("alice")
+    assert len(token) >= 24 and token != Settings(store, taxonomy, annotator="alice").link_token(
+        "alice"
+    )
+    answer = app.get(f"/label?issue={chosen[1]}&t={token}")
+    assert answer.status_code == 200 and token not in answer.text
+    # on to the same address without the secret, by the page itself (so the strict cookie
+    # goes along even when the link was opened from another site)
+    assert f'content="0; url=/label?issue={chosen[1]}"' in answer.text
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}={token};")
+    assert {"HttpOnly", "SameSite=strict", "Path=/"} <= {p.strip() for p in cookie.split(";")}
+    page = app.get(f"/label?issue={chosen[1]}")
+    assert page.status_code == 200 and uid_on(page.text) == chosen[1]
+
+
+def test_every_answer_carries_the_local_app_headers(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    for method, path in ROUTES:
+        headers = call(app, method, path, issue=chosen[0]).headers
+        assert headers["cache-control"] == "no-store", path
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path

@@ -6,8 +6,11 @@ committed) so a reviewer can look at them.
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -84,6 +87,12 @@ def world(store, taxonomy):
     return store, chosen
 
 
+def link(url: str, settings: Settings, path: str = "/", name: str | None = None) -> str:
+    """The link `issueminer label` prints (to `path`), carrying the annotator's secret."""
+    token = settings.link_token(name or settings.annotator)
+    return f"{url}{path}{'&' if '?' in path else '?'}t={token}"
+
+
 def watch(page: Page) -> list[str]:
     """Collect console errors and page errors; a dialog would mean a script ran."""
     problems: list[str] = []
@@ -135,8 +144,9 @@ def test_an_annotator_labels_a_round_with_the_keyboard_only(browser, world, taxo
     with LiveServer(settings) as url:
         page = browser.new_page()
         problems = watch(page)
-        page.goto(url + "/")
+        page.goto(link(url, settings))
         wait_for_issue(page, chosen[0])
+        assert page.url == f"{url}/label"  # the secret is gone from the address bar
         label_with_keys(page, "program failure out of memory", "fix batch size")
         assert page.text_content("#symptom-value") == (
             "training & evaluation › program failure › out of memory"
@@ -186,14 +196,16 @@ def test_an_annotator_labels_a_round_with_the_keyboard_only(browser, world, taxo
 def test_two_annotators_label_concurrently_with_personal_links(browser, world, taxonomy) -> None:
     store, chosen = world
     tokens = Settings.team_tokens(["alice", "bob"])
-    link = {name: token for token, name in tokens.items()}
-    with LiveServer(Settings(store, taxonomy, round="r1", team=tokens)) as url:
+    settings = Settings(store, taxonomy, round="r1", team=tokens)
+    with LiveServer(settings) as url:
         pages = {}
         for name in ("alice", "bob"):
             context = browser.new_context()
             pages[name] = context.new_page()
-            pages[name].goto(f"{url}/?t={link[name]}")
+            pages[name].goto(link(url, settings, name=name))
             wait_for_issue(pages[name], chosen[0])
+            # the secret moved into the cookie: the address bar no longer shows it
+            assert pages[name].url == f"{url}/label"
         for uid in chosen:
             for name, symptom in (("alice", "out of memory"), ("bob", "segmentation fault")):
                 page = pages[name]
@@ -227,7 +239,7 @@ def test_an_adjudicator_resolves_disagreements(browser, world, taxonomy) -> None
     with LiveServer(settings) as url:
         page = browser.new_page()
         problems = watch(page)
-        page.goto(url + "/")
+        page.goto(link(url, settings))
         wait_for_issue(page, chosen[1])
         assert "leaf_symptom" in page.text_content("h2")
         page.screenshot(path=str(ARTIFACTS / "adjudication.png"), full_page=True)
@@ -253,10 +265,11 @@ def test_an_adjudicator_resolves_disagreements(browser, world, taxonomy) -> None
 
 def test_hostile_issue_text_is_inert(browser, store, taxonomy) -> None:
     uids = add_issues(store, 2)
-    with LiveServer(Settings(store, taxonomy, annotator="alice")) as url:
+    settings = Settings(store, taxonomy, annotator="alice")
+    with LiveServer(settings) as url:
         page = browser.new_page()
         problems = watch(page)
-        page.goto(f"{url}/label?issue={uids[0]}")
+        page.goto(link(url, settings, f"/label?issue={uids[0]}"))
         page.hover("text=hover here")
         page.click("text=click me", no_wait_after=True)
         time.sleep(0.3)
@@ -269,9 +282,10 @@ def test_hostile_issue_text_is_inert(browser, store, taxonomy) -> None:
 
 def test_a_failed_save_is_shown_and_the_form_kept(browser, world, taxonomy) -> None:
     store, chosen = world
-    with LiveServer(Settings(store, taxonomy, round="r1", annotator="alice")) as url:
+    settings = Settings(store, taxonomy, round="r1", annotator="alice")
+    with LiveServer(settings) as url:
         page = browser.new_page()
-        page.goto(url + "/")
+        page.goto(link(url, settings))
         # the failing server is in place before the first key: no save can get through
         page.route(
             "**/api/save",
@@ -314,10 +328,11 @@ def test_suggestions_are_one_key_choices(browser, world, taxonomy) -> None:
                 probabilities={"hang": 0.7, "out of memory": 0.2},
             )
         )
-    with LiveServer(Settings(store, taxonomy, round="r1", annotator="alice")) as url:
+    settings = Settings(store, taxonomy, round="r1", annotator="alice")
+    with LiveServer(settings) as url:
         page = browser.new_page()
         problems = watch(page)
-        page.goto(url + "/")
+        page.goto(link(url, settings))
         wait_for_issue(page, chosen[0])
         assert "not a human label" in page.text_content("#suggestions")
         page.keyboard.press("8")
@@ -335,7 +350,7 @@ def test_open_coding_proposes_new_categories_and_offers_them_again(browser, stor
     with LiveServer(settings) as url:
         page = browser.new_page()
         problems = watch(page)
-        page.goto(url + "/")
+        page.goto(link(url, settings))
         wait_for_issue(page, chosen[0])
         assert "serverless-specific" in page.text_content("#label-form")
         page.keyboard.press("1")
@@ -365,3 +380,77 @@ def test_open_coding_proposes_new_categories_and_offers_them_again(browser, stor
         rows = session.scalars(select(Annotation).order_by(Annotation.id)).all()
     assert [(r.stage, r.leaf_symptom) for r in rows] == [("runtime", "warm pool exhausted")] * 2
     assert rows[0].fix_patterns == ["pin the runtime version"] and rows[1].fix_patterns == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _host_status(port: int, host: str) -> int:
+    """The status a request with this Host header gets from the app, over real HTTP."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/api/progress", headers={"Host": host})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_the_printed_link_signs_in_and_a_save_lands(browser, world, taxonomy) -> None:
+    """`issueminer label` as a user starts it: the link it prints, opened in Chromium."""
+    store, chosen = world
+    url = store.engine.url.render_as_string(hide_password=False)
+    port = _free_port()
+    command = [sys.executable, "-m", "issueminer.cli", "label", "--annotator", "alice"]
+    command += ["--round", "r1", "--port", str(port), "--allow-host", "annot.lab", "--db", url]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("labelling as alice (keep the link private): "), line
+        printed = line.split(": ", 1)[1].strip()
+        assert printed.startswith(f"http://127.0.0.1:{port}/?t=")
+        secret = printed.split("?t=", 1)[1]
+        deadline = time.time() + 20
+        while True:  # until uvicorn listens
+            try:
+                assert _host_status(port, f"127.0.0.1:{port}") == 403  # no secret, no answer
+                break
+            except ConnectionRefusedError:
+                assert time.time() < deadline, "the app did not start"
+                time.sleep(0.1)
+        assert _host_status(port, f"attacker.example:{port}") == 400
+        assert _host_status(port, f"annot.lab:{port}") == 403  # allowed name, still no secret
+        page = browser.new_context().new_page()
+        problems = watch(page)
+        page.goto(printed)
+        wait_for_issue(page, chosen[0])
+        assert page.url == f"http://127.0.0.1:{port}/label" and secret not in page.content()
+        label_with_keys(page, "program failure out of memory", "fix batch size")
+        page.keyboard.press("Control+Enter")
+        wait_for_issue(page, chosen[1])
+        assert problems == []
+        # a second browser without the link sees nothing of the round
+        stranger = browser.new_context().new_page()
+        assert stranger.goto(f"http://127.0.0.1:{port}/label").status == 403
+        assert chosen[0] not in stranger.content()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    with store.session() as session:
+        saved = session.scalars(select(Annotation)).one()
+    assert (saved.issue_uid, saved.annotator, saved.leaf_symptom) == (
+        chosen[0],
+        "alice",
+        "out of memory",
+    )
+
+
+def test_a_host_name_that_is_not_one_is_refused(runner, sqlite_url) -> None:
+    from issueminer.cli.main import app
+
+    for wrong in ("http://annot.lab", "annot.lab:8765", "*", "annot.lab/label", ""):
+        result = runner.invoke(
+            app, ["label", "--annotator", "a", "--allow-host", wrong, "--db", sqlite_url]
+        )
+        assert result.exit_code == 1 and "is not a host name" in result.output, wrong

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import Annotated
 
@@ -27,6 +28,9 @@ round_app = typer.Typer(
 )
 
 LOOPBACK = "127.0.0.1"
+UNSPECIFIED = {"0.0.0.0", "::"}  # "every address of this machine"
+# a host name or address as a browser sends it in Host, without port; `*.` may lead
+HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 def _names(text: str | None) -> list[str]:
@@ -49,12 +53,21 @@ def label(
         str, typer.Option(help="Address to bind; not loopback only with --team.")
     ] = LOOPBACK,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A further host name the app answers to (a reverse proxy's name); repeatable. "
+            "It always answers its bound address, localhost and 127.0.0.1."
+        ),
+    ] = None,
     db: DbOption = None,
     study: StudyOption = None,
 ) -> None:
     """Start the annotation app in the browser for one annotator, a team, or adjudication.
 
     Keys are listed on screen; every save is kept, nothing is overwritten.
+
+    Every person's link carries a secret made at this start: keep it private.
 
     Example: issueminer label --annotator alice --round r1
     """
@@ -73,6 +86,9 @@ def label(
         )
     if adjudicate and not round_name:
         fail("--adjudicate needs --round")
+    extra_hosts = _host_names(allow_host or [])
+    if host in UNSPECIFIED:
+        extra_hosts.append(socket.gethostname())
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     if round_name:
@@ -82,7 +98,14 @@ def label(
     _check_address(host, port)
     tokens = Settings.team_tokens(team_names) if team_names else {}
     settings = Settings(
-        store, taxonomy, round=round_name, annotator=annotator, team=tokens, adjudicate=adjudicate
+        store,
+        taxonomy,
+        round=round_name,
+        annotator=annotator,
+        team=tokens,
+        adjudicate=adjudicate,
+        host=host,
+        allow_hosts=extra_hosts,
     )
     base = f"http://{host}:{port}"
     if tokens:
@@ -90,8 +113,27 @@ def label(
         for token, name in tokens.items():
             out.print(f"  {name}: {base}/?t={token}")
     else:
-        out.print(f"{'adjudicating' if adjudicate else 'labelling'} as {annotator}: {base}/")
+        doing = "adjudicating" if adjudicate else "labelling"
+        token = settings.link_token(annotator or "")
+        out.print(f"{doing} as {annotator} (keep the link private): {base}/?t={token}")
+    if host in UNSPECIFIED:
+        out.print(
+            f"answering {', '.join(settings.allowed_hosts())}; open it by another name "
+            "only after adding that name with --allow-host"
+        )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _host_names(names: list[str]) -> list[str]:
+    """--allow-host values as the host check compares them: a name, no scheme, port or path."""
+    for name in names:
+        if name == "*" or not HOST_NAME.fullmatch(name):
+            fail(
+                f"--allow-host {name!r} is not a host name: give the name alone, as in "
+                "--allow-host annotate.example.org (no scheme, port or path; '*' would "
+                "answer any page that rebinds its name to this address)"
+            )
+    return list(names)
 
 
 def _check_address(host: str, port: int) -> None:

@@ -1,23 +1,31 @@
 """The annotation web app: server-rendered pages, a little plain JavaScript, JSON saves.
 
-Who is labelling comes from the server's settings (one annotator per session) or, in
-team mode, from a personal token. Every page carries a strict Content-Security-Policy:
-no inline script runs, whatever an issue body contains.
+Who is labelling comes from a secret made at every start: one per annotator (a single
+annotator, or each member of a team) and per adjudicator. The printed link carries it once;
+the app moves it into an HttpOnly, SameSite=Strict cookie and drops it from the address
+bar, and every route, pages, API and static files alike, refuses a request without it. Only
+the host names the app was started for are answered, so a page elsewhere that rebinds its
+own name to this address (DNS rebinding) gets nothing. Every page carries a strict
+Content-Security-Policy: no inline script runs, whatever an issue body contains.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -30,7 +38,12 @@ from issueminer.store import Issue, Reply, Store, label_values
 from issueminer.taxonomy import Taxonomy
 
 HERE = Path(__file__).parent
-TOKEN_COOKIE = "issueminer_token"
+# Cookies are shared by every port of a host, so each app's cookie is named after its port:
+# two apps on one machine (say, two rounds) do not sign each other's tabs out.
+TOKEN_COOKIE = "issueminer_{port}"
+TOKEN_PARAM = "t"  # the printed link's query parameter
+# names a browser on this machine may use for the app, whatever address it is bound to
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 QUEUE_SIZE_TTL = 30.0
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -46,8 +59,22 @@ class Settings:
     annotator: str | None = None  # single-annotator mode
     team: dict[str, str] = field(default_factory=dict)  # token -> annotator (team mode)
     adjudicate: bool = False
+    host: str = "127.0.0.1"  # the address the app is bound to
+    allow_hosts: list[str] = field(default_factory=list)  # further names it answers to
 
     _queue_size: tuple[float, int] | None = None
+
+    def __post_init__(self) -> None:
+        # one annotator gets a secret too: a page in another tab must not act as them
+        if not self.team and self.annotator:
+            self.team = self.team_tokens([self.annotator])
+
+    def link_token(self, name: str) -> str:
+        """The secret of `name`'s link."""
+        return next(token for token, who in self.team.items() if who == name)
+
+    def allowed_hosts(self) -> list[str]:
+        return list(dict.fromkeys([self.host, *LOCAL_NAMES, *self.allow_hosts]))
 
     def queue_size(self, session: Any) -> int:
         """The queue's size, recounted at most every QUEUE_SIZE_TTL seconds (100k rows: ~15 ms)."""
@@ -59,10 +86,6 @@ class Settings:
     @classmethod
     def team_tokens(cls, annotators: list[str]) -> dict[str, str]:
         return {secrets.token_urlsafe(18): name for name in annotators}
-
-
-class Forbidden(Exception):
-    pass
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -88,32 +111,20 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     def who(request: Request) -> str:
-        if not settings.team:
-            return settings.annotator or "anonymous"
-        token = request.query_params.get("t") or request.cookies.get(TOKEN_COOKIE)
-        name = settings.team.get(token or "")
-        if name is None:
-            raise Forbidden
-        return name
+        return request.scope[SIGNED_IN]
 
-    def page(name: str, request: Request, session: Any = None, **context: Any) -> Response:
-        html = templates.get_template(name).render(
+    def page(name: str, session: Any = None, **context: Any) -> Response:
+        text = templates.get_template(name).render(
             picker=picker(session) if session is not None else fixed_picker,
             round=settings.round,
             **words,
             **context,
         )
-        response = HTMLResponse(html)
-        token = request.query_params.get("t")
-        if settings.team and token in settings.team:
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return response
+        return HTMLResponse(text)
 
     async def home(request: Request) -> Response:
         who(request)
-        target = "/adjudicate" if settings.adjudicate else "/label"
-        token = request.query_params.get("t")
-        return RedirectResponse(f"{target}?t={token}" if token else target, status_code=303)
+        return RedirectResponse("/adjudicate" if settings.adjudicate else "/label", 303)
 
     async def label_page(request: Request) -> Response:
         annotator = who(request)
@@ -125,12 +136,11 @@ def create_app(settings: Settings) -> Starlette:
                 session, annotator, settings.round, settings.queue_size(session)
             )
             if uid is None:
-                return page("done.html", request, annotator=annotator, progress=progress)
+                return page("done.html", annotator=annotator, progress=progress)
             issue = _issue_view(session, uid)
             if issue is None:
                 return page(
                     "done.html",
-                    request,
                     annotator=annotator,
                     progress=progress,
                     message=f"no issue {uid}",
@@ -138,7 +148,6 @@ def create_app(settings: Settings) -> Starlette:
             current = rounds.current_label(session, uid, annotator, settings.round)
             return page(
                 "label.html",
-                request,
                 session,
                 annotator=annotator,
                 issue=issue,
@@ -160,7 +169,6 @@ def create_app(settings: Settings) -> Starlette:
             if item is None:
                 return page(
                     "done.html",
-                    request,
                     annotator=resolver,
                     adjudication=True,
                     progress={"left": 0},
@@ -171,7 +179,6 @@ def create_app(settings: Settings) -> Starlette:
             ]
             return page(
                 "adjudicate.html",
-                request,
                 session,
                 annotator=resolver,
                 issue=_issue_view(session, item.issue_uid),
@@ -247,11 +254,16 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={
-            Forbidden: _forbidden,
             LabelingError: _invalid,
             _BadRequest: _bad_request,
         },
-        middleware=[Middleware(SecurityHeaders)],
+        # outermost first: every answer gets the headers, a foreign Host gets 400 before
+        # the secret is looked at, and only then does a route run
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts()),
+            Middleware(RequireSecret, team=settings.team),
+        ],
     )
     return app
 
@@ -289,6 +301,86 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+SIGNED_IN = "issueminer.annotator"  # where RequireSecret leaves who signed in, in the scope
+SIGN_IN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="0; url={url}"><title>issueminer</title></head>
+<body><p>Signed in. <a href="{url}">Continue</a>.</p></body></html>"""
+NO_SECRET = (
+    "This address needs the link that `issueminer label` printed when it started "
+    "(it carries a secret made at every start)."
+)
+
+
+class RequireSecret:
+    """ASGI middleware: only requests carrying a secret of this start get through.
+
+    A link's `?t=SECRET` signs the browser in: the answer sets the cookie and sends the
+    browser on to the same address without the secret (a meta refresh rather than a
+    redirect, so the SameSite=Strict cookie goes with it even when the link was opened
+    from another site). Afterwards the cookie alone is enough. Anything else gets 403.
+    """
+
+    def __init__(self, app: Any, team: dict[str, str]) -> None:
+        self.app = app
+        self.team = team
+
+    def _named(self, token: str | None) -> str | None:
+        # compare in constant time with every secret, so timing does not tell a near miss
+        found = None
+        for secret, name in self.team.items():
+            if token is not None and secrets.compare_digest(token.encode(), secret.encode()):
+                found = name
+        return found
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookie_name = TOKEN_COOKIE.format(port=(scope.get("server") or ("", 0))[1])
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)
+        from_link = next((value for key, value in query if key == TOKEN_PARAM), None)
+        if from_link is not None:
+            name = self._named(from_link)
+            if name is None or scope["method"] != "GET":
+                await _refuse(scope, receive, send)
+                return
+            rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
+            await _signed_in(cookie_name, from_link, scope["path"] + (f"?{rest}" if rest else ""))(
+                scope, receive, send
+            )
+            return
+        name = self._named(_cookie(scope, cookie_name))
+        if name is None:
+            await _refuse(scope, receive, send)
+            return
+        scope[SIGNED_IN] = name
+        await self.app(scope, receive, send)
+
+
+def _cookie(scope: Any, name: str) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"cookie":
+            jar = SimpleCookie()
+            jar.load(value.decode("latin-1"))
+            if name in jar:
+                return jar[name].value
+    return None
+
+
+def _signed_in(cookie_name: str, token: str, url: str) -> Response:
+    response = HTMLResponse(SIGN_IN_PAGE.format(url=html.escape(url, quote=True)))
+    response.set_cookie(cookie_name, token, httponly=True, samesite="strict", path="/")
+    return response
+
+
+async def _refuse(scope: Any, receive: Any, send: Any) -> None:
+    if scope["path"].startswith("/api/"):
+        response: Response = JSONResponse({"ok": False, "error": NO_SECRET}, status_code=403)
+    else:
+        response = HTMLResponse(f"<!doctype html><p>{html.escape(NO_SECRET)}</p>", 403)
+    await response(scope, receive, send)
+
+
 class _BadRequest(Exception):
     pass
 
@@ -308,12 +400,6 @@ async def _json(request: Request) -> dict[str, Any]:
 
 async def _no_icon(_request: Request) -> Response:
     return Response(status_code=204)  # browsers ask for one; a 404 would log an error
-
-
-async def _forbidden(_request: Request, _exc: Exception) -> Response:
-    return JSONResponse(
-        {"ok": False, "error": "a valid personal link (token) is required"}, status_code=403
-    )
 
 
 async def _invalid(_request: Request, exc: Exception) -> Response:

@@ -10,7 +10,6 @@
   const form = document.getElementById("label-form");
   const statusEl = document.getElementById("status");
   const definitionEl = document.getElementById("definition");
-  const token = new URLSearchParams(location.search).get("t");
   const draftKey = "issueminer-draft:" + mode + ":" + uid;
 
   const state = { issue_type: null, specific: null, symptom: null, fixes: [],
@@ -22,9 +21,8 @@
   sessionStorage.setItem("issueminer-history", JSON.stringify(history.slice(-200)));
 
   function url(path, params) {
-    const query = new URLSearchParams(params || {});
-    if (token) query.set("t", token);
-    const text = query.toString();
+    // who is signed in travels in the app's cookie, never in an address
+    const text = new URLSearchParams(params || {}).toString();
     return text ? path + "?" + text : path;
   }
 
