@@ -368,6 +368,12 @@ fix_patterns: []
 fix_pattern_combinations: {{}}
 # howto_topics: what how-to questions ask about, each {{name, definition, subtopics: [...]}}.
 howto_topics: []
+# required: what a label needs before the app saves it as done, per issue type (pending
+# always saves); names are the dimensions of labels: above. Add fix_pattern to a fault's
+# list when every fault the study keeps has a known fix.
+required:
+  fault: [stage, symptom]
+  how-to question: [howto_topic]
 # placeholders: values that mean "not decided yet" in imported spreadsheets.
 placeholders: [PENDING]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from issueminer.required import missing_dimensions, parse_required
 from issueminer.text import not_utf8
 
 TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "taxonomy"  # the bundled studies
@@ -57,6 +58,7 @@ STUDY_KEYS = (
     "placeholders",
     "selection",
     "classifier",
+    "required",
 )
 
 # Dimensions a label has; `symptom` is the leaf of the fault tree.
@@ -147,6 +149,9 @@ class Taxonomy:
     codebook: Path | None = None
     # the classifier's study-specific error signals: name -> (anchors, regex)
     signals: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    # `required:` issue type -> the dimensions a label of that type needs before it is
+    # done (empty when the study file has no `required:` key: only the issue type is)
+    required: dict[str, tuple[str, ...]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     _lookup: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
@@ -196,6 +201,10 @@ class Taxonomy:
     def plural(self, dimension: str) -> str:
         """The label's plural, for headings: 'categories', 'fix patterns', 'stages'."""
         return plural(self.label(dimension))
+
+    def missing(self, labels: dict[str, Any]) -> list[str]:
+        """The dimensions `required:` asks of the label's type that it leaves empty."""
+        return missing_dimensions(self, labels)
 
     def is_known(self, dimension: str, name: str | None, parent: str | None = None) -> bool:
         """False for a category the taxonomy lacks (proposed during open coding)."""
@@ -422,6 +431,7 @@ class _Builder:
         self.selection_shape(data.get("selection"))
         self.taxonomy._index()
         self.alias_clashes()
+        self.required_fields(data.get("required"))
         return (None if self.problems else self.taxonomy), self.problems
 
     def key_line(self, key: str) -> int:
@@ -652,6 +662,19 @@ class _Builder:
             for key in ("include_labels", "exclude_labels"):
                 if not isinstance(entry.get(key, []), list):
                     self.problem(entry.get("__line__"), f"{where}.{key} must be a list")
+
+    def required_fields(self, required: Any) -> None:
+        """`required:` issue type -> the dimensions its label needs to be done."""
+        found = parse_required(
+            required,
+            self.text,
+            self.key_line("required"),
+            lambda key: self.taxonomy.resolve("issue_type", key).value,
+            self.taxonomy.names("issue_type"),
+        )
+        self.taxonomy.required, problems = found
+        for line, message in problems:
+            self.problem(line, message)
 
     def alias_clashes(self) -> None:
         for dimension, nodes in self.taxonomy.nodes.items():

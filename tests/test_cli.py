@@ -370,3 +370,83 @@ def test_every_command_that_reports_has_format_json() -> None:
 
     walk(root, [], root.context_class(root))
     assert missing == []
+
+
+def test_round_create_says_what_it_left_out_and_why(runner, tmp_path) -> None:
+    from issueminer.collect.ingest import upsert_issues
+    from issueminer.ids import parse_issue_url
+    from tests.labeling_fixtures import add_issues
+
+    db = str(tmp_path / "r.db")
+    store = Store(f"sqlite:///{db}")
+    with_text = add_issues(store, 4)
+    links = [
+        parse_issue_url(f"https://github.com/horovod/horovod/issues/{60_000 + i}").identity()
+        for i in range(1_200)
+    ]
+    with store.session() as session:
+        upsert_issues(session, [{**link, "source": "github"} for link in links])
+    made = runner.invoke(app, ["round", "create", "--size", "2", "--annotators", "a,b", "--db", db])
+    assert made.exit_code == 0, made.output
+    assert made.stdout.splitlines() == [
+        "round round1: 2 issues for a, b",
+        "left out 1,200 of 1,204 candidates that have no text yet: fill them with "
+        "`issueminer crawl hydrate` (or draw them as they are with --allow-empty)",
+    ]
+    as_json = runner.invoke(
+        app, ["round", "create", "--size", "2", "--annotators", "a", "--db", db, "-f", "json"]
+    )
+    drawn = json.loads(as_json.stdout)
+    assert drawn["candidates"] == 1_202 and set(drawn["issues"]) <= set(with_text)
+    assert drawn["left_out"] == {
+        "count": 1_200,
+        "why": "no text yet: fill them with `issueminer crawl hydrate`",
+    }
+    too_many = runner.invoke(
+        app, ["round", "create", "--size", "3", "--annotators", "a", "--db", db]
+    )
+    assert too_many.exit_code == 1
+    refusal = "only 0 unlabelled issues with text are not in a round yet (3 asked for); 1,200 more"
+    assert refusal in too_many.output
+    allowed = runner.invoke(
+        app,
+        ["round", "create", "--size", "3", "--annotators", "a", "--allow-empty", "--db", db],
+    )
+    assert allowed.exit_code == 0 and allowed.stdout == "round round3: 3 issues for a\n"
+
+
+def test_db_backup_writes_a_checked_copy_and_never_overwrites(runner, tmp_path) -> None:
+    from tests.labeling_fixtures import add_issues
+
+    db = tmp_path / "live.db"
+    add_issues(Store(f"sqlite:///{db}"), 5)
+    copy = tmp_path / "copy.db"
+    made = runner.invoke(app, ["db", "backup", str(copy), "--db", str(db), "-f", "json"])
+    assert made.exit_code == 0, made.output
+    report = json.loads(made.stdout)
+    assert report["path"] == str(copy) and report["size"] == copy.stat().st_size
+    assert report["tables"]["issue"] == 5 and report["tables"]["reply"] == 5
+    assert report["rows"] == sum(report["tables"].values())
+    assert dump(Store(f"sqlite:///{copy}")) == dump(Store(f"sqlite:///{db}"))
+    again = runner.invoke(app, ["db", "backup", str(copy), "--db", str(db)])
+    assert again.exit_code == 1 and f"{copy} already exists; pass --force" in again.output
+    forced = runner.invoke(app, ["db", "backup", str(copy), "--db", str(db), "--force"])
+    assert forced.exit_code == 0
+    assert forced.stdout.startswith(f"backed up to {copy}: ") and "integrity check" in forced.stdout
+    missing = runner.invoke(app, ["db", "backup", str(copy), "--db", str(tmp_path / "no.db")])
+    assert missing.exit_code == 1 and not (tmp_path / "no.db").exists()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_db_backup_of_postgresql_prints_the_pg_dump_command(runner, db_url, tmp_path) -> None:
+    from sqlalchemy import make_url
+
+    target = tmp_path / "study.dump"
+    result = runner.invoke(app, ["db", "backup", str(target), "--db", db_url])
+    url = make_url(db_url)
+    assert result.exit_code == 1 and not target.exists()  # no copy was made
+    assert "back up PostgreSQL with pg_dump" in result.output
+    assert f"pg_dump --format=custom --file={target}" in result.output
+    assert result.output.rstrip().endswith(f" {url.database}")
+    if url.password:
+        assert url.password not in result.output

@@ -357,3 +357,140 @@ def test_database_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ISSUEMINER_DB", "postgresql://u@h/db")
     assert resolve_url(None) == "postgresql+psycopg://u@h/db"
     assert resolve_url("x.db") == "sqlite:///x.db"
+
+
+# ---- backup ----------------------------------------------------------------------------------
+def _labelled_store(path) -> tuple[Store, list[str]]:
+    from issueminer.label import rounds
+    from tests.labeling_fixtures import add_issues
+
+    store = Store(f"sqlite:///{path}")
+    uids = add_issues(store, 6)
+    with store.session() as session:
+        rounds.create_round(session, "r1", 6, ["alice", "bob"], seed=1)
+    return store, uids
+
+
+def _annotation_ids(path) -> list[int]:
+    """The annotation ids in a SQLite file; none when not even the table reached it."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        try:
+            rows = connection.execute("SELECT id FROM annotation ORDER BY id").fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [row[0] for row in rows]
+
+
+def test_backup_copies_labels_that_are_only_in_the_wal_while_a_writer_saves(tmp_path) -> None:
+    """The copy holds every save committed before the backup began, although they sit in
+    the -wal file (a copy of the .db file alone lacks them), and it is one consistent
+    snapshot while another connection keeps saving."""
+    import contextlib
+    import shutil
+    import sqlite3
+    import threading
+
+    from issueminer.label import rounds
+    from issueminer.store.backup import backup_sqlite
+    from issueminer.taxonomy import load_taxonomy
+    from tests.labeling_fixtures import FAULT
+
+    source = tmp_path / "live.db"
+    store, uids = _labelled_store(source)
+    taxonomy = load_taxonomy()
+    with store.session() as session:
+        for uid in uids:
+            rounds.save_label(session, taxonomy, uid, "alice", "r1", FAULT)
+    committed = _annotation_ids(source)
+    assert len(committed) == len(uids)
+    assert (tmp_path / "live.db-wal").stat().st_size > 0  # the saves are in the WAL
+    shutil.copyfile(source, tmp_path / "naive.db")  # what copying the file gives
+    assert _annotation_ids(tmp_path / "naive.db") == []
+
+    writer_store = Store(f"sqlite:///{source}")  # another connection, as the app is
+    stop = threading.Event()
+    saved: list[int] = []
+
+    def keep_saving() -> None:
+        n = 0
+        while not stop.is_set():
+            with writer_store.session() as session:
+                uid = uids[n % len(uids)]
+                saved.append(rounds.save_label(session, taxonomy, uid, "bob", "r1", FAULT).id)
+            n += 1
+
+    writer = threading.Thread(target=keep_saving)
+    writer.start()
+    try:
+        while len(saved) < 5:  # the writer is under way
+            stop.wait(0.01)
+        made = backup_sqlite(source, tmp_path / "copy.db")
+        during = len(saved)
+        while len(saved) < during + 5:  # and it went on saving after the backup
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        writer.join()
+    copied = _annotation_ids(made.path)
+    assert set(committed) <= set(copied)
+    # one snapshot: the first k saves, no gap (each save is one committed row)
+    assert copied == list(range(1, len(copied) + 1))
+    assert len(copied) < len(_annotation_ids(source))  # later saves are not in it
+    with contextlib.closing(sqlite3.connect(made.path)) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert made.tables["annotation"] == len(copied) and made.tables["issue"] == len(uids)
+    assert made.size == made.path.stat().st_size
+    assert not (tmp_path / "copy.db-wal").exists()  # the copy is one self-contained file
+    assert Store(f"sqlite:///{made.path}").engine  # and opens as a store
+
+
+def test_backup_refuses_to_overwrite_and_a_failure_leaves_no_file(tmp_path) -> None:
+    from issueminer.store.backup import BackupError, backup_sqlite
+
+    source = tmp_path / "live.db"
+    _labelled_store(source)
+    target = tmp_path / "out" / "copy.db"
+    target.parent.mkdir()
+    target.write_text("keep me")
+    with pytest.raises(BackupError, match="copy.db already exists; pass --force"):
+        backup_sqlite(source, target)
+    assert target.read_text() == "keep me"
+    assert backup_sqlite(source, target, force=True).tables["issue"] == 6
+    with pytest.raises(BackupError, match="is the database itself"):
+        backup_sqlite(source, source, force=True)
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(BackupError, match="cannot back up"):
+        backup_sqlite(broken, tmp_path / "out" / "other.db")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["copy.db"]  # no half file
+    with pytest.raises(BackupError, match="no database at"):
+        backup_sqlite(tmp_path / "missing.db", tmp_path / "out" / "other.db")
+
+
+def test_the_pg_dump_command_never_holds_the_password() -> None:
+    from issueminer.store.backup import pg_dump_command
+
+    command = pg_dump_command("postgresql+psycopg://ann:s3cret@db.example:5433/study", "s.dump")
+    assert command == (
+        "pg_dump --format=custom --file=s.dump --host=db.example --port=5433 --username=ann study"
+    )
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgresql_is_backed_up_with_pg_dump(db_url: str) -> None:
+    from sqlalchemy import make_url
+
+    from issueminer.store.backup import BackupError, backup_database
+
+    Store(db_url)
+    with pytest.raises(BackupError) as refused:
+        backup_database(db_url, "study.dump")
+    url = make_url(db_url)
+    assert "pg_dump --format=custom --file=study.dump" in str(refused.value)
+    assert f" {url.database}" in str(refused.value)
+    if url.password:
+        assert url.password not in str(refused.value)

@@ -47,6 +47,7 @@ def test_study_new_writes_a_valid_commented_file_and_a_codebook(tmp_path, runner
     taxonomy = load_taxonomy(study_file)
     assert taxonomy.study == "field-notes" and taxonomy.open_coding and taxonomy.status == "draft"
     assert taxonomy.tree == {} and taxonomy.names("issue_type")
+    assert taxonomy.required == {"fault": ("stage", "symptom"), "how-to question": ("howto_topic",)}
     assert check_study(study_file) == ([], [])  # the skeleton names every category
     assert "## Open coding" in codebook.read_text()
     before = text
@@ -113,6 +114,21 @@ def test_study_validate_names_file_key_and_line(tmp_path, runner) -> None:
         assert f"{path}:{where}: {what}" in result.output, (where, result.output)
     as_json = runner.invoke(app, ["study", "validate", str(path), "--format", "json"])
     assert as_json.exit_code == 1 and len(json.loads(as_json.stdout)["problems"]) == 4
+
+
+def test_study_validate_checks_the_required_rules(tmp_path, runner) -> None:
+    origin = Path(load_taxonomy("distributed-training").path).read_text(encoding="utf-8")
+    rules = "required:\n  fault: [stage, inner_category, symptom, fix_pattern]\n"
+    assert rules in origin
+    broken = origin.replace(rules, "required:\n  fault: [stage, leaf symptom]\n  defect: []\n")
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken, encoding="utf-8")
+    line = broken.splitlines().index("  fault: [stage, leaf symptom]") + 1
+    result = runner.invoke(app, ["study", "validate", str(path)])
+    assert result.exit_code == 1
+    wrong = f"{path}:{line}: required.fault: 'leaf symptom' is not a dimension of a fault"
+    assert wrong in result.output
+    assert f"{path}:{line + 1}: required.defect: not an issue type" in result.output
 
 
 def test_study_list_and_show_search_the_study_path(tmp_path, runner, monkeypatch) -> None:

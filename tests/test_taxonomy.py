@@ -643,3 +643,81 @@ def test_codebook_names_every_category(taxonomy):
         if f"`{node.name}`" not in codebook and f"| {node.name} |" not in codebook
     ]
     assert missing == []
+
+
+# ---- required: what a label needs to be done -------------------------------------------
+
+
+def test_required_rules_of_the_bundled_studies():
+    """The TOSEM study: a fault needs stage, leaf and a fix pattern, a how-to its topic."""
+    tosem = load_taxonomy(DEFAULT_STUDY)
+    assert tosem.required == {
+        "fault": ("stage", "inner_category", "symptom", "fix_pattern"),
+        "how-to question": ("howto_topic",),
+    }
+    serverless = load_taxonomy("serverless")
+    assert serverless.required["fault"] == ("stage", "inner_category", "symptom")
+
+
+def test_a_study_file_without_required_still_loads_and_requires_nothing(tmp_path):
+    mini = load_taxonomy(_write(tmp_path, MINI))
+    assert mini.required == {}
+    assert mini.missing({"issue_type": "fault"}) == []
+
+
+def test_missing_follows_the_tree(tmp_path):
+    """inner_category is asked for only under a stage that has inner categories."""
+    text = MINI + "required:\n  fault: [stage, inner_category, symptom, fix_pattern]\n"
+    mini = load_taxonomy(_write(tmp_path, text))
+    assert mini.missing({"issue_type": "fault"}) == [
+        "stage",
+        "symptom",
+        "fix_pattern",
+    ]  # no stage chosen: no inner category can be asked for yet
+    run = {"issue_type": "fault", "stage": "run", "leaf_symptom": "hang", "fix_patterns": []}
+    assert mini.missing(run) == ["inner_category", "fix_pattern"]
+    setup = {"issue_type": "fault", "stage": "setup", "leaf_symptom": "crash"}
+    assert mini.missing({**setup, "fix_patterns": ["fix config"]}) == []
+    assert mini.missing({"issue_type": "how-to question"}) == []  # no rule for how-tos
+
+
+def test_required_aliases_of_issue_types_are_accepted(tmp_path):
+    mini = load_taxonomy(_write(tmp_path, MINI + "required:\n  how-to: [howto_topic]\n"))
+    assert mini.required == {"how-to question": ("howto_topic",)}
+
+
+@pytest.mark.parametrize(
+    ("block", "entry", "needle"),
+    [
+        ("  bug: [stage]\n", "bug:", "required.bug: not an issue type (known: fault, how-to"),
+        (
+            "  fault: [stage, leaf_symptom]\n",
+            "fault:",
+            "required.fault: 'leaf_symptom' is not a dimension of a fault (known: specific,",
+        ),
+        (
+            "  how-to question: [stage]\n",
+            "how-to question:",
+            "'stage' is not a dimension of a how-to question (known: howto_topic, howto_subtopic)",
+        ),
+        ("  fault: stage\n", "fault:", "required.fault: must be a list of label dimensions"),
+    ],
+)
+def test_validate_required_names_the_file_and_line(tmp_path, block, entry, needle):
+    text = MINI + "required:\n" + block
+    path = _write(tmp_path, text)
+    problems = validate_taxonomy_file(path)
+    line = _line_of(text, entry)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:{line}: "), problems
+    assert needle in problems[0]
+    with pytest.raises(TaxonomyError):
+        load_taxonomy(path)
+
+
+def test_validate_required_that_is_not_a_mapping(tmp_path):
+    text = MINI + "required: [stage]\n"
+    path = _write(tmp_path, text)
+    line = _line_of(text, "required:")
+    assert validate_taxonomy_file(path) == [
+        f"{path}:{line}: required: must map an issue type to a list of label dimensions"
+    ]

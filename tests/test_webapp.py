@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from issueminer.label import rounds
+from issueminer.label import adjudication, rounds
 from issueminer.label.webapp.app import Settings, create_app
-from issueminer.store import Annotation, FinalLabel, Store
+from issueminer.store import Annotation, FinalLabel, Issue, Store
 from tests.helpers import dump
 from tests.labeling_fixtures import APP_BASE, APP_COOKIE, FAULT, HOWTO, add_issues, app_client
 
@@ -58,7 +58,11 @@ def test_label_page_shows_the_next_issue_safely(world, taxonomy) -> None:
     assert uid_on(page.text) == chosen[0]
     assert "Keys" in page.text and "Ctrl+Enter" in page.text
     assert "done 0 · pending 0 · left 4" in page.text
-    hostile = app.get(f"/label?issue={_hostile_uid(store)}")
+    # an issue outside the round is not the round's to label (nor to read through it)
+    outside = app.get(f"/label?issue={_hostile_uid(store)}")
+    assert "is not in round r1" in outside.text and "data-uid" not in outside.text
+    anywhere = client(store, taxonomy, annotator="alice")  # no round: any issue
+    hostile = anywhere.get(f"/label?issue={_hostile_uid(store)}")
     assert "<script>window" not in hostile.text and "onerror" not in hostile.text
     assert "javascript:" not in hostile.text and "onmouseover" not in hostile.text
     assert "✔ accepted answer" in hostile.text
@@ -80,7 +84,12 @@ def test_save_next_undo_and_progress(world, taxonomy) -> None:
     assert body["next"] == chosen[1]
     assert app.get("/api/progress").json()["left"] == 3
     undone = app.post("/api/undo", json={})
-    assert undone.json() == {"ok": True, "issue": chosen[0]}
+    answer = undone.json()
+    # what was undone comes back, to be put in the form again
+    assert (answer["ok"], answer["issue"], answer["status"]) == (True, chosen[0], "done")
+    with store.session() as session:
+        assert answer["title"] == session.get(Issue, chosen[0]).title
+    assert answer["undone"]["leaf_symptom"] == FAULT["leaf_symptom"]
     assert app.get("/api/progress").json()["done"] == 0
     with store.session() as session:
         statuses = [a.status for a in session.scalars(select(Annotation).order_by(Annotation.id))]
@@ -258,7 +267,7 @@ def call(app: TestClient, method: str, path: str, issue: str = "x", **kwargs):
 def signed_in(store, taxonomy, mode: str) -> tuple[TestClient, Settings]:
     settings = Settings(store, taxonomy, **MODES[mode])
     app = TestClient(create_app(settings), base_url=BASE, follow_redirects=False)
-    token = next(iter(settings.team))
+    token = next(iter(settings.people()))
     assert app.get(f"/?t={token}").status_code == 200
     return app, settings
 
@@ -274,7 +283,7 @@ def test_a_foreign_host_gets_400_on_every_route(world, taxonomy, mode) -> None:
         assert answer.status_code == 400, (method, path)
         assert answer.headers["x-content-type-options"] == "nosniff"
     for name in ("localhost:8765", "127.0.0.1:8765", "127.0.0.1"):
-        assert app.get("/api/progress", headers={"host": name}).status_code == 200, name
+        assert app.get("/", headers={"host": name}).status_code == 303, name
 
 
 def test_more_host_names_are_answered_only_when_allowed(world, taxonomy) -> None:
@@ -294,7 +303,7 @@ def test_without_the_secret_every_route_is_403(world, taxonomy, mode) -> None:
     stranger = TestClient(app, base_url=BASE, follow_redirects=False)
     forger = TestClient(app, base_url=BASE, follow_redirects=False)
     forger.cookies.set(COOKIE, "not-the-secret")
-    token = next(iter(settings.team))
+    token = next(iter(settings.people()))
     # another port's cookie (another app on this machine) is not this app's
     elsewhere = TestClient(app, base_url=BASE, follow_redirects=False)
     elsewhere.cookies.set("issueminer_9999", token)
@@ -343,3 +352,173 @@ def test_every_answer_carries_the_local_app_headers(world, taxonomy) -> None:
         assert headers["cache-control"] == "no-store", path
         assert headers["x-content-type-options"] == "nosniff", path
         assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+
+
+# ---- roles: annotators label, the adjudicator reads everyone and records final labels ------
+BOB_MEMO = "bob-private-memo: the hang comes from the firewall"
+
+
+def _team(store, taxonomy):
+    team = Settings.team_tokens(["alice", "bob"])
+    judges = Settings.team_tokens(["carol"])
+    settings = Settings(store, taxonomy, round="r1", team=team, adjudicators=judges)
+    app = create_app(settings)
+    browsers = {}
+    for name in ("alice", "bob", "carol"):
+        browsers[name] = TestClient(app, base_url=BASE, follow_redirects=False)
+        assert browsers[name].get(f"/?t={settings.link_token(name)}").status_code == 200
+    return browsers
+
+
+def _save(browser: TestClient, uid: str, fields: dict, based_on=None, status="done"):
+    body = {"issue": uid, "fields": fields, "status": status, "based_on": based_on}
+    return browser.post("/api/save", json=body)
+
+
+def test_an_annotator_never_reaches_other_labels_or_final_labels(world, taxonomy) -> None:
+    store, chosen = world
+    people = _team(store, taxonomy)
+    for uid in chosen:
+        assert _save(people["alice"], uid, FAULT).status_code == 200
+        bob = {**(HOWTO if uid == chosen[0] else FAULT), "memo": BOB_MEMO}
+        assert _save(people["bob"], uid, bob).status_code == 200
+    alice = people["alice"]
+    for path in ("/adjudicate", f"/adjudicate?issue={chosen[0]}"):
+        refused = alice.get(path)
+        assert refused.status_code == 403 and BOB_MEMO not in refused.text
+    resolve = alice.post("/api/resolve", json={"issue": chosen[0], "fields": FAULT})
+    assert resolve.status_code == 403
+    for uid in chosen:  # her own pages show her label only
+        page = alice.get(f"/label?issue={uid}")
+        assert page.status_code == 200 and BOB_MEMO not in page.text
+        assert '"issue_type": "how-to question"' not in page.text
+    # the adjudicator sees both sides, and cannot label as a member
+    carol = people["carol"]
+    assert carol.get("/").headers["location"] == "/adjudicate"
+    judged = carol.get("/adjudicate")
+    assert judged.status_code == 200 and BOB_MEMO in judged.text
+    assert "issue type" in judged.text and "They differ on: issue type" in judged.text
+    assert carol.get("/label").status_code == 403
+    assert _save(carol, chosen[1], FAULT).status_code == 403
+    assert carol.post("/api/resolve", json={"issue": chosen[0], "fields": FAULT}).json() == {
+        "ok": True,
+        "left": 0,
+    }
+    with store.session() as session:
+        final = session.scalars(select(FinalLabel)).one()
+        assert (final.issue_uid, final.resolved_by) == (chosen[0], "carol")
+
+
+def test_a_save_based_on_a_changed_label_is_refused_with_both_versions(world, taxonomy) -> None:
+    store, chosen = world
+    app = client(store, taxonomy, round="r1", annotator="alice")
+    page = app.get(f"/label?issue={chosen[0]}")
+    assert 'data-version=""' in page.text  # nothing saved yet
+    first = _save(app, chosen[0], FAULT)
+    assert first.status_code == 200
+    version = first.json()["saved"]
+    assert f'data-version="{version}"' in app.get(f"/label?issue={chosen[0]}").text
+    # a second tab opened before the first save still says "no label yet"
+    stale = _save(app, chosen[0], HOWTO)
+    assert stale.status_code == 409
+    body = stale.json()
+    assert body["stale"] and body["version"] == version and "another tab" in body["error"]
+    assert body["saved"]["labels"]["leaf_symptom"] == FAULT["leaf_symptom"]
+    assert body["saved"]["status"] == "done"
+    # choosing to save over it, knowingly
+    over = _save(app, chosen[0], HOWTO, based_on=version)
+    assert over.status_code == 200
+    assert _save(app, chosen[0], FAULT, based_on=version).status_code == 409
+    assert _save(app, chosen[0], FAULT, based_on="1").status_code == 400
+    # an undo changes the version too: a page opened before it cannot overwrite it
+    assert app.post("/api/undo", json={}).json()["ok"]
+    assert _save(app, chosen[0], FAULT, based_on=over.json()["saved"]).status_code == 409
+    with store.session() as session:
+        rows = session.scalars(select(Annotation).order_by(Annotation.id)).all()
+        assert [r.provenance for r in rows] == ["app", "app", "app:undo"]
+
+
+def test_only_disagreements_between_done_member_labels_are_resolvable(world, taxonomy) -> None:
+    store, chosen = world
+    with store.session() as session:
+        save = rounds.save_label
+        save(session, taxonomy, chosen[0], "alice", "r1", FAULT, "pending")
+        save(session, taxonomy, chosen[0], "bob", "r1", HOWTO, "pending")  # both pending
+        save(session, taxonomy, chosen[1], "alice", "r1", FAULT)
+        save(session, taxonomy, chosen[1], "bob", "r1", HOWTO, "pending")  # one still pending
+        save(session, taxonomy, chosen[2], "alice", "r1", FAULT)
+        save(session, taxonomy, chosen[2], "Alice", "r1", HOWTO)  # not a member
+        save(session, taxonomy, chosen[3], "alice", "r1", FAULT)
+        save(session, taxonomy, chosen[3], "bob", "r1", HOWTO)  # the one disagreement
+        assert [d.issue_uid for d in adjudication.disagreements(session, "r1")] == [chosen[3]]
+        for uid in chosen[:3]:
+            with pytest.raises(rounds.LabelingError, match="not a disagreement"):
+                adjudication.resolve(session, taxonomy, "r1", uid, "carol", FAULT)
+        adjudication.resolve(session, taxonomy, "r1", chosen[3], "carol", HOWTO)
+        with pytest.raises(rounds.LabelingError, match="not a disagreement"):
+            adjudication.resolve(session, taxonomy, "r1", chosen[3], "carol", FAULT)  # twice
+
+
+def test_members_are_checked_exactly_and_adjudication_waits_for_them(world, taxonomy) -> None:
+    store, chosen = world
+    with store.session() as session:
+        rounds.check_member(session, "r1", "alice")
+        with pytest.raises(rounds.LabelingError) as wrong_case:
+            rounds.check_member(session, "r1", "Alice")
+        assert "members: alice, bob" in str(wrong_case.value)
+        assert "did you mean 'alice'" in str(wrong_case.value)
+        with pytest.raises(rounds.LabelingError, match=r"\(members: alice, bob\)$"):
+            rounds.check_member(session, "r1", "mallory")
+        rounds.check_adjudicator(session, "r1", "carol")  # not a member: any time
+        with pytest.raises(rounds.LabelingError, match=r"alice \(4 left\), bob \(4 left\)"):
+            rounds.check_adjudicator(session, "r1", "alice")
+        for uid in chosen:
+            for name in ("alice", "bob"):
+                rounds.save_label(session, taxonomy, uid, name, "r1", FAULT)
+        rounds.check_adjudicator(session, "r1", "alice")  # everyone finished
+
+
+def test_suggestions_from_after_the_round_began_are_not_shown(world, taxonomy) -> None:
+    from datetime import timedelta
+
+    from issueminer.store import LabelingRound, Prediction
+
+    store, chosen = world
+    with store.session() as session:
+        began = session.get(LabelingRound, "r1").created_at
+        for label, when in (("fault", began - timedelta(days=1)), ("how-to question", None)):
+            session.add(
+                Prediction(
+                    issue_uid=chosen[0],
+                    model_id=f"model-{label}",
+                    target="issue_type",
+                    label=label,
+                    probability=0.9,
+                    probabilities={label: 0.9},
+                    **({"created_at": when} if when else {}),
+                )
+            )
+    with store.session() as session:
+        # outside the round the newest model speaks; inside it, only one from before it
+        assert [s["model"] for s in rounds.suggestions(session, chosen[0])] == [
+            "model-how-to question"
+        ]
+        assert [s["model"] for s in rounds.suggestions(session, chosen[0], "r1")] == ["model-fault"]
+
+
+def test_cli_refuses_non_members_and_mixed_roles(runner, world) -> None:
+    from issueminer.cli.main import app
+
+    store, _ = world
+    url = store.engine.url.render_as_string(hide_password=False)
+    cases = [
+        (["--annotator", "Alice"], "did you mean 'alice'"),
+        (["--team", "alice,mallory"], "'mallory' is not a member of round 'r1'"),
+        (["--team", "alice,bob", "--adjudicate"], "--adjudicator NAME"),
+        (["--annotator", "carol", "--adjudicator", "dave"], "--adjudicator goes with --team"),
+        (["--annotator", "alice", "--adjudicate"], "before every member has finished"),
+    ]
+    for options, message in cases:
+        result = runner.invoke(app, ["label", "--round", "r1", *options, "--db", url])
+        assert result.exit_code == 1 and message in result.output, (options, result.output)
+        assert "http://" not in result.output  # refused before any link is printed

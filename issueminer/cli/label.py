@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,8 +47,13 @@ def label(
         typer.Option(help="Comma-separated annotators; each gets a personal link with a token."),
     ] = None,
     adjudicate: Annotated[
-        bool, typer.Option(help="Show the round's disagreements and record final labels.")
+        bool,
+        typer.Option(help="--annotator NAME resolves the round's disagreements (final labels)."),
     ] = False,
+    adjudicator: Annotated[
+        str | None,
+        typer.Option(help="With --team: who resolves disagreements; gets a link of their own."),
+    ] = None,
     host: Annotated[
         str, typer.Option(help="Address to bind; not loopback only with --team.")
     ] = LOOPBACK,
@@ -84,8 +89,15 @@ def label(
             f"binding to {host} exposes the app to the network: use --team so that every "
             "annotator needs a personal token"
         )
-    if adjudicate and not round_name:
-        fail("--adjudicate needs --round")
+    if (adjudicate or adjudicator) and not round_name:
+        fail("adjudication needs --round")
+    if adjudicate and team_names:
+        fail(
+            "--adjudicate makes --annotator the adjudicator; with --team, name the adjudicator "
+            "with --adjudicator NAME (annotators never get an adjudication link)"
+        )
+    if adjudicator and not team_names:
+        fail("--adjudicator goes with --team; alone, use --annotator NAME --adjudicate")
     extra_hosts = _host_names(allow_host or [])
     if host in UNSPECIFIED:
         extra_hosts.append(socket.gethostname())
@@ -95,8 +107,10 @@ def label(
         with store.session() as session:
             if session.get(LabelingRound, round_name) is None:
                 fail(f"no round '{round_name}' (create it with `issueminer round create`)")
+            _check_people(session, round_name, team_names or [annotator], adjudicate, adjudicator)
     _check_address(host, port)
     tokens = Settings.team_tokens(team_names) if team_names else {}
+    judges = Settings.team_tokens([adjudicator]) if adjudicator else {}
     settings = Settings(
         store,
         taxonomy,
@@ -104,6 +118,7 @@ def label(
         annotator=annotator,
         team=tokens,
         adjudicate=adjudicate,
+        adjudicators=judges,
         host=host,
         allow_hosts=extra_hosts,
     )
@@ -112,6 +127,8 @@ def label(
         out.print("personal links (keep them private):")
         for token, name in tokens.items():
             out.print(f"  {name}: {base}/?t={token}")
+        for token, name in judges.items():
+            out.print(f"  {name} (adjudicator; for {name} only): {base}/?t={token}")
     else:
         doing = "adjudicating" if adjudicate else "labelling"
         token = settings.link_token(annotator or "")
@@ -122,6 +139,25 @@ def label(
             "only after adding that name with --allow-host"
         )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _check_people(
+    session: Any, round_name: str, names: list[str], adjudicate: bool, adjudicator: str | None
+) -> None:
+    """Only the round's members label in it, and adjudication keeps their labels independent:
+    refused here, before any link is printed, with the members named."""
+    from issueminer.label import rounds
+
+    try:
+        if adjudicate:
+            rounds.check_adjudicator(session, round_name, names[0])
+            return
+        for name in names:
+            rounds.check_member(session, round_name, name)
+        if adjudicator:
+            rounds.check_adjudicator(session, round_name, adjudicator)
+    except rounds.LabelingError as exc:
+        fail(str(exc))
 
 
 def _host_names(names: list[str]) -> list[str]:
@@ -166,16 +202,25 @@ def create(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed, for a reproducible draw.")] = 0,
     pilot: Annotated[bool, typer.Option(help="Mark the round as the pilot.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            help="Draw issues that have no text yet too (by default they are left out: "
+            "fill them with `issueminer crawl hydrate`)."
+        ),
+    ] = False,
     db: DbOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Draw issues without final labels and not in an earlier round for double labelling.
 
+    Only issues with text (a title or body stored) are drawn, unless --allow-empty.
+
     Example: issueminer round create --size 110 --annotators alice,bob --stratify source --seed 1
     """
     from sqlalchemy import select
 
-    from issueminer.label import rounds
+    from issueminer.label import draw, rounds
     from issueminer.store import LabelingRound
 
     people = _names(annotators)
@@ -184,6 +229,7 @@ def create(
         if name is None:
             taken = set(session.scalars(select(LabelingRound.name)))
             name = next(f"round{i}" for i in range(1, len(taken) + 2) if f"round{i}" not in taken)
+        candidates = draw.round_candidates(session)
         try:
             chosen = rounds.create_round(
                 session,
@@ -193,14 +239,29 @@ def create(
                 stratify=stratify,
                 seed=seed,
                 kind="pilot" if pilot else "reliability",
+                allow_empty=allow_empty,
             )
         except rounds.LabelingError as exc:
             fail(str(exc))
+    left_out = 0 if allow_empty else candidates.without_text
+    why = "no text yet: fill them with `issueminer crawl hydrate`" if left_out else None
     if fmt == Format.json:
         drawn = {"round": name, "annotators": people, "seed": seed, "size": len(chosen)}
-        print_json({**drawn, "issues": chosen})
+        print_json(
+            {
+                **drawn,
+                "candidates": candidates.total,
+                "left_out": {"count": left_out, "why": why},
+                "issues": chosen,
+            }
+        )
         return
     out.print(f"round {name}: {len(chosen)} issues for {', '.join(people)}")
+    if left_out:
+        out.print(
+            f"left out {left_out:,} of {candidates.total:,} candidates that have {why} "
+            "(or draw them as they are with --allow-empty)"
+        )
 
 
 @round_app.command("finalize")
@@ -213,12 +274,12 @@ def finalize(
 
     Example: issueminer round finalize --round round1
     """
-    from issueminer.label import rounds
+    from issueminer.label import adjudication, rounds
 
     store = open_store(db)
     with store.session() as session:
         try:
-            counts = rounds.finalize_agreed(session, round_name)
+            counts = adjudication.finalize_agreed(session, round_name)
         except rounds.LabelingError as exc:
             fail(str(exc))
     if fmt == Format.json:

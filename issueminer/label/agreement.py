@@ -1,7 +1,8 @@
 """Inter-rater agreement: percent agreement, Cohen's kappa, Krippendorff's alpha (nominal).
 
 Computed from the current annotation of each (issue, annotator, round): the newest save.
-An item counts for a dimension when at least two annotators gave it a value there.
+An item counts for a dimension when at least two annotators gave it a value there. Only a
+round's members count: a name outside the round (a typo, another case) is no second opinion.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from issueminer.store import ANNOTATOR, RETRACTED, Annotation
+from issueminer.store import ANNOTATOR, RETRACTED, Annotation, LabelingRound
 
 
 def _fix_patterns(annotation: Annotation) -> str | None:
@@ -119,9 +120,12 @@ def current_annotations(
 
 
 def agreement_table(session: Session, round_name: str | None = None) -> list[AgreementRow]:
+    members = {r.name: set(r.annotators) for r in session.scalars(select(LabelingRound))}
     by_round: dict[str, list[Annotation]] = defaultdict(list)
     for annotation in current_annotations(session, round_name):
-        by_round[annotation.round or ""].append(annotation)
+        name = annotation.round or ""
+        if not members.get(name) or annotation.annotator in members[name]:
+            by_round[name].append(annotation)
     rows: list[AgreementRow] = []
     for name in sorted(by_round, key=round_order):
         annotations = by_round[name]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select
@@ -17,12 +15,11 @@ from sqlalchemy.orm import Session, aliased
 
 from issueminer.findings import Report
 from issueminer.label.agreement import current_annotations, live_labels
+from issueminer.label.draw import candidate_rows, shortfall, stratified
 from issueminer.label_cells import OLD_CELL_NAMES, Labels, Where, normalise_labels
 from issueminer.store import (
-    ADJUDICATOR,
     ANNOTATOR,
     LABEL_CELLS,
-    LABEL_FIELDS,
     RETRACTED,
     STATUSES,
     Annotation,
@@ -47,6 +44,56 @@ class LabelingError(ValueError):
     """A request the session cannot honour (unknown round, invalid label, ...)."""
 
 
+class StaleLabel(LabelingError):
+    """A save based on a label that has changed since (a second tab, an undo elsewhere)."""
+
+    def __init__(self, saved: Annotation | None, version: int | None) -> None:
+        super().__init__(
+            "this label was saved again (in another tab or window) after this page was "
+            "opened; nothing was saved: keep the saved label, or save yours over it"
+        )
+        # the label as it stands now, read while its session is open (empty: undone)
+        self.labels = label_values(saved) if saved is not None else {}
+        self.status = saved.status if saved is not None else None
+        self.version = version
+
+
+# a save from a caller that does not track versions (imports, scripts): never stale
+ANY_VERSION: Any = object()
+
+
+# ---- who may take part ---------------------------------------------------------------------
+def check_member(session: Session, round_name: str, name: str) -> None:
+    """LabelingError unless `name` labels in the round (names compare exactly, so a typo or
+    another case would be a stranger whose labels `agree` counts and `round status` hides)."""
+    members = get_round(session, round_name).annotators
+    if name in members:
+        return
+    near = [m for m in members if m.casefold() == name.casefold()]
+    hint = f"; did you mean '{near[0]}'? (names compare exactly)" if near else ""
+    raise LabelingError(
+        f"'{name}' is not a member of round '{round_name}' (members: {', '.join(members)}){hint}"
+    )
+
+
+def check_adjudicator(session: Session, round_name: str, name: str) -> None:
+    """LabelingError when adjudicating now would break the round's independence: a member
+    sees the other members' labels only once every member has finished the round."""
+    if name not in get_round(session, round_name).annotators:
+        return
+    unfinished = [
+        f"{row['annotator']} ({row['left']} left)"
+        for row in round_status(session, round_name)
+        if row["left"] > 0
+    ]
+    if unfinished:
+        raise LabelingError(
+            f"'{name}' labels in round '{round_name}' and would see the others' labels before "
+            f"every member has finished: {', '.join(unfinished)}; adjudicate when they are "
+            "done, or name someone outside the round"
+        )
+
+
 # ---- rounds --------------------------------------------------------------------------------
 def create_round(
     session: Session,
@@ -57,11 +104,15 @@ def create_round(
     stratify: str | None = None,
     seed: int = 0,
     kind: str = "reliability",
+    allow_empty: bool = False,
 ) -> list[str]:
     """Draw `size` issues not yet in any round and without a final label; returns their uids.
 
-    With `stratify="source"`, each source gets a share proportional to its size (largest
-    remainders), as the study sampled Stack Overflow and GitHub alike.
+    Only issues with text (a title or a body stored) are drawn unless `allow_empty`: an
+    imported study lists many issues by link alone, and annotators cannot label a link
+    (`draw.round_candidates` counts what was left out). With `stratify="source"`, each
+    source gets a share proportional to its size (largest remainders), as the study sampled
+    Stack Overflow and GitHub alike.
     """
     if not name.strip():
         raise LabelingError("a round needs a name")
@@ -74,18 +125,13 @@ def create_round(
     twice = sorted({a for a in annotators if annotators.count(a) > 1})
     if twice:
         raise LabelingError(f"each annotator once: {', '.join(twice)} named more than once")
-    in_a_round = select(RoundItem.issue_uid)
-    finalised = select(FinalLabel.issue_uid)
-    rows = session.execute(
-        select(Issue.uid, Issue.source)
-        .where(Issue.uid.not_in(in_a_round), Issue.uid.not_in(finalised), Issue.url.is_not(None))
-        .order_by(Issue.uid)
-    ).all()
+    every = candidate_rows(session)
+    rows = [(uid, source) for uid, source, text in every if text or allow_empty]
     if size > len(rows):
-        raise LabelingError(f"only {len(rows)} unlabelled issues are not in a round yet")
+        raise LabelingError(shortfall(size, len(rows), len(every) - len(rows)))
     rng = random.Random(seed)
     if stratify == "source":
-        chosen = _stratified(rows, size, rng)
+        chosen = stratified(rows, size, rng)
     elif stratify is None:
         chosen = rng.sample([uid for uid, _ in rows], size)
     else:
@@ -105,22 +151,6 @@ def create_round(
     return chosen
 
 
-def _stratified(rows: list[Any], size: int, rng: random.Random) -> list[str]:
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for uid, source in rows:
-        by_source[source].append(uid)
-    total = len(rows)
-    quotas = {s: size * len(uids) / total for s, uids in by_source.items()}
-    counts = {s: int(q) for s, q in quotas.items()}
-    for source in sorted(quotas, key=lambda s: quotas[s] - counts[s], reverse=True):
-        if sum(counts.values()) >= size:
-            break
-        counts[source] += 1
-    chosen = [uid for s in sorted(by_source) for uid in rng.sample(by_source[s], counts[s])]
-    rng.shuffle(chosen)  # annotators should not see all of one source first
-    return chosen
-
-
 def get_round(session: Session, name: str) -> LabelingRound:
     labeling_round = session.get(LabelingRound, name)
     if labeling_round is None:
@@ -133,7 +163,7 @@ def round_issue_uids(
 ) -> list[str]:
     """The round's issues in the order annotators see them; for a round labelled before it
     came here (imported, so nothing was drawn), the issues labelled in it (`labelled`: the
-    round's `_current_by_issue`, when the caller has it already)."""
+    round's `current_by_issue`, when the caller has it already)."""
     drawn = list(
         session.scalars(
             select(RoundItem.issue_uid).where(RoundItem.round == name).order_by(RoundItem.position)
@@ -141,13 +171,23 @@ def round_issue_uids(
     )
     if drawn:
         return drawn
-    return sorted(labelled if labelled is not None else _current_by_issue(session, name))
+    return sorted(labelled if labelled is not None else current_by_issue(session, name))
+
+
+def in_round(session: Session, name: str, issue_uid: str) -> bool:
+    """Whether the issue was drawn into the round (the one query a save or page needs)."""
+    return (
+        session.scalar(
+            select(RoundItem.id).where(RoundItem.round == name, RoundItem.issue_uid == issue_uid)
+        )
+        is not None
+    )
 
 
 def round_status(session: Session, name: str) -> list[dict[str, Any]]:
     """Per annotator: done, pending, skipped and left in the round."""
     labeling_round = get_round(session, name)
-    by_issue = _current_by_issue(session, name)
+    by_issue = current_by_issue(session, name)
     size = len(round_issue_uids(session, name, by_issue))
     rows = []
     for annotator in labeling_round.annotators:
@@ -265,10 +305,12 @@ def _status_counts(session: Session, annotator: str, round_name: str | None) -> 
     return Counter({status: n for status, n in session.execute(query)})
 
 
-def current_label(
+def newest_row(
     session: Session, issue_uid: str, annotator: str, round_name: str | None
 ) -> Annotation | None:
-    annotation = session.scalar(
+    """The annotator's newest row for the issue, an undo included: its id is the version a
+    save must be based on."""
+    return session.scalar(
         select(Annotation)
         .where(
             Annotation.issue_uid == issue_uid,
@@ -279,6 +321,12 @@ def current_label(
         .order_by(Annotation.id.desc())
         .limit(1)
     )
+
+
+def current_label(
+    session: Session, issue_uid: str, annotator: str, round_name: str | None
+) -> Annotation | None:
+    annotation = newest_row(session, issue_uid, annotator, round_name)
     return None if annotation is None or annotation.status == RETRACTED else annotation
 
 
@@ -287,7 +335,7 @@ def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Lab
     """Canonical labels of a form, or LabelingError naming every problem."""
     if status not in STATUSES:
         raise LabelingError(f"status must be one of {STATUSES}")
-    cells = _as_written(fields)  # a page loaded before a rename may still post an old name
+    cells = as_written(fields)  # a page loaded before a rename may still post an old name
     if isinstance(cells.get("fix_patterns"), list):
         cells["fix_patterns"] = " & ".join(cells["fix_patterns"])
     report = Report()
@@ -304,10 +352,18 @@ def check_labels(taxonomy: Taxonomy, fields: dict[str, Any], status: str) -> Lab
         raise LabelingError("; ".join(p.removeprefix("form: ") for p in problems))
     if status == "done" and labels.issue_type is None:
         raise LabelingError("choose an issue type (or mark the issue pending)")
+    missing = taxonomy.missing(labels.fields()) if status == "done" else []
+    if missing:  # the study file's `required:`; pending and skipped labels may be partial
+        names = [taxonomy.label(dimension) for dimension in missing]
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        raise LabelingError(
+            f"a {labels.issue_type} needs its {listed} before it can be done "
+            "(or mark the issue pending)"
+        )
     return labels
 
 
-def _as_written(fields: dict[str, Any]) -> dict[str, Any]:
+def as_written(fields: dict[str, Any]) -> dict[str, Any]:
     """The label cells of a form, and any under an old name (`OLD_CELL_NAMES`)."""
     return {
         **{k: fields.get(k) for k in LABEL_CELLS},
@@ -323,18 +379,23 @@ def save_label(
     round_name: str | None,
     fields: dict[str, Any],
     status: str = "done",
+    based_on: int | None = ANY_VERSION,
 ) -> Annotation:
-    """Append one annotation (the annotator's current label for the issue from now on)."""
+    """Append one annotation (the annotator's current label for the issue from now on).
+
+    `based_on` is the version (`newest_row` id, None for "no label yet") the form was
+    opened with; when the label has changed since, StaleLabel is raised and nothing saved.
+    """
     if session.get(Issue, issue_uid) is None:
         raise LabelingError(f"no issue {issue_uid}")
-    if round_name is not None:
-        in_round = session.scalar(
-            select(RoundItem.id).where(
-                RoundItem.round == round_name, RoundItem.issue_uid == issue_uid
-            )
-        )
-        if in_round is None:
-            raise LabelingError(f"issue {issue_uid} is not in round '{round_name}'")
+    if round_name is not None and not in_round(session, round_name, issue_uid):
+        raise LabelingError(f"issue {issue_uid} is not in round '{round_name}'")
+    if based_on is not ANY_VERSION:
+        newest = newest_row(session, issue_uid, annotator, round_name)
+        version = newest.id if newest is not None else None
+        if version != based_on:
+            saved = None if newest is None or newest.status == RETRACTED else newest
+            raise StaleLabel(saved, version)
     labels = check_labels(taxonomy, fields, status)
     if status == "skipped" and labels.issue_type is None:
         labels.issue_type = "not relevant"
@@ -345,7 +406,7 @@ def save_label(
         role=ANNOTATOR,
         status=status,
         provenance="app",
-        raw_labels=_as_written(fields),
+        raw_labels=as_written(fields),
         **labels.fields(),
     )
     session.add(annotation)
@@ -431,13 +492,17 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
 
 
 # ---- suggestions (from the classifier, when it has run) ----------------------------------
-def suggestions(session: Session, issue_uid: str) -> list[dict[str, Any]]:
-    """Top predictions of the newest model per target; empty when no classifier has run."""
-    rows = session.scalars(
-        select(Prediction)
-        .where(Prediction.issue_uid == issue_uid)
-        .order_by(Prediction.created_at.desc(), Prediction.id.desc())
-    ).all()
+def suggestions(
+    session: Session, issue_uid: str, round_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Top predictions of the newest model per target; empty when no classifier has run.
+
+    In a round, only predictions made before the round began: a model trained later may
+    have learnt from the round's own labels (another member's, through agreed finals)."""
+    query = select(Prediction).where(Prediction.issue_uid == issue_uid)
+    if round_name is not None:
+        query = query.where(Prediction.created_at < get_round(session, round_name).created_at)
+    rows = session.scalars(query.order_by(Prediction.created_at.desc(), Prediction.id.desc())).all()
     newest: dict[str, Prediction] = {}
     for row in rows:
         # a symptom model also stores its stage and inner category; the leaf implies them
@@ -460,133 +525,12 @@ def suggestions(session: Session, issue_uid: str) -> list[dict[str, Any]]:
     return ranked[:SUGGESTIONS]
 
 
-# ---- adjudication --------------------------------------------------------------------------
-@dataclass
-class Disagreement:
-    issue_uid: str
-    labels: dict[str, Annotation]  # annotator -> current label
-    dimensions: list[str]  # where they differ
-
-
-def _current_by_issue(session: Session, round_name: str) -> dict[str, dict[str, Annotation]]:
-    """The round's current (not undone) annotator labels: issue -> annotator -> label."""
+def current_by_issue(session: Session, round_name: str) -> dict[str, dict[str, Annotation]]:
+    """The round's current (not undone) labels by its members: issue -> annotator -> label.
+    A name outside the round is nobody's second opinion, whatever it saved."""
+    members = set(get_round(session, round_name).annotators)
     by_issue: dict[str, dict[str, Annotation]] = defaultdict(dict)
     for annotation in current_annotations(session, round_name, live=True):
-        by_issue[annotation.issue_uid][annotation.annotator] = annotation
+        if not members or annotation.annotator in members:
+            by_issue[annotation.issue_uid][annotation.annotator] = annotation
     return by_issue
-
-
-def _field_value(annotation: Annotation, name: str) -> Any:
-    value = getattr(annotation, name)
-    return tuple(sorted(value or [])) if name == "fix_patterns" else value
-
-
-def differing_fields(labels: Iterable[Annotation]) -> list[str]:
-    """The label fields on which these labels differ: the one rule for "they agree", shared
-    by adjudication (what to show) and `finalize_agreed` (what becomes final unasked)."""
-    labels = list(labels)
-    return [name for name in LABEL_FIELDS if len({_field_value(a, name) for a in labels}) > 1]
-
-
-def disagreements(session: Session, round_name: str) -> list[Disagreement]:
-    """Issues of the round whose annotators' current labels differ, not yet resolved."""
-    resolved = set(
-        session.scalars(
-            select(Annotation.issue_uid).where(
-                Annotation.round == round_name, Annotation.role == ADJUDICATOR
-            )
-        )
-    )
-    by_issue = _current_by_issue(session, round_name)
-    order = {uid: i for i, uid in enumerate(round_issue_uids(session, round_name, by_issue))}
-    found = []
-    for uid, labels in by_issue.items():
-        if len(labels) < 2 or uid in resolved:
-            continue
-        differing = differing_fields(labels.values())
-        if any(a.status != "done" for a in labels.values()):
-            differing.append("status")
-        if differing:
-            found.append(Disagreement(uid, labels, differing))
-    return sorted(found, key=lambda d: (order.get(d.issue_uid, 10**9), d.issue_uid))
-
-
-def resolve(
-    session: Session,
-    taxonomy: Taxonomy,
-    round_name: str,
-    issue_uid: str,
-    resolver: str,
-    fields: dict[str, Any],
-) -> FinalLabel:
-    """Record the adjudicated label: a final label, and an adjudicator annotation as history."""
-    labels = check_labels(taxonomy, fields, "done")
-    session.add(
-        Annotation(
-            issue_uid=issue_uid,
-            annotator=resolver,
-            round=round_name,
-            role=ADJUDICATOR,
-            status="done",
-            provenance="app:adjudication",
-            raw_labels=_as_written(fields),
-            **labels.fields(),
-        )
-    )
-    # the adjudicated label replaces whatever final label the issue had
-    for old in session.scalars(select(FinalLabel).where(FinalLabel.issue_uid == issue_uid)):
-        session.delete(old)
-    session.flush()
-    final = FinalLabel(
-        issue_uid=issue_uid,
-        resolved_by=resolver,
-        resolved_from=f"round {round_name} adjudication",
-        **labels.fields(),
-    )
-    session.add(final)
-    session.flush()
-    return final
-
-
-AGREEMENT = "agreement"  # resolved_by of final labels taken from agreeing annotators
-
-
-def finalize_agreed(session: Session, round_name: str) -> Counter[str]:
-    """Final labels for the round's issues on which every annotator gave the same label.
-
-    Only complete agreement counts: every annotator of the round saved the issue as done
-    and every label field is equal. Disagreements are left to adjudication; issues that
-    already have a final label are left alone. Returns how many issues ended which way.
-    """
-    round_annotators = get_round(session, round_name).annotators
-    by_issue = _current_by_issue(session, round_name)
-    uids = round_issue_uids(session, round_name, by_issue)
-    has_final = set(
-        session.scalars(select(FinalLabel.issue_uid).where(FinalLabel.issue_uid.in_(uids)))
-    )
-    counts: Counter[str] = Counter()
-    for uid in uids:
-        labels = by_issue.get(uid, {})
-        if uid in has_final:
-            counts["already final"] += 1
-        elif len(labels) < max(2, len(round_annotators)) or any(
-            a.status != "done" for a in labels.values()
-        ):
-            counts["not labelled by everyone"] += 1
-        elif differing_fields(labels.values()):
-            counts["disagreeing (adjudicate)"] += 1
-        else:
-            first = labels[min(labels)]
-            memos = dict.fromkeys(a.memo for a in labels.values() if a.memo)
-            session.add(
-                FinalLabel(
-                    issue_uid=uid,
-                    resolved_by=AGREEMENT,
-                    resolved_from=f"round {round_name} agreement",
-                    **label_values(first, LABEL_FIELDS),
-                    memo="; ".join(memos) or None,
-                )
-            )
-            counts["finalized"] += 1
-    session.flush()
-    return counts

@@ -1,25 +1,22 @@
 """The annotation web app: server-rendered pages, a little plain JavaScript, JSON saves.
 
-Who is labelling comes from a secret made at every start: one per annotator (a single
-annotator, or each member of a team) and per adjudicator. The printed link carries it once;
-the app moves it into an HttpOnly, SameSite=Strict cookie and drops it from the address
-bar, and every route, pages, API and static files alike, refuses a request without it. Only
-the host names the app was started for are answered, so a page elsewhere that rebinds its
-own name to this address (DNS rebinding) gets nothing. Every page carries a strict
+Who is signed in, and as what (annotator or adjudicator), comes from a secret made at every
+start (`access`). Annotators reach only their own labels; the adjudicator reads every
+member's labels and records final labels. Every page carries a strict
 Content-Security-Policy: no inline script runs, whatever an issue body contains.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import html
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
@@ -31,24 +28,29 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from issueminer.label import rounds
-from issueminer.label.rounds import LabelingError
+from issueminer.label import adjudication, rounds
+from issueminer.label.rounds import LabelingError, StaleLabel
+from issueminer.label.webapp.access import (
+    LOCAL_NAMES,
+    SIGNED_IN,
+    RequireSecret,
+    SecurityHeaders,
+)
+from issueminer.label.webapp.pickers import fix_pattern_counts, load_codebook
 from issueminer.label.webapp.render import render_body
-from issueminer.store import Issue, Reply, Store, label_values
-from issueminer.taxonomy import Taxonomy
+from issueminer.store import (
+    ADJUDICATOR,
+    ANNOTATOR,
+    Annotation,
+    Issue,
+    Reply,
+    Store,
+    label_values,
+)
+from issueminer.taxonomy import FIELD_OF, Taxonomy
 
 HERE = Path(__file__).parent
-# Cookies are shared by every port of a host, so each app's cookie is named after its port:
-# two apps on one machine (say, two rounds) do not sign each other's tabs out.
-TOKEN_COOKIE = "issueminer_{port}"
-TOKEN_PARAM = "t"  # the printed link's query parameter
-# names a browser on this machine may use for the app, whatever address it is bound to
-LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 QUEUE_SIZE_TTL = 30.0
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
 
 
 @dataclass
@@ -56,22 +58,38 @@ class Settings:
     store: Store
     taxonomy: Taxonomy
     round: str | None = None
-    annotator: str | None = None  # single-annotator mode
+    annotator: str | None = None  # single-person mode: labels, or adjudicates with `adjudicate`
     team: dict[str, str] = field(default_factory=dict)  # token -> annotator (team mode)
     adjudicate: bool = False
+    adjudicators: dict[str, str] = field(default_factory=dict)  # token -> adjudicator
     host: str = "127.0.0.1"  # the address the app is bound to
     allow_hosts: list[str] = field(default_factory=list)  # further names it answers to
 
     _queue_size: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
-        # one annotator gets a secret too: a page in another tab must not act as them
-        if not self.team and self.annotator:
-            self.team = self.team_tokens([self.annotator])
+        # one person gets a secret too: a page in another tab must not act as them
+        if self.annotator and not self.team and not self.adjudicators:
+            tokens = self.team_tokens([self.annotator])
+            if self.adjudicate:
+                self.adjudicators = tokens
+            else:
+                self.team = tokens
 
-    def link_token(self, name: str) -> str:
-        """The secret of `name`'s link."""
-        return next(token for token, who in self.team.items() if who == name)
+    def people(self) -> dict[str, tuple[str, str]]:
+        """Every secret of this start: token -> (name, role)."""
+        return {
+            **{token: (name, ANNOTATOR) for token, name in self.team.items()},
+            **{token: (name, ADJUDICATOR) for token, name in self.adjudicators.items()},
+        }
+
+    def link_token(self, name: str, role: str | None = None) -> str:
+        """The secret of `name`'s link (as `role`, when the name has both)."""
+        return next(
+            token
+            for token, (who, its_role) in self.people().items()
+            if who == name and role in (None, its_role)
+        )
 
     def allowed_hosts(self) -> list[str]:
         return list(dict.fromkeys([self.host, *LOCAL_NAMES, *self.allow_hosts]))
@@ -93,8 +111,15 @@ def create_app(settings: Settings) -> Starlette:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
     taxonomy = settings.taxonomy
-    base_picker = _picker_data(taxonomy)
+    with settings.store.session() as session:  # once per start: one pass over final labels
+        base_picker = _picker_data(taxonomy, fix_pattern_counts(session, settings.round))
     fixed_picker = script_json(base_picker)
+    # label fields as the study names them ("symptom", not leaf_symptom)
+    field_names = {
+        "issue_type": "issue type",
+        **{f: taxonomy.labels.get(d, d) for d, f in FIELD_OF.items()},
+        "specific": taxonomy.labels.get("specific", "specific"),
+    }
     # what the study calls things, the same on every page
     words = {
         "labels": taxonomy.labels,
@@ -110,8 +135,22 @@ def create_app(settings: Settings) -> Starlette:
             _with_proposals(taxonomy, base_picker, rounds.proposals(session, taxonomy))
         )
 
-    def who(request: Request) -> str:
-        return request.scope[SIGNED_IN]
+    def who(request: Request, role: str) -> str:
+        """The signed-in person, if the route is theirs: annotators never reach another
+        person's labels or the final labels, adjudicators never save a member's label."""
+        name, their_role = request.scope[SIGNED_IN]
+        if their_role != role:
+            raise NotYours(their_role)
+        return name
+
+    # drafts in the browser are keyed by database, round and person as well as issue, so a
+    # shared browser or a second study never offers one person's unsaved edits to another
+    database = hashlib.sha256(
+        settings.store.engine.url.render_as_string(hide_password=True).encode()
+    ).hexdigest()[:12]
+
+    def draft_scope(person: str) -> str:
+        return json.dumps([database, settings.round, person])
 
     def page(name: str, session: Any = None, **context: Any) -> Response:
         text = templates.get_template(name).render(
@@ -123,11 +162,11 @@ def create_app(settings: Settings) -> Starlette:
         return HTMLResponse(text)
 
     async def home(request: Request) -> Response:
-        who(request)
-        return RedirectResponse("/adjudicate" if settings.adjudicate else "/label", 303)
+        _, role = request.scope[SIGNED_IN]
+        return RedirectResponse("/adjudicate" if role == ADJUDICATOR else "/label", 303)
 
     async def label_page(request: Request) -> Response:
-        annotator = who(request)
+        annotator = who(request, ANNOTATOR)
         with settings.store.session() as session:
             uid = request.query_params.get("issue") or rounds.next_issue(
                 session, annotator, settings.round
@@ -145,6 +184,14 @@ def create_app(settings: Settings) -> Starlette:
                     progress=progress,
                     message=f"no issue {uid}",
                 )
+            if settings.round and not rounds.in_round(session, settings.round, uid):
+                return page(
+                    "done.html",
+                    annotator=annotator,
+                    progress=progress,
+                    message=f"issue {uid} is not in round {settings.round}",
+                )
+            newest = rounds.newest_row(session, uid, annotator, settings.round)
             current = rounds.current_label(session, uid, annotator, settings.round)
             return page(
                 "label.html",
@@ -153,16 +200,18 @@ def create_app(settings: Settings) -> Starlette:
                 issue=issue,
                 progress=progress,
                 current=script_json(_label_dict(current)),
+                version="" if newest is None else newest.id,
+                draft_scope=draft_scope(annotator),
                 status=current.status if current else None,
-                suggestions=rounds.suggestions(session, uid),
+                suggestions=rounds.suggestions(session, uid, settings.round),
             )
 
     async def adjudicate_page(request: Request) -> Response:
-        resolver = who(request)
+        resolver = who(request, ADJUDICATOR)
         if settings.round is None:
             return JSONResponse({"error": "adjudication needs --round"}, status_code=400)
         with settings.store.session() as session:
-            pending = rounds.disagreements(session, settings.round)
+            pending = adjudication.disagreements(session, settings.round)
             wanted = request.query_params.get("issue")
             item = next((d for d in pending if d.issue_uid == wanted), None) if wanted else None
             item = item or (pending[0] if pending else None)
@@ -184,13 +233,17 @@ def create_app(settings: Settings) -> Starlette:
                 issue=_issue_view(session, item.issue_uid),
                 sides=sides,
                 sides_json=script_json(sides),
-                differing=item.dimensions,
+                draft_scope=draft_scope(resolver),
+                differing=[field_names.get(f, f) for f in item.dimensions],
                 left=len(pending),
-                current=script_json(sides[0]["labels"]),
+                # empty until the adjudicator takes a side (a / o) or fills it in:
+                # starting from one side would nudge the decision towards it
+                current=script_json({}),
+                differing_fields=item.dimensions,
             )
 
     async def save(request: Request) -> Response:
-        annotator = who(request)
+        annotator = who(request, ANNOTATOR)
         body = await _json(request)
         with settings.store.session() as session:
             annotation = rounds.save_label(
@@ -201,6 +254,7 @@ def create_app(settings: Settings) -> Starlette:
                 settings.round,
                 body.get("fields") or {},
                 str(body.get("status") or "done"),
+                based_on=_version(body),
             )
             saved = annotation.id
         with settings.store.session() as session:
@@ -210,26 +264,40 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"ok": True, "saved": saved, "next": next_uid})
 
     async def undo(request: Request) -> Response:
-        annotator = who(request)
+        annotator = who(request, ANNOTATOR)
         await _json(request)
         with settings.store.session() as session:
             uid = rounds.undo_last(session, annotator, settings.round)
-        return JSONResponse({"ok": uid is not None, "issue": uid})
+            if uid is None:
+                return JSONResponse({"ok": False, "issue": None})
+            # what was undone goes back into the form, to edit rather than retype
+            undo_row = rounds.newest_row(session, uid, annotator, settings.round)
+            undone = session.get(Annotation, (undo_row.raw_labels or {}).get("undo_of"))
+            issue = session.get(Issue, uid)
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "issue": uid,
+                    "title": issue.title or uid,
+                    "status": undone.status if undone else None,
+                    "undone": {**label_values(undone), "memo": undone.memo} if undone else {},
+                }
+            )
 
     async def progress(request: Request) -> Response:
-        annotator = who(request)
+        annotator = who(request, ANNOTATOR)
         with settings.store.session() as session:
             return JSONResponse(
                 rounds.progress(session, annotator, settings.round, settings.queue_size(session))
             )
 
     async def resolve(request: Request) -> Response:
-        resolver = who(request)
+        resolver = who(request, ADJUDICATOR)
         body = await _json(request)
         if settings.round is None:
             raise LabelingError("adjudication needs a round")
         with settings.store.session() as session:
-            rounds.resolve(
+            adjudication.resolve(
                 session,
                 settings.taxonomy,
                 settings.round,
@@ -238,8 +306,36 @@ def create_app(settings: Settings) -> Starlette:
                 body.get("fields") or {},
             )
         with settings.store.session() as session:
-            left = len(rounds.disagreements(session, settings.round))
+            left = len(adjudication.disagreements(session, settings.round))
         return JSONResponse({"ok": True, "left": left})
+
+    async def unresolve(request: Request) -> Response:
+        resolver = who(request, ADJUDICATOR)
+        await _json(request)
+        if settings.round is None:
+            raise LabelingError("adjudication needs a round")
+        with settings.store.session() as session:
+            undone = adjudication.undo_resolution(session, settings.round, resolver)
+            if undone is None:
+                return JSONResponse({"ok": False, "issue": None})
+            issue = session.get(Issue, undone.issue_uid)
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "issue": undone.issue_uid,
+                    "title": issue.title or undone.issue_uid,
+                    "undone": {**label_values(undone), "memo": undone.memo},
+                }
+            )
+
+    @functools.cache
+    def codebook_data() -> str:
+        return json.dumps(load_codebook(taxonomy))
+
+    async def codebook(request: Request) -> Response:
+        # the study's codebook entries (examples, decision rules) for the pickers' `?` key;
+        # read on the first ask, so starting the app does not parse the codebook
+        return Response(codebook_data(), media_type="application/json")
 
     app = Starlette(
         routes=[
@@ -250,19 +346,23 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/undo", undo, methods=["POST"]),
             Route("/api/progress", progress),
             Route("/api/resolve", resolve, methods=["POST"]),
+            Route("/api/unresolve", unresolve, methods=["POST"]),
+            Route("/api/codebook", codebook),
             Route("/favicon.ico", _no_icon),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={
             LabelingError: _invalid,
             _BadRequest: _bad_request,
+            NotYours: _not_yours,
+            StaleLabel: _stale,
         },
         # outermost first: every answer gets the headers, a foreign Host gets 400 before
         # the secret is looked at, and only then does a route run
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts()),
-            Middleware(RequireSecret, team=settings.team),
+            Middleware(RequireSecret, people=settings.people()),
         ],
     )
     return app
@@ -274,111 +374,8 @@ def script_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
-
-
-class SecurityHeaders:
-    """ASGI middleware adding the headers above to every response."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-SIGNED_IN = "issueminer.annotator"  # where RequireSecret leaves who signed in, in the scope
-SIGN_IN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="0; url={url}"><title>issueminer</title></head>
-<body><p>Signed in. <a href="{url}">Continue</a>.</p></body></html>"""
-NO_SECRET = (
-    "This address needs the link that `issueminer label` printed when it started "
-    "(it carries a secret made at every start)."
-)
-
-
-class RequireSecret:
-    """ASGI middleware: only requests carrying a secret of this start get through.
-
-    A link's `?t=SECRET` signs the browser in: the answer sets the cookie and sends the
-    browser on to the same address without the secret (a meta refresh rather than a
-    redirect, so the SameSite=Strict cookie goes with it even when the link was opened
-    from another site). Afterwards the cookie alone is enough. Anything else gets 403.
-    """
-
-    def __init__(self, app: Any, team: dict[str, str]) -> None:
-        self.app = app
-        self.team = team
-
-    def _named(self, token: str | None) -> str | None:
-        # compare in constant time with every secret, so timing does not tell a near miss
-        found = None
-        for secret, name in self.team.items():
-            if token is not None and secrets.compare_digest(token.encode(), secret.encode()):
-                found = name
-        return found
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        cookie_name = TOKEN_COOKIE.format(port=(scope.get("server") or ("", 0))[1])
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)
-        from_link = next((value for key, value in query if key == TOKEN_PARAM), None)
-        if from_link is not None:
-            name = self._named(from_link)
-            if name is None or scope["method"] != "GET":
-                await _refuse(scope, receive, send)
-                return
-            rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
-            await _signed_in(cookie_name, from_link, scope["path"] + (f"?{rest}" if rest else ""))(
-                scope, receive, send
-            )
-            return
-        name = self._named(_cookie(scope, cookie_name))
-        if name is None:
-            await _refuse(scope, receive, send)
-            return
-        scope[SIGNED_IN] = name
-        await self.app(scope, receive, send)
-
-
-def _cookie(scope: Any, name: str) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == b"cookie":
-            jar = SimpleCookie()
-            jar.load(value.decode("latin-1"))
-            if name in jar:
-                return jar[name].value
-    return None
-
-
-def _signed_in(cookie_name: str, token: str, url: str) -> Response:
-    response = HTMLResponse(SIGN_IN_PAGE.format(url=html.escape(url, quote=True)))
-    response.set_cookie(cookie_name, token, httponly=True, samesite="strict", path="/")
-    return response
-
-
-async def _refuse(scope: Any, receive: Any, send: Any) -> None:
-    if scope["path"].startswith("/api/"):
-        response: Response = JSONResponse({"ok": False, "error": NO_SECRET}, status_code=403)
-    else:
-        response = HTMLResponse(f"<!doctype html><p>{html.escape(NO_SECRET)}</p>", 403)
-    await response(scope, receive, send)
+class NotYours(Exception):
+    """A signed-in person on a route of the other role."""
 
 
 class _BadRequest(Exception):
@@ -398,8 +395,46 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
+def _version(body: dict[str, Any]) -> int | None:
+    """The version a save was based on: a page always sends one (null: no label yet), so a
+    save without one counts as based on nothing and cannot overwrite a saved label."""
+    version = body.get("based_on")
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _BadRequest("based_on must be a label version (an integer) or null")
+    return version
+
+
 async def _no_icon(_request: Request) -> Response:
     return Response(status_code=204)  # browsers ask for one; a 404 would log an error
+
+
+async def _not_yours(request: Request, exc: Exception) -> Response:
+    role = str(exc)
+    message = (
+        "annotators label; only the round's adjudicator sees other people's labels and "
+        "records final labels"
+        if role == ANNOTATOR
+        else "an adjudicator resolves disagreements; labelling is the members' own"
+    )
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"ok": False, "error": message}, status_code=403)
+    return HTMLResponse(f"<!doctype html><p>{html.escape(message)}</p>", 403)
+
+
+async def _stale(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StaleLabel)
+    return JSONResponse(
+        {
+            "ok": False,
+            "error": str(exc),
+            "stale": True,
+            "version": exc.version,
+            "saved": {"labels": exc.labels, "status": exc.status},
+        },
+        status_code=409,
+    )
 
 
 async def _invalid(_request: Request, exc: Exception) -> Response:
@@ -450,9 +485,17 @@ def _path(*parts: str | None) -> str:
     return " › ".join(p for p in parts if p)
 
 
-def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
-    """The taxonomy flattened into the lists the picker filters, with definitions."""
+def _picker_data(taxonomy: Taxonomy, fix_counts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The taxonomy flattened into the lists the picker filters, with definitions, the
+    aliases the filter also matches and the fix patterns' order: most frequent in final
+    labels first, overall and per symptom (`pickers.fix_pattern_counts`; only the order
+    goes to the page, not the counts)."""
     definition = taxonomy.definition
+
+    def known(dimension: str, name: str, parent: str | None = None) -> dict[str, Any]:
+        node = taxonomy.node(dimension, f"{parent}/{name}" if parent else name)
+        return {"aliases": list(node.aliases)} if node and node.aliases else {}
+
     symptoms = [
         {
             "stage": stage,
@@ -461,6 +504,7 @@ def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
             "path": _path(stage, inner, leaf),
             "definition": definition("symptom", leaf),
             "context": definition("inner_category", inner) if inner else definition("stage", stage),
+            **known("symptom", leaf),
         }
         for stage, inner, leaf in taxonomy.leaf_paths()
     ]
@@ -472,6 +516,7 @@ def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
                 "subtopic": None,
                 "path": topic,
                 "definition": definition("howto_topic", topic),
+                **known("howto_topic", topic),
             }
         )
         howto += [
@@ -480,19 +525,25 @@ def _picker_data(taxonomy: Taxonomy) -> dict[str, Any]:
                 "subtopic": sub,
                 "path": _path(topic, sub),
                 "definition": definition("howto_subtopic", f"{topic}/{sub}"),
+                **known("howto_subtopic", sub, topic),
             }
             for sub in subs
         ]
+    counts = fix_counts or {}
     return {
         "issue_types": [
-            {"name": n, "definition": definition("issue_type", n)}
+            {"name": n, "definition": definition("issue_type", n), **known("issue_type", n)}
             for n in taxonomy.names("issue_type")
         ],
         "symptoms": symptoms,
         "fix_patterns": [
-            {"name": n, "definition": definition("fix_pattern", n)}
+            {"name": n, "definition": definition("fix_pattern", n), **known("fix_pattern", n)}
             for n in taxonomy.names("fix_pattern")
         ],
+        "fix_order": {
+            "overall": list(counts.get("overall", {})),
+            "by_symptom": {leaf: list(c) for leaf, c in counts.get("by_symptom", {}).items()},
+        },
         "howto": howto,
         "open_coding": taxonomy.open_coding,
     }
