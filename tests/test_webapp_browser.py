@@ -699,3 +699,28 @@ def test_done_is_refused_until_the_label_is_complete(browser, world, taxonomy) -
     assert [(a.status, a.leaf_symptom, a.fix_patterns) for a in saved] == [
         ("pending", "out of memory", [])
     ]
+
+
+def test_the_history_panel_reopens_a_decision(browser, world, taxonomy) -> None:
+    store, chosen = world
+    settings = Settings(store, taxonomy, round="r1", annotator="alice")
+    with LiveServer(settings) as url:
+        page = browser.new_context().new_page()
+        problems = watch(page)
+        page.goto(link(url, settings))
+        wait_for_issue(page, chosen[0])
+        label_with_keys(page, "program failure out of memory", "fix batch size")
+        page.keyboard.press("Control+Enter")
+        wait_for_issue(page, chosen[1])
+        page.keyboard.press("p")
+        wait_for_issue(page, chosen[2])
+        entries = page.locator("#history li")
+        assert entries.count() == 2  # newest first
+        assert "pending" in entries.nth(0).text_content()
+        assert "done · fault" in entries.nth(1).text_content()
+        page.keyboard.press("h")
+        page.keyboard.press("Tab")  # from the newest entry to the one before
+        page.keyboard.press("Enter")
+        wait_for_issue(page, chosen[0])
+        assert page.text_content("#symptom-value").endswith("out of memory")
+        assert problems == []

@@ -491,6 +491,37 @@ def undo_last(session: Session, annotator: str, round_name: str | None) -> str |
     return target.issue_uid
 
 
+HISTORY = 10  # decisions listed in the app's history panel
+
+
+def recent_decisions(
+    session: Session, annotator: str, round_name: str | None, limit: int = HISTORY
+) -> list[dict[str, Any]]:
+    """The annotator's newest decisions, one per issue, newest first: what the history panel
+    lists, each a click away from editing it again."""
+    rows = session.execute(
+        select(Annotation.issue_uid, Annotation.status, Annotation.issue_type, Issue.title)
+        .join(Issue, Issue.uid == Annotation.issue_uid)
+        .where(
+            Annotation.annotator == annotator,
+            Annotation.role == ANNOTATOR,
+            _in_round(Annotation.round, round_name),
+        )
+        .order_by(Annotation.id.desc())
+        .limit(limit * 5)  # a few saves per issue at most, in practice
+    )
+    decisions: dict[str, dict[str, Any]] = {}
+    for uid, status, issue_type, title in rows:
+        if uid not in decisions and len(decisions) < limit:
+            decisions[uid] = {
+                "issue": uid,
+                "title": title or uid,
+                "status": "undone" if status == RETRACTED else status,
+                "issue_type": issue_type,
+            }
+    return list(decisions.values())
+
+
 # ---- suggestions (from the classifier, when it has run) ----------------------------------
 def suggestions(
     session: Session, issue_uid: str, round_name: str | None = None

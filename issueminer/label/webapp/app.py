@@ -204,6 +204,7 @@ def create_app(settings: Settings) -> Starlette:
                 draft_scope=draft_scope(annotator),
                 status=current.status if current else None,
                 suggestions=rounds.suggestions(session, uid, settings.round),
+                history=rounds.recent_decisions(session, annotator, settings.round),
             )
 
     async def adjudicate_page(request: Request) -> Response:

@@ -603,6 +603,11 @@
       case "p": if (mode !== "adjudicate") submit("pending"); break;
       case "k": if (mode !== "adjudicate") submit("skipped"); break;
       case "u": if (mode === "adjudicate") unresolve(); else undo(); break;
+      case "h": {  // the history panel: open it and put the keyboard on its newest entry
+        const panel = document.getElementById("history");
+        if (panel) { panel.open = true; panel.querySelector("a").focus(); }
+        break;
+      }
       case "b": back(); break;
       case "?": if (!closeCodebook()) openCodebook(defined); break;
       case "7": case "8": case "9": takeSuggestion(Number(event.key) - 7); break;
