@@ -241,5 +241,11 @@ def test_screenshots_keep_the_definition_in_view(labelling, round_world) -> None
         assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
         assert box["y"] >= 0 and box["y"] + box["height"] <= height, box
         assert page.text_content("#definition").startswith(hovered.text_content() + ":")
+        # scrolled to the end of the page, Save stays in view (and the definition too)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        for element in ("#save", "#definition"):
+            box = page.locator(element).bounding_box()
+            assert box is not None and box["y"] >= 0, (element, box)
+            assert box["y"] + box["height"] <= height, (element, box)
         page.screenshot(path=str(ARTIFACTS / f"pickers-{width}x{height}.png"))
         assert problems == []

@@ -584,6 +584,7 @@ def test_a_round_end_to_end_counts_only_its_members(browser, world, taxonomy) ->
         assert judge.text_content("#symptom-value") == "—"  # no side taken for the judge
         for width in (1440, 800):
             judge.set_viewport_size({"width": width, "height": 900})
+            judge.evaluate("window.scrollTo(0, document.body.scrollHeight)")
             judge.screenshot(path=str(ARTIFACTS / f"adjudication-{width}x900.png"))
             box = judge.locator("#resolve").bounding_box()
             assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, width
