@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from issueminer.store import Store
 from issueminer.taxonomy import Taxonomy, load_taxonomy
+from tests.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.pgserver import PG_ENV, fresh_database, private_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,3 +95,17 @@ def tosem_zip() -> Path:
     if not TOSEM_ZIP.is_file():
         pytest.fail(f"the TOSEM 2023 zip is missing at {TOSEM_ZIP} (set ISSUEMINER_TOSEM23_ZIP)")
     return TOSEM_ZIP
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Headless Chromium for one test module (Playwright driving Debian's package)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

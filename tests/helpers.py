@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from issueminer.store import Store
 from issueminer.store.schema import Base
+
+# screenshots for a reviewer (not committed); Debian's Chromium, as the probe of this kind
+# starts it: without the background-networking flags it keeps calling out to a closed network
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 CLOCK_COLUMNS = {"id", "created_at", "fetched_at", "started_at", "finished_at"}
 

@@ -11,31 +11,20 @@ from contextlib import ExitStack
 from datetime import datetime
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from issueminer.label import rounds
 from issueminer.label.webapp.app import Settings
 from issueminer.store import FinalLabel, Issue, Prediction
+from tests.helpers import ARTIFACTS
 from tests.labeling_fixtures import add_issues
 from tests.test_webapp_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LiveServer,
     link,
     wait_for_issue,
     watch,
 )
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -48,7 +37,7 @@ def round_world(store):
 
 
 @pytest.fixture
-def labelling(chromium, round_world, taxonomy) -> Iterator[Callable[..., tuple[Page, list]]]:
+def labelling(browser, round_world, taxonomy) -> Iterator[Callable[..., tuple[Page, list]]]:
     """Opens alice's labelling view (in a window of `viewport`): the page and its errors."""
     store, chosen = round_world
     settings = Settings(store, taxonomy, round="r1", annotator="alice")
@@ -56,7 +45,7 @@ def labelling(chromium, round_world, taxonomy) -> Iterator[Callable[..., tuple[P
 
         def open_page(viewport: dict[str, int] | None = None) -> tuple[Page, list]:
             url = servers.enter_context(LiveServer(settings))
-            page = chromium.new_page(viewport=viewport) if viewport else chromium.new_page()
+            page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
             problems = watch(page)
             page.goto(link(url, settings))
             wait_for_issue(page, chosen[0])

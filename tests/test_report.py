@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import sqlite3
 import struct
 from html.parser import HTMLParser
@@ -36,19 +35,8 @@ from issueminer.collect.ingest import import_issues, import_labels, import_repli
 from issueminer.label.agreement import agreement_table
 from issueminer.store import CrawlRun, FinalLabel, Store
 from tests.conftest import SAMPLE
+from tests.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FIGURES = list(CAPTIONS)
 STATS_TABLES = [
     "overview",

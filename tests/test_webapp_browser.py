@@ -7,18 +7,17 @@ committed) so a reviewer can look at them.
 from __future__ import annotations
 
 import http.client
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from issueminer.label import rounds
@@ -26,20 +25,8 @@ from issueminer.label.agreement import agreement_table, cohen_kappa
 from issueminer.label.webapp.app import Settings, create_app
 from issueminer.store import Annotation, FinalLabel
 from issueminer.taxonomy import load_taxonomy
+from tests.helpers import ARTIFACTS
 from tests.labeling_fixtures import FAULT, HOWTO, add_issues
-
-ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class LiveServer:
@@ -66,17 +53,6 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -116,6 +92,25 @@ def label_with_keys(page: Page, symptom: str, fix: str) -> None:
 
 
 READY = "document.body.dataset.ready === '1'"
+
+
+@contextmanager
+def labelling_as_alice(browser, store, taxonomy, first: str) -> Iterator[tuple[Page, list[str]]]:
+    """alice's round r1, opened through her printed link in a browser of its own."""
+    settings = Settings(store, taxonomy, round="r1", annotator="alice")
+    with LiveServer(settings) as url:
+        page = browser.new_context().new_page()
+        problems = watch(page)
+        page.goto(link(url, settings))
+        wait_for_issue(page, first)
+        yield page, problems
+
+
+def save_a_fault(page: Page, next_uid: str) -> None:
+    """A complete fault label, saved with Ctrl+Enter; on to `next_uid`."""
+    label_with_keys(page, "program failure out of memory", "fix batch size")
+    page.keyboard.press("Control+Enter")
+    wait_for_issue(page, next_uid)
 
 
 def wait_for_issue_change(page: Page, old_uid: str) -> None:
@@ -614,15 +609,8 @@ def test_a_round_end_to_end_counts_only_its_members(browser, world, taxonomy) ->
 
 def test_undo_puts_the_undone_label_back_in_the_form(browser, world, taxonomy) -> None:
     store, chosen = world
-    settings = Settings(store, taxonomy, round="r1", annotator="alice")
-    with LiveServer(settings) as url:
-        page = browser.new_context().new_page()
-        problems = watch(page)
-        page.goto(link(url, settings))
-        wait_for_issue(page, chosen[0])
-        label_with_keys(page, "program failure out of memory", "fix batch size")
-        page.keyboard.press("Control+Enter")
-        wait_for_issue(page, chosen[1])
+    with labelling_as_alice(browser, store, taxonomy, chosen[0]) as (page, problems):
+        save_a_fault(page, chosen[1])
         page.keyboard.press("u")
         wait_for_issue(page, chosen[0])
         status = page.text_content("#status")
@@ -674,12 +662,7 @@ def test_an_image_shows_as_a_placeholder_with_a_link(browser, store, taxonomy) -
 
 def test_done_is_refused_until_the_label_is_complete(browser, world, taxonomy) -> None:
     store, chosen = world
-    settings = Settings(store, taxonomy, round="r1", annotator="alice")
-    with LiveServer(settings) as url:
-        page = browser.new_context().new_page()
-        problems = watch(page)
-        page.goto(link(url, settings))
-        wait_for_issue(page, chosen[0])
+    with labelling_as_alice(browser, store, taxonomy, chosen[0]) as (page, problems):
         page.keyboard.press("1")  # a fault, a symptom, but no fix pattern
         page.keyboard.press("/")
         page.keyboard.type("program failure out of memory")
@@ -704,15 +687,8 @@ def test_done_is_refused_until_the_label_is_complete(browser, world, taxonomy) -
 
 def test_the_history_panel_reopens_a_decision(browser, world, taxonomy) -> None:
     store, chosen = world
-    settings = Settings(store, taxonomy, round="r1", annotator="alice")
-    with LiveServer(settings) as url:
-        page = browser.new_context().new_page()
-        problems = watch(page)
-        page.goto(link(url, settings))
-        wait_for_issue(page, chosen[0])
-        label_with_keys(page, "program failure out of memory", "fix batch size")
-        page.keyboard.press("Control+Enter")
-        wait_for_issue(page, chosen[1])
+    with labelling_as_alice(browser, store, taxonomy, chosen[0]) as (page, problems):
+        save_a_fault(page, chosen[1])
         page.keyboard.press("p")
         wait_for_issue(page, chosen[2])
         entries = page.locator("#history li")
