@@ -293,6 +293,11 @@ def test_more_host_names_are_answered_only_when_allowed(world, taxonomy) -> None
     assert app.get("/api/progress", headers={"host": "other.lab:8765"}).status_code == 400
     bound = client(store, taxonomy, round="r1", annotator="alice", host="10.1.2.3")
     assert bound.get("/api/progress", headers={"host": "10.1.2.3:8765"}).status_code == 200
+    # an IPv6 address arrives in brackets, the loopback one answered by default
+    assert bound.get("/api/progress", headers={"host": "[::1]:8765"}).status_code == 200
+    v6 = client(store, taxonomy, round="r1", annotator="alice", host="fd00::7")
+    assert v6.get("/api/progress", headers={"host": "[fd00::7]:8765"}).status_code == 200
+    assert v6.get("/api/progress", headers={"host": "[fd00::8]:8765"}).status_code == 400
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -92,7 +92,9 @@ class Settings:
         )
 
     def allowed_hosts(self) -> list[str]:
-        return list(dict.fromkeys([self.host, *LOCAL_NAMES, *self.allow_hosts]))
+        """Host names as a browser sends them: an IPv6 address in brackets ([::1])."""
+        names = [self.host, *LOCAL_NAMES, *self.allow_hosts]
+        return list(dict.fromkeys(f"[{n}]" if ":" in n else n for n in names))
 
     def queue_size(self, session: Any) -> int:
         """The queue's size, recounted at most every QUEUE_SIZE_TTL seconds (100k rows: ~15 ms)."""
