@@ -41,6 +41,7 @@ from issueminer.label.webapp.render import render_body
 from issueminer.store import (
     ADJUDICATOR,
     ANNOTATOR,
+    RETRACTED,
     Annotation,
     Issue,
     Reply,
@@ -193,8 +194,9 @@ def create_app(settings: Settings) -> Starlette:
                     progress=progress,
                     message=f"issue {uid} is not in round {settings.round}",
                 )
+            # the newest row is the version a save must be based on; an undo leaves no label
             newest = rounds.newest_row(session, uid, annotator, settings.round)
-            current = rounds.current_label(session, uid, annotator, settings.round)
+            current = None if newest is None or newest.status == RETRACTED else newest
             return page(
                 "label.html",
                 session,
