@@ -6,18 +6,28 @@ construction (`expected`), independently of the selection module.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
 from issueminer.collect.checkpoints import Checkpointer, QuotaExhausted
 from issueminer.collect.selection import Selection
-from issueminer.collect.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
+from issueminer.collect.sources.stackexchange import (
+    DEFAULT_BACKOFF,
+    THROTTLE_MARGIN,
+    StackExchangeClient,
+    StackOverflowCrawler,
+    as_sent,
+    decoded,
+)
 from issueminer.store import CrawlRun, Issue, Reply, Store
 from tests.fakes.stackexchange import (
     FakeStackExchange,
@@ -88,10 +98,11 @@ def fake():
         yield server
 
 
-def crawl(store: Store, fake, taxonomy, since=None, on_page=None):
-    selection = Selection.from_taxonomy(taxonomy)
+def crawl(store: Store, fake, taxonomy, since=None, on_page=None, sleeps=None, selection=None):
+    selection = selection or Selection.from_taxonomy(taxonomy)
     checkpointer = Checkpointer(store, "stackoverflow", StackOverflowCrawler.query(selection))
-    client = StackExchangeClient(fake.url, key="k3y", sleep=lambda _s: None)
+    sleep = sleeps.append if sleeps is not None else (lambda _s: None)
+    client = StackExchangeClient(fake.url, key="k3y", sleep=sleep)
     crawler = StackOverflowCrawler(client, selection, taxonomy, on_page)
     try:
         crawler.run(checkpointer, since)
@@ -326,9 +337,119 @@ def test_cli_quota_stop_says_when_to_resume(tmp_path, fake) -> None:
 
 
 def test_since_starts_from_a_date(store, fake, taxonomy) -> None:
-    from datetime import UTC, datetime
-
     cutoff = START + 60 * 30 * 130 // 2
     crawl(store, fake, taxonomy, since=datetime.fromtimestamp(cutoff, UTC))
     created = {q["question_id"]: q["creation_date"] for q in fake._questions.values()}
     assert stored_ids(store) == {q for q in fake.expected if created[q] >= cutoff}
+
+
+# ---- the three throttle_violations (error_id 502) the real API sends -------------------
+
+
+def test_backoff_violation_waits_the_backoff_and_goes_on(store, fake, taxonomy) -> None:
+    """A call made too soon after a `backoff` is refused with "Violation of backoff
+    parameter": the crawl waits the backoff it was asked for and goes on; not a quota stop."""
+    fake.inject("backoff", "/questions", seconds=7)
+    fake.inject("backoff_violation", "/questions")
+    sleeps: list[float] = []
+    started = time.monotonic()
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert time.monotonic() - started < 7  # stackapi's own backoff sleep is ours, injected
+    assert stored_ids(store) == fake.expected
+    assert sleeps == [7 + 1, 7 + 1]  # the backoff (stackapi: +1), then after the violation
+    with store.session() as session:
+        assert session.scalars(select(CrawlRun)).one().status == "done"
+
+
+def test_backoff_violation_without_a_backoff_seen_waits_the_default(store, fake, taxonomy) -> None:
+    fake.inject("backoff_violation", "/questions")
+    sleeps: list[float] = []
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert sleeps == [DEFAULT_BACKOFF + THROTTLE_MARGIN]
+    assert stored_ids(store) == fake.expected
+
+
+def test_short_throttle_is_waited_out_exactly(store, fake, taxonomy) -> None:
+    fake.inject(
+        "error",
+        "/questions",
+        error_id=502,
+        error_name="throttle_violation",
+        error_message="too many requests from this IP, more requests available in 37 seconds",
+    )
+    sleeps: list[float] = []
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert sleeps == [37 + THROTTLE_MARGIN]
+    assert stored_ids(store) == fake.expected
+
+
+def test_spent_daily_quota_stops_with_the_time_the_api_names(store, fake, taxonomy) -> None:
+    message = "too many requests from this IP, more requests available in 84371 seconds"
+    fake.inject(
+        "error", "/questions", error_id=502, error_name="throttle_violation", error_message=message
+    )
+    sleeps: list[float] = []
+    before = datetime.now(UTC)
+    with pytest.raises(QuotaExhausted) as stopped:
+        crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert sleeps == []  # a day is not slept through: the crawl stops, resumable
+    assert message in str(stopped.value) and "quota spent" in str(stopped.value)
+    wait = (stopped.value.resume_at - before).total_seconds()
+    assert 84371 <= wait < 84371 + 60
+    _, checkpointer = crawl(store, fake, taxonomy)  # the fault is spent: resume
+    assert checkpointer.resumed and stored_ids(store) == fake.expected
+
+
+# ---- HTML-encoded fields ------------------------------------------------------------------
+
+
+def test_encoded_tags_and_names_are_decoded_once_raw_kept(store, taxonomy) -> None:
+    qid = 77
+    question = make_question(
+        qid,
+        "Distributed &amp;lt;b&amp;gt; &quot;par&#226;metros&quot; hang",
+        "<p>x &amp; y</p>",
+        ["par&#226;metros", "python"],
+        START,
+        owner={"display_name": "Andr&#233; Caron"},
+    )
+    answer = {
+        **make_answer(qid * 10 + 1, qid, "<p>a</p>", True),
+        "owner": {"display_name": "Jos&#233;"},
+    }
+    comment = {
+        **make_comment(qid * 10 + 2, qid, "see @Andr&#233;"),
+        "owner": {"display_name": "Zo&#235; &amp; co"},
+        "reply_to_user": {"display_name": "Andr&#233; Caron"},
+    }
+    selection = dataclasses.replace(
+        Selection.from_taxonomy(taxonomy), tags_alone=["parâmetros"], tags_with_keyword=[]
+    )
+    with FakeStackExchange([question], [answer], [comment]) as fake:
+        crawl(store, fake, taxonomy, selection=selection)
+    with store.session() as session:
+        issue = session.scalars(select(Issue)).one()  # the study's tag matched, decoded
+        assert issue.tags == ["parâmetros", "python"]
+        assert issue.title == 'Distributed &lt;b&gt; "parâmetros" hang'  # decoded once only
+        assert issue.body == "<p>x &amp; y</p>"  # HTML stays HTML
+        assert issue.raw["tags"] == ["par&#226;metros", "python"]  # as the API sent it
+        assert issue.raw["owner"]["display_name"] == "Andr&#233; Caron"
+        replies = {r.kind: r for r in session.scalars(select(Reply))}
+        assert replies["answer"].author == "José"
+        assert replies["comment"].author == "Zoë & co"
+        assert replies["comment"].raw["reply_to_user"]["display_name"] == "Andr&#233; Caron"
+
+
+def test_decoded_items_keep_what_was_sent() -> None:
+    sent = {
+        "tags": ["c&#35;"],
+        "owner": {"display_name": "Andr&#233;"},
+        "reply_to_user": {"display_name": "Zo&#235;"},
+        "title": "a &amp;amp; b",
+        "body": "<p>&amp;</p>",
+    }
+    item = decoded(sent)
+    assert item["tags"] == ["c#"] and item["owner"]["display_name"] == "André"
+    assert item["reply_to_user"]["display_name"] == "Zoë"
+    assert item["title"] == sent["title"] and item["body"] == sent["body"]  # read elsewhere
+    assert as_sent(item) is sent and sent["tags"] == ["c&#35;"]

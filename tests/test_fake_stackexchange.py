@@ -244,6 +244,28 @@ def test_fault_backoff(fake: FakeStackExchange) -> None:
     assert "backoff" not in _get(fake, "questions/").json()
 
 
+def test_fault_backoff_violation(fake: FakeStackExchange) -> None:
+    fake.inject("backoff_violation", "/questions")
+    response = _get(fake, "questions/")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error_id": 502,
+        "error_name": "throttle_violation",
+        "error_message": "Violation of backoff parameter",
+    }
+    assert fake.quota_remaining == fake.quota_max  # refused before the quota is charged
+    assert _get(fake, "questions/").status_code == 200
+
+
+def test_tagged_matches_tags_the_api_sends_encoded(fake: FakeStackExchange) -> None:
+    fake.add_question(
+        {**fake._questions[1], "question_id": 99, "tags": ["par&#226;metros"]}  # as sent
+    )
+    found = _get(fake, "questions/", tagged="parâmetros").json()["items"]
+    assert [q["question_id"] for q in found] == [99]
+    assert found[0]["tags"] == ["par&#226;metros"]
+
+
 def test_fault_quota_exhausted_stays(fake: FakeStackExchange) -> None:
     api = _api(fake)
     fake.inject("quota_exhausted")

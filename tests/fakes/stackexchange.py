@@ -15,6 +15,7 @@ like the real API. Bodies are always included, whatever ``filter`` says.
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 import threading
@@ -46,11 +47,23 @@ SITES: list[dict[str, Any]] = [
     },
 ]
 FAULTS = frozenset(
-    {"http429", "http503", "backoff", "quota_exhausted", "reset", "truncated", "error"}
+    {
+        "http429",
+        "http503",
+        "backoff",
+        "backoff_violation",
+        "quota_exhausted",
+        "reset",
+        "truncated",
+        "error",
+    }
 )
 # Faults that stand in for a failure in front of the API, so the quota is not charged.
-_UNCHARGED_FAULTS = frozenset({"http429", "http503", "error"})
+_UNCHARGED_FAULTS = frozenset({"http429", "http503", "error", "backoff_violation"})
 THROTTLE_MESSAGE = "too many requests from this IP, more requests available in 86400 seconds"
+# What the API answers (HTTP 400, error_id 502) to a call made before an earlier response's
+# `backoff` had passed.
+BACKOFF_VIOLATION_MESSAGE = "Violation of backoff parameter"
 
 Item = dict[str, Any]
 SortKeys = dict[str, Callable[[Item], int]]
@@ -381,6 +394,9 @@ class FakeStackExchange:
                 f"in {options.get('seconds', 1)} seconds",
             }
             return _Reply(429, _dump(body))
+        if name == "backoff_violation":
+            error = ApiError(502, "throttle_violation", BACKOFF_VIOLATION_MESSAGE)
+            return _Reply(error.status, _dump(error.wrapper()))
         if name == "http503":
             return _Reply(503, b"<html>Service Unavailable</html>", "text/html; charset=utf-8")
         if name == "error":
@@ -492,7 +508,8 @@ def _is_known(route: list[str]) -> bool:
 
 
 def _has_tags(question: Item, tags: list[str]) -> bool:
-    have = {t.lower() for t in question.get("tags", [])}
+    # items hold tags HTML-encoded, as the API sends them; `tagged` names the tag itself
+    have = {html.unescape(t).lower() for t in question.get("tags", [])}
     return all(t in have for t in tags)
 
 

@@ -6,6 +6,7 @@ first-seen cursor), how to batch (100 ids per call) and how an item becomes an E
 
 from __future__ import annotations
 
+import contextvars
 import html
 import re
 import time
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+import stackapi.stackapi as _stackapi_module
 from stackapi import StackAPI, StackAPIError
 
 from issueminer.collect.checkpoints import Checkpointer, Envelope, QuotaExhausted
@@ -27,12 +29,37 @@ API_VERSION = "2.3"
 PAGE_SIZE = 100  # the API's largest page
 IDS_PER_CALL = 100  # the API accepts at most 100 ids in one {ids} vector
 WITH_BODY = "withbody"  # built-in filter: the default fields plus `body`
-THROTTLE_ERROR_ID = 502  # throttle_violation: quota spent or too many requests
-# A throttle that lifts within this many seconds is waited out; a longer one (the daily
-# quota) stops the crawl cleanly with the time it can resume.
-MAX_THROTTLE_WAIT = 120
+THROTTLE_ERROR_ID = 502  # throttle_violation: the error of all three throttles below
+# The API says "throttle_violation" (error_id 502) for three different things, which want
+# three different waits:
+# - "too many requests from this IP, more requests available in N seconds": wait N. When the
+#   daily quota is spent, N is the rest of the day (e.g. 84371): anything longer than
+#   MAX_THROTTLE_WAIT stops the crawl cleanly, resumable at the time the API names.
+# - "Violation of backoff parameter": a method was called again before the `backoff` seconds
+#   of an earlier response had passed. Not a quota: wait the backoff and go on.
+# - any other throttle message names no time: taken for a spent quota, resumable after a day.
+MAX_THROTTLE_WAIT = 120  # seconds: a throttle lifting sooner is waited out, not a stop
+THROTTLE_MARGIN = 1  # second added to every wait the API names: its clock ticks in seconds
+# The violation error does not repeat the backoff asked for; the API's backoffs are a few
+# seconds (the docs' examples say 10), so without one seen yet this many seconds are waited.
+DEFAULT_BACKOFF = 10
+QUOTA_DAY = 86400  # seconds: the daily quota refills within a day of running out
 TRANSIENT_RETRIES = 5  # connection resets, truncated JSON, HTTP 429/503 pages
 _AVAILABLE_IN = re.compile(r"available in (\d+) seconds")
+_BACKOFF_VIOLATION = re.compile(r"violation of backoff", re.IGNORECASE)
+# stackapi sleeps a response's `backoff` itself (time.sleep, imported into its module);
+# its sleep is routed through the client that made the call, so waits stay injectable
+# and visible. Outside one of our calls it is time.sleep as before.
+_BACKOFF_SLEEP: contextvars.ContextVar[Callable[[float], None]] = contextvars.ContextVar(
+    "stackapi_backoff_sleep", default=time.sleep
+)
+
+
+def _routed_sleep(seconds: float) -> None:
+    _BACKOFF_SLEEP.get()(seconds)
+
+
+_stackapi_module.sleep = _routed_sleep  # type: ignore[attr-defined]
 
 
 def scrub(text: str, *secrets: str | None) -> str:
@@ -64,6 +91,7 @@ class StackExchangeClient:
         self.requests = 0
         self.quota_remaining: int | None = None
         self.quota_max: int | None = None
+        self.backoff: int | None = None  # the last `backoff` the API asked for
         base_url = (api_url or DEFAULT_API_URL).rstrip("/")
         self.api = self._with_retries(
             lambda: StackAPI(
@@ -77,13 +105,24 @@ class StackExchangeClient:
         )
 
     def get(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        """One page of `endpoint` (stackapi honours the response's `backoff` by sleeping)."""
+        """One page of `endpoint`, its items decoded (`decoded`); stackapi honours the
+        response's `backoff` by sleeping, through this client's `sleep`."""
         params.setdefault("filter", WITH_BODY)
-        response = self._with_retries(lambda: self.api.fetch(endpoint, **params))
+        token = _BACKOFF_SLEEP.set(self._backoff_sleep)
+        try:
+            response = self._with_retries(lambda: self.api.fetch(endpoint, **params))
+        finally:
+            _BACKOFF_SLEEP.reset(token)
         if response.get("quota_remaining", -1) >= 0:
             self.quota_remaining = response["quota_remaining"]
             self.quota_max = response.get("quota_max")
+        if response.get("backoff"):
+            self.backoff = int(response["backoff"])
+        response["items"] = [decoded(item) for item in response.get("items") or []]
         return response
+
+    def _backoff_sleep(self, seconds: float) -> None:
+        self._wait("backoff asked by the API", seconds)
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         delay = 1.0
@@ -102,20 +141,27 @@ class StackExchangeClient:
             except StackAPIError as exc:
                 message = scrub(f"{exc.message}", self.key)
                 if str(exc.error) == str(THROTTLE_ERROR_ID):
-                    wait = _seconds_until_available(message)
-                    if wait is None or wait > MAX_THROTTLE_WAIT:
-                        self.quota_remaining = 0
-                        resume = datetime.now(UTC) + timedelta(seconds=wait or 86400)
-                        raise QuotaExhausted(
-                            f"Stack Exchange quota spent: {message}", resume
-                        ) from None
-                    self._wait("throttled", wait + 1)
+                    self._throttled(message)
                     continue
                 if not _is_transient(exc) or attempt == TRANSIENT_RETRIES:
                     raise StackExchangeError(f"Stack Exchange API error: {message}") from None
                 self._wait("retrying after a failed request", delay)
                 delay *= 2
         raise StackExchangeError("Stack Exchange API: too many failed attempts")
+
+    def _throttled(self, message: str) -> None:
+        """Waits out a throttle_violation, or raises QuotaExhausted for a spent quota."""
+        if _BACKOFF_VIOLATION.search(message):
+            backoff = self.backoff or DEFAULT_BACKOFF
+            self._wait(f"backoff violated ({message})", backoff + THROTTLE_MARGIN)
+            return
+        wait = _seconds_until_available(message)
+        if wait is not None and wait <= MAX_THROTTLE_WAIT:
+            self._wait("throttled", wait + THROTTLE_MARGIN)
+            return
+        self.quota_remaining = 0
+        resume = datetime.now(UTC) + timedelta(seconds=(wait or QUOTA_DAY) + THROTTLE_MARGIN)
+        raise QuotaExhausted(f"Stack Exchange quota spent: {message}", resume) from None
 
     def _wait(self, why: str, seconds: float) -> None:
         if self.on_wait:
@@ -132,6 +178,38 @@ def _is_transient(exc: StackAPIError) -> bool:
     # stackapi reports connection failures and unparsable bodies (an HTML 503 page, a
     # truncated response) with the exception text as error id; API errors have a number
     return not str(exc.error).isdigit() or int(exc.error) >= 500
+
+
+# ---- items as they arrive ---------------------------------------------------------------
+# The API sends these fields HTML-encoded ("par&#226;metros", "Andr&#233; Caron"). Titles
+# are encoded too but are decoded where they are read (the selection's keyword match and
+# `question_envelope`), once each: decoding them here as well would decode them twice.
+# Bodies are HTML and stay HTML (`plain_text` decodes their text).
+_USERS = ("owner", "reply_to_user", "last_editor")
+
+
+class Decoded(dict):  # type: ignore[type-arg]
+    """An API item with its encoded fields decoded; `sent` is the item as the API sent it."""
+
+    sent: dict[str, Any]
+
+
+def decoded(item: dict[str, Any]) -> Decoded:
+    """The item with tags and users' display names HTML-decoded, the one place they are."""
+    out = Decoded(item)
+    out.sent = item
+    if isinstance(item.get("tags"), list):
+        out["tags"] = [html.unescape(t) if isinstance(t, str) else t for t in item["tags"]]
+    for key in _USERS:
+        user = item.get(key)
+        if isinstance(user, dict) and isinstance(user.get("display_name"), str):
+            out[key] = {**user, "display_name": html.unescape(user["display_name"])}
+    return out
+
+
+def as_sent(item: dict[str, Any]) -> dict[str, Any]:
+    """The item as the API sent it (what is stored as `raw`)."""
+    return getattr(item, "sent", item)
 
 
 # ---- backend ---------------------------------------------------------------------------
@@ -163,7 +241,7 @@ def question_envelope(
         ),
         "score": question.get("score"),
         "framework": taxonomy.framework_of(None, tags) if taxonomy else None,
-        "raw": question,
+        "raw": as_sent(question),
     }
     replies = [
         {
@@ -174,7 +252,7 @@ def question_envelope(
             "accepted": bool(a.get("is_accepted")),
             "score": a.get("score"),
             "created_at": _date(a.get("creation_date")),
-            "raw": a,
+            "raw": as_sent(a),
         }
         for a in answers
     ] + [
@@ -186,7 +264,7 @@ def question_envelope(
             "accepted": False,
             "score": c.get("score"),
             "created_at": _date(c.get("creation_date")),
-            "raw": c,
+            "raw": as_sent(c),
         }
         for c in comments
     ]
