@@ -7,6 +7,8 @@ too), and the statistics and agreement computed from them.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -15,10 +17,12 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from issueminer.analyse.export import ExportError, export_package
+from issueminer.analyse.export import ExportError, _csv_text, export_package
 from issueminer.analyse.stats import compute_stats
 from issueminer.cli.main import app
 from issueminer.collect.ingest import import_issues, import_labels, import_replication
+from issueminer.collect.sources.files import csv_text
+from issueminer.collect.sources.replication import _flat_rows
 from issueminer.findings import ImportFailure
 from issueminer.label.agreement import agreement_table
 from issueminer.store import Annotation, FinalLabel, Issue, LabelingRound, Store
@@ -332,3 +336,69 @@ def test_cli_export_then_import_gives_the_same_stats(sqlite_url, taxonomy, tmp_p
     ]
     assert stats[0] == stats[1]
     assert stats[0]["totals"]["faults"] == 30
+
+
+# ---- CSV injection: cells a spreadsheet would run are written as text ------------------------
+HOSTILE = [
+    '=HYPERLINK("https://example.com/x","click")',
+    "=1+1",
+    "+cmd",
+    "-2",
+    "@SUM(A1)",
+    "'quoted",
+    "''two quotes",
+    "'=looks escaped",
+    "it's fine",
+]
+# The importer strips the spaces around any cell (label_cells), in every format, so these
+# read back as '=x'; the CSV layer itself gives them back exactly.
+WHITESPACE_LED = ["\t=x", "\r=x"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_get_a_quote() -> None:
+    memos = HOSTILE + WHITESPACE_LED
+    text = _csv_text([["memo", "specific", "score"], *([memo, -1, -2.5] for memo in memos)])
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    assert [row[0] for row in rows] == [m if m == "it's fine" else f"'{m}" for m in memos]
+    # numbers are not text: a spreadsheet reads them as numbers, and nothing runs
+    assert {(row[1], row[2]) for row in rows} == {("-1", "-2.5")}
+    assert [csv_text(row[0]) for row in rows] == memos
+    assert csv_text("'plain") == "'plain"  # a quote the export did not add stays
+    # the importer's reading of a sheet file removes exactly the added quote
+    read = _flat_rows("faults.csv", text.encode(), "csv")
+    assert [row[0] for row in read[1:]] == memos
+
+
+@pytest.mark.parametrize("sheet_format", ["csv", "xlsx", "jsonl"])
+def test_hostile_memos_round_trip_exactly(sqlite_url, taxonomy, tmp_path, sheet_format) -> None:
+    original = sample_study(Store(sqlite_url), taxonomy)
+    with original.session() as session:
+        labels = session.scalars(sa.select(FinalLabel).order_by(FinalLabel.id)).all()
+        for label, memo in zip(labels, HOSTILE, strict=False):
+            label.memo = memo
+        notes = session.scalars(sa.select(Annotation).order_by(Annotation.id)).all()
+        for annotation, memo in zip(notes, reversed(HOSTILE), strict=False):
+            annotation.memo = memo
+    package = tmp_path / "package"
+    assert export_package(original, taxonomy, package, sheet_format).notes == []
+    rebuilt = Store(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    import_replication(rebuilt, package, taxonomy)
+    assert_same_labels(original, rebuilt, taxonomy)
+    with rebuilt.session() as session:
+        memos = set(session.scalars(sa.select(FinalLabel.memo)))
+    assert set(HOSTILE) <= memos
+    final = package / "distributed_training_data" / "Results" / "final results"
+    if sheet_format == "csv":
+        sheets = sorted((final / "final categories").glob("*.csv"))
+        text = "".join(sheet.read_text(encoding="utf-8") for sheet in sheets)
+        assert "'=1+1" in text and "'''two quotes" in text and "'-2" in text
+        rows = [
+            row for s in sheets for row in csv.reader(io.StringIO(s.read_text(encoding="utf-8")))
+        ]
+        cells = [cell for row in rows for cell in row]
+        assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))]
+    if sheet_format == "xlsx":  # openpyxl keeps text as text: no formula in the workbook
+        book = openpyxl.load_workbook(final / "final categories.xlsx")
+        cells = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+        assert {c.data_type for c in cells if c.value in HOSTILE} == {"s"}
+        assert not [c for c in cells if c.data_type == "f"]

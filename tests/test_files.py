@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from issueminer.cli.main import app
 from issueminer.collect.ingest import import_issues, import_labels
+from issueminer.collect.sources import files
 from issueminer.collect.sources.files import LABEL_COLUMNS
 from issueminer.findings import ImportFailure
 from issueminer.ids import parse_issue_url
@@ -749,3 +751,44 @@ def test_csv_answers_column_is_refused_clearly(store, tmp_path):
     path.write_text('url,answers\nhttps://stackoverflow.com/q/1,"[{""id"": 1}]"\n')
     with pytest.raises(ImportFailure, match="JSON Lines files only"):
         import_issues(store, path)
+
+
+# ---- large fields: real bodies run to megabytes ---------------------------------------------
+MEGABYTE_BODY = "A stack trace line that repeats.\n" * 32_768  # 1 MiB, over csv's 128 KiB
+
+
+def test_a_one_megabyte_body_imports_through_the_cli(runner, sqlite_url, tmp_path):
+    issues = _write_csv(
+        tmp_path / "issues.csv",
+        [{"url": Q2, "title": "huge log", "body": MEGABYTE_BODY}, {"url": Q3, "body": "short"}],
+        ["url", "title", "body"],
+    )
+    result = runner.invoke(app, ["import", "issues", str(issues), "--db", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert "issues added: 2" in result.output
+    memo = "x" * 2**20
+    labels = _write_labels(tmp_path / "labels.csv", [{**LABEL_ROWS[4], "memo": memo}])
+    result = runner.invoke(app, ["import", "labels", str(labels), "--db", sqlite_url])
+    assert result.exit_code == 0, result.output
+    store = Store(sqlite_url)
+    with store.session() as session:
+        assert session.get(Issue, GH_UID).body == MEGABYTE_BODY
+        assert session.scalars(select(FinalLabel.memo)).one() == memo
+
+
+def test_a_field_past_the_bound_is_named_with_file_and_line(
+    runner, sqlite_url, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(files, "CSV_FIELD_LIMIT", 1000)
+    issues = _write_csv(
+        tmp_path / "issues.csv",
+        [{"url": Q2, "body": "short"}, {"url": Q3, "body": "b" * 1001}],
+        ["url", "body"],
+    )
+    labels = _write_labels(tmp_path / "labels.csv", [{**LABEL_ROWS[4], "memo": "m" * 1001}])
+    for kind, path, line in (("issues", issues, 3), ("labels", labels, 2)):
+        result = runner.invoke(app, ["import", kind, str(path), "--db", sqlite_url])
+        assert result.exit_code == 1, result.output
+        assert f"{path}, line {line}: a field of more than 1,000 characters" in result.output
+        assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    assert not (tmp_path / "store.db").exists()  # the failed first import left no database

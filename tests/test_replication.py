@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import tracemalloc
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +19,9 @@ import sqlalchemy as sa
 from sklearn.metrics import cohen_kappa_score
 
 from issueminer.analyse.stats import compute_stats
+from issueminer.cli.main import app
 from issueminer.collect.ingest import import_replication
+from issueminer.collect.sources import replication
 from issueminer.findings import ImportFailure
 from issueminer.label.agreement import agreement_table
 from issueminer.store import Annotation, Issue, Store
@@ -339,3 +343,106 @@ def test_import_from_an_https_style_url(imported, tosem_zip, taxonomy, tmp_path)
             import_replication(from_url, missing, taxonomy)
     finally:
         server.shutdown()
+
+
+# ---- zip bombs: only the package's own files are read, each within bounds -------------------
+def _zip_with(tosem_dir: Path, path: Path, extra: dict[str, int], replace: str = "") -> Path:
+    """The TOSEM package as a zip, plus (or instead of `replace`) members of zeros."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(tosem_dir.rglob("*")):
+            name = f"pkg/{file.relative_to(tosem_dir).as_posix()}"
+            if file.is_file() and not (replace and name.endswith(replace)):
+                archive.write(file, name)
+        for name, size in extra.items():
+            with archive.open(f"pkg/{name}", "w", force_zip64=True) as member:
+                for _ in range(size // 2**20):
+                    member.write(bytes(2**20))
+    return path
+
+
+def _bounded(monkeypatch, member_mb: int = 4) -> None:
+    """Bounds a few MB wide, so a bomb of tens of MB is enough to pass them."""
+    monkeypatch.setattr(replication, "MAX_MEMBER_BYTES", member_mb * 2**20)
+    monkeypatch.setattr(replication, "RATIO_FLOOR_BYTES", 2**20)
+
+
+def test_a_zip_bomb_member_is_refused_by_its_ratio(
+    imported, tosem_dir, taxonomy, tmp_path, monkeypatch
+) -> None:
+    _bounded(monkeypatch, member_mb=100)
+    round3 = f"{ROUNDS}/reliability_analysis_round3.xlsx"
+    bomb = _zip_with(tosem_dir, tmp_path / "bomb.zip", {round3: 40 * 2**20}, replace=round3)
+    assert bomb.stat().st_size < 2 * 2**20  # 40 MB of zeros pack into about 40 KB
+    store, *_ = imported
+    _fails_cleanly(store, bomb, taxonomy, "reliability_analysis_round3.xlsx", "zip bomb")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportFailure):
+            replication.open_package(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20  # the member was never unpacked (40 MB if it had been)
+
+
+def test_a_member_past_the_size_bound_is_refused(
+    imported, tosem_dir, taxonomy, tmp_path, monkeypatch
+) -> None:
+    _bounded(monkeypatch)
+    monkeypatch.setattr(replication, "MAX_RATIO", 10**6)  # the size bound, not the ratio
+    pilot = f"{ROUNDS}/pilot_labelling.xlsx"
+    bomb = _zip_with(tosem_dir, tmp_path / "big.zip", {pilot: 8 * 2**20}, replace=pilot)
+    store, *_ = imported
+    _fails_cleanly(store, bomb, taxonomy, "pilot_labelling.xlsx", "more than 4 MB")
+
+
+def test_the_real_package_passes_the_bounds_with_a_wide_margin(tosem_zip, tosem_dir) -> None:
+    with zipfile.ZipFile(tosem_zip) as archive:
+        files = [i for i in archive.infolist() if not i.is_dir()]
+    used = [i for i in files if replication.is_package_file(i.filename)]
+    assert {Path(i.filename).name for i in files if i not in used} == {"LICENSE"}
+    assert max(i.file_size for i in used) * 100 < replication.MAX_MEMBER_BYTES
+    assert max(i.file_size / i.compress_size for i in used) * 5 < replication.MAX_RATIO
+    folder = [p for p in tosem_dir.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in folder) * 1000 < replication.MAX_PACKAGE_BYTES
+
+
+def test_files_the_importer_does_not_use_are_not_read(
+    imported, tosem_dir, taxonomy, tmp_path, monkeypatch
+) -> None:
+    _bounded(monkeypatch)
+    package = _zip_with(tosem_dir, tmp_path / "with-data.zip", {"data/zeros.bin": 64 * 2**20})
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, name, *args, **kwargs):
+        opened.append(getattr(name, "filename", name))
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    store = Store(f"sqlite:///{tmp_path / 'with-data.db'}")
+    import_replication(store, package, taxonomy)
+    assert "pkg/data/zeros.bin" not in opened
+    assert any(name.endswith("final categories.xlsx") for name in opened)
+    assert dump(store) == dump(imported[0])
+
+
+def test_a_failed_import_leaves_no_new_database(
+    imported, tosem_dir, runner, tmp_path, monkeypatch
+) -> None:
+    _bounded(monkeypatch)
+    final = "distributed_training_data/Results/final results/final categories.xlsx"
+    bomb = _zip_with(tosem_dir, tmp_path / "bomb.zip", {final: 16 * 2**20}, replace=final)
+    fresh = tmp_path / "fresh.db"
+    result = runner.invoke(app, ["import", "replication", str(bomb), "--db", str(fresh)])
+    assert result.exit_code == 1, result.output
+    assert "final categories.xlsx" in result.output and "zip bomb" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.glob("fresh.db*")) == []  # nor its -wal / -shm files
+    # a database that was there before stays, as it was
+    kept = tmp_path / "kept.db"
+    assert runner.invoke(app, ["import", "replication", str(tosem_dir), "--db", str(kept)])
+    before = dump(Store(f"sqlite:///{kept}"))
+    result = runner.invoke(app, ["import", "replication", str(bomb), "--db", str(kept)])
+    assert result.exit_code == 1 and kept.is_file()
+    assert dump(Store(f"sqlite:///{kept}")) == before

@@ -12,7 +12,11 @@
     Results/manual labelling/pilot_labelling.xlsx
     Results/manual labelling/reliability_analysis_round<N>.xlsx   label1, label2, ..., Final
 
-With `csv` or `jsonl`, each workbook is a folder holding one file per sheet instead.
+With `csv` or `jsonl`, each workbook is a folder holding one file per sheet instead. In
+CSV files a text cell starting with =, +, -, @, a tab, a carriage return or a quote gets a
+quote in front, so a spreadsheet shows it instead of running it as a formula; the importer
+removes exactly that quote (`files.csv_cell`). Numbers (the 1/0 of distributed-specific)
+are written as they are; xlsx cells hold text as text already (`workbook_bytes`).
 Rows keep the database's order (by id), which is the order they were read in: label-only
 records (rows without a link) are named after the link above them, so keeping the order
 keeps their identity.
@@ -36,6 +40,7 @@ from sqlalchemy import select
 
 from issueminer import __version__
 from issueminer.collect.selection import selection_sentences
+from issueminer.collect.sources.files import csv_cell
 from issueminer.collect.sources.replication import (
     FINAL_SHEETS,
     FINAL_WORKBOOK,
@@ -259,8 +264,13 @@ class _Writer:
 
 def _csv_text(rows: Iterable[list[Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    plain = csv.writer(buffer, lineterminator="\n")
+    # csv (before Python 3.13) leaves a carriage return unquoted when lines end in \n, and
+    # the file then does not read back: a row holding one has its text cells quoted
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    for row in rows:
+        cells = ["" if v is None else csv_cell(v) if isinstance(v, str) else v for v in row]
+        (quoted if any("\r" in str(c) for c in cells) else plain).writerow(cells)
     return buffer.getvalue()
 
 
@@ -638,6 +648,12 @@ def _readme(
         lines.append(
             f"- {name}: round `{book.round}`, every label as given: "
             f"{sheets}. PENDING marks a label not decided yet."
+        )
+    if sheet_format == "csv":
+        lines.append(
+            "- In the CSV files a text cell starting with =, +, -, @, a tab, a carriage return "
+            "or ' has a ' added in front, so spreadsheets show it instead of running it as a "
+            "formula; `issueminer import replication` removes it again."
         )
     if result.notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in result.notes]]

@@ -6,8 +6,10 @@ a while to load, and the other commands should not pay for it).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +26,9 @@ from issueminer.cli.common import (
     writable_file,
 )
 
+if TYPE_CHECKING:
+    from issueminer.store import Store
+
 app = typer.Typer(help="Import a replication package, issues or labels.", no_args_is_help=True)
 
 ReportOption = Annotated[
@@ -34,6 +39,30 @@ ReportOption = Annotated[
         callback=writable_file,
     ),
 ]
+
+
+@contextmanager
+def new_or_kept(db: str | None) -> Iterator[Store]:
+    """The store at --db for an import. A SQLite file the import starts is removed again
+    when the import fails: the message says nothing was written, and an empty database
+    left at the path would be taken for a study by the next command."""
+    from sqlalchemy import make_url
+
+    from issueminer.store.db import resolve_url
+
+    with handled():
+        url = make_url(resolve_url(db))
+    local = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    new = Path(str(url.database)) if local and not Path(str(url.database)).exists() else None
+    store = open_store(db, create=True)
+    try:
+        yield store
+    except BaseException:
+        if new is not None:
+            store.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{new}{suffix}").unlink(missing_ok=True)
+        raise
 
 
 @app.command("replication")
@@ -55,12 +84,12 @@ def replication(
     """
     from issueminer.collect.ingest import import_replication
 
-    store = open_store(db, create=True)
-    taxonomy = study_taxonomy(store, study)
-    with handled(), progress(download=True) as bar:
-        result = import_replication(
-            store, source, taxonomy, keep_unknown=keep_unknown, progress=bar
-        )
+    with new_or_kept(db) as store:
+        taxonomy = study_taxonomy(store, study)
+        with handled(), progress(download=True) as bar:
+            result = import_replication(
+                store, source, taxonomy, keep_unknown=keep_unknown, progress=bar
+            )
     print_report(result, fmt, report)
 
 
@@ -81,8 +110,7 @@ def issues(
     """
     from issueminer.collect.ingest import import_issues
 
-    store = open_store(db, create=True)
-    with handled():
+    with new_or_kept(db) as store, handled():
         result = import_issues(store, path, study_taxonomy(store, study))
     print_report(result, fmt, report)
 
@@ -101,8 +129,8 @@ def labels(
     """
     from issueminer.collect.ingest import import_labels
 
-    store = open_store(db, create=True)
-    taxonomy = study_taxonomy(store, study)
-    with handled():
-        result = import_labels(store, path, taxonomy)
+    with new_or_kept(db) as store:
+        taxonomy = study_taxonomy(store, study)
+        with handled():
+            result = import_labels(store, path, taxonomy)
     print_report(result, fmt, report)

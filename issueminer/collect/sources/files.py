@@ -15,6 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -69,6 +70,70 @@ def json_lines(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
 # csv.DictReader's key for the fields of a row beyond the header's
 _MORE_FIELDS = "\x00more fields"
 
+# Python's csv module refuses a field over 131,072 characters (128 KiB) by default, with a
+# traceback, and real issue bodies run to megabytes (GitLab allows a million characters in
+# a description). The bound is raised, not removed: 16 Mi characters is far beyond any real
+# cell, so what goes past it is a file that is not CSV or a quote left open near the top
+# of a huge file, and it is refused naming the file and the line instead of being read
+# whole into one cell.
+CSV_FIELD_LIMIT = 16 * 2**20  # characters in one field
+
+# A cell the export neutralised for spreadsheets (see `csv_cell`) starts with one of these
+# after its added quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell made safe to open in a spreadsheet (CSV injection): a cell starting with
+    =, +, -, @, a tab or a carriage return would run as a formula, so it gets a single
+    quote in front, as OWASP advises. So does a cell that already starts with a quote,
+    which keeps the escape unambiguous: `csv_text` removes exactly one added quote, from a
+    cell whose next character is one of those, and a text that really starts with a quote
+    reads back as written."""
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
+def csv_text(value: str) -> str:
+    """The text a cell written by `csv_cell` stood for (any other cell is left as it is)."""
+    if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def csv_records(reader: Any, where: str) -> Iterator[Any]:
+    """The rows of a csv reader (plain or Dict), with fields up to `CSV_FIELD_LIMIT`; a
+    malformed file fails naming its place instead of raising csv.Error."""
+    if isinstance(reader, csv.DictReader):
+        csv_header(reader, where)
+    while True:
+        first = reader.line_num + 1  # the line the next row starts on
+        with _csv_errors(where, first):
+            row = next(reader, None)
+        if row is None:
+            return
+        yield row
+
+
+def csv_header(reader: csv.DictReader, where: str) -> list[str]:
+    """A DictReader's header, read with the same bound and messages as its rows."""
+    with _csv_errors(where, 1):
+        return list(reader.fieldnames or [])
+
+
+@contextmanager
+def _csv_errors(where: str, line: int) -> Iterator[None]:
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise ImportFailure(
+                f"{where}, line {line}: a field of more than {CSV_FIELD_LIMIT:,} characters, "
+                "more than any real cell holds: a quote left open in this row, or not a "
+                "CSV file?"
+            ) from exc
+        raise ImportFailure(f"{where}, line {line}: not readable as CSV ({exc})") from exc
+
 
 def _is_csv(path: Path) -> bool:
     return path.suffix.lower() not in (".jsonl", ".ndjson", ".json")
@@ -92,7 +157,7 @@ def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]
     reader = csv.DictReader(io.StringIO(text), restkey=_MORE_FIELDS)
     lines = text.split("\n")
     line = 1  # the header's
-    for record in reader:
+    for record in csv_records(reader, str(path)):
         first, line = line + 1, reader.line_num  # the file's lines, blank lines and all
         problem = _width_problem(record, first, line) or _swallowed_row(
             lines, first, line, reader.fieldnames or []

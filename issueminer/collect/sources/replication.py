@@ -25,6 +25,7 @@ import json
 import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -34,7 +35,7 @@ import openpyxl
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from issueminer.collect.sources.files import json_lines
+from issueminer.collect.sources.files import csv_header, csv_records, csv_text, json_lines
 from issueminer.findings import ImportFailure, Report
 from issueminer.ids import issue_uid, parse_issue_url
 from issueminer.label_cells import Labels, Where, normalise_labels
@@ -64,6 +65,16 @@ ANNOTATION_STATUSES = (*STATUSES, RETRACTED)
 SO_CANDIDATES = "so_dl_distributed.csv"
 GITHUB_CANDIDATES = re.compile(r"GitHub_dl_distributed/(?P<framework>[\w.-]+)-issues\.txt$", re.I)
 ORIGIN_PREFIX = "replication:"
+
+# Bounds on the files a package's zip unpacks to. The TOSEM 2023 package's largest file is
+# 64 KB (so_dl_distributed.csv) and its best-compressed one shrinks 16 times (a list of
+# URLs); an exported package of a study a hundred times larger stays far below both. A
+# member past them is a damaged or hostile zip: 1.8 MB of zip that unpacks to 1.5 GiB of
+# zeros (ratio 850) used to be read whole into memory.
+MAX_MEMBER_BYTES = 200 * 2**20  # one file's size, unpacked (a folder's file too)
+MAX_PACKAGE_BYTES = 500 * 2**20  # all the files read, unpacked
+MAX_RATIO = 100  # unpacked / packed size of one member
+RATIO_FLOOR_BYTES = 2**20  # a smaller member may compress as well as it likes: it is harmless
 
 # Header spellings in the package's sheets -> our label fields. Headers are compared in
 # lower case with a trailing " final" removed (the Final sheets suffix every header).
@@ -132,32 +143,84 @@ class Package:
 
 # ---- opening -------------------------------------------------------------------------
 def open_package(source: str | Path, progress: Any = None) -> Package:
-    """A package from a folder, a zip file, or an http(s) URL of a zip file."""
+    """A package from a folder, a zip file, or an http(s) URL of a zip file. Only the files
+    the reader uses are read (`is_package_file`): a package may come with data sets, code
+    or archives of its own, and nothing needs them in memory."""
     text = str(source)
     if text.startswith(("http://", "https://")):
         return _from_zip(_download(text, progress), name=text)
     path = Path(source)
     if path.is_dir():
-        files = {
-            p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()
-        }
+        files: dict[str, bytes] = {}
+        for file in sorted(path.rglob("*")):
+            name = file.relative_to(path).as_posix()
+            if file.is_file() and is_package_file(name):
+                size = file.stat().st_size
+                _check_size(text, name, size, sum(map(len, files.values())) + size)
+                files[name] = file.read_bytes()
         return Package(path.name, _rooted(_with_flat_workbooks(files), text))
     if path.is_file():
         return _from_zip(path, name=path.name)
     raise ImportFailure(f"{source}: no such folder, zip file or URL")
 
 
+def is_package_file(path: str) -> bool:
+    """A file the reader uses: the workbooks (or their folders of sheets), the candidate
+    lists and the manifest."""
+    name = PurePosixPath(path).name
+    return name in (FINAL_WORKBOOK, PILOT_WORKBOOK, MANIFEST, SO_CANDIDATES) or any(
+        pattern.search(path) for pattern in (ROUND_WORKBOOK, GITHUB_CANDIDATES, FLAT_SHEET)
+    )
+
+
+def _check_size(package: str, member: str, size: int, total: int) -> None:
+    if size > MAX_MEMBER_BYTES:
+        raise ImportFailure(
+            f"{package}: '{member}' unpacks to more than {MAX_MEMBER_BYTES // 2**20} MB "
+            f"({size:,} bytes), far more than a package's file holds: refused (a damaged "
+            "zip or a zip bomb?)"
+        )
+    if total > MAX_PACKAGE_BYTES:
+        raise ImportFailure(
+            f"{package}: the package's files unpack to more than "
+            f"{MAX_PACKAGE_BYTES // 2**20} MB by '{member}': refused (a zip bomb?)"
+        )
+
+
 def _from_zip(path: Path, name: str) -> Package:
     try:
         with zipfile.ZipFile(path) as archive:
-            files = {
-                info.filename: archive.read(info)
-                for info in archive.infolist()
-                if not info.is_dir()
-            }
-    except (zipfile.BadZipFile, OSError) as exc:
+            files: dict[str, bytes] = {}
+            for info in archive.infolist():
+                if not info.is_dir() and is_package_file(info.filename):
+                    files[info.filename] = _member(archive, info, name, files)
+    except (zipfile.BadZipFile, OSError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise ImportFailure(f"{name}: not a readable zip file ({exc})") from exc
     return Package(name, _rooted(_with_flat_workbooks(files), name))
+
+
+def _member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, files: dict[str, bytes]
+) -> bytes:
+    """A member's content, unpacked a piece at a time and refused as soon as it passes
+    the bounds, whatever size its header claims."""
+    done = sum(map(len, files.values()))
+    _check_size(name, info.filename, info.file_size, done + info.file_size)
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
+        raise ImportFailure(
+            f"{name}: '{info.filename}' unpacks {ratio:,.0f} times larger than it is packed "
+            f"({info.compress_size:,} to {info.file_size:,} bytes; real files stay under "
+            f"{MAX_RATIO}): refused as a zip bomb"
+        )
+    pieces: list[bytes] = []
+    size = 0
+    with archive.open(info) as stream:
+        while piece := stream.read(1 << 16):
+            size += len(piece)
+            _check_size(name, info.filename, size, done + size)
+            pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _rooted(files: dict[str, bytes], name: str) -> dict[str, bytes]:
@@ -198,10 +261,9 @@ def _decode(path: str, data: bytes) -> str:
 
 def _flat_rows(path: str, data: bytes, ext: str) -> list[list[Any]]:
     text = _decode(path, data)
-    if ext == "csv":
-        return [
-            [cell if cell != "" else None for cell in row] for row in csv.reader(io.StringIO(text))
-        ]
+    if ext == "csv":  # cells as `issueminer export` wrote them, made safe for spreadsheets
+        rows = csv_records(csv.reader(io.StringIO(text)), path)
+        return [[csv_text(cell) if cell != "" else None for cell in row] for row in rows]
     records = [record for _, record in json_lines(text, path)]
     header = list(dict.fromkeys(key for record in records for key in record))
     return [header, *([record.get(key) for key in header] for record in records)]
@@ -301,11 +363,13 @@ class PackageReader:
 
     def _so_candidates(self, path: str) -> Iterator[IssueRecord]:
         reader = csv.DictReader(io.StringIO(self._text(path)))
-        if "question" not in (reader.fieldnames or []):
-            raise ImportFailure(f"{path}: missing column 'question' (found {reader.fieldnames})")
-        for row_no, row in enumerate(reader, start=2):
-            tags = re.findall(r"<([^<>]+)>", row.get("tags") or "")
-            record = self._linked(row["question"] or "", Where(path, None, row_no), tags=tags)
+        header = csv_header(reader, path)
+        if "question" not in header:
+            raise ImportFailure(f"{path}: missing column 'question' (found {header})")
+        for row_no, row in enumerate(csv_records(reader, path), start=2):
+            tags = re.findall(r"<([^<>]+)>", csv_text(row.get("tags") or ""))
+            question = csv_text(row["question"] or "")
+            record = self._linked(question, Where(path, None, row_no), tags=tags)
             if record:
                 record.found_by = f"{ORIGIN_PREFIX}{path}"
                 yield record
