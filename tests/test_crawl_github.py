@@ -16,7 +16,12 @@ from sqlalchemy import func, select
 
 from issueminer.collect.checkpoints import Checkpointer
 from issueminer.collect.selection import Selection
-from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
+from issueminer.collect.sources.github import (
+    INCOMPLETE_RETRIES,
+    INCOMPLETE_WAIT,
+    GitHubClient,
+    GitHubCrawler,
+)
 from issueminer.store import Issue, Reply, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue
 from tests.helpers import crawled_content, kill_after_requests
@@ -304,3 +309,148 @@ def test_cli_waits_for_the_rate_limit_reset_visibly(tmp_path, fake) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "rate limit, resets" in result.stderr
+
+
+# ---- what the real Search API refuses or leaves incomplete ------------------------------
+
+
+def _crawler(fake, taxonomy, repos, sleeps=None, notes=None, on_page=None):
+    selection = Selection.from_taxonomy(taxonomy)
+    repositories = [r for name in repos for r in selection.repositories if r.repo == name]
+    sleep = sleeps.append if sleeps is not None else (lambda _s: None)
+    client = GitHubClient(fake.url, token="t0ken-secret", sleep=sleep)
+    crawler = GitHubCrawler(
+        client,
+        selection,
+        taxonomy,
+        search_cap=40,
+        on_page=on_page,
+        on_note=(notes.append if notes is not None else None),
+    )
+    return crawler, repositories, GitHubCrawler.query(selection, repositories)
+
+
+def test_unsearchable_repository_is_a_finding_and_the_others_are_crawled(
+    store, fake, taxonomy
+) -> None:
+    """tensorflow/tensorflow is not on the fake: GitHub's real 422 "cannot be searched"."""
+    notes: list[str] = []
+    crawler, repositories, query = _crawler(
+        fake, taxonomy, ["tensorflow/tensorflow", *REPOS], notes=notes
+    )
+    checkpointer = Checkpointer(store, "github", query)
+    crawler.run(checkpointer, repositories)
+    checkpointer.finish("done")
+    assert stored(store) == fake.expected  # the repositories after it are crawled
+    refused = [r for r in fake.requests if r["status"] == 422]
+    assert len(refused) == 1  # its other queries are not asked: they would fail alike
+    (finding,) = checkpointer.checkpoint["findings"]
+    assert finding["kind"] == "unsearchable-repository"
+    assert finding["repo"] == "tensorflow/tensorflow"
+    assert "tensorflow/tensorflow: skipped, the GitHub Search API refuses it" in finding["message"]
+    assert "cannot be searched" in finding["message"] and finding["message"] in notes
+    skipped = [s for q, s in checkpointer.checkpoint["queries"].items() if "tensorflow" in q]
+    assert skipped and all(s["windows"] == [] and s["skipped"] for s in skipped)
+    # the next (incremental) run asks again from the beginning: it may be back by then
+    before = len(fake.requests)
+    checkpointer = Checkpointer(store, "github", query)
+    crawler.run(checkpointer, repositories)
+    (again,) = [r for r in fake.requests[before:] if r["status"] == 422]
+    assert "tensorflow" in again["params"]["q"] and "created:2008-01-01" in again["params"]["q"]
+
+
+def test_resumed_run_does_not_ask_the_refused_repository_again(store, fake, taxonomy) -> None:
+    pages = {"n": 0}
+
+    def stop_after_the_skip(_stats) -> None:
+        pages["n"] += 1
+        if pages["n"] == 1:
+            raise KeyboardInterrupt
+
+    crawler, repositories, query = _crawler(
+        fake, taxonomy, ["tensorflow/tensorflow", *REPOS], on_page=stop_after_the_skip
+    )
+    checkpointer = Checkpointer(store, "github", query)
+    with pytest.raises(KeyboardInterrupt):
+        crawler.run(checkpointer, repositories)
+    checkpointer.finish("interrupted")
+    before = len(fake.requests)
+    checkpointer = Checkpointer(store, "github", query)
+    assert checkpointer.resumed
+    crawler.run(checkpointer, repositories)
+    assert not [r for r in fake.requests[before:] if r["status"] == 422]
+    assert stored(store) == fake.expected
+    assert len(checkpointer.checkpoint["findings"]) == 1
+
+
+def test_incomplete_search_is_asked_again(store, fake, taxonomy) -> None:
+    fake.inject("incomplete", "/search/issues", times=INCOMPLETE_RETRIES)
+    sleeps: list[float] = []
+    _, checkpointer = crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert sleeps == [INCOMPLETE_WAIT] * INCOMPLETE_RETRIES
+    assert stored(store) == fake.expected
+    assert checkpointer.checkpoint["findings"] == []
+
+
+def test_search_that_stays_incomplete_is_a_finding(store, fake, taxonomy) -> None:
+    # pytorch's searches are small enough (under the cap) to keep their first page
+    fake.inject("incomplete", "pytorch", times=INCOMPLETE_RETRIES + 1)
+    notes: list[str] = []
+    sleeps: list[float] = []
+    crawler, repositories, query = _crawler(
+        fake, taxonomy, ["pytorch/pytorch"], sleeps=sleeps, notes=notes
+    )
+    checkpointer = Checkpointer(store, "github", query)
+    crawler.run(checkpointer, repositories)
+    assert sleeps == [INCOMPLETE_WAIT] * INCOMPLETE_RETRIES  # then it gives up, goes on
+    (finding,) = checkpointer.checkpoint["findings"]
+    assert finding["kind"] == "incomplete-results" and finding["repo"] == "pytorch/pytorch"
+    start, end = finding["window"]
+    assert finding["query"] in checkpointer.checkpoint["queries"] and start < end
+    assert f"the search of {start}..{end} (created) page 1 stayed incomplete" in notes[0]
+    assert finding["message"] == notes[0]
+    assert stored(store) < {k for k in fake.expected if k[0] == "pytorch/pytorch"}
+
+
+def test_cli_summary_and_status_show_findings(tmp_path, taxonomy, runner) -> None:
+    import json
+
+    from issueminer.cli.main import app
+
+    issues, comments, _ = corpus(n=12)
+    db = str(tmp_path / "f.db")
+    with FakeGitHub(issues, comments) as server:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "issueminer.cli",
+                "crawl",
+                "github",
+                "--db",
+                db,
+                "--api-url",
+                server.url,
+                "--repo",
+                "tensorflow/tensorflow",
+                "--repo",
+                "horovod/horovod",
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["stored"] > 0
+    assert [f["kind"] for f in summary["findings"]] == ["unsearchable-repository"]
+    assert "tensorflow/tensorflow: skipped" in result.stderr  # said when it happens
+    runs = json.loads(
+        runner.invoke(app, ["crawl", "status", "--db", db, "--format", "json"]).stdout
+    )
+    assert runs[0]["status"] == "done" and runs[0]["findings"] == summary["findings"]
+    text = runner.invoke(app, ["crawl", "status", "--db", db]).output
+    assert "finding: tensorflow/tensorflow: skipped, the GitHub Search API refuses it" in text
+    assert ": skipped (the search refuses the repository)" in text

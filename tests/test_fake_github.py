@@ -450,6 +450,31 @@ def test_truncated_fault_serves_half_a_json_document(fake: FakeGitHub) -> None:
         client(fake).get_repo(W).get_issue(1)
 
 
+def test_unknown_repo_is_refused_with_githubs_422_body(fake: FakeGitHub) -> None:
+    raw = requests.get(f"{fake.url}/search/issues", params={"q": "repo:acme/renamed is:issue"})
+    assert raw.status_code == 422
+    body = raw.json()
+    assert body["message"] == "Validation Failed" and body["documentation_url"]
+    (error,) = body["errors"]
+    assert {k: error[k] for k in ("resource", "field", "code")} == {
+        "resource": "Search",
+        "field": "q",
+        "code": "invalid",
+    }
+    assert "cannot be searched" in error["message"]
+
+
+def test_incomplete_fault_answers_a_timed_out_search(fake: FakeGitHub) -> None:
+    params = {"q": f"repo:{W}", "per_page": "100"}
+    whole = requests.get(f"{fake.url}/search/issues", params=params).json()
+    fake.inject("incomplete", "/search/issues")
+    cut = requests.get(f"{fake.url}/search/issues", params=params)
+    assert cut.status_code == 200 and cut.json()["incomplete_results"] is True
+    assert cut.json()["items"] == whole["items"][: len(whole["items"]) // 2]
+    assert requests.get(f"{fake.url}/search/issues", params=params).json() == whole
+    assert fake.requests_for("/search/")[1]["fault"] == "incomplete"
+
+
 def test_faults_match_path_and_count(fake: FakeGitHub) -> None:
     gh = client(fake)
     fake.inject("http500", "/issues/4/comments", times=2)

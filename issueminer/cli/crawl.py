@@ -299,9 +299,8 @@ def github_command(
         )
         crawler.run(checkpointer, repositories, _aware(since))
         checkpointer.finish("done")
-    _summary(
-        checkpointer, fmt, {"requests": client.requests, "rate_remaining": client.rate_remaining}
-    )
+    facts = {"requests": client.requests, "rate_remaining": client.rate_remaining}
+    _summary(checkpointer, fmt, facts, checkpointer.checkpoint.get("findings") or [])
 
 
 @app.command("hydrate")
@@ -425,9 +424,15 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
             resume = (
                 f"window {windows[0][0]}..{windows[0][1]} page {state.get('page')}"
                 if windows
-                else "done"
+                else (
+                    "skipped (the search refuses the repository)"
+                    if state.get("skipped")
+                    else "done"
+                )
             )
             out.print(f"    {name}: {resume}", highlight=False, markup=False)
+        for finding in run["findings"]:
+            out.print(f"    finding: {finding['message']}", highlight=False, markup=False)
         if run["message"]:
             out.print(f"    {run['message']}", highlight=False, markup=False)
 
@@ -452,7 +457,12 @@ def _countdown(bar: Progress) -> Any:
     return sleep
 
 
-def _summary(checkpointer: Checkpointer, fmt: Format, facts: dict[str, Any]) -> None:
+def _summary(
+    checkpointer: Checkpointer,
+    fmt: Format,
+    facts: dict[str, Any],
+    findings: list[dict[str, Any]] | None = None,
+) -> None:
     data = {
         "run": checkpointer.run_id,
         "resumed": checkpointer.resumed,
@@ -460,10 +470,14 @@ def _summary(checkpointer: Checkpointer, fmt: Format, facts: dict[str, Any]) -> 
         "stored": checkpointer.items_stored,
         **facts,
     }
+    if findings is not None:
+        data["findings"] = len(findings)
     if fmt == Format.json:
-        print_json(data)
-    else:
-        out.print("  ".join(f"{k} {v}" for k, v in data.items()), highlight=False, markup=False)
+        print_json({**data, "findings": findings} if findings is not None else data)
+        return
+    out.print("  ".join(f"{k} {v}" for k, v in data.items()), highlight=False, markup=False)
+    for finding in findings or []:
+        out.print(f"finding: {finding['message']}", highlight=False, markup=False)
 
 
 class Engine(StrEnum):

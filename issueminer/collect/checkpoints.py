@@ -192,6 +192,9 @@ def crawl_status(store: Store) -> list[dict[str, Any]]:
                 "started_at": run.started_at,
                 "finished_at": run.finished_at,
                 "checkpoint": run.checkpoint,
+                # what the run found wrong but went past (a repository the search refuses,
+                # a search that stayed incomplete), each with a message saying so
+                "findings": list((run.checkpoint or {}).get("findings") or []),
                 "message": run.message,
             }
             for run in runs

@@ -29,7 +29,11 @@ from typing import Any
 API = "https://api.github.com"
 WEB = "https://github.com"
 DOCS = "https://docs.github.com/rest"
-FAULTS = frozenset({"rate_limited", "secondary", "http503", "http500", "reset", "truncated"})
+FAULTS = frozenset(
+    {"rate_limited", "secondary", "http503", "http500", "reset", "truncated", "incomplete"}
+)
+# Faults applied to the answer after it is made, rather than standing in for it.
+_AFTER_FAULTS = ("reset", "truncated", "incomplete")
 PRIMARY_MESSAGE = "API rate limit exceeded for user ID 1."
 SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
@@ -332,6 +336,16 @@ def _error(status: int, message: str, **extra: Any) -> _Reply:
     return _Reply(status, {"message": message, **extra, "documentation_url": DOCS})
 
 
+def _incomplete(reply: _Reply, keep: float) -> None:
+    """A search that timed out: 200, `incomplete_results: true`, only the results found in
+    time (the first `keep` share of the page), the total as far as it got."""
+    body = reply.body
+    if reply.status != 200 or not isinstance(body, dict) or "incomplete_results" not in body:
+        return
+    body["items"] = body["items"][: int(len(body["items"]) * keep)]
+    body["incomplete_results"] = True
+
+
 def _invalid(message: str, code: str = "invalid") -> _Reply:
     """GitHub's 422 for a search it cannot run (missing q, unknown repo, bad qualifier)."""
     problem = {"message": message, "resource": "Search", "field": "q", "code": code}
@@ -544,7 +558,7 @@ class FakeGitHub:
             bucket.refresh(now)
             rate = bucket.snapshot(resource)
             reply: _Reply | None = None
-            if fault is not None and fault.name not in ("reset", "truncated"):
+            if fault is not None and fault.name not in _AFTER_FAULTS:
                 reply = self._fault_reply(fault, rate, now)
             elif path != "/rate_limit" and bucket.remaining <= 0:
                 entry["fault"] = "exhausted"  # the real quota ran out, not an injected fault
@@ -557,6 +571,8 @@ class FakeGitHub:
                     reply = self._route(handler.command, path, params)
                 except ValueError as exc:  # a malformed query or date: GitHub says 422
                     reply = _invalid(str(exc))
+                if fault is not None and fault.name == "incomplete":
+                    _incomplete(reply, fault.options.get("keep", 0.5))
             entry["status"] = reply.status
             if isinstance(reply.body, str):
                 payload = reply.body.encode()

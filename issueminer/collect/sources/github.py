@@ -31,6 +31,13 @@ EARLIEST = datetime(2008, 1, 1, tzinfo=UTC)  # before GitHub existed: a window s
 TRANSIENT_RETRIES = 5
 SECONDARY_DEFAULT_WAIT = 60  # seconds, when a secondary limit names no Retry-After
 MIN_WINDOW = timedelta(seconds=1)  # a window this small is not split further
+# A search that runs out of time answers 200 with `incomplete_results: true` and only what
+# it found in time. The same search usually completes when asked again (GitHub's advice);
+# one that times out this many times more is a lasting problem, reported, not retried on.
+INCOMPLETE_RETRIES = 3
+INCOMPLETE_WAIT = 2  # seconds before such a retry: the timeout means the search is busy
+# GitHub's 422 for a repository the Search API cannot see: renamed, deleted or private.
+UNSEARCHABLE = "cannot be searched"
 
 
 class GitHubError(Exception):
@@ -102,6 +109,10 @@ class GitHubClient:
         if remaining >= 0:
             self.rate_remaining = remaining
         self.rate_reset = self.github.rate_limiting_resettime or self.rate_reset
+
+    def wait(self, why: str, seconds: float) -> None:
+        """Sleep, saying why first (on_wait)."""
+        self._wait(why, seconds)
 
     def _wait(self, why: str, seconds: float) -> None:
         if self.on_wait:
@@ -251,20 +262,52 @@ class GitHubCrawler:
     ) -> None:
         end = _stamp(self.now())
         for criteria in repositories:
-            for query in self.queries(criteria):
-                state = checkpointer.checkpoint.get("queries", {}).get(query)
-                if state is None:
-                    start = since or _previous_end(checkpointer, query) or EARLIEST
-                    # an incremental run looks at what changed, not only what was created
-                    field = "updated" if since is None and start != EARLIEST else "created"
-                    state = {
-                        "field": field,
-                        "windows": [[_stamp(start), end]],
-                        "page": 1,
-                        "end": end,
-                    }
-                while state["windows"]:  # every page commits the query's state after it
-                    state = self._page(checkpointer, criteria, query, state)
+            try:
+                self._repository(checkpointer, criteria, since, end)
+            except GithubException as exc:
+                refusal = unsearchable(exc)
+                if refusal is None:
+                    raise
+                self._skip(checkpointer, criteria, refusal, end)
+
+    def _repository(
+        self,
+        checkpointer: Checkpointer,
+        criteria: RepositoryCriteria,
+        since: datetime | None,
+        end: str,
+    ) -> None:
+        for query in self.queries(criteria):
+            state = checkpointer.checkpoint.get("queries", {}).get(query)
+            if state is None:
+                start = since or _previous_end(checkpointer, query) or EARLIEST
+                # an incremental run looks at what changed, not only what was created
+                field = "updated" if since is None and start != EARLIEST else "created"
+                state = {
+                    "field": field,
+                    "windows": [[_stamp(start), end]],
+                    "page": 1,
+                    "end": end,
+                }
+            while state["windows"]:  # every page commits the query's state after it
+                state = self._page(checkpointer, criteria, query, state)
+
+    def _skip(
+        self, checkpointer: Checkpointer, criteria: RepositoryCriteria, refusal: str, end: str
+    ) -> None:
+        """A repository the Search API refuses: a finding, its queries closed for this run
+        (a resumed run does not ask again), and the crawl goes on with the others."""
+        message = (
+            f"{criteria.repo}: skipped, the GitHub Search API refuses it (422: {refusal}); "
+            "it may be renamed, deleted or private: check its name in the study file"
+        )
+        self.on_note(message)
+        queries = dict(checkpointer.checkpoint.get("queries", {}))
+        for query in self.queries(criteria):
+            state = queries.get(query) or {"field": "created", "page": 1, "end": end}
+            queries[query] = {**state, "windows": [], "page": 1, "skipped": refusal}
+        finding = {"kind": "unsearchable-repository", "repo": criteria.repo, "message": message}
+        self._commit(checkpointer, None, queries, [], 0, [finding])
 
     def _page(
         self,
@@ -274,7 +317,7 @@ class GitHubCrawler:
         state: dict[str, Any],
     ) -> dict[str, Any]:
         start, end = state["windows"][0]
-        data = self.client.search(f"{query} {state['field']}:{start}..{end}", state["page"])
+        data = self._search(f"{query} {state['field']}:{start}..{end}", state["page"])
         total = int(data.get("total_count", 0))
         if state["page"] == 1 and total >= self.search_cap and _splittable(start, end):
             middle = _stamp(_date(start) + (_date(end) - _date(start)) / 2)
@@ -285,7 +328,7 @@ class GitHubCrawler:
             windows = [[start, middle], [_next_second(middle), end], *state["windows"][1:]]
             next_state = {**state, "windows": windows, "page": 1}
             self._commit(checkpointer, query, next_state, [], 0)
-            return next_state
+            return next_state  # the halves are searched anew, complete or not
         items = data.get("items") or []
         envelopes = list(self._kept(criteria, items))
         last_page = max(1, math.ceil(min(total, self.search_cap) / PER_PAGE))
@@ -293,28 +336,61 @@ class GitHubCrawler:
             next_state = {**state, "windows": state["windows"][1:], "page": 1}
         else:
             next_state = {**state, "page": state["page"] + 1}
-        self._commit(checkpointer, query, next_state, envelopes, len(items))
+        findings = []
+        if data.get("incomplete_results"):
+            message = (
+                f"{criteria.repo}: the search of {start}..{end} ({state['field']}) page "
+                f"{state['page']} stayed incomplete (GitHub timed out) after "
+                f"{INCOMPLETE_RETRIES} retries; kept the {len(items)} results it gave"
+            )
+            self.on_note(message)
+            findings.append(
+                {
+                    "kind": "incomplete-results",
+                    "repo": criteria.repo,
+                    "query": query,
+                    "window": [start, end],
+                    "field": state["field"],
+                    "page": state["page"],
+                    "message": message,
+                }
+            )
+        self._commit(checkpointer, query, next_state, envelopes, len(items), findings)
         return next_state
+
+    def _search(self, query: str, page: int) -> dict[str, Any]:
+        """One search page, asked again while GitHub says it is incomplete (bounded)."""
+        data = self.client.search(query, page)
+        for retry in range(1, INCOMPLETE_RETRIES + 1):
+            if not data.get("incomplete_results"):
+                break
+            why = f"search timed out (incomplete_results), retry {retry} of {INCOMPLETE_RETRIES}"
+            self.client.wait(why, INCOMPLETE_WAIT)
+            data = self.client.search(query, page)
+        return data
 
     def _commit(
         self,
         checkpointer: Checkpointer,
-        query: str,
+        query: str | None,
         state: dict[str, Any],
         envelopes: list[Envelope],
         seen: int,
+        findings: list[dict[str, Any]] | None = None,
     ) -> None:
-        queries = {**checkpointer.checkpoint.get("queries", {}), query: state}
+        """Commit a query's new state (with query None: `state` is every query's state)."""
+        queries = {**checkpointer.checkpoint.get("queries", {}), query: state} if query else state
         checkpoint = {
             **checkpointer.checkpoint,
             "queries": queries,
+            "findings": [*checkpointer.checkpoint.get("findings", []), *(findings or [])],
             "rate_remaining": self.client.rate_remaining,
             "rate_reset": self.client.rate_reset,
         }
         stored = checkpointer.commit_page(envelopes, checkpoint, seen=seen)
         self.on_page(
             {
-                "query": query,
+                "query": query or "",
                 "seen": seen,
                 "stored": stored,
                 "requests": self.client.requests,
@@ -356,6 +432,17 @@ class GitHubCrawler:
         return envelope, None
 
 
+def unsearchable(exc: GithubException) -> str | None:
+    """GitHub's reason when a 422 says the repository cannot be searched, else None."""
+    if exc.status != 422 or not isinstance(exc.data, dict):
+        return None
+    for error in exc.data.get("errors") or []:
+        message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
+        if UNSEARCHABLE in message:
+            return message
+    return None
+
+
 def _splittable(start: str, end: str) -> bool:
     return _date(end) - _date(start) > MIN_WINDOW
 
@@ -367,4 +454,5 @@ def _next_second(stamp: str) -> str:
 def _previous_end(checkpointer: Checkpointer, query: str) -> datetime | None:
     previous = checkpointer.previous or {}
     state = (previous.get("queries") or {}).get(query)
-    return _date(state["end"]) if state else None
+    # a skipped query saw nothing up to its end: the next run starts it from the beginning
+    return _date(state["end"]) if state and not state.get("skipped") else None
