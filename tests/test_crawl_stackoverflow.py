@@ -12,7 +12,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -352,11 +351,11 @@ def test_backoff_violation_waits_the_backoff_and_goes_on(store, fake, taxonomy) 
     fake.inject("backoff", "/questions", seconds=7)
     fake.inject("backoff_violation", "/questions")
     sleeps: list[float] = []
-    started = time.monotonic()
     crawl(store, fake, taxonomy, sleeps=sleeps)
-    assert time.monotonic() - started < 7  # stackapi's own backoff sleep is ours, injected
     assert stored_ids(store) == fake.expected
-    assert sleeps == [7 + 1, 7 + 1]  # the backoff (stackapi: +1), then after the violation
+    # the backoff (stackapi's own sleep, routed to the injected one: stackapi adds 1), then
+    # the wait after the violation; nothing slept for real
+    assert sleeps == [7 + 1, 7 + 1]
     with store.session() as session:
         assert session.scalars(select(CrawlRun)).one().status == "done"
 
