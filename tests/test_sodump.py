@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+import zlib
 from contextlib import suppress
 from pathlib import Path
 
@@ -1056,3 +1057,138 @@ def test_killed_scan_resumes_to_the_same_store(tmp_path, taxonomy, form, phase, 
     crawler.run(checkpointer)
     checkpointer.finish("done")
     assert crawled_content(killed) == crawled_content(straight)
+
+
+# ---- damaged, empty and declaring dumps --------------------------------------------------------
+def _many_questions(count: int = 125) -> bytes:
+    lines = []
+    for q in range(1000, 1000 + 2 * count, 2):
+        lines += [question(q, "|horovod|python|", accepted=q + 1, answers=1), answer(q + 1, q)]
+    return (HEAD + "\n".join(lines) + "\n</posts>\n").encode()
+
+
+def _stored_questions(db: str) -> int:
+    return len(stored(Store(f"sqlite:///{db}")))
+
+
+def test_a_damaged_gzip_is_stored_up_to_the_damage_and_says_where(tmp_path, runner) -> None:
+    data = _many_questions()
+    packed = gzip.compress(data)
+    cut = tmp_path / "Posts.xml.gz"
+    cut.write_bytes(packed[: len(packed) * 9 // 10])
+    before = zlib.decompressobj(31).decompress(cut.read_bytes())  # all that can be read
+    end = before.rfind(b"\n") + 1
+    whole_questions = before[:end].count(b'PostTypeId="1"')
+    line = before[:end].count(b"\n") + 1
+    db = str(tmp_path / "cut.db")
+    problem = f"Posts.xml.gz line {line} (byte {end}): damaged: EOFError"
+    for run in (1, 2):  # a rerun does not pretend to resume: it says the same
+        result = runner.invoke(app, ["crawl", "so-dump", str(cut), "--db", db])
+        assert result.exit_code == 3, result.output
+        assert problem in result.stderr and "run the same command" not in result.output
+        assert f"the data ends at byte {end} (line {line})" in result.stderr
+        assert "bad input (skipped): damaged 1" in result.stdout, run
+        assert _stored_questions(db) == whole_questions > 100
+    # corrupt data inside a larger stream: the same, with the decompressor's reason (bytes
+    # that still decode are only found wrong by the CRC at the end of the stream)
+    plain = tmp_path / "Posts.xml"
+    plain.write_bytes(generated(1_500_000, seed=3, newline="\n"))
+    whole = str(tmp_path / "whole.db")
+    assert runner.invoke(app, ["crawl", "so-dump", str(plain), "--db", whole]).exit_code == 0
+    corrupt = bytearray(gzip.compress(plain.read_bytes()))
+    at = len(corrupt) * 3 // 4
+    corrupt[at : at + 64] = b"\xff" * 64
+    cut.write_bytes(bytes(corrupt))
+    result = runner.invoke(app, ["crawl", "so-dump", str(cut), "--db", str(tmp_path / "c.db")])
+    assert result.exit_code == 3, result.output
+    assert ": damaged: " in result.stderr and "Traceback" not in result.output
+    assert 0 < _stored_questions(str(tmp_path / "c.db")) <= _stored_questions(whole)
+
+
+def test_a_damaged_stream_through_the_library_and_stdin(tmp_path, taxonomy) -> None:
+    data = _many_questions()
+    packed = gzip.compress(data)
+    cut = packed[: len(packed) * 9 // 10]
+    path = tmp_path / "Posts.xml.gz"
+    path.write_bytes(cut)
+    for name, source, stdin in (("file", path, None), ("stdin", "-", io.BytesIO(cut))):
+        store = sqlite_store(tmp_path, f"{name}.db")
+        summary = scan(store, source, taxonomy, piece=2000, stdin=stdin)  # many commits
+        assert summary.finding_counts["damaged"] == 1, name
+        assert 100 < len(stored(store)) < 125
+        (finding,) = [f for f in summary.findings if f["kind"] == "damaged"]
+        if name == "stdin":  # the last question's answer is past the damage
+            assert summary.finding_counts["answers-not-attached"] == 1
+            assert "in the damaged part or before it" in summary.findings[-2]["message"]
+        else:
+            assert len(summary.finding_counts) == 1
+        assert f"ends at byte {finding['offset']} " in finding["message"]
+        assert finding["line"] == data[: finding["offset"]].count(b"\n") + 1
+
+
+def test_a_broken_gzip_header_is_one_line_naming_the_file(tmp_path, runner) -> None:
+    path = tmp_path / "Posts.xml.gz"
+    db = tmp_path / "never.db"
+    heads = {
+        "method": b"\x1f\x8b\x07\x00" + bytes(20),  # magic right, compression method wrong
+        "cut": b"\x1f\x8b\x08\x00\x00",  # the header itself cut short
+        "flags": b"\x1f\x8b\x08\xe0" + bytes(20),  # reserved flag bits set
+    }
+    for why, head in heads.items():
+        path.write_bytes(head)
+        result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(db)])
+        assert result.exit_code == 3, (why, result.output)
+        assert result.stderr.count("\n") == 1 and "Posts.xml.gz" in result.stderr, why
+        assert "damaged" in result.stderr and "Traceback" not in result.output
+        assert not db.exists()  # refused before any store is made
+    path.write_bytes(b"just some text, named .gz\n")  # not gzip at all
+    result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(db)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert "Posts.xml.gz does not look like" in result.stderr
+
+
+def test_a_dump_without_rows_is_refused_as_bad_input(tmp_path, runner) -> None:
+    path = tmp_path / "Posts.xml"
+    db = str(tmp_path / "empty.db")
+    for content, why in ((b"", "the file is empty"), (HEAD.encode() + b"</posts>\n", "only")):
+        path.write_bytes(content)
+        result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", db])
+        assert result.exit_code == 3, result.output
+        assert f"Posts.xml: no rows ({why}" in result.stderr
+        packed = tmp_path / "Posts.xml.gz"
+        packed.write_bytes(gzip.compress(content))
+        result = runner.invoke(app, ["crawl", "so-dump", str(packed), "--db", db])
+        assert result.exit_code == 3 and "Posts.xml.gz: no rows" in result.stderr
+        piped = runner.invoke(app, ["crawl", "so-dump", "-", "--db", db], input=content)
+        assert piped.exit_code == 3, piped.output
+        assert "<stdin> line 1 (byte 0): no-rows" in piped.stderr
+
+
+def test_a_declared_doctype_or_entity_is_refused_wherever_it_is(tmp_path, taxonomy, runner):
+    declaring = question(7, "|horovod|", title="TITLE_X", accepted=8).replace("TITLE_X", "&t;")
+    declaring = '<!DOCTYPE row [<!ENTITY t "Replaced by the DTD">]>' + declaring.lstrip()
+    with pytest.raises(rows.BadRow) as refused:
+        rows.parse_row(declaring.encode())
+    assert refused.value.kind == "dtd-declaration"
+    (batch,) = [r for r in rows.parse_rows([declaring.encode()]) if isinstance(r, rows.BadRow)]
+    assert batch.kind == "dtd-declaration"
+    data = handwritten().replace(
+        b"\n" + question(40, "|pytorch|", title="Distributed training hangs").encode(),
+        b"\n" + declaring.encode(),
+    )
+    path = tmp_path / "Posts.xml"
+    path.write_bytes(data)
+    db = str(tmp_path / "dtd.db")
+    result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", db])
+    assert result.exit_code == 3, result.output
+    assert "Posts.xml line 10: dtd-declaration: a DOCTYPE declaration" in result.stdout
+    assert 7 not in stored(Store(f"sqlite:///{db}"))
+    # in the file's head, before <posts>: refused when the file is opened, or on stdin found
+    head = HEAD.replace("<posts>", '<!DOCTYPE posts [<!ENTITY t "x">]>\n<posts>').encode()
+    path.write_bytes(head + handwritten()[len(HEAD) :])
+    with pytest.raises(sodump.BadInput, match="Posts.xml line 2: a DOCTYPE declaration"):
+        sodump.open_source(path)
+    summary = scan(
+        sqlite_store(tmp_path, "in.db"), "-", taxonomy, stdin=io.BytesIO(path.read_bytes())
+    )
+    assert any(f["kind"] == "dtd-declaration" and f["line"] == 2 for f in summary.findings)

@@ -58,7 +58,8 @@ STACKEXCHANGE_API_ENV = "ISSUEMINER_STACKEXCHANGE_API"
 GITHUB_API_ENV = "ISSUEMINER_GITHUB_API"
 INTERRUPTED = 130  # the exit status shells give a program stopped by Ctrl-C (128 + SIGINT)
 # a dump scan that met bad input finishes and stores what it kept, then says so by its exit
-# status too, so a script or make rule notices (1 and 2 are errors and usage errors)
+# status too, so a script or make rule notices (1 and 2 are errors and usage errors); a dump
+# refused as bad input as a whole (no rows, a DTD in its head) exits with it too
 BAD_INPUT_SKIPPED = 3
 
 
@@ -534,7 +535,10 @@ def so_dump(
     Questions carrying a study tag are parsed and judged like the API crawler's; their
     answers (and with --comments their comments) are attached. Bad rows are counted,
     reported with their line and skipped; the scan goes on, stores the rest, and then exits
-    with status 3. Killed, the same command resumes where it stopped.
+    with status 3. A compressed file damaged part way is stored up to the damage, which is
+    reported with its byte and line: status 3 too. A file with no rows, a DTD in its head,
+    or compressed data unreadable from the start is refused: status 3, nothing stored.
+    Killed, the same command resumes where it stopped.
 
     Example: issueminer crawl so-dump Posts.xml --workers 2 --report bad.csv
     (a .gz or .7z file, or stdin, is streamed through one worker)
@@ -547,6 +551,9 @@ def so_dump(
         piece_bytes = sodump.parse_size(piece_size)
         posts = sodump.open_source(path)
         comment_source = sodump.open_source(comments, "comments") if comments else None
+    except sodump.BadInput as exc:
+        err.print(f"error: {exc} (exit status {BAD_INPUT_SKIPPED})", highlight=False, markup=False)
+        raise typer.Exit(BAD_INPUT_SKIPPED) from None
     except (sodump.DumpError, ValueError) as exc:
         fail(str(exc))
     packed = [s for s in (posts, comment_source) if s is not None and not s.plain]
@@ -592,6 +599,8 @@ def so_dump(
     _dump_summary(summary, checkpointer, seconds, report, fmt)
     if summary.finding_counts:
         skipped = sum(summary.finding_counts.values())
+        for problem in summary.file_problems():
+            err.print(problem, highlight=False, markup=False)
         err.print(
             f"finished with {skipped} case{'s' * (skipped != 1)} of bad input skipped "
             f"(exit status {BAD_INPUT_SKIPPED}); everything else is stored"

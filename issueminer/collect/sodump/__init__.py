@@ -21,8 +21,11 @@ Two ways through a file, with the same result:
   that came before their question are found afterwards by a second pass over the part
   of the file before it, for the questions whose AnswerCount says some are missing.
 
-Bad input (a malformed row, an invalid character reference, a non-UTF-8 byte, a file cut
-short) is counted and reported with its line number and skipped. Only rows the pre-filter
+Bad input (a malformed row, an invalid character reference, a non-UTF-8 byte, a row with a
+DOCTYPE or entity declaration, a file cut short, a compressed file damaged part way) is
+counted and reported with its line number and skipped; what came before a damaged part is
+stored. A file that cannot be scanned at all (no rows, a DTD in its head, compressed data
+damaged from its start) is refused before the scan (`BadInput`). Only rows the pre-filter
 lets through are parsed, so only those can be found malformed: a broken row that carries
 no study tag and answers no kept question is never looked at, as it could not be kept.
 
@@ -44,11 +47,12 @@ from issueminer.collect.sodump.criteria import Criteria, known_questions
 from issueminer.collect.sodump.dump_crawler import DumpCrawler
 from issueminer.collect.sodump.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from issueminer.collect.sodump.file_pieces import parse_size
-from issueminer.collect.sodump.streams import DumpError, DumpSource, open_source
+from issueminer.collect.sodump.streams import BadInput, DumpError, DumpSource, open_source
 from issueminer.collect.sodump.summary import SUMMARY_FINDINGS, ScanSummary, findings_report
 
 __all__ = [
     "SUMMARY_FINDINGS",
+    "BadInput",
     "Criteria",
     "DaskExecutor",
     "DumpCrawler",

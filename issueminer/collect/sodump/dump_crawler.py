@@ -40,7 +40,10 @@ from issueminer.collect.sodump.scans import (
 from issueminer.collect.sodump.streams import (
     BLOCK_BYTES,
     HEAD_BYTES,
+    ROW_START,
+    DamagedStream,
     DumpSource,
+    declaration_in,
     open_stream,
     stream_blocks,
 )
@@ -172,6 +175,9 @@ class DumpCrawler:
         kept = self.state["kept"]
         if not self.posts.rereadable:
             found = Found()
+            where = "before it in the input, which stdin cannot go back to"
+            if self.state["finding_counts"].get("damaged"):
+                where = f"in the damaged part or {where}"
             for key in sorted(missing, key=int):
                 offset, count, _ = kept[key]
                 found.findings.append(
@@ -179,8 +185,8 @@ class DumpCrawler:
                         "answers-not-attached",
                         offset,
                         None,
-                        f"question {key} has {count} answers, some before it in the input, "
-                        "which stdin cannot go back to: scan the file by its path",
+                        f"question {key} has {count} answers, some {where}: "
+                        "scan the file by its path",
                     )
                 )
             self.commits.move_on(next_phase, Batch(self.posts.name, found))
@@ -256,24 +262,48 @@ class DumpCrawler:
         until: int | None = None,
     ) -> None:
         """A phase over a stream's blocks from the checkpoint's offset (up to `until`),
-        each scanned here as it is read; `root` as for `_ranges`."""
+        each scanned here as it is read; `root` as for `_ranges`.
+
+        A stream damaged part way ends the phase at the last whole line before the damage:
+        everything before is stored, and the damage is reported where it begins. The head
+        of a stream not checked when it was opened (stdin) is checked here."""
         state = self.state
         self.commits.flush()
         total = source.stored_size if source.kind == "gzip" else source.size
         tail = b""  # the last bytes read, for the check that the file is whole
+        damage: DamagedStream | None = None
+        rows = root is None or state["offset"] > 0  # whether a row was met
         with open_stream(source, self.stdin) as stream:
 
             def parts() -> Iterator[Part]:
-                nonlocal tail
-                for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
-                    if until is not None and offset >= until:
-                        break
-                    tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
-                    found = scan(block, offset)  # `_walk` then counts its lines
-                    yield Part(offset + len(block), found, len(block), block.count(NEWLINE))
+                nonlocal tail, damage, rows
+                try:
+                    for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
+                        if until is not None and offset >= until:
+                            break
+                        tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
+                        found = scan(block, offset)  # `_walk` then counts its lines
+                        if not rows:  # the file's first block, or first with rows
+                            rows = ROW_START in block
+                            found.findings += _head_findings(block, offset, root)
+                        yield Part(offset + len(block), found, len(block), block.count(NEWLINE))
+                except DamagedStream as exc:
+                    damage = exc
 
             self._walk(Walk(phase, source, parts(), None, stream.consumed, total))
-        if root is not None:
+        if damage is not None and root is not None:  # a later pass met it again: reported
+            offset, line = state["offset"], state["line"] + 1
+            self._file_finding(
+                "damaged",
+                offset,
+                line,
+                f"{damage.reason}: the data ends at byte {offset} (line {line}) of the "
+                "decompressed file; everything before is kept, the rest cannot be read",
+                source.name,
+            )
+        elif root is not None and damage is None:
+            if not rows:
+                self._file_finding("no-rows", 0, 1, f"no rows: nothing but <{root}>", source.name)
             self._check_tail(tail, source.name, root)
         self.commits.move_on(next_phase)
 
@@ -380,16 +410,30 @@ class DumpCrawler:
         line = state["line"] if size is None else None
         if line is not None and not tail.endswith(NEWLINE):
             line += 1
-        state["finding_counts"]["truncated"] = state["finding_counts"].get("truncated", 0) + 1
-        state["findings"].append(
-            [
-                "truncated",
-                offset,
-                line,
-                f"the file ends before </{root}>: it was cut short; everything before is kept",
-                name,
-            ]
-        )
+        message = f"the file ends before </{root}>: it was cut short; everything before is kept"
+        self._file_finding("truncated", offset, line, message, name)
+
+    def _file_finding(
+        self, kind: str, offset: int, line: int | None, message: str, name: str
+    ) -> None:
+        """Bad input of the file as a whole (its end, its damage), committed with the move
+        to the next phase; one a file, so kept whatever the findings' cap."""
+        state = self.state
+        state["finding_counts"][kind] = state["finding_counts"].get(kind, 0) + 1
+        state["findings"].append([kind, offset, line, message, name])
+
+
+def _head_findings(
+    block: bytes, offset: int, root: str | None
+) -> list[tuple[str, int, int | None, str]]:
+    """A DOCTYPE or entity declaration in a stream's head (a file's is refused on opening)."""
+    if offset or root is None:
+        return []
+    declaration = declaration_in(block[:HEAD_BYTES], root)
+    if declaration is None:
+        return []
+    at, line, message = declaration
+    return [("dtd-declaration", at, line, message)]
 
 
 def _identity(source: DumpSource) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 bytes and checked to be the file asked for (`open_source`); its bytes as a stream,
 decompressed on the fly (`open_stream`), read in blocks of whole lines (`stream_blocks`);
 and line numbers counted for byte offsets (`line_numbers`).
+
+Bad input found before any scan is `BadInput`: a file with no rows, a DTD in its head, a
+compressed file unreadable from its start. A compressed stream damaged further on (cut
+short, corrupt) gives every byte it could decompress, then raises `DamagedStream`.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import os
 import queue
 import sys
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from issueminer.collect.sodump.rows import NEWLINE
+from issueminer.collect.sodump.rows import DECLARATIONS, NEWLINE
 
 ROOTS = {"posts": b"<posts", "comments": b"<comments"}
 HEAD_BYTES = 4096  # the XML declaration and the root element fit in here
@@ -26,10 +31,26 @@ SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 8 << 20  # what a stream is read in
 MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
+ROW_START = b"<row"
+# what a damaged gzip stream raises (gzip.BadGzipFile is an OSError)
+DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error)
 
 
 class DumpError(Exception):
     """The input cannot be scanned at all (not a dump, or an unreadable archive)."""
+
+
+class BadInput(DumpError):
+    """A dump whose content is bad input: nothing in it can be stored."""
+
+
+class DamagedStream(BadInput):
+    """A compressed stream that cannot be decompressed past some point."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: the compressed data is damaged ({reason})")
+        self.name = name
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -73,16 +94,45 @@ def open_source(path: str | Path, root: str = "posts") -> DumpSource:
     else:
         source = DumpSource(path, "plain", stored, stored)
     with open_stream(source) as stream:
-        _check_root(stream.read(HEAD_BYTES), source, root)
+        head = stream.read(HEAD_BYTES)
+        check_head(head, source.name, root, whole=len(head) < HEAD_BYTES, damage=stream.damage)
     return source
 
 
-def _check_root(head: bytes, source: DumpSource, root: str) -> None:
-    if head and ROOTS[root] not in head:
+def check_head(
+    head: bytes, name: str, root: str, whole: bool = False, damage: str | None = None
+) -> None:
+    """The start of a dump: its root element, no DTD, and rows, when `whole` (the head is
+    the whole file); `damage`, why a compressed head ends early."""
+    if damage is not None and ROW_START not in head:
+        raise BadInput(f"{name}: the compressed data is damaged at its start ({damage})")
+    if not head and whole:
+        raise BadInput(f"{name}: no rows (the file is empty)")
+    declaration = declaration_in(head, root)
+    if declaration is not None:
+        _, line, message = declaration
+        raise BadInput(f"{name} line {line}: {message}")
+    if ROOTS[root] not in head:
         raise DumpError(
-            f"{source.name} does not look like a Stack Exchange {root.title()}.xml "
+            f"{name} does not look like a Stack Exchange {root.title()}.xml "
             f"(no <{root}> element at its start)"
         )
+    if whole and ROW_START not in head:
+        raise BadInput(f"{name}: no rows (only the <{root}> element)")
+
+
+def declaration_in(head: bytes, root: str) -> tuple[int, int, str] | None:
+    """(offset, line, message) of a DOCTYPE or entity declaration before the root element
+    (one in a row is the row's: see `rows.parse_row`)."""
+    end = head.find(ROOTS[root])
+    prolog = head if end < 0 else head[:end]
+    for declaration in DECLARATIONS:
+        at = prolog.find(declaration)
+        if at >= 0:
+            line = prolog.count(NEWLINE, 0, at) + 1
+            message = f"a {declaration[2:].decode()} declaration: refused (a dump has none)"
+            return at, line, message
+    return None
 
 
 def _seven_zip_member(path: str, root: str) -> tuple[str, int | None]:
@@ -124,31 +174,81 @@ def open_stream(source: DumpSource, stdin: BinaryIO | None = None) -> Iterator[A
         if not hasattr(raw, "peek"):
             raw = io.BufferedReader(raw)
         head = raw.peek(2)[:2]
-        stream = gzip.GzipFile(fileobj=raw) if head == GZIP_MAGIC else raw
-        yield _Stream(stream, None)
+        if head == GZIP_MAGIC:
+            yield _Stream(gzip.GzipFile(fileobj=raw), None, source.name, packed="")
+        else:
+            yield _Stream(raw, None, source.name)
     elif source.kind == "gzip":
         with open(source.path, "rb") as handle:
             counting = _Counting(handle)
             with gzip.GzipFile(fileobj=io.BufferedReader(counting, 1 << 20)) as stream:
-                yield _Stream(stream, counting)
+                yield _Stream(stream, counting, source.name, packed=source.path)
     elif source.kind == "7z":
         with _SevenZipStream(source.path, source.member or "") as stream:
-            yield _Stream(stream, None)
+            yield _Stream(stream, None, source.name)
     else:
         with open(source.path, "rb") as handle:
-            yield _Stream(handle, None)
+            yield _Stream(handle, None, source.name)
 
 
 class _Stream:
-    def __init__(self, stream: Any, counting: _Counting | None) -> None:
+    """A dump's bytes. Where a gzip stream's data is damaged, what came before is still
+    given: the read that meets the damage returns it, and notes why in `damage`; the next
+    raises `DamagedStream`. A read that fails loses what it had decompressed, so a .gz file
+    is then read again up to the damage a chunk at a time (`_salvage`); stdin, which cannot
+    be read again, is read so all along (`packed` is the file's path, or "" for stdin)."""
+
+    def __init__(
+        self, stream: Any, counting: _Counting | None, name: str, packed: str | None = None
+    ) -> None:
         self.stream = stream
         self.counting = counting
+        self.name = name
+        self.packed = packed
         self.read_bytes = 0
+        self.damage: str | None = None
 
     def read(self, n: int) -> bytes:
-        data = self.stream.read(n)
+        if self.damage is not None:
+            raise DamagedStream(self.name, self.damage)
+        if self.packed == "":
+            data = self._unpack(self.stream, n)
+        else:
+            try:
+                data = self.stream.read(n)
+            except DECOMPRESSION_ERRORS:
+                if not self.packed:
+                    raise
+                data = self._salvage(self.packed, n)
         self.read_bytes += len(data)
         return data
+
+    def _salvage(self, path: str, n: int) -> bytes:
+        """What a failed read of n bytes had before the damage, read again."""
+        with gzip.open(path, "rb") as again:
+            left = self.read_bytes
+            while left > 0:
+                data = again.read(min(left, BLOCK_BYTES))  # read before, without damage
+                if not data:
+                    break
+                left -= len(data)
+            return self._unpack(again, n)
+
+    def _unpack(self, stream: Any, n: int) -> bytes:
+        chunks: list[bytes] = []
+        have = 0
+        try:
+            while have < n:
+                chunk = stream.read1(n - have)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                have += len(chunk)
+        except DECOMPRESSION_ERRORS as exc:
+            self.damage = f"{type(exc).__name__}: {exc}"
+            if not chunks:  # nothing before it to give first
+                raise DamagedStream(self.name, self.damage) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def consumed(self) -> int:
         """Bytes of the stored file read so far (the compressed size for .gz)."""
@@ -166,6 +266,7 @@ class _SevenZipStream:
         self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(self.QUEUE_DEPTH)
         self.buffer = b""
         self.done = False
+        self.damage: str | None = None  # why the archive could not be read to its end
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -238,9 +339,11 @@ class _SevenZipStream:
                 self.done = True
             elif isinstance(item, BaseException):
                 self.done = True
-                raise DumpError(f"{self.path}: the archive cannot be read ({item})")
+                self.damage = f"{type(item).__name__}: {item}"
             else:
                 self.buffer += item
+        if self.damage is not None and not self.buffer:
+            raise DamagedStream(Path(self.path).name, self.damage)
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
 

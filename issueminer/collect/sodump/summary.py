@@ -12,6 +12,7 @@ from issueminer.collect.sodump.streams import DumpSource, line_numbers, open_str
 from issueminer.findings import Report
 
 SUMMARY_FINDINGS = 5
+WHOLE_FILE = ("damaged", "no-rows")  # findings about a file as a whole, always told
 
 
 @dataclass
@@ -27,6 +28,14 @@ class ScanSummary:
     finding_counts: Counter[str] = field(default_factory=Counter)
     findings: list[dict[str, Any]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)  # --only-known ids not in the dump
+
+    def file_problems(self) -> list[str]:
+        """One line for each file that was damaged or had no rows."""
+        return [
+            f"{f['file']} line {f['line']} (byte {f['offset']}): {f['kind']}: {f['message']}"
+            for f in self.findings
+            if f["kind"] in WHOLE_FILE
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {
