@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from issueminer.collect.selection import Reason, Selection, tokens
+from issueminer.collect.selection import Reason, Selection, label_name, tokens
+from issueminer.collect.sources.github import issue_envelope
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,25 @@ def test_github_rules(selection) -> None:
     assert selection.github("horovod/horovod", plain).code == Reason.NO_KEYWORD_NEEDED
     assert not selection.github("someone/else", issue).kept
     assert code("someone/else") == Reason.REPOSITORY_NOT_IN_STUDY
+
+
+def test_github_items_in_older_shapes(selection) -> None:
+    """Old search items: a `pull_request` object whose fields are all null is an issue, and
+    labels may be plain strings (older payloads, files) rather than objects."""
+    issue = {"title": "Hang with multiple machines", "body": "details", "state": "closed"}
+    nulls = {"url": None, "html_url": None, "diff_url": None, "patch_url": None}
+    assert selection.github("pytorch/pytorch", {**issue, "pull_request": nulls}).kept
+    linked = {**nulls, "html_url": "https://github.com/pytorch/pytorch/pull/1"}
+    assert selection.github("pytorch/pytorch", {**issue, "pull_request": linked}).code == (
+        Reason.PULL_REQUEST
+    )
+    as_strings = {**issue, "labels": ["module: docs", "bug"]}
+    assert selection.github("pytorch/pytorch", as_strings).code == Reason.EXCLUDED_LABEL
+    assert [label_name(x) for x in ["bug", {"name": "bug"}, {"name": None}]] == ["bug", "bug", ""]
+    envelope = issue_envelope(
+        "pytorch/pytorch", {**as_strings, "number": 7, "html_url": "https://github.com/x/y/1"}, []
+    )
+    assert envelope.issue["tags"] == ["module: docs", "bug"]  # stored, not a crash
 
 
 def test_github_search_queries_respect_the_operator_limit(selection) -> None:

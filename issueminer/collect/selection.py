@@ -205,7 +205,7 @@ class Selection:
 
     def github(self, repo: str, issue: dict[str, Any]) -> Decision:
         """A GitHub issue (REST shape: title, body Markdown, labels, state, pull_request)."""
-        if issue.get("pull_request"):
+        if is_pull_request(issue):
             return Decision(False, Reason.PULL_REQUEST, "pull request")
         criteria = self.repository(repo)
         if criteria is None:
@@ -214,7 +214,7 @@ class Selection:
             )
         if self.github_state and issue.get("state") != self.github_state:
             return Decision(False, Reason.WRONG_STATE, f"state {issue.get('state')}")
-        labels = {_label_name(label).lower() for label in issue.get("labels") or []}
+        labels = {label_name(label).lower() for label in issue.get("labels") or []}
         excluded = [x for x in criteria.exclude_labels if x.lower() in labels]
         if excluded:
             return Decision(False, Reason.EXCLUDED_LABEL, f"label {excluded[0]}")
@@ -237,8 +237,18 @@ class Selection:
         return [terms[i : i + max_terms] for i in range(0, len(terms), max_terms)]
 
 
-def _label_name(label: Any) -> str:
-    return str(label.get("name", "")) if isinstance(label, dict) else str(label)
+def label_name(label: Any) -> str:
+    """A GitHub label's name: the API sends objects, older payloads and files plain strings."""
+    return str(label.get("name") or "") if isinstance(label, dict) else str(label)
+
+
+def is_pull_request(issue: dict[str, Any]) -> bool:
+    """Whether a GitHub item is a pull request: its `pull_request` object links one. Some old
+    search items carry the object with every field null; those are issues."""
+    link = issue.get("pull_request")
+    if isinstance(link, dict):
+        return any(value is not None for value in link.values())
+    return bool(link)
 
 
 def _unescape(text: str) -> str:

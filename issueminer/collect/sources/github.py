@@ -19,7 +19,7 @@ import requests
 from github import Auth, Github, GithubException
 
 from issueminer.collect.checkpoints import Checkpointer, Envelope
-from issueminer.collect.selection import RepositoryCriteria, Selection
+from issueminer.collect.selection import RepositoryCriteria, Selection, label_name
 from issueminer.ids import github_issue
 from issueminer.taxonomy import Taxonomy
 from issueminer.text import plain_text
@@ -190,7 +190,7 @@ def issue_envelope(
         "title": item.get("title"),
         "body": body,
         "text": plain_text(body or "", "github"),
-        "tags": [label.get("name") for label in item.get("labels") or []],
+        "tags": [label_name(label) for label in item.get("labels") or []],
         "state": item.get("state"),
         "created_at": _date(item.get("created_at")),
         "closed_at": _date(item.get("closed_at")),
