@@ -323,11 +323,15 @@ def newest_row(
     )
 
 
+def standing(row: Annotation | None) -> Annotation | None:
+    """The label a newest row leaves standing: none when it undid the one before."""
+    return None if row is None or row.status == RETRACTED else row
+
+
 def current_label(
     session: Session, issue_uid: str, annotator: str, round_name: str | None
 ) -> Annotation | None:
-    annotation = newest_row(session, issue_uid, annotator, round_name)
-    return None if annotation is None or annotation.status == RETRACTED else annotation
+    return standing(newest_row(session, issue_uid, annotator, round_name))
 
 
 # ---- saving --------------------------------------------------------------------------------
@@ -394,8 +398,7 @@ def save_label(
         newest = newest_row(session, issue_uid, annotator, round_name)
         version = newest.id if newest is not None else None
         if version != based_on:
-            saved = None if newest is None or newest.status == RETRACTED else newest
-            raise StaleLabel(saved, version)
+            raise StaleLabel(standing(newest), version)
     labels = check_labels(taxonomy, fields, status)
     if status == "skipped" and labels.issue_type is None:
         labels.issue_type = "not relevant"

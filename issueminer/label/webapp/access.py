@@ -128,9 +128,12 @@ def _signed_in(cookie_name: str, token: str, url: str) -> Response:
     return response
 
 
+def forbidden(path: str, message: str) -> Response:
+    """403 as the asker reads it: JSON for the API, a line of HTML for a page."""
+    if path.startswith("/api/"):
+        return JSONResponse({"ok": False, "error": message}, status_code=403)
+    return HTMLResponse(f"<!doctype html><p>{html.escape(message)}</p>", 403)
+
+
 async def _refuse(scope: Any, receive: Any, send: Any) -> None:
-    if scope["path"].startswith("/api/"):
-        response: Response = JSONResponse({"ok": False, "error": NO_SECRET}, status_code=403)
-    else:
-        response = HTMLResponse(f"<!doctype html><p>{html.escape(NO_SECRET)}</p>", 403)
-    await response(scope, receive, send)
+    await forbidden(scope["path"], NO_SECRET)(scope, receive, send)

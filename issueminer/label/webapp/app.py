@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import html
 import json
 import secrets
 import time
@@ -35,13 +34,13 @@ from issueminer.label.webapp.access import (
     SIGNED_IN,
     RequireSecret,
     SecurityHeaders,
+    forbidden,
 )
 from issueminer.label.webapp.pickers import fix_pattern_counts, load_codebook
 from issueminer.label.webapp.render import render_body
 from issueminer.store import (
     ADJUDICATOR,
     ANNOTATOR,
-    RETRACTED,
     Annotation,
     Issue,
     Reply,
@@ -196,7 +195,7 @@ def create_app(settings: Settings) -> Starlette:
                 )
             # the newest row is the version a save must be based on; an undo leaves no label
             newest = rounds.newest_row(session, uid, annotator, settings.round)
-            current = None if newest is None or newest.status == RETRACTED else newest
+            current = rounds.standing(newest)
             return page(
                 "label.html",
                 session,
@@ -423,9 +422,7 @@ async def _not_yours(request: Request, exc: Exception) -> Response:
         if role == ANNOTATOR
         else "an adjudicator resolves disagreements; labelling is the members' own"
     )
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"ok": False, "error": message}, status_code=403)
-    return HTMLResponse(f"<!doctype html><p>{html.escape(message)}</p>", 403)
+    return forbidden(request.url.path, message)
 
 
 async def _stale(_request: Request, exc: Exception) -> Response:

@@ -5,6 +5,27 @@
   const data = JSON.parse(document.getElementById("picker-data").textContent);
   const mode = document.body.dataset.mode;
   const issueEl = document.getElementById("issue");
+  const UNDONE_NOTE = "issueminer-undone";  // what an undo did, said on the page it opens
+  const UNRESOLVED = "its final label is gone and the disagreement is open again";
+
+  // a draft belongs to one database, round and person as well as one issue and page
+  function draftKeyOf(scope, pageMode, issue) {
+    return "issueminer-draft:" + scope + ":" + pageMode + ":" + issue;
+  }
+
+  // after an undo: the undone label waits as an unsaved edit of its issue (when this page
+  // knows whose drafts these are), and the page that opens says what was undone
+  function reopen(result, pageMode, note, scope) {
+    if (scope) {
+      try {
+        localStorage.setItem(draftKeyOf(scope, pageMode, result.issue),
+                             JSON.stringify(result.undone));
+      } catch (e) { /* storage full or off: the note still says what was undone */ }
+    }
+    sessionStorage.setItem(UNDONE_NOTE, note);
+    location.assign("/" + pageMode + "?" + new URLSearchParams({ issue: result.issue }));
+  }
+
   if (!issueEl) {  // the "nothing left" page: an adjudicator may still undo a resolution
     const button = document.getElementById("undo-resolution");
     if (button) {
@@ -15,9 +36,8 @@
         });
         const result = await response.json().catch(() => ({}));
         if (!result.issue) return;
-        sessionStorage.setItem("issueminer-undone", "undid your resolution of “" +
-          result.title + "”: its final label is gone and the disagreement is open again");
-        location.assign("/adjudicate?issue=" + encodeURIComponent(result.issue));
+        reopen(result, "adjudicate",
+               "undid your resolution of “" + result.title + "”: " + UNRESOLVED, "");
       };
       button.addEventListener("click", undoResolution);
       document.addEventListener("keydown", (event) => { if (event.key === "u") undoResolution(); });
@@ -30,9 +50,8 @@
   const statusEl = document.getElementById("status");
   const definitionEl = document.getElementById("definition");
   const labelEl = document.getElementById("current-label");
-  // a draft belongs to one database, round and person as well as one issue
-  const draftKey = "issueminer-draft:" + (labelEl.dataset.draftScope || "") + ":" + mode + ":" +
-    uid;
+  const draftScope = labelEl.dataset.draftScope || "";
+  const draftKey = draftKeyOf(draftScope, mode, uid);
   // the version of the saved label this form was opened with (none: no label yet)
   let version = labelEl.dataset.version ? Number(labelEl.dataset.version) : null;
   let baseline = null;  // the form as saved; a draft is kept only when it differs
@@ -411,9 +430,9 @@
     load(JSON.parse(draft));
     say("restored your unsaved edits", "info");
   }
-  const undoneNote = sessionStorage.getItem("issueminer-undone");
+  const undoneNote = sessionStorage.getItem(UNDONE_NOTE);
   if (undoneNote) {
-    sessionStorage.removeItem("issueminer-undone");
+    sessionStorage.removeItem(UNDONE_NOTE);
     say(undoneNote, "info");
   }
   refresh();
@@ -519,13 +538,8 @@
     try {
       const result = await post("/api/undo", {});
       if (!result.issue) { say("nothing to undo", "info"); return; }
-      // the undone label comes back as an unsaved edit of that issue, to fix and save again
-      const key = "issueminer-draft:" + (labelEl.dataset.draftScope || "") + ":label:" +
-        result.issue;
-      try { localStorage.setItem(key, JSON.stringify(result.undone)); } catch (e) { /* full */ }
-      sessionStorage.setItem("issueminer-undone", "undid your " + (result.status || "") +
-        " label of “" + result.title + "”: it is back in the form; edit it and save again");
-      location.assign(url("/label", { issue: result.issue }));
+      reopen(result, "label", "undid your " + (result.status || "") + " label of “" +
+             result.title + "”: it is back in the form; edit it and save again", draftScope);
     } catch (error) {
       say("undo failed: " + error.message, "error");
     }
@@ -535,12 +549,8 @@
     try {
       const result = await post("/api/unresolve", {});
       if (!result.issue) { say("no resolution to undo", "info"); return; }
-      const key = "issueminer-draft:" + (labelEl.dataset.draftScope || "") + ":adjudicate:" +
-        result.issue;
-      try { localStorage.setItem(key, JSON.stringify(result.undone)); } catch (e) { /* full */ }
-      sessionStorage.setItem("issueminer-undone", "undid your resolution of “" + result.title +
-        "”: its final label is gone and the disagreement is open again");
-      location.assign(url("/adjudicate", { issue: result.issue }));
+      reopen(result, "adjudicate", "undid your resolution of “" + result.title + "”: " +
+             UNRESOLVED, draftScope);
     } catch (error) {
       say("undo failed: " + error.message, "error");
     }
