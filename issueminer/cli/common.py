@@ -121,7 +121,8 @@ def handled() -> Iterator[None]:
         fail(f"{place}{exc.strerror or exc}")
 
 
-def _database_url(db: str | None) -> URL:
+def database_url(db: str | None) -> URL:
+    """The database URL --db (or the environment, or the default) names; a bad one is an error."""
     from sqlalchemy import make_url
 
     from issueminer.store.db import resolve_url
@@ -133,11 +134,11 @@ def _database_url(db: str | None) -> URL:
 def require_database(db: str | None) -> URL:
     """Stops at a SQLite path with no file: for a command that does not bring data in, it
     is a mistyped path, and opening it would make an empty database there."""
-    from issueminer.store.db import DB_URL_ENV
+    from issueminer.store.db import DB_URL_ENV, sqlite_file
 
-    url = _database_url(db)
-    a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    if a_file and not Path(str(url.database)).is_file():
+    url = database_url(db)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
         fail(
             f"no database at {url.database} (`issueminer import` and `issueminer crawl` "
             f"start a new one; --db or {DB_URL_ENV} names the one to use)"
@@ -152,7 +153,7 @@ def open_store(db: str | None, create: bool = False) -> Store:
 
     from issueminer.store import Store
 
-    url = _database_url(db) if create else require_database(db)
+    url = database_url(db) if create else require_database(db)
     shown = url.render_as_string(hide_password=True)
     try:
         return Store(db)

@@ -18,6 +18,7 @@ from issueminer.cli.common import (
     Format,
     FormatOption,
     StudyOption,
+    database_url,
     handled,
     open_store,
     print_report,
@@ -46,14 +47,10 @@ def new_or_kept(db: str | None) -> Iterator[Store]:
     """The store at --db for an import. A SQLite file the import starts is removed again
     when the import fails: the message says nothing was written, and an empty database
     left at the path would be taken for a study by the next command."""
-    from sqlalchemy import make_url
+    from issueminer.store.db import sqlite_file
 
-    from issueminer.store.db import resolve_url
-
-    with handled():
-        url = make_url(resolve_url(db))
-    local = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    new = Path(str(url.database)) if local and not Path(str(url.database)).exists() else None
+    path = sqlite_file(database_url(db))
+    new = path if path is not None and not path.exists() else None
     store = open_store(db, create=True)
     try:
         yield store

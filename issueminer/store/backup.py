@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import URL, make_url
 
-from issueminer.store.db import SQLITE_BUSY_TIMEOUT_MS, resolve_url
+from issueminer.store.db import SQLITE_BUSY_TIMEOUT_MS, resolve_url, sqlite_file
 
 
 class BackupError(RuntimeError):
@@ -43,9 +43,10 @@ def backup_database(url: str | None, target: Path | str, *, force: bool = False)
             "issueminer copies SQLite databases only; back up PostgreSQL with pg_dump, "
             f"which makes a consistent dump while the app runs:\n  {command}"
         )
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    source = sqlite_file(parsed)
+    if source is None:
         raise BackupError(f"cannot back up {parsed.render_as_string(hide_password=True)}")
-    return backup_sqlite(Path(parsed.database), target, force=force)
+    return backup_sqlite(source, target, force=force)
 
 
 def pg_dump_command(url: URL | str, target: Path | str) -> str:
