@@ -1,4 +1,9 @@
-"""Issue bodies to plain text: HTML (Stack Overflow) or Markdown (GitHub), code kept apart."""
+"""Issue bodies to plain text: HTML (Stack Overflow) or Markdown (GitHub), code kept apart.
+
+Two readings of a body: `plain_text` / `split_*` (the prose, code apart: what selection
+and the classifier read) and `render_body` (the whole body for a person at a terminal:
+code blocks and logs kept verbatim, links with their targets, HTML turned to Markdown).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,18 @@ from html.parser import HTMLParser
 _FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.M | re.S)
 _INDENTED_CODE = re.compile(r"(?:^(?: {4}|\t).*(?:\n|$))+", re.M)
 _URL = re.compile(r"https?://\S+")
+# A Markdown link or image: its target ends at the first ")" (the URL pattern above would
+# take the ")" and any text glued to it with the address).
+_MARKDOWN_LINK = re.compile(r"(!?\[[^\]\n]*\])\((https?://[^\s)]+)(\s+\"[^\"\n]*\")?\)")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+# The tags inline HTML in Markdown uses. Other "<word>" texts are not markup: MPI's
+# "[1,0]<stderr>:" prefix, "<module>" in tracebacks, "<PATH>" placeholders.
+_HTML_TAG_NAMES = (
+    "a|abbr|b|blockquote|br|code|dd|del|details|div|dl|dt|em|h[1-6]|hr|i|img|ins|kbd|li|ol"
+    "|p|picture|pre|q|s|samp|source|span|strike|strong|sub|summary|sup|table|tbody|td|tfoot"
+    "|th|thead|tr|tt|u|ul|var|video"
+)
+_HTML_TAG = re.compile(rf"</?(?:{_HTML_TAG_NAMES})(?:\s[^<>]*)?/?>", re.I)
 URL_PLACEHOLDER = "URL"  # keeps sentence shape while hiding hosts that would match keywords
 
 
@@ -75,7 +92,9 @@ def split_markdown(body: str) -> SplitText:
 
     prose = _FENCE.sub(keep, body or "")
     prose = _INDENTED_CODE.sub(keep, prose)
-    prose = re.sub(r"<[^>]+>", " ", prose)  # inline HTML in Markdown
+    prose = _HTML_COMMENT.sub(" ", prose)  # a template's instructions, hidden on GitHub
+    prose = _HTML_TAG.sub(" ", prose)  # inline HTML in Markdown
+    prose = _MARKDOWN_LINK.sub(lambda m: f"{m.group(1)}({URL_PLACEHOLDER})", prose)
     return SplitText(_tidy(html.unescape(prose)), code)
 
 
@@ -97,3 +116,127 @@ def _tidy(text: str) -> str:
     text = _URL.sub(URL_PLACEHOLDER, text)
     text = re.sub(r"[ \t]+", " ", text)
     return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+# ---- bodies for a person at a terminal -------------------------------------------------------
+_BLOCK_TAGS = ("p", "div", "blockquote", "ul", "ol", "table", "details", "hr")
+_HEADINGS = {f"h{n}": "#" * n for n in range(1, 7)}
+_MANY_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
+class _HTMLRenderer(HTMLParser):
+    """HTML (a Stack Overflow body) as Markdown: <pre> verbatim in a fence, <code> in
+    backticks, links as [text](href), lists as "- ", quotes as "> "."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._pre = 0
+        self._skip = 0
+        self._quote = 0
+        self._links: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "pre":
+            self._pre += 1
+            if self._pre == 1:
+                self.parts.append("\n\n```\n")
+        elif self._pre:
+            return  # markup inside a code block (<code>, <span>) adds nothing to show
+        elif tag == "code":
+            self.parts.append("`")
+        elif tag == "a":
+            self._links.append(values.get("href"))
+            self.parts.append("[")
+        elif tag == "img":
+            self.parts.append(f"![{values.get('alt') or ''}]({values.get('src') or ''})")
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in _HEADINGS:
+            self.parts.append(f"\n\n{_HEADINGS[tag]} ")
+        elif tag in ("strong", "b"):
+            self.parts.append("**")
+        elif tag in ("em", "i"):
+            self.parts.append("*")
+        elif tag == "blockquote":
+            self._quote += 1
+            self.parts.append("\n\n")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "pre" and self._pre:
+            self._pre -= 1
+            if not self._pre:
+                ending = "" if "".join(self.parts[-1:]).endswith("\n") else "\n"
+                self.parts.append(f"{ending}```\n\n")
+        elif self._pre:
+            return
+        elif tag == "code":
+            self.parts.append("`")
+        elif tag == "a" and self._links:
+            href = self._links.pop()
+            self.parts.append(f"]({href})" if href else "]")
+        elif tag in ("strong", "b"):
+            self.parts.append("**")
+        elif tag in ("em", "i"):
+            self.parts.append("*")
+        elif tag == "blockquote":
+            self._quote = max(0, self._quote - 1)
+            self.parts.append("\n\n")
+        elif tag in _BLOCK_TAGS or tag in _HEADINGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        if self._pre:
+            self.parts.append(data)  # whitespace and line breaks of code are its meaning
+            return
+        text = re.sub(r"\s+", " ", data)
+        if self._quote:
+            text = text.replace("\n", "\n> ")
+            if not self.parts or self.parts[-1].endswith("\n"):
+                text = "> " + text.lstrip()
+        self.parts.append(text)
+
+
+def render_html(body: str | None) -> str:
+    """An HTML body as Markdown text, code blocks verbatim (for `issues show`)."""
+    renderer = _HTMLRenderer()
+    renderer.feed(body or "")
+    renderer.close()
+    lines = [
+        line.rstrip() if not line.startswith("```") else line
+        for line in "".join(renderer.parts).split("\n")
+    ]
+    return _MANY_BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def render_markdown(body: str | None) -> str:
+    """A Markdown body as written, minus what GitHub never shows (HTML comments, which
+    issue templates fill with instructions); code blocks and logs stay byte for byte."""
+    text = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    kept: list[str] = []
+    position = 0
+    for block in _FENCE.finditer(text):
+        kept += [_outside_code(text[position : block.start()]), block.group(0)]
+        position = block.end()
+    kept.append(_outside_code(text[position:]))
+    return "".join(kept).strip("\n")
+
+
+def _outside_code(text: str) -> str:
+    return _MANY_BLANK_LINES.sub("\n\n", _HTML_COMMENT.sub("", text))
+
+
+def render_body(body: str | None, source: str) -> str:
+    """The body for reading: Stack Overflow's HTML as Markdown, other sources' Markdown."""
+    return render_html(body) if source == "stackoverflow" else render_markdown(body)

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issueminer.ids import parse_issue_url
-from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, label_values
+from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, Reply, label_values
+from issueminer.text import render_body
 
 STREAM_ROWS = 500  # rows fetched at a time by `list_issues`
 
@@ -73,7 +74,32 @@ def find_issue(session: Session, key: str) -> Issue | None:
     return session.scalar(select(Issue).where(Issue.url == url))
 
 
+def reply_entries(session: Session, issue: Issue) -> list[dict[str, Any]]:
+    """The issue's answers and comments in thread order (creation time, then id), each with
+    its stored body and the body rendered for reading."""
+    replies = session.scalars(
+        select(Reply)
+        .where(Reply.issue_uid == issue.uid)
+        .order_by(Reply.created_at.is_(None), Reply.created_at, Reply.id)
+    )
+    return [
+        {
+            "native_id": r.native_id,
+            "kind": r.kind,
+            "author": r.author,
+            "accepted": bool(r.accepted),
+            "score": r.score,
+            "created_at": r.created_at,
+            "body": r.body,
+            "rendered": render_body(r.body, issue.source),
+        }
+        for r in replies
+    ]
+
+
 def describe_issue(session: Session, issue: Issue) -> dict[str, Any]:
+    """Everything `issues show` prints: the issue, its body (stored and rendered), its
+    replies, its final labels and every annotation."""
     finals = session.scalars(select(FinalLabel).where(FinalLabel.issue_uid == issue.uid))
     annotations = session.scalars(
         select(Annotation).where(Annotation.issue_uid == issue.uid).order_by(Annotation.id)
@@ -90,7 +116,9 @@ def describe_issue(session: Session, issue: Issue) -> dict[str, Any]:
         "created_at": issue.created_at,
         "found_by": issue.found_by,
         "text": issue.text,
-        "replies": len(issue.replies),
+        "body": issue.body,
+        "rendered": render_body(issue.body, issue.source),
+        "replies": reply_entries(session, issue),
         "final_labels": [
             {**_labels(f), "resolved_by": f.resolved_by, "resolved_from": f.resolved_from}
             for f in finals

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,6 +14,7 @@ from issueminer.cli.common import (
     Format,
     FormatOption,
     StudyOption,
+    chosen_taxonomy,
     fail,
     open_store,
     out,
@@ -54,6 +55,32 @@ def _label_text(labels: list[dict]) -> str:
     return "; ".join(parts)
 
 
+class _StoreListing:
+    """`issues list` through the store: any database, and the first use of a SQLite file
+    (the store remembers the study the database is for)."""
+
+    def __init__(self, db: str | None, study: str | None) -> None:
+        self.store = open_store(db)
+        self.taxonomy = study_taxonomy(self.store, study)
+
+    def sources(self) -> list[str]:
+        from sqlalchemy import select
+
+        from issueminer.store import Issue
+
+        with self.store.session() as session:
+            return list(session.scalars(select(Issue.source).distinct()))
+
+    def issues(self, **filters: Any) -> list[dict[str, Any]]:
+        from issueminer.analyse.issue_lookup import list_issues
+
+        with self.store.session() as session:
+            return list_issues(session, **filters)
+
+    def close(self) -> None:
+        self.store.close()
+
+
 @app.command("list")
 def list_command(
     db: DbOption = None,
@@ -71,25 +98,26 @@ def list_command(
 
     Example: issueminer issues list --type fault --symptom "out of memory" --format json
     """
-    from sqlalchemy import select
+    from issueminer.analyse.issue_listing import SqliteListing
 
-    from issueminer.analyse.issue_lookup import list_issues
-    from issueminer.store import Issue
-
-    store = open_store(db)
-    taxonomy = study_taxonomy(store, study)
-    with store.session() as session:
-        sources = sorted(session.scalars(select(Issue.source).distinct()))
+    # a SQLite file at the current schema is read with sqlite3 alone (no SQLAlchemy to
+    # import); anything else goes through the store
+    quick = SqliteListing.open(db)
+    listing = quick or _StoreListing(db, study)
+    try:
+        taxonomy = listing.taxonomy if quick is None else chosen_taxonomy(study, quick.remembered)
+        sources = sorted(listing.sources())
         if source is not None and source not in sources:
             fail(f"--source {source!r}: the stored issues come from {', '.join(sources) or 'none'}")
-        rows = list_issues(
-            session,
+        rows = listing.issues(
             source=source,
             issue_type=_category(taxonomy, "issue_type", issue_type, "--type"),
             symptom=_category(taxonomy, "symptom", symptom, "--symptom"),
             labelled_only=labelled,
             limit=limit,
         )
+    finally:
+        listing.close()
     if fmt == Format.json:
         print_json(rows)
         return
@@ -127,9 +155,15 @@ def list_command(
 def show_command(
     key: Annotated[str, typer.Argument(help="The issue's URL or uid.")],
     db: DbOption = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="The stored bodies as they are (HTML, Markdown).")
+    ] = False,
     fmt: FormatOption = Format.md,
 ) -> None:
-    """Show one issue with its final labels and every annotation.
+    """Show one issue: its body and every reply, its final labels and every annotation.
+
+    Bodies are shown for reading (code blocks and logs verbatim, Stack Overflow's HTML as
+    Markdown); --raw shows them as stored. The JSON holds both.
 
     Example: issueminer issues show https://github.com/OWNER/NAME/issues/100
     """
@@ -144,15 +178,40 @@ def show_command(
     if fmt == Format.json:
         print_json(data)
         return
+    for section in (_show_heading, _show_body, _show_replies, _show_labels):
+        section(data, raw)
+
+
+# `issues show` prints these sections in order; each takes describe_issue's dict.
+def _show_heading(data: dict, raw: bool) -> None:
     out.print(data["title"] or "(no title stored)", style="bold")
     out.print(
         f"{data['url'] or '(label only)'}  uid {data['uid']}  source {data['source']}"
-        f"  framework {data['framework']}",
-        highlight=False,
+        f"  framework {data['framework']}  state {data['state'] or '-'}"
     )
-    if data["text"]:
-        out.print(data["text"][:1500], markup=False, highlight=False)
-    out.print(f"\nfinal: {_label_text(data['final_labels']) or '-'}", markup=False)
+
+
+def _show_body(data: dict, raw: bool) -> None:
+    body = data["body"] if raw else data["rendered"]
+    out.print()
+    out.print(body if body and body.strip() else "(no body stored)", emoji=False)
+
+
+def _show_replies(data: dict, raw: bool) -> None:
+    for reply in data["replies"]:
+        notes = [
+            f"by {reply['author']}" if reply["author"] else "",
+            "accepted" if reply["accepted"] else "",
+            f"score {reply['score']}" if reply["score"] is not None else "",
+            str(reply["created_at"])[:16] if reply["created_at"] else "",
+        ]
+        out.print(f"\n--- {reply['kind']} " + ", ".join(n for n in notes if n), style="bold")
+        body = reply["body"] if raw else reply["rendered"]
+        out.print(body or "(empty)", emoji=False)
+
+
+def _show_labels(data: dict, raw: bool) -> None:
+    out.print(f"\nfinal: {_label_text(data['final_labels']) or '-'}")
     table = Table(
         "round",
         "annotator",
