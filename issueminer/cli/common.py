@@ -152,6 +152,7 @@ def open_store(db: str | None, create: bool = False) -> Store:
     from sqlalchemy.exc import SQLAlchemyError
 
     from issueminer.store import Store
+    from issueminer.store.db import UnknownRevision
 
     url = database_url(db) if create else require_database(db)
     shown = url.render_as_string(hide_password=True)
@@ -162,6 +163,8 @@ def open_store(db: str | None, create: bool = False) -> Store:
             f"no driver for {url.get_backend_name()} databases ({exc.name} is not "
             "installed); issueminer is tested on SQLite and PostgreSQL"
         )
+    except UnknownRevision as exc:
+        fail(f"database {shown}: {exc}")
     except SQLAlchemyError as exc:  # which database, when a command opens two
         fail(f"database {shown}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
 
@@ -177,22 +180,28 @@ def study_taxonomy(store: Store | None, study: str | None) -> Taxonomy:
     if store is not None:
         from sqlalchemy import select
 
-        from issueminer.store import Meta, remember_study
+        from issueminer.store import Meta
 
         with store.session() as session:
             remembered = {m.key: m.value for m in session.scalars(select(Meta))}
+    taxonomy = chosen_taxonomy(study, remembered)
+    if store is not None and "study" not in remembered:
+        from issueminer.store import remember_study
+
+        with handled(), store.session() as session:
+            remember_study(session, taxonomy.study, taxonomy.path)
+    return taxonomy
+
+
+def chosen_taxonomy(study: str | None, remembered: dict[str, str]) -> Taxonomy:
+    """The taxonomy `study_taxonomy` picks, given what the database remembers."""
     name = study or remembered.get("study")
     fallback = remembered.get("study_file")
     if study is None and name and not taxonomy_path(name).is_file() and fallback:
         name = fallback
     with handled():
         taxonomy = load_taxonomy(name or DEFAULT_STUDY)
-    if store is None:
-        return taxonomy
-    if "study" not in remembered:
-        with handled(), store.session() as session:
-            remember_study(session, taxonomy.study, taxonomy.path)
-    elif remembered["study"] != taxonomy.study:
+    if remembered.get("study", taxonomy.study) != taxonomy.study:
         err.print(
             f"note: this database was created for study '{remembered['study']}'; "
             f"using '{taxonomy.study}' as asked"

@@ -6,7 +6,6 @@ Alembic is imported only to read or change the schema's revision: a store alread
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -16,28 +15,19 @@ from typing import TYPE_CHECKING
 from sqlalchemy import URL, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from issueminer.store.revision import (  # noqa: F401 (re-exported: the store's one entry)
+    DB_URL_ENV,
+    DEFAULT_DB_URL,
+    HEAD_REVISION,
+    VERSION_TABLE,
+    resolve_url,
+)
 from issueminer.store.schema import Meta
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-DEFAULT_DB_URL = "sqlite:///issueminer.db"
-DB_URL_ENV = "ISSUEMINER_DB"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# the newest migration in MIGRATIONS_DIR/versions; a new migration changes it too
-# (tests/test_store.py checks it against Alembic's head)
-HEAD_REVISION = "0006"
-VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
-
-
-def resolve_url(url: str | None = None) -> str:
-    """`--db` wins over `ISSUEMINER_DB`, which wins over the default file in the working dir."""
-    url = url or os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
-    if "://" not in url:  # a bare path is a SQLite file
-        url = f"sqlite:///{url}"
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
 
 
 def sqlite_file(url: URL) -> Path | None:
@@ -76,6 +66,15 @@ def _alembic_config(engine: Engine | None = None) -> Config:
     if engine is not None:
         config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return config
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision of the migrations shipped with the package."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 @cache  # the migrations shipped with the package; every Store compares against it
@@ -121,17 +120,29 @@ def remember_study(session: Session, study: str, path: Path) -> None:
         session.add(Meta(key="study_file", value=str(Path(path).resolve())))
 
 
+class UnknownRevision(Exception):
+    """The database's schema revision is none of this package's migrations (a newer
+    issueminer wrote it, or the version table was edited)."""
+
+    def __init__(self, revision: str | None) -> None:
+        super().__init__(
+            f"the database is at schema revision {revision!r}, which this issueminer does "
+            f"not know (its newest is {HEAD_REVISION!r}); open it with the issueminer that "
+            "wrote it"
+        )
+
+
 class Store:
     """An upgraded database and a session factory for it."""
 
     def __init__(self, url: str | None = None, *, auto_upgrade: bool = True) -> None:
         self.engine = make_engine(url)
-        if (
-            auto_upgrade
-            and not at_head(self.engine)
-            and current_revision(self.engine) != head_revision()
-        ):
-            upgrade(self.engine)
+        if auto_upgrade and not at_head(self.engine):
+            revision = current_revision(self.engine)
+            if revision is not None and revision not in known_revisions():
+                raise UnknownRevision(revision)
+            if revision != head_revision():
+                upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

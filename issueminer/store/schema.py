@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from issueminer.store.label_fields import LABEL_CELLS, LABEL_FIELDS  # noqa: F401 (re-exported)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -147,17 +149,6 @@ ADJUDICATOR = "adjudicator"
 STATUSES = ("done", "pending", "skipped")
 RETRACTED = "retracted"
 
-LABEL_FIELDS = (
-    "issue_type",
-    "specific",
-    "stage",
-    "inner_category",
-    "leaf_symptom",
-    "fix_patterns",
-    "howto_topic",
-    "howto_subtopic",
-)
-LABEL_CELLS = (*LABEL_FIELDS, "memo")  # what a person fills in: the labels and a memo
 
 
 class LabelingRound(Base):
