@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from issueminer.analyse.issue_listing import assemble
 from issueminer.ids import parse_issue_url
 from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, Reply, label_values
 from issueminer.text import render_body
@@ -41,27 +42,10 @@ def list_issues(
     if labelled_only or issue_type or symptom:
         query = query.where(FinalLabel.id.is_not(None))
     query = query.order_by(Issue.source, Issue.url, Issue.uid, FinalLabel.id)
-    rows: dict[str, dict[str, Any]] = {}
-    for uid, url, source_, framework, title, final in session.execute(
-        query.execution_options(yield_per=STREAM_ROWS)
-    ):
-        entry = rows.setdefault(
-            uid,
-            {
-                "uid": uid,
-                "url": url,
-                "source": source_,
-                "framework": framework,
-                "title": title,
-                "final_labels": [],
-            },
-        )
-        if final is not None:
-            entry["final_labels"].append(_labels(final))
-        if limit and len(rows) > limit:
-            rows.pop(uid)
-            break
-    return list(rows.values())
+    rows = session.execute(query.execution_options(yield_per=STREAM_ROWS))
+    return assemble(
+        ((*issue, None if final is None else _labels(final)) for *issue, final in rows), limit
+    )
 
 
 def find_issue(session: Session, key: str) -> Issue | None:
