@@ -201,6 +201,85 @@ def test_incremental_run_fetches_only_what_is_new(store, fake, taxonomy) -> None
     assert all("min" in r["params"] for r in listing)
 
 
+def _listings(requests: list[dict]) -> list[dict]:
+    return [r for r in requests if r["path"].rstrip("/").endswith("/questions")]
+
+
+def _newest_activity(fake, tag: str) -> int:
+    return max(
+        q["last_activity_date"] for q in fake._questions.values() if tag in q.get("tags", [])
+    )
+
+
+def test_rerun_with_nothing_new_costs_one_request_per_tag(store, fake, taxonomy) -> None:
+    """The questions read at the cursor's second come back (min is inclusive) but their
+    answers and comments are not asked for again."""
+    crawl(store, fake, taxonomy)
+    before = len(fake.requests)
+    _, checkpointer = crawl(store, fake, taxonomy)
+    again = fake.requests[before:]
+    tags = Selection.from_taxonomy(taxonomy).stackoverflow_tags
+    paths = [r["path"].rstrip("/") for r in again]
+    assert paths == ["/2.3/sites"] + ["/2.3/questions"] * len(tags)
+    assert [int(r["params"]["min"]) for r in again[1:]] == [_newest_activity(fake, t) for t in tags]
+    assert checkpointer.items_stored == 0 and checkpointer.items_seen == 0
+
+
+def test_rerun_follows_activity_on_older_questions(store, fake, taxonomy) -> None:
+    """A new answer, an edit and an answer accepted after the first crawl each move an old
+    question past the cursor: the rerun stores what changed, and a question rejected for
+    want of an accepted answer is kept once one is accepted."""
+    crawl(store, fake, taxonomy)
+    tags = Selection.from_taxonomy(taxonomy).stackoverflow_tags
+    cursors = {t: _newest_activity(fake, t) for t in tags}
+    late = START + 10**7
+    answered, edited = sorted(fake.expected)[:2]
+    unaccepted = min(
+        qid
+        for qid, q in fake._questions.items()
+        if q["tags"][0] == "horovod" and "accepted_answer_id" not in q
+    )
+    assert unaccepted not in stored_ids(store)
+    fake.add_answer(make_answer(answered * 10 + 7, answered, "<p>Another way</p>", created=late))
+    fake.add_comment(make_comment(answered * 10 + 8, answered, "Also works", late + 1))
+    fake.edit_question(edited, late + 2, title="Distributed training hangs (edited)")
+    fake.add_answer(make_answer(unaccepted * 10 + 1, unaccepted, "<p>Try x</p>", created=late + 3))
+    fake.accept_answer(unaccepted, unaccepted * 10 + 1, when=late + 4)
+    before = len(fake.requests)
+    _, checkpointer = crawl(store, fake, taxonomy)
+
+    assert stored_ids(store) == fake.expected | {unaccepted}
+    with store.session() as session:
+        issue = {i.native_id: i for i in session.scalars(select(Issue))}
+        replies = {
+            r.native_id
+            for r in session.scalars(
+                select(Reply).where(Reply.issue_uid == issue[str(answered)].uid)
+            )
+        }
+        assert {f"answer:{answered * 10 + 7}", f"comment:{answered * 10 + 8}"} <= replies
+        assert issue[str(edited)].title == "Distributed training hangs (edited)"
+        assert issue[str(unaccepted)].accepted_answer_id == str(unaccepted * 10 + 1)
+    listings = _listings(fake.requests[before:])
+    assert all(r["params"]["sort"] == "activity" for r in listings)
+    firsts = {}
+    for r in listings:
+        firsts.setdefault(r["params"]["tagged"], int(r["params"]["min"]))
+    assert firsts == cursors
+    assert checkpointer.items_seen == 3  # the three questions that moved, nothing else
+
+
+def test_a_question_active_in_the_cursors_second_is_not_skipped(store, fake, taxonomy) -> None:
+    """Only the questions already read at the cursor's second are skipped, by id."""
+    crawl(store, fake, taxonomy)
+    second = _newest_activity(fake, "pytorch")
+    fake.add_question(
+        make_question(9_000_003, "Distributed data parallel hangs", "<p>x</p>", ["pytorch"], second)
+    )
+    crawl(store, fake, taxonomy)
+    assert stored_ids(store) == fake.expected | {9_000_003}
+
+
 def _cli(db: str, url: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [

@@ -351,6 +351,41 @@ class FakeStackExchange:
         with self._lock:
             self._questions[question["question_id"]] = copy.deepcopy(question)
 
+    def add_answer(self, answer: Item) -> None:
+        """Post an answer between two calls: like the real site, it moves its question's
+        last activity to the answer's creation date."""
+        with self._lock:
+            self._answers.append(copy.deepcopy(answer))
+            self._touch(answer["question_id"], answer["creation_date"])
+
+    def add_comment(self, comment: Item) -> None:
+        """Post a comment between two calls. A comment does not move a post's last activity
+        on the real sites, so it does not here either."""
+        with self._lock:
+            self._comments.append(copy.deepcopy(comment))
+
+    def accept_answer(self, question_id: int, answer_id: int, when: int) -> None:
+        """The asker accepts an answer at `when` (recorded as the question's activity)."""
+        with self._lock:
+            for answer in self._answers:
+                if answer["question_id"] == question_id:
+                    answer["is_accepted"] = answer["answer_id"] == answer_id
+            question = self._questions[question_id]
+            question["accepted_answer_id"] = answer_id
+            question["is_answered"] = True
+            self._touch(question_id, when)
+
+    def edit_question(self, question_id: int, when: int, **fields: Any) -> None:
+        """Edit a question's fields at `when`, which becomes its last activity."""
+        with self._lock:
+            self._questions[question_id].update(copy.deepcopy(fields))
+            self._questions[question_id]["last_edit_date"] = when
+            self._touch(question_id, when)
+
+    def _touch(self, question_id: int, when: int) -> None:
+        question = self._questions[question_id]
+        question["last_activity_date"] = max(when, question.get("last_activity_date", 0))
+
     def remove_question(self, question_id: int) -> None:
         """Delete a question, as if it was deleted between two calls."""
         with self._lock:

@@ -1,7 +1,8 @@
 """Stack Overflow through the Stack Exchange API (client: `stackapi`).
 
-Client: retries, quota and backoff. Backend: what to fetch (the study's tags, newest
-first-seen cursor), how to batch (100 ids per call) and how an item becomes an Envelope.
+Client: retries, quota and backoff. Backend: what to fetch (the study's tags, in order of
+last activity from a cursor, so a rerun fetches the older questions that changed), how to
+batch (100 ids per call) and how an item becomes an Envelope.
 """
 
 from __future__ import annotations
@@ -296,44 +297,44 @@ class StackOverflowCrawler:
         }
 
     def run(self, checkpointer: Checkpointer, since: datetime | None = None) -> None:
-        """Crawl every tag from its checkpoint; `since` overrides where a fresh run starts."""
+        """Crawl every tag from its checkpoint; `since` overrides where a fresh run starts
+        (questions with activity since then)."""
         for tag in self.selection.stackoverflow_tags:
             state = checkpointer.checkpoint.get("tags", {}).get(tag)
             if state is None:
-                start = since or _previous_cursor(checkpointer, tag)
-                state = {
-                    "cursor": int(start.timestamp()) if start else None,
-                    "page": 1,
-                    "done": False,
-                }
+                state = _fresh_state(checkpointer, tag, since)
             while not state["done"]:
                 state = self._page(checkpointer, tag, state)
 
     def _page(self, checkpointer: Checkpointer, tag: str, state: dict[str, Any]) -> dict[str, Any]:
+        # Ordered by last activity, not creation: a new answer, an edit or an accepted answer
+        # moves an older question past the cursor, so the next run fetches it again.
         params: dict[str, Any] = {
             "tagged": tag,
-            "sort": "creation",
+            "sort": "activity",
             "order": "asc",
             "page": state["page"],
             "pagesize": PAGE_SIZE,
         }
-        if state["cursor"] is not None:
-            params["min"] = state["cursor"]
+        cursor = state["cursor"]
+        if cursor is not None:
+            params["min"] = cursor  # `min` bounds the sort field: the last activity date
         response = self.client.get("questions", **params)
         questions = response.get("items", [])
-        kept = [q for q in questions if self.selection.stackoverflow(q).kept]
+        # `min` is inclusive: the questions read at the cursor's second come back, unchanged
+        # (a change would have moved them past it); they are not read again
+        boundary = set(state.get("boundary") or [])
+        fresh = [
+            q for q in questions if not (_activity(q) == cursor and q["question_id"] in boundary)
+        ]
+        kept = [q for q in fresh if self.selection.stackoverflow(q).kept]
         envelopes = list(self._with_replies(kept))
-        # Keyset paging on the creation date survives questions added or deleted between
-        # calls; page numbers are only used when one date fills a whole page.
-        newest = max((q["creation_date"] for q in questions), default=state["cursor"])
-        if newest is not None and newest != state["cursor"]:
-            next_state = {"cursor": newest, "page": 1}
-        else:
-            next_state = {"cursor": state["cursor"], "page": state["page"] + 1}
+        next_state = _next_state(state, questions)
         next_state["done"] = not response.get("has_more")
         tags = {**checkpointer.checkpoint.get("tags", {}), tag: next_state}
         high_water = max(
-            filter(None, [checkpointer.checkpoint.get("high_water"), newest]), default=None
+            filter(None, [checkpointer.checkpoint.get("high_water"), next_state["cursor"]]),
+            default=None,
         )
         checkpoint = {
             **checkpointer.checkpoint,
@@ -341,11 +342,11 @@ class StackOverflowCrawler:
             "high_water": high_water,
             "quota_remaining": self.client.quota_remaining,
         }
-        stored = checkpointer.commit_page(envelopes, checkpoint, seen=len(questions))
+        stored = checkpointer.commit_page(envelopes, checkpoint, seen=len(fresh))
         self.on_page(
             {
                 "tag": tag,
-                "seen": len(questions),
+                "seen": len(fresh),
                 "stored": stored,
                 "requests": self.client.requests,
                 "quota_remaining": self.client.quota_remaining,
@@ -399,8 +400,34 @@ class StackOverflowCrawler:
         return items
 
 
-def _previous_cursor(checkpointer: Checkpointer, tag: str) -> datetime | None:
-    """Where the last finished run of the same query stopped, for an incremental crawl."""
-    previous = checkpointer.previous or {}
-    cursor = (previous.get("tags") or {}).get(tag, {}).get("cursor")
-    return _date(cursor)
+def _activity(question: dict[str, Any]) -> int:
+    # the API always sends last_activity_date; creation_date stands in for a bare item
+    return int(question.get("last_activity_date") or question["creation_date"])
+
+
+def _next_state(state: dict[str, Any], questions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Keyset paging on the last activity date: it survives questions added, deleted or
+    active between calls; page numbers are used only while one second fills whole pages.
+    `boundary` holds the ids already read at the cursor's second."""
+    cursor = state["cursor"]
+    newest = max((_activity(q) for q in questions), default=cursor)
+    at_newest = {q["question_id"] for q in questions if _activity(q) == newest}
+    if newest is not None and newest != cursor:
+        return {"cursor": newest, "page": 1, "boundary": sorted(at_newest)}
+    boundary = set(state.get("boundary") or []) | at_newest
+    return {"cursor": cursor, "page": state["page"] + 1, "boundary": sorted(boundary)}
+
+
+def _fresh_state(checkpointer: Checkpointer, tag: str, since: datetime | None) -> dict[str, Any]:
+    """Where a new run of a tag starts: at `since`, else where the last finished run of the
+    same query stopped (its cursor and the questions it read at that second), else at the
+    beginning."""
+    if since is not None:
+        return {"cursor": int(since.timestamp()), "page": 1, "boundary": [], "done": False}
+    previous = ((checkpointer.previous or {}).get("tags") or {}).get(tag) or {}
+    return {
+        "cursor": previous.get("cursor"),
+        "page": 1,
+        "boundary": list(previous.get("boundary") or []),
+        "done": False,
+    }
