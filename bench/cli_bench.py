@@ -4,7 +4,8 @@ Each command runs `--runs` times (after one warm-up run) as a fresh process of t
 interpreter's `issueminer` entry point. The baseline, measured in the same run, is
 `python -c "import typer"`; two more references say what no command of ours can go below:
 a one-command Typer app run with one option (Typer checks options with pydantic), and
-importing SQLAlchemy's ORM, which every command that opens the database needs. The
+importing SQLAlchemy's ORM, which `issues list` avoids on a SQLite store at the current
+schema (it reads with sqlite3: `issueminer.store.sqlite_reader`). The
 issue's target: under 0.3 s on a quiet machine for `issueminer --help` and
 `issueminer issues list --limit 5` on the study database. Not part of `make test`.
 
