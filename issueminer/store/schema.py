@@ -189,17 +189,25 @@ class Annotation(LabelFields, Base):
     status: Mapped[str] = mapped_column(String(20), default="done")
     provenance: Mapped[str | None] = mapped_column(String(300))  # file/sheet/row or app session
     raw_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # cells as written
+    # which of the issue's labels in this round (1, 2, ...): a sheet gives one issue several
+    # rows when it holds several faults or questions, and the k-th rows of two annotators
+    # are compared with each other
+    part: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class FinalLabel(LabelFields, Base):
-    """The adjudicated label of an issue; at most one per issue type (see README)."""
+    """An adjudicated label of an issue. An issue may hold several of one type (one GitHub
+    issue can report several faults): `part` numbers them 1, 2, ... in the sheet's order."""
 
     __tablename__ = "final_label"
-    __table_args__ = (UniqueConstraint("issue_uid", "issue_type"),)
+    __table_args__ = (
+        UniqueConstraint("issue_uid", "issue_type", "part", name="uq_final_label_part"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"))
+    part: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     resolved_from: Mapped[str | None] = mapped_column(String(300))
     raw_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
