@@ -1,15 +1,20 @@
 """Inter-rater agreement: Cohen's kappa, Krippendorff's alpha and the per-round table,
 checked against sklearn, a published example and formulas written out here."""
 
+import json
 import random
-from collections import Counter
+import sqlite3
+from collections import Counter, defaultdict
 from itertools import combinations
 
 import pytest
 from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
+from issueminer.cli.main import app
+from issueminer.collect.ingest import import_replication
 from issueminer.label.agreement import agreement_table, cohen_kappa, krippendorff_alpha
-from issueminer.store import Annotation, Issue
+from issueminer.store import Annotation, Issue, Store
 
 LABELS = ["fault", "how-to question", "not relevant", "other"]
 
@@ -185,7 +190,10 @@ ROUND_1 = [
 VALUE_OF = {
     "issue_type": lambda labels: labels.get("issue_type"),
     "stage": lambda labels: labels.get("stage"),
-    "leaf_symptom": lambda labels: labels.get("leaf_symptom"),
+    # a leaf is compared with its stage (issue 22): i2's "hang and timeout" differs
+    "leaf_symptom": lambda labels: (
+        (labels.get("stage"), labels["leaf_symptom"]) if labels.get("leaf_symptom") else None
+    ),
     "fix_pattern": lambda labels: tuple(sorted(labels.get("fix_patterns") or [])) or None,
     "howto_topic": lambda labels: labels.get("howto_topic"),
 }
@@ -396,3 +404,262 @@ def test_agreement_table_rounds_in_order_and_single_annotator_round(store):
     assert list(dict.fromkeys(r.round for r in rows)) == ["round 2", "round 10"]
     assert _table(store, "round 3") == []
     assert len(rows) == 2 * len(VALUE_OF)
+
+
+# ---- the missing-label rule, what was left out, three annotators --------------------------
+def expected_as_category(data):
+    """Rule as-category by hand: an item counts when both labelled it and one gave a value;
+    the other's missing value is the category "(none)" (an empty set for fix patterns)."""
+    result = {}
+    for dimension, value_of in VALUE_OF.items():
+        first, second = [], []
+        for uid in sorted(set(data["alice"]) & set(data["bob"])):
+            a, b = value_of(data["alice"][uid]), value_of(data["bob"][uid])
+            if a is None and b is None:
+                continue
+            none = () if dimension == "fix_pattern" else "(none)"
+            first.append(str(none if a is None else a))
+            second.append(str(none if b is None else b))
+        result[dimension] = (len(first), cohen_kappa_score(first, second), first, second)
+    return result
+
+
+def test_missing_as_category_gives_the_unconditional_figures(store):
+    data = _round_1_data()
+    _annotate(store, "round 1", data)
+    with store.session() as session:
+        skip = {r.dimension: r for r in agreement_table(session)}
+        every = {r.dimension: r for r in agreement_table(session, missing="as-category")}
+    expected = expected_as_category(data)
+    for dimension, (n, kappa, first, second) in expected.items():
+        row = every[dimension]
+        assert row.missing == "as-category" and skip[dimension].missing == "skip"
+        assert row.n == n, dimension
+        assert row.kappa == pytest.approx(kappa), dimension
+        assert row.agreement == pytest.approx(
+            sum(a == b for a, b in zip(first, second, strict=True)) / n
+        )
+        assert row.alpha == pytest.approx(krippendorff_alpha(list(zip(first, second, strict=True))))
+    # i7 (how-to against fault) joins the stage figure as "(none)" against a stage
+    assert every["stage"].n == skip["stage"].n + 1
+    # rule skip left i7 out of the stage figure because bob's how-to has no stage
+    assert skip["stage"].left_out["no_value"] == 1 and every["stage"].left_out["no_value"] == 0
+    # i11 was labelled by alice only: left out under both rules
+    assert skip["issue_type"].left_out["unlabelled"] == 1
+    assert every["issue_type"].left_out["unlabelled"] == 1
+    with (
+        pytest.raises(ValueError, match="missing must be one of skip, as-category"),
+        store.session() as session,
+    ):
+        agreement_table(session, missing="both")
+
+
+def _typed_row(session, uid, annotator, status="done", raw=None, **labels):
+    session.add(
+        Annotation(
+            issue_uid=uid,
+            annotator=annotator,
+            round="r",
+            status=status,
+            raw_labels=raw or {},
+            fix_patterns=list(labels.pop("fix_patterns", [])),
+            **labels,
+        )
+    )
+
+
+def test_pending_and_inferred_values_are_left_out_and_counted(store):
+    """A PENDING cell and an issue type the importer inferred are no judgement: the item
+    leaves that dimension's figure and the row says why."""
+    with store.session() as session:
+        _issues(session, ["p1", "p2", "p3", "p4", "p5"])
+        for uid in ("p1", "p2", "p3"):
+            _typed_row(session, uid, "ann", raw={"issue_type": "fault", "stage": TRAIN},
+                       issue_type=FAULT, stage=TRAIN)  # fmt: skip
+        _typed_row(session, "p4", "ann", raw={"issue_type": "fault"}, issue_type=FAULT,
+                   stage=COMM)  # fmt: skip
+        _typed_row(session, "p5", "ann", raw={"issue_type": "how-to"}, issue_type=HOWTO)
+        _typed_row(session, "p1", "ben", raw={"issue_type": "fault", "stage": TRAIN},
+                   issue_type=FAULT, stage=TRAIN)  # fmt: skip
+        # p2: ben's stage cell says PENDING, so the stage is not decided
+        _typed_row(session, "p2", "ben", status="pending",
+                   raw={"issue_type": "fault", "stage": "PENDING"}, issue_type=FAULT)  # fmt: skip
+        # p3: ben typed no issue type; the importer inferred "fault" from the stage
+        _typed_row(session, "p3", "ben", raw={"issue_type": None, "stage": COMM},
+                   issue_type=FAULT, stage=COMM)  # fmt: skip
+        _typed_row(session, "p4", "ben", raw={"issue_type": "fault"}, issue_type=FAULT,
+                   stage=COMM)  # fmt: skip
+        _typed_row(session, "p5", "ben", raw={"issue_type": "how-to"}, issue_type=FAULT)
+    with store.session() as session:
+        rows = {r.dimension: r for r in agreement_table(session)}
+    types, stages = rows["issue_type"], rows["stage"]
+    assert types.n == 4 and types.left_out == {
+        "pending": 0, "inferred": 1, "unlabelled": 0, "no_value": 0,
+    }  # fmt: skip
+    assert types.kappa == pytest.approx(
+        cohen_kappa_score([FAULT, FAULT, FAULT, HOWTO], [FAULT, FAULT, FAULT, FAULT])
+    )
+    # p3's stage still counts: the inferred value was the issue type, not the stage
+    assert stages.n == 3 and stages.left_out["pending"] == 1
+    assert stages.agreement == pytest.approx(2 / 3)
+
+
+def test_three_annotators_fleiss_pairs_and_confusions(store):
+    _annotate(store, "round 2", THREE)
+    with store.session() as session:
+        row = next(r for r in agreement_table(session) if r.dimension == "issue_type")
+    annotators = sorted(THREE)
+    complete = [u for u in THREE["alice"] if all(u in THREE[a] for a in annotators)]
+    ratings = [[THREE[a][u]["issue_type"] for a in annotators] for u in sorted(complete)]
+    codes = {v: i for i, v in enumerate(sorted({v for r in ratings for v in r}))}
+    table, _ = aggregate_raters([[codes[v] for v in r] for r in ratings])
+    assert row.fleiss == pytest.approx(fleiss_kappa(table))
+    assert row.fleiss_n == len(complete)
+    assert row.fleiss_ci is not None and row.fleiss_ci[0] <= row.fleiss_ci[1]
+    assert [p["annotators"] for p in row.pairs] == [list(p) for p in combinations(annotators, 2)]
+    for pair, confusion in zip(row.pairs, row.confusions, strict=True):
+        x, y = pair["annotators"]
+        shared = sorted(set(THREE[x]) & set(THREE[y]))
+        first = [THREE[x][u]["issue_type"] for u in shared]
+        second = [THREE[y][u]["issue_type"] for u in shared]
+        assert pair["n"] == len(shared)
+        assert pair["kappa"] == pytest.approx(cohen_kappa_score(first, second))
+        cells = Counter(zip(first, second, strict=True))
+        labels = confusion["labels"]
+        found = {
+            (labels[i], labels[j]): n
+            for i, line in enumerate(confusion["counts"])
+            for j, n in enumerate(line)
+            if n
+        }
+        assert found == dict(cells)
+
+
+def test_intervals_hold_the_figure_and_are_reproducible(store):
+    _annotate(store, "round 1", _round_1_data())
+    with store.session() as session:
+        first = agreement_table(session, resamples=300, seed=9)
+        again = agreement_table(session, resamples=300, seed=9)
+        other = agreement_table(session, resamples=300, seed=10)
+    assert [r.as_dict() for r in first] == [r.as_dict() for r in again]
+    assert [r.kappa_ci for r in first] != [r.kappa_ci for r in other]
+    for row in first:
+        for figure, ci in ((row.kappa, row.kappa_ci), (row.alpha, row.alpha_ci)):
+            if ci is not None:
+                assert ci[0] - 1e-9 <= figure <= ci[1] + 1e-9, row.dimension
+
+
+# ---- the TOSEM 2023 rounds -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tosem_db(tosem_dir, taxonomy, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tosem-agree") / "study.db"
+    store = Store(f"sqlite:///{path}")
+    import_replication(store, tosem_dir, taxonomy)
+    store.close()
+    return path
+
+
+def _sheet_values(path):
+    """Per (round, dimension): {issue: {annotator: (state, value)}} read with plain SQL from
+    the newest save of each annotator, the rules written out here."""
+    connection = sqlite3.connect(path)
+    rows = connection.execute(
+        "SELECT issue_uid, annotator, round, status, issue_type, stage, leaf_symptom, "
+        "fix_patterns, howto_topic, raw_labels FROM annotation WHERE id IN (SELECT max(id) "
+        "FROM annotation WHERE role = 'annotator' GROUP BY issue_uid, annotator, round)"
+    ).fetchall()
+    connection.close()
+    found = defaultdict(lambda: defaultdict(dict))
+    for uid, who, round_name, status, kind, stage, leaf, fixes, topic, raw in rows:
+        raw = json.loads(raw)
+        fixes = json.loads(fixes)
+        values = {
+            "issue_type": kind,
+            "stage": stage,
+            "leaf_symptom": f"{stage} / {leaf}" if leaf else None,
+            "fix_pattern": " & ".join(sorted(fixes)) if fixes else None,
+            "howto_topic": topic,
+        }
+        for dimension, value in values.items():
+            if value is None and status == "pending":
+                state = "pending"
+            elif dimension == "issue_type" and value and not raw.get("issue_type"):
+                state = "inferred"
+            else:
+                state = "value" if value is not None else "none"
+            found[(round_name, dimension)][uid][who] = (state, value)
+    return found
+
+
+def test_tosem_rounds_match_an_independent_count(tosem_db, runner):
+    """Every TOSEM 2023 round and dimension: n, kappa (sklearn) and the items each rule left
+    out, recounted from the database with SQL; and the CLI's JSON says the same."""
+    with Store(f"sqlite:///{tosem_db}").session() as session:
+        rows = agreement_table(session)
+    expected = _sheet_values(tosem_db)
+    assert {(r.round, r.dimension) for r in rows} == {k for k in expected if k[0] != "pilot"}
+    for row in rows:
+        items = expected[(row.round, row.dimension)]
+        pairs, left = [], Counter()
+        for ratings in items.values():
+            states = [ratings.get(a, (None, None))[0] for a in ("label1", "label2")]
+            if not {"value", "inferred"} & set(states):
+                continue
+            if states == ["value", "value"]:
+                pairs.append((ratings["label1"][1], ratings["label2"][1]))
+            elif "pending" in states:
+                left["pending"] += 1
+            elif "inferred" in states:
+                left["inferred"] += 1
+            elif None in states:
+                left["unlabelled"] += 1
+            else:
+                left["no_value"] += 1
+        assert row.n == len(pairs), (row.round, row.dimension)
+        assert {k: v for k, v in row.left_out.items() if v} == dict(left)
+        first, second = zip(*pairs, strict=True)
+        kappa = cohen_kappa_score(first, second) if len(set(first) | set(second)) > 1 else None
+        assert row.kappa == pytest.approx(kappa), (row.round, row.dimension)
+        assert row.kappa_ci[0] - 1e-9 <= row.kappa <= row.kappa_ci[1] + 1e-9
+    by_key = {(r.round, r.dimension): r for r in rows}
+    # round 4: the importer inferred four issue types per annotator; they are counted apart
+    assert by_key[("round4", "issue_type")].left_out["inferred"] > 0
+    assert by_key[("round1", "howto_topic")].left_out["pending"] > 0
+    result = runner.invoke(app, ["agree", "--db", str(tosem_db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(json.dumps([r.as_dict() for r in rows]))
+
+
+def test_tosem_as_category_counts_every_item_one_annotator_gave_a_value(tosem_db):
+    with Store(f"sqlite:///{tosem_db}").session() as session:
+        rows = agreement_table(session, "round1", missing="as-category")
+    expected = _sheet_values(tosem_db)
+    for row in rows:
+        first, second = [], []
+        for ratings in expected[("round1", row.dimension)].values():
+            states = [ratings.get(a, (None, None))[0] for a in ("label1", "label2")]
+            if "value" not in states or not set(states) <= {"value", "none"}:
+                continue
+            values = [ratings[a][1] for a in ("label1", "label2")]
+            first.append(str(values[0] if values[0] is not None else "(none)"))
+            second.append(str(values[1] if values[1] is not None else "(none)"))
+        assert row.n == len(first), row.dimension
+        assert row.kappa == pytest.approx(cohen_kappa_score(first, second)), row.dimension
+
+
+def test_agree_command_names_its_rule_and_prints_confusions(tosem_db, runner):
+    db = str(tosem_db)
+    md = runner.invoke(app, ["agree", "--db", db, "--round", "round1", "--confusions"])
+    assert md.exit_code == 0, md.output
+    assert "Missing-label rule 'skip'" in md.output
+    assert "## Where annotators differ" in md.output and "## Specific agreement" in md.output
+    assert "| round1 | issue_type |" in md.output
+    other = runner.invoke(app, ["agree", "--db", db, "--round", "round1", "--missing",
+                                "as-category", "--format", "csv"])  # fmt: skip
+    assert other.exit_code == 0, other.output
+    header, *lines = other.output.splitlines()
+    assert "missing-label rule" in header and all(",as-category," in line for line in lines[:5])
+    latex = runner.invoke(app, ["agree", "--db", db, "--format", "latex"])
+    assert "missing-label rule: skip" in latex.output and "95\\% CI" in latex.output
+    wrong = runner.invoke(app, ["agree", "--db", db, "--missing", "ignore"])
+    assert wrong.exit_code != 0 and "ignore" in wrong.output

@@ -505,6 +505,8 @@ def _labelling_sheet(
     needs_status = False
     for annotation, issue in rows:
         cells = _cells(annotation, issue)
+        if _type_was_inferred(annotation):
+            cells["issue_type"] = None  # as the sheet had it: agreement counts it apart
         read = read_back(cells, None)
         if annotation.status == "pending" and read.status != "pending":
             cells = _with_placeholder(read_back.taxonomy, annotation, cells)
@@ -535,11 +537,28 @@ def _with_placeholder(
         for k, v in raw.items()
         if isinstance(v, str) and _is_placeholder(taxonomy, v)
     ]
-    where += list(PLACEHOLDER_COLUMNS.get(annotation.issue_type, DEFAULT_PLACEHOLDER_COLUMNS))
-    for column in where:
-        if column in cells and cells[column] is None:
+    # every cell that held a placeholder gets it back (agreement counts them per dimension)
+    typed = {column: str(spellings[0]) for column in where if _empty_cell(cells, column)}
+    if typed:
+        return {**cells, **typed}
+    if where:
+        # its cell now holds a realigned label (shifted cells): the status column says it
+        return cells
+    defaults = PLACEHOLDER_COLUMNS.get(annotation.issue_type, DEFAULT_PLACEHOLDER_COLUMNS)
+    for column in defaults:
+        if _empty_cell(cells, column):
             return {**cells, column: str(spellings[0])}
     return cells
+
+
+def _empty_cell(cells: dict[str, Any], column: str) -> bool:
+    return column in cells and cells[column] is None
+
+
+def _type_was_inferred(annotation: Annotation) -> bool:
+    """The issue-type cell was empty and the importer read the type from the other cells."""
+    raw = annotation.raw_labels or {}
+    return "issue_type" in raw and not str(raw["issue_type"] or "").strip()
 
 
 def _is_placeholder(taxonomy: Taxonomy, text: str) -> bool:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from issueminer.analyse.stats import (
-    AGREEMENT_TITLE,
     TABLE_NAMES,
-    agreement_frame,
     compute_stats,
     render_table,
     write_tables,
@@ -90,30 +89,82 @@ def stats(
         out.print(render_table(frame, fmt.value, result.title(name)), markup=False, highlight=False)
 
 
+class Missing(StrEnum):
+    skip = "skip"
+    as_category = "as-category"
+
+
 def agree(
     db: DbOption = None,
     round_name: Annotated[str | None, typer.Option("--round", help="Only this round.")] = None,
+    missing: Annotated[
+        Missing,
+        typer.Option(
+            help="skip: an item counts for a dimension when two annotators gave it a value "
+            "there; as-category: 'no value' is a category of its own (unconditional figures)."
+        ),
+    ] = Missing.skip,
+    confusions: Annotated[
+        bool,
+        typer.Option(
+            "--confusions", help="Also print where annotators differ, and per-category agreement."
+        ),
+    ] = False,
+    resamples: Annotated[
+        int, typer.Option(min=100, help="Bootstrap resamples for the 95% intervals.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 2023,
     fmt: FormatOption = Format.md,
 ) -> None:
-    """Agreement per round and dimension: items, percent agreement, Cohen's kappa, alpha.
+    """Agreement per round and dimension: items, percent agreement, kappa, alpha, with 95%
+    bootstrap intervals and the number of items each rule left out.
 
-    Kappa is Cohen's for two annotators (the mean over pairs for more); alpha is
-    Krippendorff's (nominal). Counted from each annotator's newest save.
+    Kappa is Cohen's (scikit-learn) for two annotators, the mean over pairs for more, with
+    Landis and Koch's words; alpha is Krippendorff's (nominal; for fix patterns also with the
+    MASI distance between sets); three or more annotators add Fleiss' kappa and a table of
+    pairs. Counted from each annotator's newest save; symptoms with their stage.
+    --format json carries everything, confusion tables and per-category agreement included.
 
-    Example: issueminer agree --round round3 --format json
+    Example: issueminer agree --round round3 --missing as-category --confusions
     """
+    from issueminer.analyse.agreement_tables import (
+        AGREEMENT_TITLE,
+        agreement_frame,
+        categories_frame,
+        confusions_frame,
+        has_many,
+        method_text,
+        pairs_frame,
+    )
     from issueminer.label.agreement import agreement_table
 
     store = open_store(db)
     with store.session() as session:
-        rows = agreement_table(session, round_name)
+        rows = agreement_table(session, round_name, missing.value, resamples=resamples, seed=seed)
     if round_name and not rows:
         fail(f"round '{round_name}' has no issue labelled by two or more annotators")
     if fmt == Format.json:
         print_json([row.as_dict() for row in rows])
         return
-    text = render_table(agreement_frame(rows), fmt.value, AGREEMENT_TITLE, decimals=3)
-    out.print(text, markup=False, highlight=False)
+    caption = f"{AGREEMENT_TITLE} (missing-label rule: {missing.value})"
+    main = agreement_frame(rows)
+    if fmt == Format.csv:  # a CSV file has no caption: the rule goes in a column
+        main.insert(2, "missing-label rule", missing.value)
+    tables = [(caption, main)]
+    if has_many(rows):
+        tables.append(("Agreement of each pair of annotators", pairs_frame(rows)))
+    if confusions:
+        tables.append(
+            ("Where annotators differ (first's value against second's)", confusions_frame(rows))
+        )
+        tables.append(("Specific agreement per category", categories_frame(rows)))
+    if fmt == Format.md:
+        out.print(method_text(missing.value, resamples, seed) + "\n", highlight=False)
+    for title, frame in tables:
+        if fmt == Format.md:
+            out.print(f"## {title}\n", highlight=False)
+        text = render_table(frame, fmt.value, title, decimals=3)
+        out.print(text, markup=False, highlight=False)
 
 
 MD_MAX_FIX_COLUMNS = 10  # a terminal cannot show dozens of columns; files get them all

@@ -1,75 +1,100 @@
-"""Inter-rater agreement: percent agreement, Cohen's kappa, Krippendorff's alpha (nominal).
+"""Inter-rater agreement per round and dimension, with intervals and what was left out.
 
 Computed from the current annotation of each (issue, annotator, round): the newest save.
-An item counts for a dimension when at least two annotators gave it a value there. Only a
-round's members count: a name outside the round (a typo, another case) is no second opinion.
+Only a round's members count: a name outside the round (a typo, another case) is no second
+opinion. Which items a figure counts is a stated rule (`MISSING_RULES`):
+
+- `skip` (the default): an item counts for a dimension when at least two annotators gave it
+  a value there (a fault/how-to disagreement drops the item from the symptom figure);
+- `as-category`: "no value" is a value of its own, so every item that at least one
+  annotator gave a value, and at least two labelled, counts (the unconditional figures).
+
+Under both rules an item is left out when an annotator left the label pending (a
+placeholder such as PENDING in a cell: not decided) without a value there, or when the
+importer inferred the annotator's issue type from the other cells (no judgement was
+typed); each row says how many items each reason left out.
+Symptoms are compared with their stage: the same leaf name under two stages is two values.
+The statistics themselves are in `reliability`.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass
-from itertools import combinations
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from issueminer.label import reliability as rel
 from issueminer.store import ANNOTATOR, RETRACTED, Annotation, LabelingRound
 
+SKIP, AS_CATEGORY = "skip", "as-category"
+MISSING_RULES = (SKIP, AS_CATEGORY)
+MISSING_TEXT = {
+    SKIP: "an item counts for a dimension when at least two annotators gave it a value there",
+    AS_CATEGORY: "'no value' is a category: an item counts when at least two annotators "
+    "labelled it and at least one gave the dimension a value",
+}
+NO_VALUE = "(none)"
+LEFT_OUT = ("pending", "inferred", "unlabelled", "no_value")
+LEFT_OUT_TEXT = {
+    "pending": "an annotator left the label pending (PENDING: not decided) with no value here",
+    "inferred": "the importer inferred an annotator's issue type (none was typed)",
+    "unlabelled": "fewer than two annotators labelled the issue",
+    "no_value": "another annotator gave the dimension no value (rule skip)",
+}
+LEAF_SEPARATOR = " / "
 
-def _fix_patterns(annotation: Annotation) -> str | None:
-    # a set of patterns is one nominal value: annotators agree when they chose the same set
-    return " & ".join(sorted(annotation.fix_patterns)) if annotation.fix_patterns else None
+
+@dataclass(frozen=True)
+class Dimension:
+    value_of: Callable[[Annotation], Hashable | None]
+    cell: str  # its cell in raw_labels (the cells as typed)
+    sets: bool = False  # a set of values: MASI-distance alpha beside exact match
 
 
-DIMENSIONS: dict[str, Callable[[Annotation], Hashable | None]] = {
-    "issue_type": lambda a: a.issue_type,
-    "stage": lambda a: a.stage,
-    "leaf_symptom": lambda a: a.leaf_symptom,
-    "fix_pattern": _fix_patterns,
-    "howto_topic": lambda a: a.howto_topic,
+def _leaf(annotation: Annotation) -> str | None:
+    # a leaf is named with its stage: "device error" under two stages is two symptoms
+    if not annotation.leaf_symptom:
+        return None
+    return LEAF_SEPARATOR.join(p for p in (annotation.stage, annotation.leaf_symptom) if p)
+
+
+def _fix_patterns(annotation: Annotation) -> tuple[str, ...] | None:
+    return tuple(sorted(annotation.fix_patterns)) if annotation.fix_patterns else None
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    "issue_type": Dimension(lambda a: a.issue_type, "issue_type"),
+    "stage": Dimension(lambda a: a.stage, "stage"),
+    "leaf_symptom": Dimension(_leaf, "leaf_symptom"),
+    "fix_pattern": Dimension(_fix_patterns, "fix_patterns", sets=True),
+    "howto_topic": Dimension(lambda a: a.howto_topic, "howto_topic"),
 }
 
 
+def shown(value: Hashable) -> str:
+    """A value as tables print it: a set of fix patterns joined with ' & '."""
+    if isinstance(value, tuple):
+        return " & ".join(value) if value else NO_VALUE
+    return str(value)
+
+
 def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float | None:
-    """Cohen's kappa of two raters over the same items; None when chance agreement is 1."""
-    if len(first) != len(second):
-        raise ValueError("both raters must rate the same items")
-    n = len(first)
-    if n == 0:
-        return None
-    observed = sum(a == b for a, b in zip(first, second, strict=True)) / n
-    count_a, count_b = Counter(first), Counter(second)
-    expected = sum(count_a[c] * count_b[c] for c in count_a) / (n * n)
-    if expected == 1:
-        return None
-    return (observed - expected) / (1 - expected)
+    """Cohen's kappa of two raters over the same items (scikit-learn's); None when chance
+    agreement is 1."""
+    return rel.cohen([shown(v) for v in first], [shown(v) for v in second])
 
 
 def krippendorff_alpha(units: Sequence[Sequence[Hashable | None]]) -> float | None:
-    """Nominal alpha; each unit lists the values its raters gave (None = not rated)."""
-    coincidences: Counter[tuple[Hashable, Hashable]] = Counter()
-    for unit in units:
-        values = [v for v in unit if v is not None]
-        m = len(values)
-        if m < 2:
-            continue  # a value nobody else rated cannot be compared
-        for i, j in combinations(range(m), 2):
-            coincidences[(values[i], values[j])] += 1 / (m - 1)
-            coincidences[(values[j], values[i])] += 1 / (m - 1)
-    totals: Counter[Hashable] = Counter()
-    for (c, _k), weight in coincidences.items():
-        totals[c] += weight
-    n = sum(totals.values())
-    if n <= 1:
+    """Nominal alpha (the `krippendorff` package); each unit lists the values its raters
+    gave (None = not rated)."""
+    if not units:
         return None
-    disagreement = sum(w for (c, k), w in coincidences.items() if c != k)
-    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k)
-    if expected == 0:
-        return None
-    return 1 - (n - 1) * disagreement / expected
+    return rel.alpha(rel.Units.from_rows(units))
 
 
 @dataclass
@@ -81,6 +106,22 @@ class AgreementRow:
     kappa: float | None
     alpha: float | None
     annotators: list[str]
+    missing: str = SKIP
+    agreement_ci: list[float] | None = None
+    kappa_ci: list[float] | None = None
+    kappa_band: str | None = None
+    alpha_ci: list[float] | None = None
+    # fix patterns: alpha with the MASI distance between sets (None for other dimensions)
+    alpha_masi: float | None = None
+    alpha_masi_ci: list[float] | None = None
+    # three or more annotators: Fleiss' kappa over the items all of them labelled
+    fleiss: float | None = None
+    fleiss_ci: list[float] | None = None
+    fleiss_n: int | None = None
+    left_out: dict[str, int] = field(default_factory=dict)
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    confusions: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +160,17 @@ def current_annotations(
     return list(session.scalars(query))
 
 
-def agreement_table(session: Session, round_name: str | None = None) -> list[AgreementRow]:
+def agreement_table(
+    session: Session,
+    round_name: str | None = None,
+    missing: str = SKIP,
+    *,
+    resamples: int = rel.RESAMPLES,
+    seed: int = rel.SEED,
+) -> list[AgreementRow]:
+    """One row per round with two or more annotators and per dimension (`DIMENSIONS`)."""
+    if missing not in MISSING_RULES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, not '{missing}'")
     members = {r.name: set(r.annotators) for r in session.scalars(select(LabelingRound))}
     by_round: dict[str, list[Annotation]] = defaultdict(list)
     for annotation in current_annotations(session, round_name):
@@ -132,8 +183,11 @@ def agreement_table(session: Session, round_name: str | None = None) -> list[Agr
         annotators = sorted({a.annotator for a in annotations})
         if len(annotators) < 2:
             continue
-        for dimension, value_of in DIMENSIONS.items():
-            rows.append(_dimension_row(name, dimension, annotations, annotators, value_of))
+        for dimension in DIMENSIONS:
+            cells = _cells(annotations, annotators, dimension)
+            rows.append(
+                _dimension_row(name, dimension, cells, annotators, missing, resamples, seed)
+            )
     return rows
 
 
@@ -143,40 +197,168 @@ def round_order(name: str | None) -> tuple[int, str]:
     return (int(digits) if digits else 10**9, name or "")
 
 
-def _dimension_row(
-    name: str,
-    dimension: str,
-    annotations: list[Annotation],
-    annotators: list[str],
-    value_of: Callable[[Annotation], Hashable | None],
-) -> AgreementRow:
-    table: dict[str, dict[str, Hashable | None]] = defaultdict(dict)
+# What one annotator's label holds for one dimension of one item.
+VALUE, NONE, PENDING, INFERRED = "value", "none", "pending", "inferred"
+
+
+def _state(annotation: Annotation, dimension: str) -> tuple[str, Hashable | None]:
+    spec = DIMENSIONS[dimension]
+    value = spec.value_of(annotation)
+    if value is None:
+        # a label left pending (a placeholder such as PENDING in one of its cells) is not
+        # finished: where it has no value, nothing was decided yet
+        return (PENDING if annotation.status == "pending" else NONE), None
+    raw = annotation.raw_labels or {}
+    if dimension == "issue_type" and spec.cell in raw and not str(raw[spec.cell] or "").strip():
+        return INFERRED, value  # the sheet's cell is empty; the importer filled it in
+    return VALUE, value
+
+
+def _cells(
+    annotations: list[Annotation], annotators: list[str], dimension: str
+) -> dict[str, list[tuple[str, Hashable | None] | None]]:
+    """issue -> per annotator (state, value), None where that annotator has no label."""
+    position = {name: i for i, name in enumerate(annotators)}
+    cells: dict[str, list[tuple[str, Hashable | None] | None]] = {}
     for annotation in annotations:
         if annotation.status in ("skipped", RETRACTED):
             continue
-        table[annotation.issue_uid][annotation.annotator] = value_of(annotation)
-    units = [[ratings.get(a) for a in annotators] for ratings in table.values()]
-    units = [u for u in units if sum(v is not None for v in u) >= 2]
-    kappas, agreements = [], []
-    for i, j in combinations(range(len(annotators)), 2):
-        pairs = [(u[i], u[j]) for u in units if u[i] is not None and u[j] is not None]
-        if not pairs:
-            continue
-        first, second = zip(*pairs, strict=True)
-        agreements.append(sum(a == b for a, b in pairs) / len(pairs))
-        kappa = cohen_kappa(first, second)
-        if kappa is not None:
-            kappas.append(kappa)
-    # with more than two annotators, kappa is the mean over pairs (Light's kappa)
-    return AgreementRow(
+        row = cells.setdefault(annotation.issue_uid, [None] * len(annotators))
+        row[position[annotation.annotator]] = _state(annotation, dimension)
+    return cells
+
+
+def _unit(
+    row: list[tuple[str, Hashable | None] | None], missing: str, sets: bool
+) -> tuple[list[Hashable | None] | None, str | None]:
+    """The item's values as the figure uses them, or (None, the reason it is left out);
+    (None, None) when nobody gave the dimension a value (the item is not in question)."""
+    states = [cell[0] if cell else None for cell in row]
+    if not any(s in (VALUE, INFERRED) for s in states):
+        return None, None
+    none = () if sets else NO_VALUE
+    values = [
+        cell[1] if cell and cell[0] == VALUE else none if cell and cell[0] == NONE else None
+        for cell in row
+    ]
+    if missing == SKIP:
+        values = [
+            v if cell and cell[0] == VALUE else None for v, cell in zip(values, row, strict=True)
+        ]
+    if sum(v is not None for v in values) >= 2 and any(s == VALUE for s in states):
+        return values, None
+    if PENDING in states:
+        return None, "pending"
+    if INFERRED in states:
+        return None, "inferred"
+    if sum(s is not None for s in states) < 2:
+        return None, "unlabelled"
+    return None, "no_value"
+
+
+def _dimension_row(
+    name: str,
+    dimension: str,
+    cells: dict[str, list[tuple[str, Hashable | None] | None]],
+    annotators: list[str],
+    missing: str,
+    resamples: int,
+    seed: int,
+) -> AgreementRow:
+    sets = DIMENSIONS[dimension].sets
+    left_out = dict.fromkeys(LEFT_OUT, 0)
+    kept: list[list[Hashable | None]] = []
+    for uid in sorted(cells):
+        values, reason = _unit(cells[uid], missing, sets)
+        if values is not None:
+            kept.append(values)
+        elif reason:
+            left_out[reason] += 1
+    units = rel.Units.from_rows(kept)
+    row = AgreementRow(
         round=name,
         dimension=dimension,
-        n=len(units),
-        agreement=_mean(agreements),
-        kappa=_mean(kappas),
-        alpha=krippendorff_alpha(units),
+        n=len(kept),
+        agreement=None,
+        kappa=None,
+        alpha=None,
         annotators=annotators,
+        missing=missing,
+        left_out=left_out,
     )
+    if kept:
+        _fill(row, units, sets, rel.resample_weights(len(kept), resamples, seed, name, dimension))
+    return row
+
+
+def _fill(row: AgreementRow, units: rel.Units, sets: bool, weights: np.ndarray) -> None:
+    """The row's figures (the libraries') and their bootstrap intervals (`weights`)."""
+    nominal = rel.nominal(units.values)
+    kappas, agreements, sample_kappas, sample_agreements = [], [], [], []
+    for i, j in rel.pairs_of(row.annotators):
+        both = (units.codes[:, i] >= 0) & (units.codes[:, j] >= 0)
+        first = [units.values[c] for c in units.codes[both, i]]
+        second = [units.values[c] for c in units.codes[both, j]]
+        if not first:
+            continue
+        _, observed, kappa = rel.weighted_pair(units, i, j, weights)
+        pair_kappa = cohen_kappa(first, second)
+        agreement = sum(a == b for a, b in zip(first, second, strict=True)) / len(first)
+        agreements.append(agreement)
+        sample_agreements.append(observed)
+        if pair_kappa is not None:
+            kappas.append(pair_kappa)
+            sample_kappas.append(kappa)
+        row.pairs.append(
+            {
+                "annotators": [row.annotators[i], row.annotators[j]],
+                "n": len(first),
+                "agreement": agreement,
+                "kappa": pair_kappa,
+                "kappa_ci": rel.interval(kappa),
+                "kappa_band": rel.landis_koch(pair_kappa),
+            }
+        )
+        row.confusions.append(
+            {"annotators": [row.annotators[i], row.annotators[j]], **_shown(units, i, j)}
+        )
+    # with more than two annotators, kappa is the mean over pairs (Light's kappa)
+    row.agreement = _mean(agreements)
+    row.agreement_ci = _mean_interval(sample_agreements)
+    row.kappa = _mean(kappas)
+    row.kappa_ci = _mean_interval(sample_kappas)
+    row.kappa_band = rel.landis_koch(row.kappa)
+    counts = units.value_counts()
+    row.alpha = rel.alpha(units)
+    row.alpha_ci = rel.interval(rel.weighted_alpha(counts, nominal, weights))
+    if sets:
+        masi = rel.distance_matrix(
+            units.values, lambda a, b: rel.masi_distance(frozenset(a), frozenset(b))
+        )
+        row.alpha_masi = rel.alpha(units, masi)
+        row.alpha_masi_ci = rel.interval(rel.weighted_alpha(counts, masi, weights))
+    if len(row.annotators) >= 3:
+        row.fleiss, row.fleiss_n = rel.fleiss(units)
+        row.fleiss_ci = rel.interval(rel.weighted_fleiss(units, weights))
+    row.categories = [
+        {**entry, "category": shown(entry["category"])} for entry in rel.specific_agreement(units)
+    ]
+
+
+def _shown(units: rel.Units, i: int, j: int) -> dict[str, Any]:
+    table = rel.confusion(units, i, j)
+    return {"labels": [shown(v) for v in table["labels"]], "counts": table["counts"]}
+
+
+def _mean_interval(samples: list[np.ndarray]) -> list[float] | None:
+    # the interval of the mean over pairs: each resample's mean of the pairs' figures (a
+    # resample in which no pair has a figure stays undefined)
+    if not samples:
+        return None
+    stacked = np.vstack(samples)
+    defined = (~np.isnan(stacked)).sum(axis=0)
+    means = np.where(defined > 0, np.nansum(stacked, axis=0) / np.maximum(defined, 1), np.nan)
+    return rel.interval(means)
 
 
 def _mean(values: list[float]) -> float | None:
