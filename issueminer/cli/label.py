@@ -194,8 +194,10 @@ def _is_loopback(host: str) -> bool:
 
 @round_app.command("create")
 def create(
-    size: Annotated[int, typer.Option(help="How many issues to draw.")],
     annotators: Annotated[str, typer.Option(help="Comma-separated annotators, e.g. alice,bob.")],
+    size: Annotated[
+        int | None, typer.Option(help="How many issues to draw (--for-estimate: or --width).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Round name [default: round<N+1>].")] = None,
     stratify: Annotated[
         str | None, typer.Option(help="Keep the sources' proportions: source.")
@@ -209,26 +211,58 @@ def create(
             "fill them with `issueminer crawl hydrate`)."
         ),
     ] = False,
+    for_estimate: Annotated[
+        bool,
+        typer.Option(
+            "--for-estimate",
+            help="Draw the random sample `issueminer estimate` needs, from the population's "
+            "unlabelled issues, and record its design weights.",
+        ),
+    ] = False,
+    width: Annotated[
+        float | None,
+        typer.Option(help="--for-estimate: size the sample for 95% intervals this wide."),
+    ] = None,
+    by_prediction: Annotated[
+        bool,
+        typer.Option(
+            "--by-prediction",
+            help="--for-estimate: stratify by the predicted issue type (weights recorded).",
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="--for-estimate: only this framework group's issues.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="--for-estimate: only issues created on or after.")
+    ] = None,
+    study: StudyOption = None,
     db: DbOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Draw issues without final labels and not in an earlier round for double labelling.
 
-    Only issues with text (a title or body stored) are drawn, unless --allow-empty.
+    Only issues with text (a title or body stored) are drawn, unless --allow-empty. With
+    --for-estimate the draw is the random sample of a population that `issueminer
+    estimate` uses (sized from --width when --size is not given).
 
     Example: issueminer round create --size 110 --annotators alice,bob --stratify source --seed 1
     """
-    from sqlalchemy import select
 
     from issueminer.label import draw, rounds
-    from issueminer.store import LabelingRound
 
     people = _names(annotators)
     store = open_store(db)
+    if for_estimate:
+        _create_for_estimate(
+            store, name, people, size, width, by_prediction, group, since, seed, fmt, study
+        )
+        return
+    if size is None:
+        fail("say how many issues to draw: --size N")
     with store.session() as session:
         if name is None:
-            taken = set(session.scalars(select(LabelingRound.name)))
-            name = next(f"round{i}" for i in range(1, len(taken) + 2) if f"round{i}" not in taken)
+            name = _next_name(session)
         candidates = draw.round_candidates(session)
         try:
             chosen = rounds.create_round(
@@ -262,6 +296,75 @@ def create(
             f"left out {left_out:,} of {candidates.total:,} candidates that have {why} "
             "(or draw them as they are with --allow-empty)"
         )
+
+
+def _next_name(session: Any) -> str:
+    from sqlalchemy import select
+
+    from issueminer.store import LabelingRound
+
+    taken = set(session.scalars(select(LabelingRound.name)))
+    return next(f"round{i}" for i in range(1, len(taken) + 2) if f"round{i}" not in taken)
+
+
+def _create_for_estimate(
+    store: Any,
+    name: str | None,
+    people: list[str],
+    size: int | None,
+    width: float | None,
+    by_prediction: bool,
+    group: str | None,
+    since: str | None,
+    seed: int,
+    fmt: Format,
+    study: str | None = None,
+) -> None:
+    from datetime import datetime
+
+    from issueminer.analyse.estimate import design
+    from issueminer.analyse.estimate.population import PopulationError, choose_population
+    from issueminer.analyse.estimate.tables import newest_predictions
+    from issueminer.label.rounds import LabelingError
+
+    if size is None and width is None:
+        fail("say how many issues to draw: --size N or --width 0.05")
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        fail(f"--since {since!r} is not a date (YYYY-MM-DD)")
+    taxonomy = study_taxonomy(store, study)
+    with store.session() as session:
+        try:
+            population = choose_population(session, taxonomy, since=start, group=group)
+            frame = design.estimate_frame(session, population.uids)
+            predicted = {
+                uid: p["issue_type"]
+                for uid, p in newest_predictions(session, frame).items()
+                if "issue_type" in p
+            }
+            if size is None:
+                size = design.sample_size(width, len(frame), design.planning_share(predicted))
+            drawn = design.draw_for_estimate(
+                session,
+                name or _next_name(session),
+                people,
+                frame,
+                size,
+                predicted,
+                design.BY_PREDICTION if by_prediction else design.RANDOM,
+                seed,
+                width,
+            )
+        except (PopulationError, LabelingError) as exc:
+            fail(str(exc))
+    if fmt == Format.json:
+        print_json(drawn.as_json())
+        return
+    out.print(
+        f"round {drawn.round}: {drawn.size} of {drawn.frame:,} unlabelled issues drawn for "
+        f"the estimate ({drawn.design} design) for {', '.join(people)}"
+    )
 
 
 @round_app.command("finalize")

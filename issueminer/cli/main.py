@@ -7,6 +7,7 @@ import typer
 from issueminer import __version__
 from issueminer.cli import classify as classify_cli
 from issueminer.cli import crawl, db, imports, issues, label, stats, study, taxonomy
+from issueminer.cli import estimate as estimate_cli
 from issueminer.cli import report as report_cli
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.command("diff-study")(report_cli.diff_study)
 app.command("train")(classify_cli.train)
 app.command("evaluate")(classify_cli.evaluate)
 app.command("classify")(classify_cli.classify)
+app.command("estimate")(estimate_cli.estimate)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,137 @@
+"""`issueminer estimate`: the study's tables over a population, with 95% intervals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from issueminer.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    StudyOption,
+    fail,
+    handled,
+    open_store,
+    out,
+    print_json,
+    study_taxonomy,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from issueminer.analyse.estimate.tables import Estimate, EstimatedTable
+
+TABLES_HELP = (
+    "Only this table: issue_types, stages, inner_categories, leaf_symptoms, specific, "
+    "fix_patterns, howto_topics."
+)
+
+
+def _date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date (YYYY-MM-DD)")
+
+
+def estimate(
+    db: DbOption = None,
+    study: StudyOption = None,
+    crawl: Annotated[int | None, typer.Option(help="Only issues found by this crawl run.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only issues created on or after.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only issues created before.")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Only the frameworks of this group of the study file.")
+    ] = None,
+    table: Annotated[str | None, typer.Option(help=TABLES_HELP)] = None,
+    fmt: FormatOption = Format.md,
+) -> None:
+    """Estimate every table of `stats` over a population, with 95% confidence intervals.
+
+    Final labels count exactly; unlabelled issues are estimated from the classifier's
+    stored predictions (`issueminer classify`) corrected by a random labelled sample
+    (`issueminer round create --for-estimate`), with prediction-powered inference. Without
+    such a sample the output gives the bounds the labels alone prove. Each table says
+    which estimator it used and what that assumes.
+
+    Example: issueminer estimate --group current --since 2024-01-01 --format json
+    """
+    from issueminer.analyse.estimate.population import PopulationError, choose_population
+    from issueminer.analyse.estimate.tables import TABLE_NAMES, estimate_tables
+
+    if table is not None and table not in TABLE_NAMES:
+        fail(f"no table '{table}'; choose one of {', '.join(TABLE_NAMES)}")
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    with handled(), store.session() as session:
+        try:
+            population = choose_population(
+                session,
+                taxonomy,
+                crawl=crawl,
+                since=_date(since, "--since"),
+                until=_date(until, "--until"),
+                group=group,
+            )
+        except PopulationError as exc:
+            fail(str(exc))
+        result = estimate_tables(session, taxonomy, population, [table] if table else None)
+    if fmt == Format.json:
+        print_json(result.as_json())
+        return
+    _print(result, fmt)
+
+
+def _print(result: Estimate, fmt: Format) -> None:
+    from issueminer.analyse.stats import render_table
+
+    if fmt == Format.md:
+        out.print(f"# Estimated tables: {result.population.describe()}\n")
+        out.print(
+            f"{result.labelled:,} labelled, {result.unlabelled:,} unlabelled "
+            f"({result.unpredicted:,} of them without predictions); "
+            f"labelled sample drawn for the estimate: {result.sample:,}\n"
+        )
+    for table in result.tables.values():
+        caption = _caption(table)
+        if fmt == Format.md:
+            out.print(f"## {caption}\n")
+        out.print(render_table(table_frame(table), fmt.value, caption, decimals=1), end="")
+        if fmt == Format.md:
+            out.print("")
+
+
+def _caption(table: EstimatedTable) -> str:
+    info: dict[str, Any] = table.as_dict()
+    return (
+        f"{table.name}, shares among {table.among}: {info['estimator']} "
+        f"(assumes: {info['assumes']})"
+    )
+
+
+def table_frame(table: EstimatedTable) -> pd.DataFrame:
+    """One row per category: labelled count, estimated count and share (percent) with
+    their 95% intervals."""
+    import pandas as pd
+
+    rows = [
+        {
+            "category": row.category,
+            "labelled": int(row.labelled),
+            "count": row.count.estimate,
+            "count_low": row.count.low,
+            "count_high": row.count.high,
+            "percent": 100 * row.share.estimate,
+            "percent_low": 100 * row.share.low,
+            "percent_high": 100 * row.share.high,
+        }
+        for row in table.rows
+    ]
+    columns = ["category", "labelled", "count", "count_low", "count_high"]
+    return pd.DataFrame(rows, columns=[*columns, "percent", "percent_low", "percent_high"])

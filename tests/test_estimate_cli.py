@@ -1,0 +1,232 @@
+"""`issueminer estimate` and `round create --for-estimate` on real SQLite files.
+
+A fully labelled population must give exactly `stats`' counts with zero width; a
+population of unlabelled issues with predictions and a random labelled sample drawn by
+`round create --for-estimate` gets prediction-powered intervals around the true counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from issueminer.cli.main import app
+from issueminer.store import FinalLabel, Issue, LabelingRound, Prediction, RoundItem, Store
+
+STUDY = "distributed-training"
+STAGES = ["deployment", "data preprocessing", "model training"]
+
+
+def _issue(i: int, framework: str, year: int) -> Issue:
+    return Issue(
+        uid=f"u{i:05d}",
+        source="github",
+        origin=f"{framework}/{framework}",
+        native_id=str(i),
+        url=f"https://github.com/{framework}/{framework}/issues/{i}",
+        framework=framework,
+        title=f"issue {i}",
+        body="it fails",
+        created_at=datetime(year, 3, 1, tzinfo=UTC),
+    )
+
+
+def _truth(rng: np.random.Generator, n: int) -> list[dict]:
+    """Labels of n issues: 60% faults over three stages, the rest how-to questions."""
+    rows = []
+    for _ in range(n):
+        if rng.random() < 0.6:
+            stage = STAGES[rng.choice(3, p=[0.5, 0.3, 0.2])]
+            rows.append(
+                {
+                    "issue_type": "fault",
+                    "stage": stage,
+                    "specific": bool(rng.random() < 0.7),
+                    "fix_patterns": ["fix version"] if rng.random() < 0.4 else [],
+                }
+            )
+        else:
+            rows.append({"issue_type": "how-to question", "howto_topic": "configuration"})
+    return rows
+
+
+def _label(uid: str, row: dict) -> FinalLabel:
+    return FinalLabel(issue_uid=uid, resolved_by="test", **row)
+
+
+def _predict(rng: np.random.Generator, row: dict) -> dict[str, str]:
+    """A classifier that calls 25% of how-to questions faults and misplaces stages."""
+    if row["issue_type"] == "fault":
+        issue_type = "fault" if rng.random() < 0.9 else "how-to question"
+    else:
+        issue_type = "fault" if rng.random() < 0.25 else "how-to question"
+    stage = row.get("stage") or STAGES[0]
+    if rng.random() < 0.3:
+        stage = STAGES[0]
+    return {"issue_type": issue_type, "stage": stage, "howto_topic": "configuration"}
+
+
+@pytest.fixture
+def labelled_db(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'labelled.db'}"
+    rng = np.random.default_rng(1)
+    store = Store(url)
+    with store.session() as session:
+        for i, row in enumerate(_truth(rng, 120)):
+            session.add(_issue(i, "deepspeed", 2024))
+            session.flush()
+            session.add(_label(f"u{i:05d}", row))
+    store.close()
+    return url
+
+
+def _invoke(runner, *args: str) -> dict:
+    result = runner.invoke(app, [*args, "--study", STUDY, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_fully_labelled_population_gives_stats_counts_with_zero_width(runner, labelled_db):
+    stats = _invoke(runner, "stats", "--db", labelled_db)
+    found = _invoke(runner, "estimate", "--db", labelled_db)
+    tables = found["tables"]
+    assert found["population"]["unlabelled"] == 0
+    for table in tables.values():
+        assert table["estimator"] == "counted on final labels"
+        for row in table["rows"]:
+            assert row["count"]["low"] == row["count"]["estimate"] == row["count"]["high"]
+            assert row["share"]["low"] == row["share"]["high"]
+
+    def counts(name: str) -> dict[str, float]:
+        return {r["category"]: r["count"]["estimate"] for r in tables[name]["rows"]}
+
+    assert counts("issue_types") == {
+        "fault": stats["totals"]["faults"],
+        "how-to question": stats["totals"]["howto"],
+    }
+    assert counts("stages") == stats["stages"]
+    assert counts("fix_patterns") == stats["fix_patterns"]
+    assert counts("howto_topics") == stats["howto_topics"]
+    assert counts("specific")["yes"] == stats["specific"]["yes"]
+    shares = {r["category"]: r["share"]["estimate"] for r in tables["specific"]["rows"]}
+    assert shares["yes"] == pytest.approx(stats["specific"]["share"], abs=1e-4)
+
+
+@pytest.fixture
+def new_population(tmp_path) -> tuple[str, dict[str, dict]]:
+    """40 labelled study issues (horovod, 2019) and 600 unlabelled DeepSpeed issues of
+    2024 with predictions; returns the URL and the hidden truth of the new issues."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    rng = np.random.default_rng(5)
+    store = Store(url)
+    hidden = {}
+    with store.session() as session:
+        for i, row in enumerate(_truth(rng, 40)):
+            session.add(_issue(i, "horovod", 2019))
+            session.flush()
+            session.add(_label(f"u{i:05d}", row))
+        for i, row in enumerate(_truth(rng, 600), start=1000):
+            uid = f"u{i:05d}"
+            session.add(_issue(i, "deepspeed", 2024))
+            session.flush()
+            hidden[uid] = row
+            for target, label in _predict(rng, row).items():
+                session.add(
+                    Prediction(
+                        issue_uid=uid, model_id="m1", target=target, label=label, probability=0.8
+                    )
+                )
+    store.close()
+    return url, hidden
+
+
+def test_without_a_sample_the_estimate_gives_the_bounds_labels_prove(runner, new_population):
+    url, hidden = new_population
+    found = _invoke(runner, "estimate", "--db", url, "--group", "current")
+    assert found["population"] == {
+        "filters": {"group": "current", "frameworks": found["population"]["filters"]["frameworks"]},
+        "issues": 600,
+        "labelled": 0,
+        "unlabelled": 600,
+        "sample": 0,
+        "unpredicted": 0,
+    }
+    assert "deepspeed" in found["population"]["filters"]["frameworks"]
+    faults = found["tables"]["issue_types"]["rows"]
+    fault = next(r for r in faults if r["category"] == "fault")
+    assert (fault["count"]["low"], fault["count"]["high"]) == (0, 600)
+    assert "round create --for-estimate" in found["tables"]["issue_types"]["assumes"]
+
+
+def test_a_sample_drawn_for_the_estimate_gives_intervals_around_the_truth(runner, new_population):
+    url, hidden = new_population
+    drawn = _invoke(
+        runner,
+        "round",
+        "create",
+        "--db",
+        url,
+        "--annotators",
+        "alice",
+        "--for-estimate",
+        "--width",
+        "0.2",
+        "--by-prediction",
+        "--group",
+        "current",
+        "--seed",
+        "3",
+    )
+    # the size, computed here from the formula with the predictions' share of faults
+    predicted_faults = 0
+    store = Store(url)
+    with store.session() as session:
+        rows = session.scalars(select(Prediction).where(Prediction.target == "issue_type"))
+        labels = [p.label for p in rows]
+        predicted_faults = labels.count("fault") / len(labels)
+    share = min(predicted_faults, 1 - predicted_faults, key=lambda s: abs(s - 0.5))
+    n0 = 1.959963984540054**2 * share * (1 - share) / 0.1**2
+    assert drawn["size"] == math.ceil(n0 / (1 + (n0 - 1) / 600))
+    assert drawn["design"] == "prediction"
+    assert sum(s["sample"] for s in drawn["strata"].values()) == drawn["size"]
+    assert sum(s["frame"] for s in drawn["strata"].values()) == 600
+    with store.session() as session:
+        the_round = session.get(LabelingRound, drawn["round"])
+        assert the_round.kind == "estimate"
+        assert set(the_round.settings["estimate"]["stratum"]) == set(drawn["issues"])
+        items = set(session.scalars(select(RoundItem.issue_uid)))
+        assert items == set(drawn["issues"])
+        for uid in drawn["issues"]:  # the annotators' work, adjudicated
+            session.add(_label(uid, hidden[uid]))
+    store.close()
+
+    found = _invoke(runner, "estimate", "--db", url, "--group", "current")
+    population = found["population"]
+    assert (population["labelled"], population["sample"]) == (drawn["size"], drawn["size"])
+    table = found["tables"]["issue_types"]
+    assert table["estimator"].startswith("prediction-powered inference")
+    assert "drawn at random" in table["assumes"]
+    true_faults = sum(1 for row in hidden.values() if row["issue_type"] == "fault")
+    fault = next(r for r in table["rows"] if r["category"] == "fault")
+    assert fault["count"]["low"] <= true_faults <= fault["count"]["high"]
+    stages = {r["category"]: r for r in found["tables"]["stages"]["rows"]}
+    true_faults_rows = [r for r in hidden.values() if r["issue_type"] == "fault"]
+    for stage in STAGES:
+        truth = sum(1 for r in true_faults_rows if r["stage"] == stage) / len(true_faults_rows)
+        assert stages[stage]["share"]["low"] <= truth <= stages[stage]["share"]["high"]
+    assert found["tables"]["stages"]["faults"]["low"] <= true_faults
+
+
+def test_estimate_refuses_an_unknown_group_and_a_bad_date(runner, new_population):
+    url, _ = new_population
+    result = runner.invoke(app, ["estimate", "--db", url, "--study", STUDY, "--group", "nope"])
+    assert result.exit_code == 1
+    assert "no framework group 'nope'" in result.output
+    result = runner.invoke(app, ["estimate", "--db", url, "--study", STUDY, "--since", "May"])
+    assert result.exit_code == 1
+    assert "'May' is not a date" in result.output
