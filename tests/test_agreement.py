@@ -560,17 +560,17 @@ def tosem_db(tosem_dir, taxonomy, tmp_path_factory):
 
 
 def _sheet_values(path):
-    """Per (round, dimension): {issue: {annotator: (state, value)}} read with plain SQL from
-    the newest save of each annotator, the rules written out here."""
+    """Per (round, dimension): {(issue, part): {annotator: (state, value)}} read with plain
+    SQL from the newest save of each annotator, the rules written out here."""
     connection = sqlite3.connect(path)
     rows = connection.execute(
-        "SELECT issue_uid, annotator, round, status, issue_type, stage, leaf_symptom, "
+        "SELECT issue_uid, part, annotator, round, status, issue_type, stage, leaf_symptom, "
         "fix_patterns, howto_topic, raw_labels FROM annotation WHERE id IN (SELECT max(id) "
-        "FROM annotation WHERE role = 'annotator' GROUP BY issue_uid, annotator, round)"
+        "FROM annotation WHERE role = 'annotator' GROUP BY issue_uid, part, annotator, round)"
     ).fetchall()
     connection.close()
     found = defaultdict(lambda: defaultdict(dict))
-    for uid, who, round_name, status, kind, stage, leaf, fixes, topic, raw in rows:
+    for uid, part, who, round_name, status, kind, stage, leaf, fixes, topic, raw in rows:
         raw = json.loads(raw)
         fixes = json.loads(fixes)
         values = {
@@ -587,7 +587,7 @@ def _sheet_values(path):
                 state = "inferred"
             else:
                 state = "value" if value is not None else "none"
-            found[(round_name, dimension)][uid][who] = (state, value)
+            found[(round_name, dimension)][(uid, part)][who] = (state, value)
     return found
 
 

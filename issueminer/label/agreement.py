@@ -128,9 +128,10 @@ class AgreementRow:
 
 
 def newest_annotation_ids(role: str | None = ANNOTATOR, round_name: str | None = None) -> Any:
-    """Subquery: the id of the newest annotation per (issue, annotator, round), the current
-    label; `role=None` takes every role, each on its own (an adjudication is not a save)."""
-    groups = [Annotation.issue_uid, Annotation.annotator, Annotation.round]
+    """Subquery: the id of the newest annotation per (issue, annotator, round, part), the
+    current label; `role=None` takes every role, each on its own (an adjudication is not a
+    save). An issue holding several faults has one label per part in a round (issue 22)."""
+    groups = [Annotation.issue_uid, Annotation.annotator, Annotation.round, Annotation.part]
     newest = select(func.max(Annotation.id))
     if role is None:
         newest = newest.group_by(*groups, Annotation.role)
@@ -216,14 +217,15 @@ def _state(annotation: Annotation, dimension: str) -> tuple[str, Hashable | None
 
 def _cells(
     annotations: list[Annotation], annotators: list[str], dimension: str
-) -> dict[str, list[tuple[str, Hashable | None] | None]]:
-    """issue -> per annotator (state, value), None where that annotator has no label."""
+) -> dict[tuple[str, int], list[tuple[str, Hashable | None] | None]]:
+    """(issue, part) -> per annotator (state, value), None where that annotator has no
+    label: the k-th label of an issue in one sheet is compared with the k-th in another."""
     position = {name: i for i, name in enumerate(annotators)}
-    cells: dict[str, list[tuple[str, Hashable | None] | None]] = {}
+    cells: dict[tuple[str, int], list[tuple[str, Hashable | None] | None]] = {}
     for annotation in annotations:
         if annotation.status in ("skipped", RETRACTED):
             continue
-        row = cells.setdefault(annotation.issue_uid, [None] * len(annotators))
+        row = cells.setdefault((annotation.issue_uid, annotation.part), [None] * len(annotators))
         row[position[annotation.annotator]] = _state(annotation, dimension)
     return cells
 
@@ -259,7 +261,7 @@ def _unit(
 def _dimension_row(
     name: str,
     dimension: str,
-    cells: dict[str, list[tuple[str, Hashable | None] | None]],
+    cells: dict[tuple[str, int], list[tuple[str, Hashable | None] | None]],
     annotators: list[str],
     missing: str,
     resamples: int,
@@ -268,8 +270,8 @@ def _dimension_row(
     sets = DIMENSIONS[dimension].sets
     left_out = dict.fromkeys(LEFT_OUT, 0)
     kept: list[list[Hashable | None]] = []
-    for uid in sorted(cells):
-        values, reason = _unit(cells[uid], missing, sets)
+    for item in sorted(cells):
+        values, reason = _unit(cells[item], missing, sets)
         if values is not None:
             kept.append(values)
         elif reason:
