@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issueminer.analyse.issue_listing import assemble
+from issueminer.collect.payload_history import payload_history
 from issueminer.ids import parse_issue_url
 from issueminer.store import LABEL_FIELDS, Annotation, FinalLabel, Issue, Reply, label_values
 from issueminer.text import render_body
@@ -99,6 +100,8 @@ def describe_issue(session: Session, issue: Issue) -> dict[str, Any]:
         "flags": issue.flags,
         "created_at": issue.created_at,
         "found_by": issue.found_by,
+        "author": issue.author,
+        "history": payload_history(session, issue.uid),  # the source's changes, oldest first
         "text": issue.text,
         "body": issue.body,
         "rendered": render_body(issue.body, issue.source),

@@ -178,7 +178,7 @@ def show_command(
     if fmt == Format.json:
         print_json(data)
         return
-    for section in (_show_heading, _show_body, _show_replies, _show_labels):
+    for section in (_show_heading, _show_body, _show_replies, _show_labels, _show_history):
         section(data, raw)
 
 
@@ -208,6 +208,15 @@ def _show_replies(data: dict, raw: bool) -> None:
         out.print(f"\n--- {reply['kind']} " + ", ".join(n for n in notes if n), style="bold")
         body = reply["body"] if raw else reply["rendered"]
         out.print(body or "(empty)", emoji=False)
+
+
+def _show_history(data: dict, raw: bool) -> None:
+    from issueminer.collect.payload_history import history_lines
+
+    if data["history"]:
+        out.print(f"\nchanges from the source ({len(data['history'])})", style="bold")
+        lines = "\n".join(history_lines(data["history"]))
+        out.print(lines, emoji=False, highlight=False, markup=False)
 
 
 def _show_labels(data: dict, raw: bool) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from issueminer.collect.ingest import insert_many, upsert_issues, upsert_replies
-from issueminer.store import CrawlItem, CrawlRun, Store
+from issueminer.collect.payloads import apply_payloads
+from issueminer.store import CrawlItem, CrawlRun, Issue, Store
 from issueminer.store.schema import utcnow
 
 RESUMABLE = ("running", "interrupted", "quota")  # states a later run picks up
@@ -125,9 +126,12 @@ class Checkpointer:
         written = 0
         with ctrl_c_after_commit(), self.store.session() as session:
             if envelopes:
-                counts = upsert_issues(
-                    session, [{**e.issue, "found_by": self.found_by} for e in envelopes]
-                )
+                records = [{**e.issue, "found_by": self.found_by} for e in envelopes]
+                # a whole item from the source is its newest payload; a bare uid (a dump's
+                # late answers) only names the issue its replies belong to
+                payloads = [r for r in records if "raw" in r]
+                counts = apply_payloads(session, payloads)
+                counts += upsert_issues(session, [r for r in records if "raw" not in r])
                 written = counts["added"] + counts["updated"]
                 replies: dict[str, list[dict[str, Any]]] = {}
                 for envelope in envelopes:  # an issue may come twice in one batch
@@ -145,6 +149,13 @@ class Checkpointer:
             self.items_seen, self.items_stored = run.items_seen, run.items_stored
         self.checkpoint = checkpoint
         return written
+
+    def stored(self, uids: list[str]) -> set[str]:
+        """Which of these issues the store holds."""
+        if not uids:
+            return set()
+        with self.store.session() as session:
+            return set(session.scalars(select(Issue.uid).where(Issue.uid.in_(uids))))
 
     def items(self, kind: str) -> dict[str, Any]:
         """The items of one kind this run has committed so far, by key."""

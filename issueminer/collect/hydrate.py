@@ -14,12 +14,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 
 from issueminer.collect.checkpoints import Checkpointer, Envelope
+from issueminer.collect.payloads import MISSING_FLAG
 from issueminer.collect.sources.github import GitHubCrawler
 from issueminer.collect.sources.stackexchange import IDS_PER_CALL, StackOverflowCrawler
 from issueminer.ids import GITHUB_HOST
 from issueminer.store import Issue, Store
-
-MISSING_FLAG = "missing-at-source"
 
 
 @dataclass

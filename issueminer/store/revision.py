@@ -12,7 +12,7 @@ DEFAULT_DB_URL = "sqlite:///issueminer.db"
 DB_URL_ENV = "ISSUEMINER_DB"
 # the newest migration in store/migrations/versions; a new migration changes it too
 # (tests/test_store.py checks it against Alembic's head)
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
 
 

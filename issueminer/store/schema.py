@@ -91,6 +91,7 @@ class Issue(Base):
     closed_at: Mapped[datetime | None]
     accepted_answer_id: Mapped[str | None] = mapped_column(String(50))
     score: Mapped[int | None] = mapped_column(Integer)
+    author: Mapped[str | None] = mapped_column(String(200))  # display name or login, decoded
     flags: Mapped[list[str]] = mapped_column(default=list)  # e.g. label-only (no link in the sheet)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the item exactly as it arrived
     found_by: Mapped[str | None] = mapped_column(String(200))  # crawl run or import that added it
@@ -100,6 +101,25 @@ class Issue(Base):
     replies: Mapped[list[Reply]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"
     )
+
+
+class IssuePayload(Base):
+    """An issue's earlier payloads (collect/payloads.py): the issue row holds the newest one
+    its source sent; each row here keeps the payload a newer one replaced, with what changed
+    ({field: [old, new]}), or an older one that came late and was not applied."""
+
+    __tablename__ = "issue_payload"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_uid: Mapped[str] = mapped_column(
+        ForeignKey("issue.uid", ondelete="CASCADE"), index=True
+    )
+    found_by: Mapped[str | None] = mapped_column(String(200))  # the crawl that brought it
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the payload this row keeps
+    raw_updated_on: Mapped[datetime | None]  # when the source last updated that payload
 
 
 class Reply(Base):
@@ -148,7 +168,6 @@ ADJUDICATOR = "adjudicator"
 # as history)
 STATUSES = ("done", "pending", "skipped")
 RETRACTED = "retracted"
-
 
 
 class LabelingRound(Base):

@@ -376,10 +376,26 @@ class FakeStackExchange:
             self._touch(question_id, when)
 
     def edit_question(self, question_id: int, when: int, **fields: Any) -> None:
-        """Edit a question's fields at `when`, which becomes its last activity."""
+        """Edit a question's fields at `when`, which becomes its last activity. A field given
+        as None is removed: the API leaves out the fields that have no value (a reopened
+        question has no `closed_date`)."""
         with self._lock:
-            self._questions[question_id].update(copy.deepcopy(fields))
-            self._questions[question_id]["last_edit_date"] = when
+            question = self._questions[question_id]
+            for name, value in fields.items():
+                if value is None:
+                    question.pop(name, None)
+                else:
+                    question[name] = copy.deepcopy(value)
+            question["last_edit_date"] = when
+            self._touch(question_id, when)
+
+    def withdraw_acceptance(self, question_id: int, when: int) -> None:
+        """The asker unaccepts the accepted answer at `when`."""
+        with self._lock:
+            for answer in self._answers:
+                if answer["question_id"] == question_id:
+                    answer["is_accepted"] = False
+            self._questions[question_id].pop("accepted_answer_id", None)
             self._touch(question_id, when)
 
     def _touch(self, question_id: int, when: int) -> None:

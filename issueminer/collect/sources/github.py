@@ -195,6 +195,7 @@ def issue_envelope(
         "created_at": _date(item.get("created_at")),
         "closed_at": _date(item.get("closed_at")),
         "updated_on": _date(item.get("updated_at")),
+        "author": (item.get("user") or {}).get("login"),
         "framework": taxonomy.framework_of(repo) if taxonomy else None,
         "raw": item,
     }

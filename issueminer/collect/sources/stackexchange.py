@@ -241,6 +241,7 @@ def question_envelope(
             str(question["accepted_answer_id"]) if question.get("accepted_answer_id") else None
         ),
         "score": question.get("score"),
+        "author": (question.get("owner") or {}).get("display_name"),
         "framework": taxonomy.framework_of(None, tags) if taxonomy else None,
         "raw": as_sent(question),
     }
@@ -328,6 +329,15 @@ class StackOverflowCrawler:
             q for q in questions if not (_activity(q) == cursor and q["question_id"] in boundary)
         ]
         kept = [q for q in fresh if self.selection.stackoverflow(q).kept]
+        # a stored question that no longer passes (its accepted answer withdrawn, a tag
+        # removed) is stored as its source has it now, not left as it was
+        kept_ids = {q["question_id"] for q in kept}
+        rejected = {
+            stackoverflow_question(q["question_id"]).uid: q
+            for q in fresh
+            if q["question_id"] not in kept_ids
+        }
+        kept += [rejected[uid] for uid in sorted(checkpointer.stored(list(rejected)))]
         envelopes = list(self._with_replies(kept))
         next_state = _next_state(state, questions)
         next_state["done"] = not response.get("has_more")
