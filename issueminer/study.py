@@ -409,3 +409,117 @@ selection:
 classifier:
   signals: {{}}
 """
+
+
+# ---- how the classifier reads a thread ------------------------------------------------------
+# Feature fields of the classifier and their default weights (`classifier.thread.weights`
+# in a study file changes them): the thread's parts, each its own field so the model can
+# weigh them, and the weight scales each field's TF-IDF block.
+THREAD_FIELDS = ("words", "title", "signals", "template", "replies", "resolution")
+DEFAULT_FIELD_WEIGHTS = {
+    "words": 1.0,
+    "title": 1.0,
+    "signals": 1.0,
+    "template": 1.0,
+    "replies": 0.5,
+    "resolution": 1.0,
+}
+# A comment that says the issue is solved holds its resolution (GitHub has no accepted
+# answer); matched as lower-case substrings.
+DEFAULT_RESOLVING_WORDS = (
+    "fixed",
+    "solved",
+    "resolved",
+    "works now",
+    "working now",
+    "turned out",
+    "the problem was",
+    "the issue was",
+    "that was it",
+    "root cause",
+)
+
+
+@dataclass(frozen=True)
+class ThreadReading:
+    """What a study file says about reading a thread (`classifier.thread` and
+    `classifier.template`): field weights, which replies resolve the issue, and the
+    issue template's parts to strip, its type markers kept as features."""
+
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
+    resolving_words: tuple[str, ...] = DEFAULT_RESOLVING_WORDS
+    last_comments: int = 0  # the thread's last N comments also count as resolving
+    markers: dict[str, str] = field(default_factory=dict)  # template header -> type marker
+    sections: tuple[str, ...] = ()  # template headers whose whole section is dropped
+    lines: tuple[str, ...] = ()  # template lines dropped wherever they occur (substrings)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able, for a model file's metadata (and back with `from_dict`)."""
+        return {
+            "weights": dict(self.weights),
+            "resolving_words": list(self.resolving_words),
+            "last_comments": self.last_comments,
+            "markers": dict(self.markers),
+            "sections": list(self.sections),
+            "lines": list(self.lines),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ThreadReading:
+        if not data:
+            return cls()
+        return cls(
+            {**DEFAULT_FIELD_WEIGHTS, **data.get("weights", {})},
+            tuple(data.get("resolving_words", DEFAULT_RESOLVING_WORDS)),
+            int(data.get("last_comments", 0)),
+            dict(data.get("markers", {})),
+            tuple(data.get("sections", ())),
+            tuple(data.get("lines", ())),
+        )
+
+
+def thread_reading(taxonomy: Taxonomy) -> ThreadReading:
+    """The study file's `classifier.thread` and `classifier.template`, checked; a study
+    without them reads threads with the defaults and strips no template."""
+    classifier = taxonomy.raw.get("classifier") or {}
+    thread, template = classifier.get("thread") or {}, classifier.get("template") or {}
+    where = f"{taxonomy.path}: classifier"
+    if not isinstance(thread, dict) or not isinstance(template, dict):
+        raise StudyError(f"{where}.thread and .template must be mappings")
+    weights = thread.get("weights") or {}
+    unknown = sorted(set(weights) - set(THREAD_FIELDS))
+    if unknown:
+        raise StudyError(
+            f"{where}.thread.weights: unknown field {unknown[0]!r} "
+            f"(the fields are {', '.join(THREAD_FIELDS)})"
+        )
+    if not all(isinstance(v, int | float) and v >= 0 for v in weights.values()):
+        raise StudyError(f"{where}.thread.weights: each weight must be a number >= 0")
+    markers = template.get("markers") or {}
+    if not isinstance(markers, dict):
+        raise StudyError(f"{where}.template.markers: a mapping of header -> marker name")
+    return ThreadReading(
+        {**DEFAULT_FIELD_WEIGHTS, **{k: float(v) for k, v in weights.items()}},
+        tuple(_texts(thread, "resolving_words", where) or DEFAULT_RESOLVING_WORDS),
+        _count(thread.get("last_comments", 0), f"{where}.thread.last_comments"),
+        {str(k).strip().lower(): _marker(v) for k, v in markers.items()},
+        tuple(_texts(template, "sections", where)),
+        tuple(_texts(template, "lines", where)),
+    )
+
+
+def _texts(section: dict[str, Any], key: str, where: str) -> list[str]:
+    values = section.get(key) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+        raise StudyError(f"{where}: '{key}' must be a list of texts")
+    return [v.strip().lower() for v in values]
+
+
+def _count(value: Any, where: str) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise StudyError(f"{where}: must be a whole number >= 0")
+    return value
+
+
+def _marker(value: Any) -> str:
+    return re.sub(r"\W+", "_", str(value).strip().lower()).strip("_")

@@ -122,7 +122,7 @@ def test_error_signals_are_kept_and_log_noise_dropped(taxonomy) -> None:
     ]
     body = "My job dies with CUDA out of memory on rank 3.\n\n```\n" + "\n".join(log) + "\n```\n"
     document = Document("Segfault in allreduce", body)
-    words, grams, found = featurize([document], taxonomy.signals).iloc[0]
+    words, grams, found = featurize([document], taxonomy.signals).iloc[0][:3]
     found = found.split()
     assert {"signal_out_of_memory", "signal_nccl_error", "signal_segfault"} <= set(found)
     # the library signal is the study file's, not the package's
@@ -248,9 +248,15 @@ def test_fix_patterns_are_multi_label(generated_db, taxonomy) -> None:
     predicted = predict(model, examples.documents[:150])
     sets = [p.label.split(" & ") for p in predicted]
     assert any(len(s) > 1 for s in sets) and all(len(s) >= 1 for s in sets)
+    kind, value = model.metadata["decision_rule"]  # chosen by inner cross-validation
+    assert kind in ("threshold", "mass")
     for p, chosen in zip(predicted, sets, strict=True):
-        assert all(p.probabilities[c] >= 0.5 for c in chosen[1:])
         assert set(p.probabilities) == set(model.metadata["labels"])
+        ranked = sorted(p.probabilities.values(), reverse=True)
+        assert [p.probabilities[c] for c in chosen] == ranked[: len(chosen)]  # the likeliest
+        if kind == "threshold":
+            assert all(p.probabilities[c] >= value - 1e-4 for c in chosen[1:])
+            assert len(chosen) == 1 or ranked[len(chosen)] < value + 1e-4
     assert any(sum(p.probabilities.values()) > 1.2 for p in predicted)  # one yes/no per pattern
 
 

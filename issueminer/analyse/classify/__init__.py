@@ -1,6 +1,8 @@
 """A classifier that suggests labels, trained on a study's final labels, measured honestly.
 
-Modules: `features` (issue -> text fields, code and logs handled on purpose), `systems`
+Modules: `features` (thread -> text fields, code and logs handled on purpose), `thread`
+(template stripping, resolving replies, log normalisation), `multilabel` (fix patterns:
+calibrated probabilities and a decision rule chosen by inner cross-validation), `systems`
 (the TF-IDF + linear classifier, hierarchy-aware for symptoms, and the majority and
 keyword-rule baselines), `evaluation` (stratified k-fold cross-validation, metrics, the
 confusion-matrix figure), `model` (training, the safe model file, prediction) and
@@ -48,6 +50,7 @@ _LAZY = {
     "uncertainty": "database",
     "uncertainty_order": "database",
     "unlabelled_documents": "database",
+    "with_replies": "database",
     "Evaluation": "evaluation",
     "confusion_figure": "evaluation",
     "cross_validate": "evaluation",
@@ -63,6 +66,7 @@ _LAZY = {
     "predict": "model",
     "save_model": "model",
     "train_model": "model",
+    "ReplyText": "thread",
     "KeywordBaseline": "systems",
     "MajorityBaseline": "systems",
     "TextClassifier": "systems",

@@ -7,7 +7,7 @@ Predictions go to the `prediction` table only, never to annotations or final lab
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import exists, or_, select
@@ -25,7 +25,8 @@ from issueminer.analyse.classify.targets import (
     get_target,
     prediction_field,
 )
-from issueminer.store import FinalLabel, Issue, Prediction
+from issueminer.analyse.classify.thread import ReplyText
+from issueminer.store import FinalLabel, Issue, Prediction, Reply
 from issueminer.store.schema import utcnow
 from issueminer.taxonomy import Taxonomy
 
@@ -71,6 +72,8 @@ def load_examples(session: Session, target: Target, taxonomy: Taxonomy) -> Examp
         document = _document(final.issue_uid, title, body, source) if text else None
         chosen[final.issue_uid] = (document, label, rank)
     with_text = [(d, label) for d, label, _ in chosen.values() if d is not None]
+    threads = with_replies(session, [d for d, _ in with_text])
+    with_text = [(d, label) for d, (_, label) in zip(threads, with_text, strict=True)]
     return Examples(
         [d for d, _ in with_text], [label for _, label in with_text], len(chosen) - len(with_text)
     )
@@ -95,7 +98,22 @@ def unlabelled_documents(session: Session, limit: int | None = None) -> list[Doc
         .order_by(Issue.uid)
         .limit(limit)
     )
-    return [_document(*row) for row in session.execute(query)]
+    return with_replies(session, [_document(*row) for row in session.execute(query)])
+
+
+def with_replies(session: Session, documents: Sequence[Document]) -> list[Document]:
+    """The documents with their issues' stored answers and comments, in thread order."""
+    found: dict[str, list[ReplyText]] = {}
+    uids = sorted({d.uid for d in documents})
+    for start in range(0, len(uids), CHUNK):
+        query = (
+            select(Reply.issue_uid, Reply.kind, Reply.body, Reply.accepted)
+            .where(Reply.issue_uid.in_(uids[start : start + CHUNK]))
+            .order_by(Reply.issue_uid, Reply.created_at.is_(None), Reply.created_at, Reply.id)
+        )
+        for uid, kind, body, accepted in session.execute(query):
+            found.setdefault(uid, []).append(ReplyText(kind, body or "", bool(accepted)))
+    return [replace(d, replies=tuple(found[d.uid])) if d.uid in found else d for d in documents]
 
 
 def store_predictions(

@@ -146,6 +146,7 @@ def cross_validate(
     labels = _label_set(target, y)
     splits = fold_indices(stratification_keys(target, y), folds, seed)
     pooled: dict[str, np.ndarray] = {}
+    chosen: dict[str, np.ndarray] = {}  # fix patterns: each system's own decisions
     per_fold: dict[str, list[float]] = defaultdict(list)
     seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for done, (train, test) in enumerate(splits, 1):
@@ -158,12 +159,18 @@ def cross_validate(
             seconds[name][1] += time.perf_counter() - fitted
             aligned = _align(scores, system.classes_, labels)
             pooled.setdefault(name, np.zeros((len(y), len(labels))))[test] = aligned
+            decided = None
+            if target.kind == MULTI:
+                decided = _decisions(system, scores, labels)
+                chosen.setdefault(name, np.zeros((len(y), len(labels)), dtype=bool))[test] = decided
             truth = [y[i] for i in test]
-            per_fold[name].append(score(target, truth, aligned, labels)["macro_f1"])
+            per_fold[name].append(score(target, truth, aligned, labels, decided)["macro_f1"])
         if on_progress:
             on_progress(done, len(splits))
     results = {
-        name: _result(name, target, y, scores, labels, per_fold[name], seconds[name])
+        name: _result(
+            name, target, y, scores, labels, per_fold[name], seconds[name], chosen.get(name)
+        )
         for name, scores in pooled.items()
     }
     return Evaluation(target.name, folds, seed, len(y), classifier, labels, results)
@@ -184,6 +191,14 @@ def _align(scores: np.ndarray, classes: Sequence[str], labels: list[str]) -> np.
     return out
 
 
+def _decisions(system: Any, scores: np.ndarray, labels: list[str]) -> np.ndarray:
+    """A system's fix-pattern choices in the order of `labels`: its own rule when it has
+    one (the classifier's, chosen on its training folds), else `predicted_sets`."""
+    decide = getattr(system, "decide", None)
+    decided = decide(scores) if decide is not None else predicted_sets(scores)
+    return _align(decided.astype(float), system.classes_, labels) > 0
+
+
 def predicted_sets(scores: np.ndarray) -> np.ndarray:
     """Multi-label decisions: every label from the threshold on, and always the top one."""
     chosen = scores >= MULTILABEL_THRESHOLD
@@ -196,16 +211,23 @@ def _top_k(scores: np.ndarray) -> np.ndarray:
 
 
 def score(
-    target: Target, y: Sequence[Any], scores: np.ndarray, labels: list[str]
+    target: Target,
+    y: Sequence[Any],
+    scores: np.ndarray,
+    labels: list[str],
+    chosen: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Accuracy, macro/weighted F1 and top-3 accuracy of scores against true labels.
 
     F1 averages over the labels that occur in `y`. For fix patterns, accuracy is the
     share of issues whose set of patterns is exactly right, and top-3 accuracy the share
-    with a true pattern among the three best-scored.
+    with a true pattern among the three best-scored; `chosen` are the patterns the system
+    decided on (default: `predicted_sets`). Fix patterns also get the mean number of
+    patterns predicted and true per issue, micro-F1, and the Brier score of the scores
+    taken as per-pattern probabilities.
     """
     if target.kind == MULTI:
-        return _score_multi(y, scores, labels)
+        return _score_multi(y, scores, labels, chosen)
     truth = [str(flat(target, v)) for v in y]
     predicted = [labels[i] for i in scores.argmax(axis=1)]
     present = sorted(set(truth))
@@ -235,9 +257,11 @@ def _indicator(y: Sequence[Sequence[str]], labels: list[str]) -> np.ndarray:
     return out
 
 
-def _score_multi(y: Sequence[Any], scores: np.ndarray, labels: list[str]) -> dict[str, Any]:
+def _score_multi(
+    y: Sequence[Any], scores: np.ndarray, labels: list[str], chosen: np.ndarray | None
+) -> dict[str, Any]:
     truth = _indicator(y, labels)
-    predicted = predicted_sets(scores)
+    predicted = predicted_sets(scores) if chosen is None else chosen
     present = np.flatnonzero(truth.any(axis=0))
     top = _top_k(scores)
     return {
@@ -246,6 +270,10 @@ def _score_multi(y: Sequence[Any], scores: np.ndarray, labels: list[str]) -> dic
         "weighted_f1": _f1(truth[:, present], predicted[:, present], None, "weighted"),
         "top3_accuracy": float(np.mean([truth[i, row].any() for i, row in enumerate(top)])),
         "samples_f1": _f1(truth, predicted, None, "samples"),
+        "micro_f1": _f1(truth[:, present], predicted[:, present], None, "micro"),
+        "predicted_per_issue": float(predicted.sum(axis=1).mean()),
+        "true_per_issue": float(truth.sum(axis=1).mean()),
+        "brier": float(np.mean((scores - truth) ** 2)),
         "truth": truth,
         "predicted": predicted,
     }
@@ -259,8 +287,9 @@ def _result(
     labels: list[str],
     fold_f1: list[float],
     seconds: list[float],
+    chosen: np.ndarray | None = None,
 ) -> SystemResult:
-    metrics = score(target, y, scores, labels)
+    metrics = score(target, y, scores, labels, chosen)
     truth, predicted = metrics.pop("truth"), metrics.pop("predicted")
     if target.kind == MULTI:
         precision, recall, f1, support = precision_recall_fscore_support(

@@ -1,4 +1,5 @@
-"""From an issue to the classifier's three text fields: words, title and error signals.
+"""From a thread to the classifier's text fields: words, title, error signals, the
+template's marker, the replies and the replies that resolve the issue.
 
 Prose and code are split (`issueminer.text`) and treated differently on purpose:
 
@@ -9,9 +10,13 @@ Prose and code are split (`issueminer.text`) and treated differently on purpose:
 * signals: what names the failure, wherever it occurs: exception class names, a fixed
   set of generic error patterns ("CUDA out of memory", "Segmentation fault", ...) plus
   the study file's own (`classifier.signals`), and the error lines of code blocks and
-  pasted logs. A log's other lines (step counters,
-  progress, environment dumps) are dropped: they are long, and they say nothing about
-  what went wrong.
+  pasted logs (normalised, error codes kept: `thread.normalise_log_line`). A log's other
+  lines (step counters, progress, environment dumps, INFO chatter) are dropped: they are
+  long, and they say nothing about what went wrong;
+* template: the markers of the study's issue template ("Your question:" -> a question
+  marker), whose other parts are stripped from the words (`thread.strip_template`);
+* replies and resolution: the words and signals of every reply, and of the replies that
+  resolve the issue (accepted answer, resolving comments), each a field of its own.
 
 Features are computed per issue and hold no state fitted on other issues, so computing
 them once before cross-validation cannot leak a test fold into training.
@@ -25,10 +30,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from issueminer.analyse.classify.thread import (
+    NO_MARKER,
+    ReplyText,
+    error_codes,
+    normalise_log_line,
+    resolving,
+    strip_template,
+)
 from issueminer.collect.selection import tokens
+from issueminer.study import THREAD_FIELDS, ThreadReading
 from issueminer.text import split_html, split_markdown
 
-FIELDS = ("words", "title", "signals")
+FIELDS = THREAD_FIELDS
+NO_REPLY = "reply_none"  # an issue nobody answered (a token, so the field is never empty)
+MAX_REPLY_TOKENS = 400  # per field: a long discussion's later turns repeat its first
 MAX_PROSE_TOKENS = 600  # prose longer than this is pasted output; the cap bounds cost per issue
 MAX_ERROR_LINES = 8  # a traceback's last lines name the error; a log's other lines are noise
 MAX_LINE_CHARS = 300  # one error line's useful part; the rest is paths and hex dumps
@@ -38,13 +54,16 @@ TOKEN_CACHE_LIMIT = 500_000  # chunks remembered; about 100 MB at worst, then it
 # Lines of a log pasted into prose without a code block: tracebacks and timestamped output.
 LOG_LINE = re.compile(
     r'^\s*(?:Traceback \(most recent call last\)|File ".*", line \d+'
-    r"|\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d|\[?\d\d:\d\d:\d\d|[IWEF]\d{4} \d\d:\d\d)"
+    r"|\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d|\[?\d\d:\d\d:\d\d|[IWEF]\d{4} \d\d:\d\d"
+    r"|\[\d+,\d+\]<std(?:out|err)>:|\S+:\d+:\d+ \[\d+\] \w+ (?:INFO|WARN)"  # MPI ranks, libraries
+    r"|(?:ERROR|WARNING|INFO|DEBUG):|(?:Collecting|Building wheel|Running setup\.py) )"  # pip
 )
 # What makes a line of code or log one that reports a problem (the only lines kept from
 # code blocks); matched on lower-cased text, several times faster than re.IGNORECASE.
 ERROR_WORD = re.compile(
     r"error|exception|fault|fatal|fail|killed|abort|timed? ?out|denied|refused|no such"
-    r"|not found|cannot|could not|undefined|unsupported|not implemented|warn"
+    r"|not found|cannot|could not|undefined|unsupported|not implemented|warn|exit (?:code|status)"
+    r"|errno|non-zero"
 )
 # The end of an exception class name (RuntimeError, ValueError, ...); the name is found by
 # walking back from it, much faster than a regex that has to try every word start.
@@ -118,6 +137,7 @@ def compile_signals(study_signals: SignalSpec | None = None) -> Signals:
 
 
 GENERIC_SIGNALS = compile_signals()
+DEFAULT_READING = ThreadReading()  # no template to strip, the default weights
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -129,6 +149,7 @@ class Document:
     body: str
     source: str = "github"  # stackoverflow bodies are HTML, every other source's Markdown
     uid: str = ""
+    replies: tuple[ReplyText, ...] = ()  # answers and comments, in thread order
 
 
 _chunk_tokens: dict[str, tuple[str, ...]] = {}
@@ -174,10 +195,9 @@ def _words(text: str) -> list[str]:
     return found
 
 
-def _split(document: Document) -> tuple[str, list[str]]:
+def _split(body: str, source: str) -> tuple[str, list[str]]:
     """Prose and code lines; log lines pasted into the prose count as code."""
-    body = document.body or ""
-    split = split_html(body) if document.source == "stackoverflow" else split_markdown(body)
+    split = split_html(body) if source == "stackoverflow" else split_markdown(body)
     prose, code = [], [line for block in split.code for line in block.splitlines()]
     for line in split.prose.splitlines():
         (code if LOG_LINE.match(line) else prose).append(line)
@@ -185,19 +205,21 @@ def _split(document: Document) -> tuple[str, list[str]]:
 
 
 def error_lines(code_lines: list[str]) -> list[str]:
-    """The last `MAX_ERROR_LINES` lines that report a problem, lower-cased.
+    """The last `MAX_ERROR_LINES` different lines that report a problem, lower-cased and
+    normalised (`thread.normalise_log_line`); a line repeated by every rank counts once.
 
     Read from the end: a traceback ends with its error, so long logs are rarely read
     through.
     """
-    found: list[str] = []
+    found: dict[str, str] = {}  # normalised -> the line (whose error codes are kept)
     for line in reversed(code_lines):
         lowered = line.lower()
         if ERROR_WORD.search(lowered):
-            found.append(lowered.strip()[:MAX_LINE_CHARS])
+            lowered = lowered.strip()[:MAX_LINE_CHARS]
+            found.setdefault(normalise_log_line(lowered), lowered)
             if len(found) == MAX_ERROR_LINES:
                 break
-    return found[::-1]
+    return list(found.values())[::-1]
 
 
 def exception_names(text: str) -> list[str]:
@@ -218,6 +240,7 @@ def signals(text: str, code_lines: list[str], patterns: Signals = GENERIC_SIGNAL
     """Exception names, named error patterns and the words of error lines, as feature tokens."""
     errors = error_lines(code_lines)
     everything = "\n".join([text.lower(), *errors])
+    codes = [code for line in errors for code in error_codes(line)]
     found = [
         f"signal_{name}"
         for name, (anchors, pattern) in patterns.items()
@@ -225,7 +248,8 @@ def signals(text: str, code_lines: list[str], patterns: Signals = GENERIC_SIGNAL
     ]
     names = exception_names(text + "\n" + "\n".join(code_lines))
     found += [f"exception_{name.lower()}" for name in names]
-    for line in errors:
+    found += codes
+    for line in dict.fromkeys(map(normalise_log_line, errors)):
         found += _words(line)
     return found or [NO_SIGNAL]
 
@@ -246,17 +270,54 @@ def title_ngrams(title: str) -> list[str]:
     return found
 
 
-def featurize_one(document: Document, patterns: Signals = GENERIC_SIGNALS) -> tuple[str, str, str]:
+def _prose_and_markers(
+    document: Document, reading: ThreadReading
+) -> tuple[str, list[str], list[str]]:
+    prose, code = _split(document.body or "", document.source)
+    prose, markers = strip_template(prose, reading)
+    return prose, code, markers
+
+
+def _reply_terms(replies: list[ReplyText], source: str, patterns: Signals) -> str:
+    """Words and error signals of replies, or `NO_REPLY`."""
+    if not replies:
+        return NO_REPLY
+    words: list[str] = []
+    found: list[str] = []
+    for reply in replies:
+        prose, code = _split(reply.body or "", source)
+        words += _words(prose)
+        found += [s for s in signals(prose, code, patterns) if s != NO_SIGNAL]
+    return " ".join([*words[:MAX_REPLY_TOKENS], *found]) or NO_REPLY
+
+
+def featurize_one(
+    document: Document,
+    patterns: Signals = GENERIC_SIGNALS,
+    reading: ThreadReading = DEFAULT_READING,
+) -> tuple[str, ...]:
     title = document.title or ""
-    prose, code = _split(document)
+    prose, code, markers = _prose_and_markers(document, reading)
     words = _words(title) + _words(prose)[:MAX_PROSE_TOKENS]
     grams = " ".join(title_ngrams(title))
-    return " ".join(words), grams, " ".join(signals(f"{title}\n{prose}", code, patterns))
+    replies = list(document.replies)
+    return (
+        " ".join(words),
+        grams,
+        " ".join(signals(f"{title}\n{prose}", code, patterns)),
+        " ".join(markers) or NO_MARKER,
+        _reply_terms(replies, document.source, patterns),
+        _reply_terms(resolving(replies, reading), document.source, patterns),
+    )
 
 
 def featurize(
-    documents: Iterable[Document], study_signals: SignalSpec | None = None
+    documents: Iterable[Document],
+    study_signals: SignalSpec | None = None,
+    reading: ThreadReading | None = None,
 ) -> pd.DataFrame:
     """One row per document with the columns of `FIELDS` (the pipeline's input)."""
     patterns = compile_signals(study_signals) if study_signals else GENERIC_SIGNALS
-    return pd.DataFrame([featurize_one(d, patterns) for d in documents], columns=list(FIELDS))
+    reading = reading or DEFAULT_READING
+    rows = [featurize_one(d, patterns, reading) for d in documents]
+    return pd.DataFrame(rows, columns=list(FIELDS))

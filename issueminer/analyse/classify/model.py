@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from issueminer.analyse.classify.evaluation import Evaluation, cross_validate, predicted_sets
+from issueminer.analyse.classify.evaluation import Evaluation, cross_validate
 from issueminer.analyse.classify.features import Document, featurize
 from issueminer.analyse.classify.systems import TextClassifier, systems_for
 from issueminer.analyse.classify.targets import (
@@ -39,6 +39,7 @@ from issueminer.analyse.classify.targets import (
     Target,
     get_target,
 )
+from issueminer.study import StudyError, ThreadReading, thread_reading
 from issueminer.taxonomy import Taxonomy
 
 MODEL_FORMAT = "issueminer-classifier"
@@ -92,9 +93,14 @@ class PredictedLabel:
 
 # ---- training ------------------------------------------------------------------------------
 def training_hash(documents: Sequence[Document], y: Sequence[Any]) -> str:
-    """SHA-256 of the training set: each issue's uid, text and label, in a stable order."""
+    """SHA-256 of the training set: each issue's uid, text, replies and label, in a
+    stable order."""
     rows = sorted(
-        json.dumps([d.uid, d.title, d.body, _plain(label)], ensure_ascii=False)
+        json.dumps(
+            [d.uid, d.title, d.body, [[r.kind, r.body, r.accepted] for r in d.replies]]
+            + [_plain(label)],
+            ensure_ascii=False,
+        )
         for d, label in zip(documents, y, strict=True)
     )
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
@@ -114,6 +120,15 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def study_reading(taxonomy: Taxonomy) -> ThreadReading:
+    """How the study file says to read a thread (`study.thread_reading`), as a
+    classifier error when the file's classifier section is malformed."""
+    try:
+        return thread_reading(taxonomy)
+    except StudyError as exc:
+        raise ClassifierError(str(exc)) from exc
+
+
 def evaluate_model(
     documents: Sequence[Document],
     y: Sequence[Any],
@@ -127,11 +142,12 @@ def evaluate_model(
 ) -> Evaluation:
     """Cross-validate the model and its baselines on the features training uses (the study's
     error signals included); `frame` when the caller has featurized already."""
+    reading = study_reading(taxonomy)
     if frame is None:
-        frame = featurize(documents, taxonomy.signals)
+        frame = featurize(documents, taxonomy.signals, reading)
 
     def systems() -> dict[str, Any]:
-        return systems_for(target, taxonomy, classifier)
+        return systems_for(target, taxonomy, classifier, reading.weights)
 
     return cross_validate(frame, y, target, systems, folds, seed, classifier, on_progress)
 
@@ -150,7 +166,8 @@ def train_model(
     `on_progress` hears of each fold and then of the final fit (folds + 1 steps)."""
     if len({str(v) for v in y}) < 2:
         raise ClassifierError(f"training a {target.name} model needs two different labels or more")
-    frame = featurize(documents, taxonomy.signals)
+    reading = study_reading(taxonomy)
+    frame = featurize(documents, taxonomy.signals, reading)
     steps = folds + 1
     metrics: dict[str, Any] = {}
     if folds:
@@ -171,7 +188,8 @@ def train_model(
             **{name: r.summary() for name, r in evaluation.results.items()},
         }
     started = time.perf_counter()
-    system = TextClassifier(target, classifier, taxonomy.leaf_paths()).fit(frame, y)
+    system = TextClassifier(target, classifier, taxonomy.leaf_paths(), reading.weights)
+    system.fit(frame, y)
     if on_progress:
         on_progress(steps, steps)
     created = datetime.now(UTC)
@@ -185,6 +203,10 @@ def train_model(
         "study": taxonomy.study,
         # the study's own error signals, so predictions compute the features training saw
         "signals": {name: [list(a), p] for name, (a, p) in taxonomy.signals.items()},
+        # ... and reads threads as training did (template, resolving replies, weights)
+        "thread": reading.as_dict(),
+        # fix patterns: the rule inner cross-validation chose (kind, value)
+        "decision_rule": system.parts["main"].get("rule") if target.kind == MULTI else None,
         "created_at": created.isoformat(),
         "training_set": {"n": len(documents), "sha256": digest},
         "fit_seconds": round(time.perf_counter() - started, 3),
@@ -259,13 +281,14 @@ def newest_model_file(directory: Path | str, target: str) -> Path | None:
 # ---- prediction ----------------------------------------------------------------------------
 def predict(model: TrainedModel, documents: Sequence[Document]) -> list[PredictedLabel]:
     """Predictions for each document; a symptom model also gives its leaf's stage and inner."""
-    frame = featurize(documents, model.metadata.get("signals"))
+    reading = ThreadReading.from_dict(model.metadata.get("thread"))
+    frame = featurize(documents, model.metadata.get("signals"), reading)
     target = model.target
     if target.kind == PATH:
         return _predict_path(model, documents, frame)
     scores = model.system.scores(frame)
     classes = model.system.classes_
-    chosen = predicted_sets(scores) if target.kind == MULTI else None
+    chosen = model.system.decide(scores) if target.kind == MULTI else None
     found = []
     for row, document in enumerate(documents):
         probabilities = _rounded(classes, scores[row])

@@ -25,11 +25,17 @@ from sklearn.feature_selection import SelectPercentile, chi2
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MultiLabelBinarizer, normalize
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from issueminer.analyse.classify.features import tokenize
+from issueminer.analyse.classify.features import FIELDS, tokenize
+from issueminer.analyse.classify.multilabel import (
+    DEFAULT_RULE,
+    decide,
+    fit_multilabel,
+    multilabel_proba,
+)
 from issueminer.analyse.classify.targets import (
     CLASSIFIERS,
     DEFAULT_CLASSIFIER,
@@ -38,6 +44,7 @@ from issueminer.analyse.classify.targets import (
     SVM,
     Target,
 )
+from issueminer.study import DEFAULT_FIELD_WEIGHTS, thread_reading
 from issueminer.taxonomy import Taxonomy
 
 TaxonomyPath = tuple[str, str | None, str]  # stage, inner category (or None), leaf symptom
@@ -46,8 +53,12 @@ LOGREG_C = 30.0  # weak regularisation: few features survive selection, each sho
 FEATURE_PERCENTILE = 3  # share of features kept by chi-squared selection (see _selected)
 SVM_C = 0.5  # the SVM alternative's regularisation, not tuned further (logreg is the default)
 CALIBRATION_FOLDS = 3  # sigmoid calibration of the SVM; fewer when a class is that rare
+# fix patterns: chi-squared over all patterns at once favours the rare ones' words, so
+# a 3 % cut leaves the common patterns without features; keep more
+MULTI_FEATURE_PERCENTILE = 20
+MULTI_C = 10.0  # fix patterns: calibration and the decision rule take over the balance
 MAX_ITER = 2000  # ample: no convergence warning on the 10,000-issue benchmark
-MULTILABEL_THRESHOLD = 0.5  # a fix pattern is predicted from this probability (the top one always)
+MULTILABEL_THRESHOLD = 0.5  # the baselines' fix patterns: from this share (the top one always)
 WORD_MIN_DF = 2  # a word of one issue only is as often a name or a typo as a signal
 KEYWORD_NAME_WEIGHT = 2.0  # a label's own name or alias is the strongest rule
 KEYWORD_MAX_SHARE = 0.5  # a definition word shared by more labels than this tells none apart
@@ -61,32 +72,48 @@ def flat(target: Target, label: Any) -> Any:
 
 
 # ---- the classifier ------------------------------------------------------------------------
-def make_features() -> ColumnTransformer:
-    """TF-IDF of word uni- and bigrams, title character n-grams and error signals.
+def make_features(weights: dict[str, float] | None = None) -> ColumnTransformer:
+    """TF-IDF of each field of `features.FIELDS`, each block scaled by its weight.
 
-    Every field is already split into space-separated terms by `features`, which
-    remembers the terms of each word: much faster than the vectorisers' own analysers.
+    Words (of the body, the replies, the resolution): uni- and bigrams of words in two
+    issues or more; the title's character n-grams; error signals and template markers as
+    they are. Every field is already split into space-separated terms by `features`,
+    which remembers the terms of each word: much faster than the vectorisers' own
+    analysers.
     """
-    words = TfidfVectorizer(
-        token_pattern=r"\S+",
-        lowercase=False,
-        ngram_range=(1, 2),
-        min_df=WORD_MIN_DF,
-        sublinear_tf=True,
-        dtype=np.float32,
-    )
-    title = TfidfVectorizer(
-        token_pattern=r"\S+",
-        lowercase=False,
-        min_df=WORD_MIN_DF,
-        sublinear_tf=True,
-        dtype=np.float32,
-    )
-    signals = TfidfVectorizer(
-        token_pattern=r"\S+", lowercase=False, sublinear_tf=True, dtype=np.float32
-    )
+
+    def words() -> TfidfVectorizer:
+        return TfidfVectorizer(
+            token_pattern=r"\S+",
+            lowercase=False,
+            ngram_range=(1, 2),
+            min_df=WORD_MIN_DF,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+
+    def terms(min_df: int = 1) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            token_pattern=r"\S+",
+            lowercase=False,
+            min_df=min_df,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+
+    vectorizers = {
+        "words": words(),
+        "title": terms(WORD_MIN_DF),
+        "signals": terms(),
+        "template": terms(),
+        "replies": words(),
+        "resolution": words(),
+    }
+    weights = {**DEFAULT_FIELD_WEIGHTS, **(weights or {})}
+    used = [name for name in FIELDS if weights[name] > 0]
     return ColumnTransformer(
-        [("words", words, "words"), ("title", title, "title"), ("signals", signals, "signals")]
+        [(name, vectorizers[name], name) for name in used],
+        transformer_weights={name: weights[name] for name in used},
     )
 
 
@@ -98,9 +125,13 @@ def transform(features: ColumnTransformer, frame: pd.DataFrame) -> sp.csr_matrix
     is one dictionary lookup per term; the TF-IDF weighting is the vectoriser's own.
     """
     blocks = []
+    weights = features.transformer_weights or {}
     for name, vectorizer, column in features.transformers_:
         if name != "remainder":
-            blocks.append(_tfidf(vectorizer, _counts(vectorizer, frame[column])))
+            block = _tfidf(vectorizer, _counts(vectorizer, frame[column]))
+            if weights.get(name, 1.0) != 1.0:
+                block = block * np.float32(weights[name])
+            blocks.append(block)
     return sp.hstack(blocks, format="csr")
 
 
@@ -133,7 +164,7 @@ def _tfidf(vectorizer: TfidfVectorizer, counts: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(counts, norm=vectorizer.norm, copy=False) if vectorizer.norm else counts
 
 
-def _selected(classifier: Any) -> Pipeline:
+def _selected(classifier: Any, percentile: float = FEATURE_PERCENTILE) -> Pipeline:
     """Keep the words that tell labels apart best (chi-squared), then the linear model.
 
     Issues are long and a study labels a few hundred: with every word as a feature the
@@ -141,7 +172,7 @@ def _selected(classifier: Any) -> Pipeline:
     without and with selection: 0.12 and 0.56 on the generated corpus's how-to topics,
     0.48 and 0.87 on its stages, 0.29 and 0.38 on the sample's stages.
     """
-    select = SelectPercentile(chi2, percentile=FEATURE_PERCENTILE)
+    select = SelectPercentile(chi2, percentile=percentile)
     return Pipeline([("select", select), ("classify", classifier)])
 
 
@@ -180,18 +211,13 @@ def _proba(fitted: dict[str, Any], matrix: Any) -> np.ndarray:
 
 
 def _fit_multi(matrix: Any, y: Sequence[tuple[str, ...]]) -> dict[str, Any]:
-    binarizer = MultiLabelBinarizer()
-    indicator = binarizer.fit_transform(y)
-    classes = [str(c) for c in binarizer.classes_]
-    if len(classes) == 1:
-        return {"classes": classes, "estimator": None}
-    with warnings.catch_warnings():
-        # a pattern on every training issue is kept as a constant predictor, which is right
-        warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
-        # liblinear: one yes/no problem per pattern, solved many times faster than by lbfgs
-        binary = OneVsRestClassifier(_logreg(solver="liblinear"))
-        estimator = _selected(binary).fit(matrix, indicator)
-    return {"classes": classes, "estimator": estimator}
+    def make() -> Pipeline:
+        # unweighted: class weights would inflate every rare pattern's probability;
+        # liblinear: one yes/no problem per pattern, many times faster than lbfgs
+        logreg = LogisticRegression(C=MULTI_C, max_iter=MAX_ITER, solver="liblinear")
+        return _selected(OneVsRestClassifier(logreg), MULTI_FEATURE_PERCENTILE)
+
+    return fit_multilabel(make, matrix, y)
 
 
 def path_weights(paths: list[TaxonomyPath], observed: Counter[TaxonomyPath]) -> list[float]:
@@ -246,12 +272,14 @@ class TextClassifier:
         target: Target,
         classifier: str = DEFAULT_CLASSIFIER,
         taxonomy_paths: Sequence[TaxonomyPath] = (),
+        weights: dict[str, float] | None = None,
     ) -> None:
         if classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier '{classifier}'; choose one of {CLASSIFIERS}")
         self.target = target
         self.classifier = classifier
         self.taxonomy_paths = [tuple(p) for p in taxonomy_paths]
+        self.weights = weights
         self.parts: dict[str, Any] = {}
 
     @property
@@ -260,7 +288,7 @@ class TextClassifier:
         return list(self.parts[key]["classes"])
 
     def fit(self, frame: pd.DataFrame, y: Sequence[Any]) -> TextClassifier:
-        features = make_features()
+        features = make_features(self.weights)
         matrix = features.fit_transform(frame)
         self.parts = {"features": features}
         if self.target.kind == MULTI:
@@ -286,7 +314,13 @@ class TextClassifier:
         if self.target.kind == PATH:
             joint, paths = self.joint(matrix)
             return max_marginal(joint, [p[2] for p in paths], self.classes_)
+        if self.target.kind == MULTI:
+            return multilabel_proba(self.parts["main"], matrix)
         return _proba(self.parts["main"], matrix)
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Fix patterns: the patterns chosen from `scores` by the rule fitted with them."""
+        return decide(scores, self.parts["main"].get("rule", DEFAULT_RULE))
 
     def joint(self, matrix: Any) -> tuple[np.ndarray, list[TaxonomyPath]]:
         """Each allowed path's joint score (symptom models only)."""
@@ -424,12 +458,18 @@ class KeywordBaseline:
 
 
 def systems_for(
-    target: Target, taxonomy: Taxonomy, classifier: str = DEFAULT_CLASSIFIER
+    target: Target,
+    taxonomy: Taxonomy,
+    classifier: str = DEFAULT_CLASSIFIER,
+    weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Fresh, unfitted systems: the classifier first, then the baselines."""
+    """Fresh, unfitted systems: the classifier first, then the baselines. The classifier
+    weighs the thread's fields as `weights` say, else as the study file says."""
     rules = keyword_rules(taxonomy, target)
+    if weights is None:
+        weights = thread_reading(taxonomy).weights
     return {
-        "model": TextClassifier(target, classifier, taxonomy.leaf_paths()),
+        "model": TextClassifier(target, classifier, taxonomy.leaf_paths(), weights),
         "majority": MajorityBaseline(target),
         "keywords": KeywordBaseline(target, rules),
     }

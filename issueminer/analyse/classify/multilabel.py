@@ -1,0 +1,153 @@
+"""Fix patterns: several labels per issue, with probabilities that mean what they say.
+
+One logistic regression per pattern, without class weights: balanced weights raise every
+rare pattern's probability toward one half, and a fixed 0.5 cut-off then predicts three
+patterns where the thread has one. Instead:
+
+1. inner cross-validation on the training issues only gives every training issue
+   probabilities from models that never saw it;
+2. a sigmoid (Platt) map fitted on those probabilities calibrates them (one map for all
+   patterns: most patterns have too few issues for a map of their own);
+3. the decision rule, a probability threshold or "the most probable patterns up to a
+   share of the probability mass", is the candidate with the best mean per-issue F1 on
+   those same out-of-fold probabilities, fewer patterns winning a tie.
+
+The outer evaluation's test fold is never seen by any of these steps.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import MultiLabelBinarizer
+
+INNER_FOLDS = 3  # out-of-fold probabilities for calibration and the rule
+THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+MASSES = (0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLD, MASS = "threshold", "mass"
+DEFAULT_RULE = (THRESHOLD, 0.5)  # models saved before rules were chosen
+EPSILON = 1e-6  # keeps logits finite at probabilities of exactly 0 or 1
+MIN_INNER_ISSUES = 6  # fewer training issues: no inner folds, the default rule
+
+
+def decide(probabilities: np.ndarray, rule: Sequence[Any] = DEFAULT_RULE) -> np.ndarray:
+    """The chosen patterns per row (always at least the most probable one)."""
+    kind, value = rule[0], float(rule[1])
+    rows = np.arange(len(probabilities))
+    if kind == MASS:
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        ranked = np.take_along_axis(probabilities, order, axis=1)
+        shares = ranked / np.maximum(ranked.sum(axis=1, keepdims=True), EPSILON)
+        before = np.cumsum(shares, axis=1) - shares  # the mass of the better-ranked ones
+        keep_ranked = before < value
+        chosen = np.zeros_like(probabilities, dtype=bool)
+        np.put_along_axis(chosen, order, keep_ranked, axis=1)
+    else:
+        chosen = probabilities >= value
+    if len(probabilities):
+        chosen[rows, probabilities.argmax(axis=1)] = True
+    return chosen
+
+
+def samples_f1(truth: np.ndarray, chosen: np.ndarray) -> float:
+    """Mean per-issue F1 between true and chosen pattern sets."""
+    hits = (truth & chosen).sum(axis=1)
+    sizes = truth.sum(axis=1) + chosen.sum(axis=1)
+    return float(np.mean(np.where(sizes > 0, 2 * hits / np.maximum(sizes, 1), 1.0)))
+
+
+def choose_rule(probabilities: np.ndarray, truth: np.ndarray) -> tuple[str, float]:
+    """The candidate rule with the best mean per-issue F1; ties go to fewer patterns."""
+    candidates = [(THRESHOLD, t) for t in THRESHOLDS] + [(MASS, m) for m in MASSES]
+    best, best_key = DEFAULT_RULE, (-1.0, 0.0)
+    for rule in candidates:
+        chosen = decide(probabilities, rule)
+        key = (round(samples_f1(truth, chosen), 9), -float(chosen.sum()))
+        if key > best_key:
+            best, best_key = rule, key
+    return best
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPSILON, 1 - EPSILON)
+    return np.log(p / (1 - p))
+
+
+def fit_calibration(probabilities: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(a, b) of the sigmoid map p -> 1 / (1 + exp(-(a * logit(p) + b))), all patterns pooled."""
+    x, y = _logit(probabilities).reshape(-1, 1), truth.reshape(-1)
+    if y.min() == y.max():
+        return 1.0, 0.0
+    platt = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+def calibrate(probabilities: np.ndarray, calibration: Sequence[float] | None) -> np.ndarray:
+    if calibration is None:
+        return probabilities
+    a, b = calibration
+    return 1.0 / (1.0 + np.exp(-(a * _logit(probabilities) + b)))
+
+
+def _out_of_fold(
+    make: Callable[[], Any], matrix: Any, indicator: np.ndarray, seed: int
+) -> np.ndarray | None:
+    """Each training issue's probabilities from a model fitted on the other inner folds."""
+    if indicator.shape[0] < MIN_INNER_ISSUES:
+        return None
+    found = np.zeros(indicator.shape, dtype=float)
+    folds = KFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
+    for train, test in folds.split(indicator):
+        part = indicator[train]
+        present = part.any(axis=0) & ~part.all(axis=0)
+        if not present.any():
+            found[np.ix_(test, np.flatnonzero(part.all(axis=0)))] = 1.0
+            continue
+        model = make().fit(matrix[train], part[:, present].astype(int))
+        found[np.ix_(test, np.flatnonzero(present))] = _positive(
+            model.predict_proba(matrix[test]), int(present.sum())
+        )
+        # a pattern on every (or no) inner training issue is certain (impossible) there
+        found[np.ix_(test, np.flatnonzero(part.all(axis=0)))] = 1.0
+    return found
+
+
+def _positive(probabilities: np.ndarray, patterns: int) -> np.ndarray:
+    """One column per pattern (a one-pattern problem is binary: its last column is "yes")."""
+    return probabilities[:, -1:] if patterns == 1 else probabilities
+
+
+def fit_multilabel(
+    make: Callable[[], Any], matrix: Any, y: Sequence[tuple[str, ...]], seed: int = 0
+) -> dict[str, Any]:
+    """The fitted parts of a fix-pattern model: classes, estimator, calibration, rule."""
+    binarizer = MultiLabelBinarizer()
+    indicator = binarizer.fit_transform(y).astype(bool)
+    classes = [str(c) for c in binarizer.classes_]
+    if len(classes) == 1:
+        return {"classes": classes, "estimator": None, "rule": list(DEFAULT_RULE)}
+    with warnings.catch_warnings():
+        # a pattern on every training issue is kept as a constant predictor, which is right
+        warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
+        warnings.filterwarnings("ignore", message="Label not .* is present")
+        out_of_fold = _out_of_fold(make, matrix, indicator, seed)
+        estimator = make().fit(matrix, indicator.astype(int))
+    parts: dict[str, Any] = {"classes": classes, "estimator": estimator}
+    if out_of_fold is None:
+        parts["rule"] = list(DEFAULT_RULE)
+        return parts
+    calibration = fit_calibration(out_of_fold, indicator)
+    parts["calibration"] = list(calibration)
+    parts["rule"] = list(choose_rule(calibrate(out_of_fold, calibration), indicator))
+    return parts
+
+
+def multilabel_proba(parts: dict[str, Any], matrix: Any) -> np.ndarray:
+    if parts["estimator"] is None:
+        return np.ones((matrix.shape[0], 1))
+    return calibrate(parts["estimator"].predict_proba(matrix), parts.get("calibration"))
