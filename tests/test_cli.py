@@ -87,7 +87,7 @@ def test_stats_json_has_the_documented_keys(study_db, runner) -> None:
 
 def test_stats_in_every_format_and_to_files(study_db, tmp_path, runner) -> None:
     md = runner.invoke(app, ["stats", "--db", study_db])
-    assert "637 faults, 494 how-to questions" in md.output
+    assert "637 labelled faults and 494 how-to questions from 1070 distinct issues" in md.output
     assert "| stage | package build & import |" in md.output
     latex = runner.invoke(
         app, ["stats", "--db", study_db, "--format", "latex", "--table", "fix_patterns"]

@@ -147,7 +147,7 @@ def new_population(tmp_path) -> tuple[str, dict[str, dict]]:
 
 def test_without_a_sample_the_estimate_gives_the_bounds_labels_prove(runner, new_population):
     url, hidden = new_population
-    found = _invoke(runner, "estimate", "--db", url, "--group", "current")
+    found = _invoke(runner, "estimate", "--db", url, "--group", "current", "--no-quantification")
     assert found["population"] == {
         "filters": {"group": "current", "frameworks": found["population"]["filters"]["frameworks"]},
         "issues": 600,
@@ -230,3 +230,81 @@ def test_estimate_refuses_an_unknown_group_and_a_bad_date(runner, new_population
     result = runner.invoke(app, ["estimate", "--db", url, "--study", STUDY, "--since", "May"])
     assert result.exit_code == 1
     assert "'May' is not a date" in result.output
+
+
+# ---- the quantification estimator, with a real classifier ------------------------------
+WORDS = {
+    "deployment": ["mpirun", "rendezvous", "hostfile", "launcher", "nccl", "port"],
+    "data preprocessing": ["dataset", "loader", "shard", "tfrecord", "sampler", "batch"],
+    "model training": ["loss", "gradient", "epoch", "optimizer", "nan", "diverge"],
+    "how-to question": ["how", "configure", "example", "tutorial", "recommended", "should"],
+}
+NOISE = ["the", "with", "when", "using", "cluster", "gpu", "node", "run", "error", "job"]
+
+
+def _text(rng: np.random.Generator, kind: str) -> str:
+    """Words of the issue's class (a fifth of them from another class) and common words:
+    the same class-conditional distribution in the study and the new population."""
+    kinds = list(WORDS)
+    words = []
+    for _ in range(5):
+        source = kind if rng.random() < 0.8 else kinds[rng.integers(len(kinds))]
+        words.append(WORDS[source][rng.integers(6)])
+    words += [NOISE[rng.integers(len(NOISE))] for _ in range(4)]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def _population(rng, n: int, faults: float, stages: list[float]) -> list[dict]:
+    rows = []
+    for _ in range(n):
+        if rng.random() < faults:
+            rows.append({"issue_type": "fault", "stage": STAGES[rng.choice(3, p=stages)]})
+        else:
+            rows.append({"issue_type": "how-to question", "howto_topic": "configuration"})
+    return rows
+
+
+def test_without_a_sample_the_classifier_errors_correct_the_counts(runner, tmp_path):
+    url = f"sqlite:///{tmp_path / 'shift.db'}"
+    rng = np.random.default_rng(8)
+    study = _population(rng, 300, 0.5, [0.2, 0.4, 0.4])
+    new = _population(rng, 400, 0.7, [0.6, 0.2, 0.2])  # prior shift: other shares
+    store = Store(url)
+    with store.session() as session:
+        for i, row in enumerate(study):
+            issue = _issue(i, "horovod", 2019)
+            issue.title = _text(rng, row.get("stage") or row["issue_type"])
+            session.add(issue)
+            session.flush()
+            session.add(_label(issue.uid, row))
+        for i, row in enumerate(new, start=1000):
+            issue = _issue(i, "deepspeed", 2024)
+            issue.title = _text(rng, row.get("stage") or row["issue_type"])
+            session.add(issue)
+    store.close()
+    models = str(tmp_path / "models")
+    for target in ("issue_type", "stage"):
+        args = ["--db", url, "--study", STUDY, "--target", target]
+        trained = runner.invoke(app, ["train", *args, "--folds", "0", "--out", models])
+        assert trained.exit_code == 0, trained.output
+        classified = runner.invoke(
+            app, ["classify", "--db", url, "--target", target, "--models", models]
+        )
+        assert classified.exit_code == 0, classified.output
+
+    found = _invoke(runner, "estimate", "--db", url, "--group", "current")
+    types = found["tables"]["issue_types"]
+    assert types["estimator"].startswith("adjusted classify-and-count")
+    assert "prior shift" in types["assumes"]
+    true_faults = sum(r["issue_type"] == "fault" for r in new)
+    fault = next(r for r in types["rows"] if r["category"] == "fault")
+    assert fault["count"]["low"] <= true_faults <= fault["count"]["high"]
+    assert 0 < fault["count"]["high"] - fault["count"]["low"] < 120
+    stages = {r["category"]: r for r in found["tables"]["stages"]["rows"]}
+    faults = [r for r in new if r["issue_type"] == "fault"]
+    for stage in STAGES:
+        truth = sum(r["stage"] == stage for r in faults) / len(faults)
+        assert stages[stage]["share"]["low"] <= truth <= stages[stage]["share"]["high"], stage
+    # fix patterns: no single-label model, so the honest bounds
+    assert found["tables"]["fix_patterns"]["estimator"] == "bounds from the labels alone"

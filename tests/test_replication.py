@@ -24,7 +24,7 @@ from issueminer.collect.ingest import import_replication
 from issueminer.collect.sources import replication
 from issueminer.findings import ImportFailure
 from issueminer.label.agreement import agreement_table
-from issueminer.store import Annotation, Issue, Store
+from issueminer.store import Annotation, FinalLabel, Issue, Store
 from issueminer.store.schema import Base
 
 RESULTS = "distributed_training_data/Results"
@@ -138,37 +138,146 @@ def test_howto_topics_match_the_sheet(imported, tosem_dir) -> None:
     assert ours == dict(topics)
 
 
-def test_label_only_rows_are_kept_and_reported(imported, tosem_dir) -> None:
+def merged_rows(path: Path, sheet: str) -> tuple[list[str], list[list]]:
+    """A sheet's non-empty rows with every merged cell's value copied into the rows it
+    covers (openpyxl leaves them empty): how the sheet reads to a person."""
+    book = openpyxl.load_workbook(path, data_only=True)
+    ws = book[sheet]
+    values = [list(r) for r in ws.iter_rows(values_only=True)]
+    own = [any(v is not None for v in r) for r in values]
+    for cells in ws.merged_cells.ranges:
+        top = values[cells.min_row - 1][cells.min_col - 1]
+        for row in range(cells.min_row, cells.max_row):  # 0-based: the rows below the top
+            for col in range(cells.min_col - 1, cells.max_col):
+                values[row][col] = top
+    header = [simple(h) or "" for h in values[0]]
+    return header, [r for r, kept in zip(values[1:], own[1:], strict=True) if kept]
+
+
+def _source_and_framework(type_cell: str) -> tuple[str, str]:
+    """'GitHub-horovod' -> (github, horovod); 'SO-tensorflow & SO-keras' -> (stackoverflow,
+    tensorflow & keras)."""
+    parts = [p.strip() for p in type_cell.split("&")]
+    source = "github" if parts[0].lower().startswith("github") else "stackoverflow"
+    return source, " & ".join(p.split("-", 1)[1].lower() for p in parts)
+
+
+def test_merged_link_rows_are_further_labels_of_their_issue(imported, tosem_dir) -> None:
+    """Issue 22: a row inside a merged Type/Link cell labels the issue named at its top."""
     store, report, stats, _ = imported
-    linkless = 0
-    for path in [tosem_dir / FINAL, *sorted((tosem_dir / ROUNDS).glob("*.xlsx"))]:
-        book = openpyxl.load_workbook(path, read_only=True)
-        for sheet in book.worksheets:
-            header = [simple(h) for h in next(sheet.iter_rows(max_row=1, values_only=True))]
-            link = header.index("link")
-            for row in list(sheet.iter_rows(values_only=True))[1:]:
-                if row[link] is None and any(v is not None for v in row):
-                    linkless += 1
-    assert len(report.of_kind("no-link")) == linkless
-    header, rows = sheet_rows(tosem_dir / FINAL, "faults")
-    _, howto = sheet_rows(tosem_dir / FINAL, "how-to questions")
-    final_linkless = sum(1 for r in rows + howto if r[1] is None)
-    assert stats.summary["totals"]["label_only"] == final_linkless
+    labels: Counter = Counter()  # (source, framework, type) -> labels
+    issues: dict[tuple[str, str], set[str]] = {}
+    links: set[str] = set()
+    for sheet, issue_type in (("faults", "faults"), ("how-to questions", "howto")):
+        header, rows = merged_rows(tosem_dir / FINAL, sheet)
+        for type_cell, link in zip(
+            column(header, rows, "type"), column(header, rows, "link"), strict=True
+        ):
+            assert type_cell and link  # every row lies under a Type and a Link
+            key = _source_and_framework(type_cell)
+            labels[(*key, issue_type)] += 1
+            issues.setdefault(key, set()).add(link.strip())
+            links.add(link.strip())
+    totals = stats.summary["totals"]
+    assert (totals["faults"], totals["howto"]) == (637, 494)
+    assert totals["distinct_issues"] == len(links) == 1070
+    assert totals["label_only"] == 0
     with store.session() as session:
-        flagged = session.scalars(sa.select(Issue).where(Issue.url.is_(None))).all()
-        assert all("label-only" in i.flags for i in flagged)
+        sources = Counter(session.scalars(sa.select(Issue.source)))
+        assert set(sources) == {"github", "stackoverflow"}  # no 'unknown'
+        assert session.scalar(sa.select(sa.func.count()).where(Issue.url.is_(None))) == 0
+    overview = stats.tables["overview"]
+    body = overview[overview.source != "total"]
+    ours = {(r.source, r.framework): (r.faults, r.howto, r.issues) for r in body.itertuples()}
+    expected = {
+        key: (labels[(*key, "faults")], labels[(*key, "howto")], len(uids))
+        for key, uids in issues.items()
+    }
+    assert ours == expected
+    total = overview[overview.source == "total"].iloc[0]
+    assert (total.faults, total.howto, total.issues) == (637, 494, len(links))
+    assert len(report.of_kind("no-link")) == 0
+    # horovod/horovod#110 holds six faults (B18:B23), numbered 1 to 6
+    url = "https://github.com/horovod/horovod/issues/110"
+    with store.session() as session:
+        parts = session.scalars(
+            sa.select(FinalLabel.part)
+            .join(Issue, Issue.uid == FinalLabel.issue_uid)
+            .where(Issue.url == url, FinalLabel.issue_type == "fault")
+        ).all()
+    header, rows = merged_rows(tosem_dir / FINAL, "faults")
+    rows_of_110 = [link for link in column(header, rows, "link") if link.strip() == url]
+    assert len(rows_of_110) == 6 and sorted(parts) == [1, 2, 3, 4, 5, 6]
 
 
-def test_link_less_round_rows_pair_across_sheets(imported) -> None:
-    """Round 4 has one link-less row at the same place in label1, label2 and Final."""
+def test_every_sheet_reads_merged_rows_as_parts(imported, tosem_dir) -> None:
+    """The pilot and the rounds: each issue's k-th row in a sheet is its part k there."""
     store, *_ = imported
+    expected: Counter = Counter()
+    sheets = {"label1": "label1", "label2": "label2", "Final": "adjudicated"}
+    for path in sorted((tosem_dir / ROUNDS).glob("*.xlsx")):
+        number = re.search(r"round(\d+)", path.name)
+        round_name = f"round{number[1]}" if number else "pilot"
+        for sheet, annotator in (sheets if number else {"pilot": "pilot"}).items():
+            header, rows = merged_rows(path, sheet)
+            seen: Counter = Counter()
+            for link in column(header, rows, "link"):
+                if link:  # a row of its own under a merged link; empty rows are skipped
+                    seen[link.strip()] += 1
+                    expected[(round_name, annotator, seen[link.strip()])] += 1
     with store.session() as session:
-        query = (
-            sa.select(Annotation.annotator)
-            .join(Issue, Issue.uid == Annotation.issue_uid)
-            .where(Issue.url.is_(None), Annotation.round == "round4")
+        stored = Counter(
+            (a.round, a.annotator, a.part) for a in session.scalars(sa.select(Annotation))
         )
-        assert sorted(session.scalars(query)) == ["adjudicated", "label1", "label2"]
+    assert stored == expected
+    assert max(part for *_, part in expected) > 1
+
+
+def _round_labels(store: Store, url: str, round_name: str) -> dict[tuple[str, int], Annotation]:
+    with store.session() as session:
+        rows = session.scalars(
+            sa.select(Annotation)
+            .join(Issue, Issue.uid == Annotation.issue_uid)
+            .where(Issue.url == url, Annotation.round == round_name)
+        ).all()
+        session.expunge_all()
+    return {(a.annotator, a.part): a for a in rows}
+
+
+EVERY_SHEET_TWICE = [(who, k) for who in ("adjudicated", "label1", "label2") for k in (1, 2)]
+
+
+def test_a_link_typed_twice_keeps_both_rows(imported) -> None:
+    """Round 1 lists horovod/horovod#656 twice in every sheet, with two final fix patterns."""
+    store, *_ = imported
+    labels = _round_labels(store, "https://github.com/horovod/horovod/issues/656", "round1")
+    assert sorted(labels) == EVERY_SHEET_TWICE
+    assert labels[("adjudicated", 1)].fix_patterns == ["change packaging tool"]
+    assert labels[("adjudicated", 2)].fix_patterns == ["fix dependency version"]
+    assert labels[("label2", 2)].fix_patterns == ["fix dependency version"]
+
+
+def test_a_blank_row_is_never_a_done_label(imported) -> None:
+    """Round 2: label1 typed horovod/horovod#23 twice and left the second row blank, where
+    label2 and Final merged the Link cell over two labelled rows."""
+    store, report, *_ = imported
+    labels = _round_labels(store, "https://github.com/horovod/horovod/issues/23", "round2")
+    assert sorted(labels) == EVERY_SHEET_TWICE
+    blank = labels[("label1", 2)]
+    assert blank.status == "pending" and blank.howto_topic is None and blank.issue_type is None
+    assert labels[("label2", 2)].howto_subtopic == "data parallelism"
+    assert labels[("label2", 2)].status == "done"
+    assert [(f.sheet, f.row) for f in report.of_kind("blank-label")] == [("label1", 30)]
+
+
+def test_merged_round_rows_pair_across_sheets(imported, tosem_dir) -> None:
+    """Round 4 merges one Link cell (A73:A74) in label1, label2 and Final alike: the row
+    below the top is part 2 of that issue in all three."""
+    store, *_ = imported
+    book = openpyxl.load_workbook(tosem_dir / ROUNDS / "reliability_analysis_round4.xlsx")
+    url = book["label1"]["A73"].value.strip()
+    labels = _round_labels(store, url, "round4")
+    assert {who for who, part in labels if part == 2} == {"adjudicated", "label1", "label2"}
 
 
 def test_messy_cells_are_reported(imported) -> None:
@@ -178,8 +287,9 @@ def test_messy_cells_are_reported(imported) -> None:
         "normalised",
         "placeholder",
         "shifted-cells",
-        "duplicate",
-        "no-link",
+        "merged-link",
+        "repeated-link",
+        "blank-label",
         "combined-fix-patterns",
         "in-both-sheets",
     ):
@@ -196,20 +306,16 @@ def test_agreement_for_the_five_rounds(imported, tosem_dir) -> None:
     for row in rows:
         by_round.setdefault(row.round, set()).add(row.dimension)
     assert by_round == {f"round{i}": dimensions for i in range(1, 6)}
-    # round 4's sheets list the same issues in the same order: recompute issue-type kappa
+    # round 4's sheets list the same issues in the same order, their merged row included
+    # (the k-th row of an issue pairs with its k-th): recompute the issue-type kappa over the
+    # rows both annotators typed a type in (an inferred type is no judgement: issue 22)
     path = tosem_dir / ROUNDS / "reliability_analysis_round4.xlsx"
     types = []
     for sheet in ("label1", "label2"):
         header, sheet_data = sheet_rows(path, sheet)
-        values = []
-        for issue_type, stage in zip(
-            column(header, sheet_data, "issue type"),
-            column(header, sheet_data, "stage"),
-            strict=True,
-        ):
-            values.append(simple(issue_type) or ("fault" if stage else None))
-        types.append(values)
+        types.append([simple(t) for t in column(header, sheet_data, "issue type")])
     pairs = [(a, b) for a, b in zip(*types, strict=True) if a and b]
+    assert len(pairs) == 105
     expected = cohen_kappa_score([a for a, _ in pairs], [b for _, b in pairs])
     ours = next(r for r in rows if r.round == "round4" and r.dimension == "issue_type")
     assert ours.n == len(pairs)
@@ -446,3 +552,38 @@ def test_a_failed_import_leaves_no_new_database(
     result = runner.invoke(app, ["import", "replication", str(bomb), "--db", str(kept)])
     assert result.exit_code == 1 and kept.is_file()
     assert dump(Store(f"sqlite:///{kept}")) == before
+
+
+def test_fix_pattern_table_states_both_bases(imported) -> None:
+    """Issue 22, item 6: shares of the faults (they sum past 100%: a fault may carry several
+    patterns) beside shares of the mentions (they sum to 100%), and the title says which."""
+    _, _, stats, _ = imported
+    table = stats.tables["fix_patterns"]
+    faults = stats.summary["totals"]["faults"]
+    mentions = int(table.faults.sum())
+    assert stats.summary["fix_pattern_mentions"] == mentions > faults  # 663 over 637
+    assert table.percent.tolist() == [round(100 * n / faults, 1) for n in table.faults]
+    assert table.percent_of_mentions.tolist() == [
+        round(100 * n / mentions, 1) for n in table.faults
+    ]
+    assert table.percent.sum() > 100
+    title = stats.title("fix_patterns")
+    assert f"{faults} faults" in title and f"{mentions} mentions" in title
+
+
+def test_specific_share_per_stage(imported, tosem_dir) -> None:
+    """Issue 22, item 6: the distributed-specific share of each stage, from the sheet."""
+    import pandas as pd
+
+    _, _, stats, _ = imported
+    frame = pd.read_excel(tosem_dir / FINAL, sheet_name="faults")
+    frame["stage"] = frame["stage"].map(simple)
+    expected = frame.groupby("stage")["distributed-specific"].agg(["size", "sum"])
+    table = stats.tables["specific"].set_index("stage")
+    for stage, row in expected.iterrows():
+        assert table.loc[stage, "faults"] == row["size"]
+        assert table.loc[stage, "distributed-specific"] == row["sum"]
+        assert table.loc[stage, "percent"] == round(100 * row["sum"] / row["size"], 1)
+    shares = table.drop("all faults").percent
+    assert (shares.min(), shares.max()) == (80.7, 100.0)  # "from about 81% to 100%"
+    assert table.loc["all faults", "faults"] == len(frame)

@@ -19,7 +19,12 @@ removes exactly that quote (`files.csv_cell`). Numbers (the 1/0 of distributed-s
 are written as they are; xlsx cells hold text as text already (`workbook_bytes`).
 Rows keep the database's order (by id), which is the order they were read in: label-only
 records (rows without a link) are named after the link above them, so keeping the order
-keeps their identity.
+keeps their identity. An issue with several labels of one type has one row per label, its
+link typed on each (the k-th row is its k-th label); labelling sheets, which also hold
+earlier saves, then get a Part column saying which label a row is.
+
+The candidate lists hold the issues a crawl or a candidate list found; an issue that only a
+label sheet named (labelled, never a candidate) stays in the label sheets alone.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from issueminer.collect.sources.replication import (
     PILOT_WORKBOOK,
     ROUND_FINAL_SHEET,
     SO_CANDIDATES,
+    names_label_workbook,
     workbook_bytes,
 )
 from issueminer.findings import Report
@@ -123,6 +129,7 @@ LABELLING_COLUMNS = [
 ]
 PILOT_HEADERS = {"How-to sub-topic": "Sub-topic", "Type": "Inner Symptom"}
 STATUS_COLUMN = ("Status", "status")
+PART_COLUMN = ("Part", "part")
 # The cells `normalise_labels` reads (the link and the Type column do not change labels).
 UNSUFFIXED = ("Link", "Issue Type")  # a TOSEM Final sheet suffixes every other header
 # Where a pending label's placeholder goes when the cells as written do not say where.
@@ -276,7 +283,12 @@ def _csv_text(rows: Iterable[list[Any]]) -> str:
 
 # ---- candidate URLs ---------------------------------------------------------------------
 def _write_candidates(writer: _Writer, posts: Path, issues: list[Issue]) -> None:
-    """Every Stack Overflow question and GitHub issue in the database, per source."""
+    """The Stack Overflow questions and GitHub issues a crawl or a candidate list found,
+    per source; the ones only a label sheet named are no candidates (issue 22)."""
+    labelled_only = [i for i in issues if i.url and names_label_workbook(i.found_by)]
+    if labelled_only:
+        writer.result.counts["labelled, never candidates"] = len(labelled_only)
+        issues = [i for i in issues if i not in labelled_only]
     questions = sorted(
         (i for i in issues if i.url and i.source == "stackoverflow"), key=_native_order
     )
@@ -372,6 +384,8 @@ def _final_sheets(
     read_back: _ReadBack, finals: list[tuple[FinalLabel, Issue]], result: ExportResult
 ) -> list[Sheet]:
     rows: dict[str, list[dict[str, Any]]] = {sheet: [] for sheet in FINAL_BASE_COLUMNS}
+    rows_of: Counter[tuple[str, str]] = Counter()  # (sheet, issue) -> rows written
+    needs_part: set[str] = set()
     for final, issue in finals:
         sheet = SHEET_OF_TYPE.get(final.issue_type)
         if sheet is None:
@@ -380,7 +394,10 @@ def _final_sheets(
                 + " is left out: the final workbook has no sheet for it"
             )
             continue
-        cells = {**_cells(final, issue), "resolved_by": final.resolved_by}
+        cells = {**_cells(final, issue), "resolved_by": final.resolved_by, "part": final.part}
+        rows_of[(sheet, issue.uid)] += 1
+        if rows_of[(sheet, issue.uid)] != final.part:
+            needs_part.add(sheet)  # the row's place does not say which label it is
         if not _same_labels(final, read_back(cells, final.issue_type)):
             result.notes.append(
                 _describe(issue, f"final label in '{sheet}'") + " reads back differently"
@@ -397,6 +414,8 @@ def _final_sheets(
         resolvers = {row["resolved_by"] for row in rows[title]}
         if resolvers - {IMPORT_DEFAULT_RESOLVER}:
             columns.append(("resolved by", "resolved_by"))
+        if title in needs_part:
+            columns.append(("part", "part"))
         sheets.append(Sheet(title, columns, rows[title]))
     return sheets
 
@@ -503,8 +522,11 @@ def _labelling_sheet(
     columns = _labelling_columns(final=title.startswith(ROUND_FINAL_SHEET), pilot=pilot)
     sheet = Sheet(title, columns)
     needs_status = False
+    # a link on several rows reads as that many labels unless a Part column says which
+    rows_of = Counter(issue.uid for _, issue in rows)
+    needs_part = any(n > 1 for n in rows_of.values())
     for annotation, issue in rows:
-        cells = _cells(annotation, issue)
+        cells = {**_cells(annotation, issue), "part": annotation.part}
         if _type_was_inferred(annotation):
             cells["issue_type"] = None  # as the sheet had it: agreement counts it apart
         read = read_back(cells, None)
@@ -521,6 +543,8 @@ def _labelling_sheet(
         sheet.rows.append(cells)
     if needs_status:
         sheet.columns.append(STATUS_COLUMN)
+    if needs_part:
+        sheet.columns.append(PART_COLUMN)
     return sheet
 
 

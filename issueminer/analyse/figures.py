@@ -273,7 +273,7 @@ def sources_figure(table: pd.DataFrame) -> Figure:
         return _empty(figure, ax, "no labelled issues")
     labels = [f"{s}{PATH_SEPARATOR}{f}" for s, f in zip(rows.source, rows.framework, strict=True)]
     positions = list(range(len(rows)))
-    types = [c for c in rows.columns if c not in ("source", "framework", "total")]
+    types = [c for c in rows.columns if c not in ("source", "framework", "total", "issues")]
     left = [0] * len(rows)
     for index, column in enumerate(types):
         counts = rows[column].astype(int).tolist()

@@ -38,6 +38,9 @@ class StudyStats:
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)  # table name -> caption
+    # one row per final label (`load_final`): what a paired comparison of two snapshots
+    # needs, issue by issue
+    labels: pd.DataFrame | None = None
 
     def title(self, name: str) -> str:
         return self.titles.get(name, name)
@@ -54,7 +57,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def load_final(session: Session) -> pd.DataFrame:
-    """One row per final label, with the issue's source and framework."""
+    """One row per final label, with the issue's source and framework. An issue holds
+    several labels of one type when it reports several faults (`part` 1, 2, ...)."""
     import pandas as pd
     from sqlalchemy import select
 
@@ -63,6 +67,7 @@ def load_final(session: Session) -> pd.DataFrame:
     query = select(
         FinalLabel.issue_uid,
         FinalLabel.issue_type,
+        FinalLabel.part,
         FinalLabel.specific,
         FinalLabel.stage,
         FinalLabel.inner_category,
@@ -79,7 +84,6 @@ def load_final(session: Session) -> pd.DataFrame:
 
 
 def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
-    import pandas as pd
 
     final = load_final(session)
     faults = final[final.issue_type == FAULT]
@@ -107,6 +111,7 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
     specific = faults.specific
     n_specific = int((specific == True).sum())  # noqa: E712 - pandas element-wise comparison
     n_general = int((specific == False).sum())  # noqa: E712
+    labels_per_issue = final.groupby("issue_uid").size()
 
     summary = {
         "study": taxonomy.study,
@@ -116,6 +121,10 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
             "howto": n_howto,
             "final_labels": len(final),
             "distinct_issues": int(final.issue_uid.nunique()),
+            # an issue with several faults (or a fault and a question) counts once here
+            "issues_with_several_labels": int((labels_per_issue > 1).sum()),
+            "fault_issues": int(faults.issue_uid.nunique()),
+            "howto_issues": int(howto.issue_uid.nunique()),
             "label_only": int(final["flags"].map(lambda f: "label-only" in (f or [])).sum()),
             "not_relevant": int((final.issue_type == "not relevant").sum()),
         },
@@ -130,6 +139,8 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
         "inner_categories": dict(inners.most_common()),
         "leaf_symptoms": dict(leaves.most_common()),
         "fix_patterns": dict(fixes.most_common()),
+        # the fix-pattern table's two bases: a fault may carry several patterns
+        "fix_pattern_mentions": sum(fixes.values()),
         "howto_topics": dict(topics.most_common()),
         "howto_subtopics": dict(subtopics.most_common()),
         "sources": dict(Counter(final.source).most_common()),
@@ -138,27 +149,66 @@ def compute_stats(session: Session, taxonomy: Taxonomy) -> StudyStats:
     tables = {
         "overview": _overview(final),
         "fault_taxonomy": _fault_tree(faults, taxonomy),
-        "specific": pd.DataFrame(
-            [
-                {taxonomy.label("specific"): k, "faults": v, "percent": _pct(v, n_faults)}
-                for k, v in (
-                    ("yes", n_specific),
-                    ("no", n_general),
-                    ("unknown", n_faults - n_specific - n_general),
-                )
-            ]
-        ),
-        "fix_patterns": pd.DataFrame(
-            [
-                {"fix_pattern": k, "faults": v, "percent": _pct(v, n_faults)}
-                for k, v in fixes.most_common()
-            ],
-            columns=["fix_pattern", "faults", "percent"],
-        ),
+        "specific": _specific_by_stage(faults, taxonomy),
+        "fix_patterns": _fix_patterns(fixes, n_faults),
         "symptom_fix": _symptom_fix(faults),
         "howto_topics": _howto(howto),
     }
-    return StudyStats(summary, tables, table_titles(taxonomy))
+    titles = table_titles(taxonomy)
+    titles["fix_patterns"] += (
+        f" (percent of the {n_faults} faults; a fault may have several patterns, so the "
+        f"shares sum past 100%: {sum(fixes.values())} mentions; percent_of_mentions uses "
+        "the mentions as base)"
+    )
+    return StudyStats(summary, tables, titles, labels=final)
+
+
+def _fix_patterns(fixes: Counter[str], n_faults: int) -> pd.DataFrame:
+    """Each pattern's count over both bases: the faults (a fault counts in every pattern it
+    has, so these shares sum past 100%) and the mentions (these sum to 100%)."""
+    import pandas as pd
+
+    mentions = sum(fixes.values())
+    return pd.DataFrame(
+        [
+            {
+                "fix_pattern": k,
+                "faults": v,
+                "percent": _pct(v, n_faults),
+                "percent_of_mentions": _pct(v, mentions),
+            }
+            for k, v in fixes.most_common()
+        ],
+        columns=["fix_pattern", "faults", "percent", "percent_of_mentions"],
+    )
+
+
+def _specific_by_stage(faults: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """Specific / not / unknown faults per stage, then all faults; percent is the share of
+    the row's faults that are specific."""
+    import pandas as pd
+
+    label = taxonomy.label("specific")
+    stages = _ordered(Counter(faults.stage.fillna("(unlabelled)")), taxonomy.tree)
+    frame = faults.assign(stage=faults.stage.fillna("(unlabelled)"))
+    groups = [(stage, frame[frame.stage == stage]) for stage in stages]
+    rows = [_specific_row(stage, group, label) for stage, group in groups]
+    rows.append(_specific_row("all faults", frame, label))
+    return pd.DataFrame(rows, columns=["stage", "faults", label, "not", "unknown", "percent"])
+
+
+def _specific_row(stage: str, faults: pd.DataFrame, label: str) -> dict[str, Any]:
+    yes = int((faults.specific == True).sum())  # noqa: E712 - element-wise
+    no = int((faults.specific == False).sum())  # noqa: E712
+    n = len(faults)
+    return {
+        "stage": stage,
+        "faults": n,
+        label: yes,
+        "not": no,
+        "unknown": n - yes - no,
+        "percent": _pct(yes, n),
+    }
 
 
 def _proposed(
@@ -187,6 +237,8 @@ def _ordered(counts: Counter[str], tree: dict[str, Any]) -> dict[str, int]:
 
 
 def _overview(final: pd.DataFrame) -> pd.DataFrame:
+    """Labels per source and framework and issue type (total: labels), and the distinct
+    issues that carry them."""
     import pandas as pd
 
     frame = final.assign(
@@ -197,12 +249,15 @@ def _overview(final: pd.DataFrame) -> pd.DataFrame:
         if column not in table.columns:
             table[column] = 0
     table["total"] = table.sum(axis=1)
+    # labels above, issues here: an issue with several faults is one issue
+    table["issues"] = frame.groupby(["source", "framework"]).issue_uid.nunique()
     table = table.reset_index().rename(columns={FAULT: "faults", HOWTO: "howto"})
     table.columns.name = None
     total = {
         "source": "total",
         "framework": "",
         **{c: int(table[c].sum()) for c in table.columns if c not in ("source", "framework")},
+        "issues": int(frame.issue_uid.nunique()),
     }
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
@@ -404,7 +459,8 @@ def table_titles(taxonomy: Taxonomy) -> dict[str, str]:
         "overview": "Dataset overview: source x framework x issue type",
         "fault_taxonomy": f"Fault taxonomy: {label('stage')}, {label('inner_category')} and "
         f"{label('symptom')}",
-        "specific": f"{capital(label('specific'))} faults",
+        "specific": f"{capital(label('specific'))} faults per {label('stage')} (percent: "
+        f"share of the row's faults)",
         "fix_patterns": capital(taxonomy.plural("fix_pattern")),
         "symptom_fix": f"{capital(label('symptom'))} x {label('fix_pattern')}",
         "howto_topics": f"{capital(taxonomy.plural('howto_topic'))} and "

@@ -50,6 +50,16 @@ def estimate(
         str | None, typer.Option(help="Only the frameworks of this group of the study file.")
     ] = None,
     table: Annotated[str | None, typer.Option(help=TABLES_HELP)] = None,
+    quantification: Annotated[
+        bool,
+        typer.Option(
+            help="Without a labelled sample, correct the predictions by the classifier's "
+            "errors on the study's labels (cross-validates the models: takes a while)."
+        ),
+    ] = True,
+    folds: Annotated[
+        int, typer.Option(min=2, help="Cross-validation folds for the quantification.")
+    ] = 5,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Estimate every table of `stats` over a population, with 95% confidence intervals.
@@ -57,8 +67,10 @@ def estimate(
     Final labels count exactly; unlabelled issues are estimated from the classifier's
     stored predictions (`issueminer classify`) corrected by a random labelled sample
     (`issueminer round create --for-estimate`), with prediction-powered inference. Without
-    such a sample the output gives the bounds the labels alone prove. Each table says
-    which estimator it used and what that assumes.
+    such a sample, the classifier's cross-validated errors on the study's labels correct
+    its counts (adjusted classify-and-count); where neither applies, the output gives the
+    bounds the labels alone prove. Each table says which estimator it used and what that
+    assumes.
 
     Example: issueminer estimate --group current --since 2024-01-01 --format json
     """
@@ -81,7 +93,9 @@ def estimate(
             )
         except PopulationError as exc:
             fail(str(exc))
-        result = estimate_tables(session, taxonomy, population, [table] if table else None)
+        result = estimate_tables(
+            session, taxonomy, population, [table] if table else None, quantification, folds
+        )
     if fmt == Format.json:
         print_json(result.as_json())
         return

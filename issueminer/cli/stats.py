@@ -75,10 +75,11 @@ def stats(
         specific = result.summary["specific"]
         share = specific["share"]
         out.print(
-            f"# {taxonomy.title}\n\n{totals['issues']} labelled issues: "
-            f"{totals['faults']} faults, {totals['howto']} how-to questions "
-            f"({totals['distinct_issues']} distinct issues, {totals['label_only']} without "
-            f"a link; {totals['not_relevant']} marked not relevant); {specific['label']} faults: "
+            f"# {taxonomy.title}\n\n{totals['faults']} labelled faults and {totals['howto']} "
+            f"how-to questions from {totals['distinct_issues']} distinct issues "
+            f"({totals['issues_with_several_labels']} issues carry several labels; "
+            f"{totals['label_only']} labels without a link; {totals['not_relevant']} marked "
+            f"not relevant); {specific['label']} faults: "
             f"{'-' if share is None else f'{100 * share:.1f}%'}\n",
             highlight=False,
         )

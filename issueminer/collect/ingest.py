@@ -124,12 +124,21 @@ def import_replication(
     records = list(reader.labels())
     _check_unknown(records, keep_unknown)
     _report_duplicates(records, report)
+    # a labelled issue that is also a candidate was found by the candidate list: the label
+    # sheet only names it again (the export lists candidates by their finder)
+    candidate_finders = {c.uid: c.found_by for c in candidates}
     with store.session() as session:
         issue_counts = upsert_issues(
             session,
             # labelled rows first: the sheet's own Type column names the framework, which
             # wins over the one guessed from a candidate's tags
-            [{**asdict(r.issue), "found_by": r.provenance.split("#")[0]} for r in records]
+            [
+                {
+                    **asdict(r.issue),
+                    "found_by": candidate_finders.get(r.issue.uid) or r.provenance.split("#")[0],
+                }
+                for r in records
+            ]
             + [asdict(r) for r in candidates],
         )
         label_counts = write_labels(session, [_from_package(r) for r in records], ORIGIN_PREFIX)
@@ -167,10 +176,15 @@ def _report_duplicates(records: list[LabelRecord], report: Report) -> None:
     types_of: dict[str, list[LabelRecord]] = defaultdict(list)
     for record in records:
         if record.kind == "final":
-            key: tuple[Any, ...] = ("final", record.issue.uid, record.labels.issue_type)
+            key: tuple[Any, ...] = (
+                "final",
+                record.issue.uid,
+                record.labels.issue_type,
+                record.part,
+            )
             types_of[record.issue.uid].append(record)
         else:
-            key = ("annotation", record.issue.uid, record.annotator, record.round)
+            key = ("annotation", record.issue.uid, record.annotator, record.round, record.part)
         if key in seen and record.issue.url:
             path, _, rest = record.provenance.removeprefix("replication:").partition("#")
             report.add(
@@ -184,6 +198,8 @@ def _report_duplicates(records: list[LabelRecord], report: Report) -> None:
         seen.setdefault(key, record.provenance)
     for uid, finals in types_of.items():
         kinds = {r.labels.issue_type for r in finals}
+        if len(finals) > 1 and len(kinds) == 1:
+            continue  # several labels of one type: an issue with several faults (or questions)
         if len(kinds) > 1:
             first = finals[0]
             path = first.provenance.removeprefix("replication:").partition("#")[0]
@@ -208,6 +224,7 @@ class LabelRow:
     annotator: str | None = None  # for a final label: who resolved it
     round: str | None = None
     role: str = ANNOTATOR
+    part: int = 1  # the issue's k-th label of its type (final) or in the round (annotation)
 
 
 def _from_package(record: LabelRecord) -> LabelRow:
@@ -220,6 +237,7 @@ def _from_package(record: LabelRecord) -> LabelRow:
         record.annotator or "replication",
         record.round,
         record.role,
+        record.part,
     )
 
 
@@ -231,35 +249,40 @@ def _where_in(session: Session, key: Any, values: list[str], order: Any = None) 
         yield from session.scalars(query if order is None else query.order_by(order))
 
 
-def _final_labels(session: Session, uids: list[str]) -> dict[tuple[str, str | None], FinalLabel]:
-    """The stored final labels of these issues by (issue, type)."""
-    return {(f.issue_uid, f.issue_type): f for f in _where_in(session, FinalLabel.issue_uid, uids)}
+def _final_labels(
+    session: Session, uids: list[str]
+) -> dict[tuple[str, str | None, int], FinalLabel]:
+    """The stored final labels of these issues by (issue, type, part)."""
+    return {
+        (f.issue_uid, f.issue_type, f.part): f
+        for f in _where_in(session, FinalLabel.issue_uid, uids)
+    }
 
 
 def _holds_values(annotation: Annotation | None, values: dict[str, Any]) -> bool:
     return annotation is not None and all(getattr(annotation, k) == v for k, v in values.items())
 
 
-def _person_key(row: Any) -> tuple[str, str | None, str | None, str]:
-    return (row.issue_uid, row.annotator, row.round, row.role)
+def _person_key(row: Any) -> tuple[str, str | None, str | None, str, int]:
+    return (row.issue_uid, row.annotator, row.round, row.role, row.part)
 
 
 def _newest_annotations(session: Session, uids: list[str]) -> dict[tuple, Annotation]:
-    """The newest annotation per issue, person, round and role of these issues (an issue's
+    """The newest annotation per issue, person, round, role and part of these issues (an issue's
     rows are all in one chunk, in id order: the newest comes last)."""
     rows = _where_in(session, Annotation.issue_uid, uids, order=Annotation.id)
     return {_person_key(a): a for a in rows}
 
 
 def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str) -> Counter[str]:
-    """Upsert final labels per (issue, type); append annotations unless already stored as is.
+    """Upsert final labels per (issue, type, part); append annotations unless stored as is.
 
     Annotations are matched to earlier imports by provenance (file, sheet, row), so
     importing the same file twice adds nothing, and a changed file adds newer rows.
     """
     counts: Counter[str] = Counter()
-    finals = {(r.issue_uid, r.labels.issue_type): r for r in rows if r.kind == "final"}
-    existing = _final_labels(session, sorted({uid for uid, _ in finals}))
+    finals = {(r.issue_uid, r.labels.issue_type, r.part): r for r in rows if r.kind == "final"}
+    existing = _final_labels(session, sorted({key[0] for key in finals}))
     for key, row in finals.items():
         values = {
             **row.labels.fields(),
@@ -269,7 +292,7 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
         }
         current = existing.get(key)
         if current is None:
-            session.add(FinalLabel(issue_uid=key[0], **values))
+            session.add(FinalLabel(issue_uid=key[0], part=key[2], **values))
             counts["final labels added"] += 1
         elif any(getattr(current, k) != v for k, v in values.items() if k != "resolved_from"):
             for k, v in values.items():
@@ -306,6 +329,7 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
                 annotator=row.annotator,
                 round=row.round,
                 role=row.role,
+                part=row.part,
                 provenance=row.provenance,
                 **values,
             )

@@ -9,8 +9,12 @@ on what exists:
 * every issue labelled: `exact` (stats' counts, zero width);
 * a labelled sample drawn for the estimate (`round create --for-estimate`): the
   labelled-sample estimator (`sample`: PPI over the predictions, with design weights);
-* neither: `bounds`: what the labels alone prove (every unlabelled issue might or might
-  not have the property); no assumption, and wide.
+* no sample, but the study's labelled issues have text to calibrate the classifier on:
+  the quantification estimator (`quantify`, adjusted classify-and-count on the
+  classifier's out-of-fold errors, see `calibration`) for the single-label tables;
+* otherwise (and for fix patterns and the specific share, which no single-label model
+  predicts): `bounds`, what the labels alone prove (every unlabelled issue might or
+  might not have the property); no assumption, and wide.
 
 Categories and their names follow `issueminer.analyse.stats` (paths "stage / inner /
 leaf", "(unlabelled)" for a fault without a stage).
@@ -27,6 +31,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from issueminer.analyse.estimate import quantify as acc
 from issueminer.analyse.estimate import sample as ppi
 from issueminer.analyse.estimate.design import sample_weights
 from issueminer.analyse.estimate.population import Population
@@ -43,6 +48,7 @@ BOUNDS = "bounds"
 ESTIMATORS = {
     EXACT: ("counted on final labels", "none: every issue of the population is labelled"),
     ppi.NAME: (ppi.NAME, ppi.ASSUMES),
+    acc.ACC_NAME: (acc.ACC_NAME, acc.ASSUMES),
     BOUNDS: (
         "bounds from the labels alone",
         "none (each unlabelled issue may or may not have the property); label a sample "
@@ -293,8 +299,11 @@ def estimate_tables(
     taxonomy: Taxonomy,
     population: Population,
     tables: list[str] | None = None,
+    quantification: bool = True,
+    folds: int = 5,
 ) -> Estimate:
-    """Every table (or those named) over `population`; see the module docstring."""
+    """Every table (or those named) over `population`; see the module docstring.
+    `quantification=False` skips the cross-validation the quantification estimator needs."""
     uids = population.uids
     labels = final_rows(session, uids)
     predictions = newest_predictions(session, uids)
@@ -309,11 +318,21 @@ def estimate_tables(
         estimator = ppi.NAME
     else:
         estimator = BOUNDS
+    specs = [spec for spec in table_specs() if not tables or spec.name in tables]
+    calibration: dict[str, Any] = {}
+    if estimator == BOUNDS and quantification:
+        from issueminer.analyse.estimate.calibration import by_target
+
+        calibration = by_target(session, taxonomy, [spec.name for spec in specs], folds)
     found = {}
-    for spec in table_specs():
-        if tables and spec.name not in tables:
-            continue
+    for spec in specs:
         categories = _categories(spec, labelled, unlabelled, labels, predictions)
+        quantified = _quantified_table(
+            session, spec, categories, labels, predictions, labelled, unlabelled, calibration
+        )
+        if quantified is not None:
+            found[spec.name] = quantified
+            continue
         known = _matrix(spec, labelled, labels, predictions, categories)
         drawn = _matrix(spec, sampled, labels, predictions, categories)
         rest = _matrix(spec, unlabelled, labels, predictions, categories)
@@ -418,3 +437,51 @@ def _bounded_share(count: Interval, den: Interval, n_rest: int) -> Interval:
     middle = count.low / den.low if den.low else float("nan")
     low, high = count.low / total, (count.low + n_rest) / total
     return Interval(middle, low if middle != middle else min(low, middle), high)
+
+
+def _quantified_table(
+    session: Session,
+    spec: TableSpec,
+    categories: list[str],
+    labels: dict[str, list[dict[str, Any]]],
+    predictions: dict[str, dict[str, str]],
+    labelled: list[str],
+    unlabelled: list[str],
+    calibration: dict[str, Any],
+) -> EstimatedTable | None:
+    """The table by adjusted classify-and-count, or None when it cannot be (no model for
+    it, no calibration data, a multi-label table)."""
+    from issueminer.analyse.estimate.calibration import (
+        TABLE_TARGET,
+        composite,
+        quantified_rows,
+        quantify_table,
+    )
+
+    predicted = calibration.get(TABLE_TARGET.get(spec.name, ""), {})
+    if not predicted:
+        return None
+    truth_rows = final_rows(session, tuple(sorted(predicted)))
+    cal_uids = [uid for uid in sorted(predicted) if uid in truth_rows]
+    result = quantify_table(
+        [composite(*spec.truth(truth_rows[uid])) for uid in cal_uids],
+        [composite(*spec.predicted(predicted[uid])) for uid in cal_uids],
+        [composite(*spec.predicted(predictions.get(uid, {}))) for uid in unlabelled],
+        categories,
+    )
+    if result is None:
+        return None
+    known: dict[str, float] = defaultdict(float)
+    known_den = 0.0
+    for uid in labelled:
+        keys, den = spec.truth(labels[uid])
+        known_den += den
+        for key, value in keys.items():
+            known[key] += value
+    den_interval, rows = quantified_rows(
+        result, categories, known, known_den, len(unlabelled), spec.among == "issues"
+    )
+    table = EstimatedTable(spec.name, spec.among, acc.ACC_NAME, den_interval)
+    for category, count, share in rows:
+        table.rows.append(EstimatedRow(category, known.get(category, 0.0), count, share))
+    return table

@@ -62,6 +62,10 @@ FLAT_SHEET = re.compile(
     re.I,
 )
 ANNOTATION_STATUSES = (*STATUSES, RETRACTED)
+LABEL_WORKBOOK_PATH = re.compile(
+    r"(?:^|/)(?:final categories|pilot_labelling|reliability_analysis_round\d+)(?:\.xlsx)?(?:/|$)",
+    re.I,
+)
 SO_CANDIDATES = "so_dl_distributed.csv"
 GITHUB_CANDIDATES = re.compile(r"GitHub_dl_distributed/(?P<framework>[\w.-]+)-issues\.txt$", re.I)
 ORIGIN_PREFIX = "replication:"
@@ -93,7 +97,9 @@ _COMMON_HEADERS = {
     "fix pattern": "fix_patterns",
     "memo": "memo",
     "status": "status",
+    "part": "part",  # written by `issueminer export` where rows alone cannot say it
 }
+ISSUE_CELLS = ("url", "source_type")  # the cells a merged range spreads over its rows
 # "Type" means the source in the final sheets and the inner category in labelling sheets.
 FINAL_HEADERS = {**_COMMON_HEADERS, "type": "source_type", "resolved by": "resolved_by"}
 LABELLING_HEADERS = {**_COMMON_HEADERS, "type": "inner_category"}
@@ -128,6 +134,7 @@ class LabelRecord:
     annotator: str | None = None
     round: str | None = None
     role: str = ANNOTATOR
+    part: int = 1  # the issue's k-th row in its sheet: its k-th label there
 
 
 @dataclass
@@ -394,6 +401,7 @@ class PackageReader:
         optional = {k: v for k, v in OPTIONAL_FINAL_SHEETS.items() if k in present}
         for sheet_name, issue_type in {**FINAL_SHEETS, **optional}.items():
             sheet = _sheet(book, sheet_name, path)
+            parts = SheetParts(self.report)
             for row_no, row in self._rows(path, sheet, FINAL_HEADERS, REQUIRED[sheet_name]):
                 where = Where(path, sheet.title, row_no)
                 issue = self._issue(row, where, anchor_scope=f"{path}#{sheet.title}")
@@ -407,6 +415,7 @@ class PackageReader:
                     _raw(row),
                     annotator=str(resolved_by).strip() if _present(resolved_by) else None,
                     role=ADJUDICATOR,
+                    part=parts.next(issue, where, self._merged_from.get(row_no), row.get("part")),
                 )
 
     def _round(
@@ -429,11 +438,13 @@ class PackageReader:
             sheet = self._workbook(path).worksheets[0]
         # the pilot sheet holds the labels the authors agreed on, so it is adjudicated too
         role = role or (ADJUDICATOR if round_name == "pilot" else ANNOTATOR)
+        parts = SheetParts(self.report)
         for row_no, row in self._rows(path, sheet, LABELLING_HEADERS, REQUIRED["labelling"]):
             where = Where(path, sheet.title, row_no)
             # one anchor scope per workbook: label1, label2 and Final rows pair up
             issue = self._issue(row, where, anchor_scope=path)
             labels = normalise_labels(self.taxonomy, row, where, self.report)
+            self._blank_is_pending(labels, where)
             self._explicit_status(row.get("status"), labels, where)
             yield LabelRecord(
                 issue,
@@ -444,7 +455,16 @@ class PackageReader:
                 annotator=annotator,
                 round=round_name,
                 role=role,
+                # the k-th row of an issue in label1 pairs with the k-th in label2 and Final
+                part=parts.next(issue, where, self._merged_from.get(row_no), row.get("part")),
             )
+
+    def _blank_is_pending(self, labels: Labels, where: Where) -> None:
+        """A row naming an issue but no label (a link typed twice, the second row left
+        blank) decides nothing: it is pending, never a done label."""
+        if labels.is_empty and labels.status == "done":
+            labels.status = "pending"
+            where.report(self.report, "blank-label", "a link without labels counts as pending")
 
     def _explicit_status(self, cell: Any, labels: Labels, where: Where) -> None:
         """A status column (skipped, retracted, ...) says what the label cells cannot."""
@@ -480,6 +500,8 @@ class PackageReader:
                 f"{', '.join(missing)} (found headers: {[h for h in header if h]})"
             )
         self._anchor: tuple[str | None, int] = (None, 0)
+        merged = merged_issue_cells(sheet, [i for i, f in columns.items() if f in ISSUE_CELLS])
+        self._merged_from: dict[int, int] = {}
         for row_no, values in enumerate(rows, start=2):
             cells = {
                 field_: values[i] if i < len(values) else None for i, field_ in columns.items()
@@ -490,6 +512,11 @@ class PackageReader:
                     "empty-row", path, "empty row skipped", sheet=sheet.title, row=row_no
                 )
                 continue
+            for index, (top_row, value) in merged.get(row_no, {}).items():
+                if not _present(cells[columns[index]]):
+                    cells[columns[index]] = value
+                    if columns[index] == "url":
+                        self._merged_from[row_no] = top_row
             if extra:
                 self.report.add(
                     "extra-cells",
@@ -570,14 +597,90 @@ class PackageReader:
         return _decode(path, self.package.files[path])
 
     def _workbook(self, path: str) -> Any:
+        # not read-only: only a fully loaded sheet lists its merged cells
         try:
-            return openpyxl.load_workbook(
-                io.BytesIO(self.package.files[path]), read_only=True, data_only=True
-            )
+            return openpyxl.load_workbook(io.BytesIO(self.package.files[path]), data_only=True)
         except Exception as exc:  # openpyxl raises many kinds for a damaged file
             raise ImportFailure(
                 f"{path}: cannot read the workbook ({type(exc).__name__}: {exc})"
             ) from exc
+
+
+class SheetParts:
+    """Numbers each issue's rows in one sheet: its first row is its part 1, the next part 2.
+
+    A further row comes from a merged Link cell (the sheet's way of giving one issue
+    several faults or questions) or from the link typed again; either is a further label,
+    never a replacement of the one above. A `part` column (an exported package's labelling
+    sheets, which also list earlier saves) says it instead: there a repeated (link, part)
+    is a newer save of that label.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.rows: dict[str, list[int]] = {}
+
+    def next(
+        self, issue: IssueRecord, where: Where, merged_from: int | None, cell: Any = None
+    ) -> int:
+        if _present(cell):
+            return self._given(cell, where)
+        rows = self.rows.setdefault(issue.uid, [])
+        rows.append(where.row or 0)
+        part = len(rows)
+        if merged_from is not None:
+            where.report(
+                self.report,
+                "merged-link",
+                f"in the Link cell merged from row {merged_from}: label {part} of {issue.url}",
+            )
+        elif part > 1:
+            where.report(
+                self.report,
+                "repeated-link",
+                f"{issue.url} named again (first at row {rows[0]}): read as its label {part}",
+                "url",
+                issue.url,
+            )
+        return part
+
+    def _given(self, cell: Any, where: Where) -> int:
+        try:
+            part = int(float(str(cell).strip()))
+        except ValueError:
+            part = 0
+        if part < 1:
+            raise ImportFailure(
+                f"{where.file}, sheet '{where.sheet}', row {where.row}, column 'part': "
+                f"{cell!r} is not a label number (1, 2, ...)"
+            )
+        return part
+
+
+def names_label_workbook(found_by: str | None) -> bool:
+    """True when an issue's first finder is a package's label sheet, not a candidate list
+    or a crawl: it was labelled without being among the selected candidates."""
+    return (
+        bool(found_by)
+        and found_by.startswith(ORIGIN_PREFIX)
+        and bool(LABEL_WORKBOOK_PATH.search(found_by.removeprefix(ORIGIN_PREFIX)))
+    )
+
+
+def merged_issue_cells(sheet: Any, columns: list[int]) -> dict[int, dict[int, tuple[int, Any]]]:
+    """row -> column index -> (top row, value) for the rows a merged cell of these columns
+    (Type, Link) covers below its top row: openpyxl gives those cells no value.
+
+    Only the cells that name the issue are filled in; a row's labels are its own.
+    """
+    filled: dict[int, dict[int, tuple[int, Any]]] = {}
+    for cells in sheet.merged_cells.ranges:
+        for index in columns:
+            if cells.min_col <= index + 1 <= cells.max_col:
+                value = sheet.cell(cells.min_row, cells.min_col).value
+                for row in range(cells.min_row + 1, cells.max_row + 1):
+                    filled.setdefault(row, {})[index] = (cells.min_row, value)
+    return filled
 
 
 def _sheet(book: Any, name: str, path: str) -> Any:
