@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -139,6 +139,9 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
     except QuotaExhausted as exc:
         when = exc.resume_at.strftime("%Y-%m-%d %H:%M UTC") if exc.resume_at else "later"
         message = scrub(str(exc), key, token)
+        with suppress(Exception):  # `crawl status` shows the quota spent, not the last page's
+            if checkpointer is not None:
+                checkpointer.note(quota_remaining=0)
         unrecorded = _record_end(checkpointer, "quota", message)
         fail(
             f"{message}\nstopped cleanly; run the same command after "
@@ -404,10 +407,9 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
         out.print("no crawl has run on this database yet")
     for run in runs:
         checkpoint = run["checkpoint"]
-        left = checkpoint.get("quota_remaining", checkpoint.get("rate_remaining"))
         out.print(
             f"#{run['id']} {run['source']} [{run['status']}] seen {run['items_seen']} "
-            f"stored {run['items_stored']} limit left {left if left is not None else '?'}",
+            f"stored {run['items_stored']} limit left {_limit_left(checkpoint)}",
             highlight=False,
             markup=False,
         )
@@ -436,6 +438,16 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
             out.print(f"    finding: {finding['message']}", highlight=False, markup=False)
         if run["message"]:
             out.print(f"    {run['message']}", highlight=False, markup=False)
+
+
+def _limit_left(checkpoint: dict[str, Any]) -> str:
+    """What the run's API had left when it last said: GitHub's limits by resource (core,
+    search), else Stack Exchange's daily quota or the one rate GitHub reported."""
+    limits = checkpoint.get("limits") or {}
+    if limits:
+        return ", ".join(f"{name} {left}" for name, left in sorted(limits.items()))
+    left = checkpoint.get("quota_remaining", checkpoint.get("rate_remaining"))
+    return str(left) if left is not None else "?"
 
 
 def _when(timestamp: Any) -> str:

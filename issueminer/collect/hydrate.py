@@ -72,9 +72,9 @@ def hydrate_stackoverflow(
         envelopes, missing_ids = crawler.hydrate([item.native_id for item in batch])
         missing_set = set(missing_ids)
         missing = [item for item in batch if item.native_id in missing_set]
-        _commit(
-            store, checkpointer, envelopes, missing, "not returned by the API (deleted?)", result
-        )
+        reason = "not returned by the API (deleted?)"
+        limits = {"quota_remaining": crawler.client.quota_remaining}
+        _commit(store, checkpointer, envelopes, missing, reason, result, limits)
         on_batch(len(batch))
 
 
@@ -87,6 +87,7 @@ def hydrate_github(
     work: list[Pending],
 ) -> None:
     """Fill in `work` (`pending(store, "github")`), one issue a call."""
+    client = crawler.client
     for item in work:
         repo = item.origin.removeprefix(f"{GITHUB_HOST}/")
         envelope, reason = crawler.hydrate(repo, int(item.native_id))
@@ -97,6 +98,7 @@ def hydrate_github(
             [] if envelope else [item],
             reason or "",
             result,
+            {"rate_remaining": client.rate_remaining, "limits": dict(client.limits)},
         )
         on_batch(1)
 
@@ -108,9 +110,13 @@ def _commit(
     missing: list[Pending],
     reason: str,
     result: HydrateResult,
+    limits: dict[str, Any],
 ) -> None:
+    """Store a batch, the issues found missing and the run's counts and the API's limits
+    left (for `crawl status`) in one transaction."""
     checkpoint = {
         **checkpointer.checkpoint,
+        **limits,
         "filled": result.filled + len(envelopes),
         "missing": len(result.missing) + len(missing),
     }

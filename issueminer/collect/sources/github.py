@@ -60,6 +60,9 @@ class GitHubClient:
         self.requests = 0
         self.rate_remaining: int | None = None
         self.rate_reset: int | None = None
+        # what is left of each rate limit, by the resource GitHub names in a response's
+        # X-RateLimit-Resource: the search API's own (30 a minute) is not the core one
+        self.limits: dict[str, int] = {}
         # retries are ours (visible waits, checkpoints between them), not urllib3's
         self.github = Github(
             base_url=(api_url or DEFAULT_API_URL).rstrip("/"),
@@ -77,7 +80,7 @@ class GitHubClient:
             self.requests += 1
             try:
                 result = function()
-                self._note_rate()
+                self._note_rate(result)
                 return result
             except GithubException as exc:
                 headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
@@ -87,6 +90,7 @@ class GitHubClient:
                 if exc.status in (403, 429) and headers.get("x-ratelimit-remaining") == "0":
                     reset = int(headers.get("x-ratelimit-reset", self.clock() + 60))
                     self.rate_remaining, self.rate_reset = 0, reset
+                    self.limits[str(headers.get("x-ratelimit-resource") or "core")] = 0
                     self._wait("rate limit, resets", max(1.0, reset - self.clock() + 1))
                     continue
                 if exc.status in (403, 429) and "secondary rate limit" in str(exc.data).lower():
@@ -104,11 +108,18 @@ class GitHubClient:
                 delay *= 2
         raise GitHubError(f"{what}: too many failed attempts")
 
-    def _note_rate(self) -> None:
+    def _note_rate(self, result: Any) -> None:
         remaining, _limit = self.github.rate_limiting
         if remaining >= 0:
             self.rate_remaining = remaining
         self.rate_reset = self.github.rate_limiting_resettime or self.rate_reset
+        headers = result[0] if isinstance(result, tuple) and result else None
+        if isinstance(headers, dict):
+            lowered = {str(k).lower(): v for k, v in headers.items()}
+            resource = lowered.get("x-ratelimit-resource")
+            left = lowered.get("x-ratelimit-remaining")
+            if resource and str(left).isdigit():
+                self.limits[str(resource)] = int(left)
 
     def wait(self, why: str, seconds: float) -> None:
         """Sleep, saying why first (on_wait)."""
@@ -387,6 +398,7 @@ class GitHubCrawler:
             "findings": [*checkpointer.checkpoint.get("findings", []), *(findings or [])],
             "rate_remaining": self.client.rate_remaining,
             "rate_reset": self.client.rate_reset,
+            "limits": {**checkpointer.checkpoint.get("limits", {}), **self.client.limits},
         }
         stored = checkpointer.commit_page(envelopes, checkpoint, seen=seen)
         self.on_page(
