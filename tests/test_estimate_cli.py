@@ -1,8 +1,12 @@
-"""`issueminer estimate` and `round create --for-estimate` on real SQLite files.
+"""`issueminer estimate`, `round create --for-estimate` and then-and-now on real SQLite files.
 
 A fully labelled population must give exactly `stats`' counts with zero width; a
 population of unlabelled issues with predictions and a random labelled sample drawn by
-`round create --for-estimate` gets prediction-powered intervals around the true counts.
+`round create --for-estimate` gets prediction-powered intervals around the true counts;
+without a sample, a real classifier's cross-validated errors correct its counts. Then and
+now: expected shares, differences and p-values are computed here from `stats` of the
+"then" database and the "now" estimate's intervals (scipy), and the report opens in
+headless Chromium with one figure (error bars) per table.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 from sqlalchemy import select
 
 from issueminer.cli.main import app
@@ -308,3 +313,110 @@ def test_without_a_sample_the_classifier_errors_correct_the_counts(runner, tmp_p
         assert stages[stage]["share"]["low"] <= truth <= stages[stage]["share"]["high"], stage
     # fix patterns: no single-label model, so the honest bounds
     assert found["tables"]["fix_patterns"]["estimator"] == "bounds from the labels alone"
+
+
+# ---- then and now ---------------------------------------------------------------------
+@pytest.fixture
+def labelled_now(runner, new_population):
+    url, hidden = new_population
+    drawn = _invoke(
+        runner,
+        "round",
+        "create",
+        "--db",
+        url,
+        "--annotators",
+        "a",
+        "--for-estimate",
+        "--size",
+        "150",
+        "--group",
+        "current",
+        "--seed",
+        "2",
+    )
+    store = Store(url)
+    with store.session() as session:
+        for uid in drawn["issues"]:
+            session.add(_label(uid, hidden[uid]))
+    store.close()
+    return url
+
+
+def test_then_and_now_accounts_for_the_estimates_uncertainty(
+    runner,
+    labelled_db,
+    labelled_now,
+    tmp_path,
+    browser,
+):
+    report = tmp_path / "then-now.html"
+    found = _invoke(
+        runner,
+        "estimate",
+        "--db",
+        labelled_now,
+        "--group",
+        "current",
+        "--then",
+        labelled_db,
+        "--report",
+        str(report),
+        "--no-quantification",
+    )
+    stats = _invoke(runner, "stats", "--db", labelled_db)
+    now = _invoke(
+        runner, "estimate", "--db", labelled_now, "--group", "current", "--no-quantification"
+    )
+    faults_then = stats["totals"]["faults"]
+    stage_rows = {r["category"]: r for r in found["tables"]["stages"]["rows"]}
+    now_rows = {r["category"]: r for r in now["tables"]["stages"]["rows"]}
+    assert set(stage_rows) == set(stats["stages"]) | set(now_rows)
+    for stage, count in stats["stages"].items():
+        row = stage_rows[stage]
+        p_then = count / faults_then
+        assert row["then"]["estimate"] == pytest.approx(p_then, abs=1e-4)
+        share = now_rows[stage]["share"]
+        assert row["now"] == share
+        d = share["estimate"] - p_then
+        facing = share["estimate"] - share["low"] if d > 0 else share["high"] - share["estimate"]
+        se = math.hypot(math.sqrt(p_then * (1 - p_then) / faults_then), facing / 1.959963984540054)
+        assert row["difference"]["estimate"] == pytest.approx(d, abs=1e-4)
+        assert row["p"] == pytest.approx(2 * norm.sf(abs(d) / se), abs=1e-4)
+    ps = sorted(r["p"] for r in stage_rows.values())
+    assert max(r["p_holm"] for r in stage_rows.values()) <= 1.0
+    assert min(r["p_holm"] for r in stage_rows.values()) == pytest.approx(
+        min(1.0, len(ps) * ps[0]), abs=1e-3
+    )
+    assert found["tables"]["stages"]["now_estimator"].startswith("prediction-powered")
+    assert found["report"] == str(report)
+
+    page = browser.new_page()
+    page.goto(report.as_uri())
+    sections = page.locator("section.table")
+    assert sections.count() == len(found["tables"])
+    widths = page.eval_on_selector_all("section.table img", "els => els.map(e => e.naturalWidth)")
+    assert len(widths) == sum(1 for t in found["tables"].values() if t["rows"])
+    assert all(w > 0 for w in widths)
+    text = page.locator("#stages").inner_text()
+    assert "prediction-powered inference" in text
+    first = found["tables"]["stages"]["rows"][0]
+    low, high = 100 * first["now"]["low"], 100 * first["now"]["high"]
+    assert f"[{low:.1f}, {high:.1f}]" in text
+    page.close()
+
+
+def test_report_needs_then_and_then_needs_labels(runner, new_population, tmp_path):
+    url, _ = new_population
+    result = runner.invoke(
+        app, ["estimate", "--db", url, "--study", STUDY, "--report", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 1
+    assert "give --then STUDY_DB" in result.output
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    Store(empty).close()
+    result = runner.invoke(
+        app, ["estimate", "--db", url, "--study", STUDY, "--then", empty, "--no-quantification"]
+    )
+    assert result.exit_code == 1
+    assert "no final label to compare with" in result.output

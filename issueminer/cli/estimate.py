@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ from issueminer.cli.common import (
     out,
     print_json,
     study_taxonomy,
+    writable_file,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +62,17 @@ def estimate(
     folds: Annotated[
         int, typer.Option(min=2, help="Cross-validation folds for the quantification.")
     ] = 5,
+    then: Annotated[
+        str | None,
+        typer.Option(help="Compare with this study database's final tables (then and now)."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --then: write the then-and-now HTML report (figures with error bars).",
+            callback=writable_file,
+        ),
+    ] = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Estimate every table of `stats` over a population, with 95% confidence intervals.
@@ -77,6 +90,8 @@ def estimate(
     from issueminer.analyse.estimate.population import PopulationError, choose_population
     from issueminer.analyse.estimate.tables import TABLE_NAMES, estimate_tables
 
+    if report is not None and then is None:
+        fail("--report writes the then-and-now comparison: give --then STUDY_DB too")
     if table is not None and table not in TABLE_NAMES:
         fail(f"no table '{table}'; choose one of {', '.join(TABLE_NAMES)}")
     store = open_store(db)
@@ -96,10 +111,42 @@ def estimate(
         result = estimate_tables(
             session, taxonomy, population, [table] if table else None, quantification, folds
         )
+    if then is not None:
+        _then_and_now(then, taxonomy, result, report, fmt)
+        return
     if fmt == Format.json:
         print_json(result.as_json())
         return
     _print(result, fmt)
+
+
+def _then_and_now(
+    then_db: str, taxonomy: Any, now: Estimate, report: Path | None, fmt: Format
+) -> None:
+    from issueminer.analyse.estimate import then_now
+    from issueminer.analyse.estimate.population import PopulationError, labelled_population
+    from issueminer.analyse.estimate.tables import estimate_tables
+    from issueminer.analyse.stats import render_table
+
+    store = open_store(then_db)
+    with handled(), store.session() as session:
+        try:
+            population = labelled_population(session)
+        except PopulationError as exc:
+            fail(f"{then_db}: {exc}")
+        then = estimate_tables(session, taxonomy, population, list(now.tables), False)
+    found = then_now.compare(then, now)
+    written = then_now.write_report(then, now, found, report) if report else None
+    if fmt == Format.json:
+        print_json({**then_now.as_json(then, now, found), "report": str(written or "") or None})
+        return
+    for name, rows in found.items():
+        frame = then_now.comparison_frame(rows)
+        if fmt == Format.md:
+            out.print(f"## {name}: then and now\n")
+        out.print(render_table(frame, fmt.value, f"{name}: then and now", decimals=1), end="")
+    if written:
+        out.print(f"wrote {written}")
 
 
 def _print(result: Estimate, fmt: Format) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -52,6 +53,16 @@ def out_of_fold(
     labels = examples.labels
     if len({str(v) for v in labels}) < 2 or len(labels) < folds:
         return {}
+    try:
+        return _predicted_out_of_fold(examples, everyone, target, taxonomy, folds, seed)
+    except ValueError:  # a fold the model cannot learn from (one label, no usable word)
+        return {}
+
+
+def _predicted_out_of_fold(
+    examples: Any, everyone: list[Any], target: Any, taxonomy: Taxonomy, folds: int, seed: int
+) -> Predicted:
+    labels = examples.labels
     found: Predicted = defaultdict(dict)
     splits = fold_indices(stratification_keys(target, labels), folds, seed)
     for train, test in splits:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from issueminer.store import Issue
+from issueminer.store import FinalLabel, Issue
 from issueminer.taxonomy import Taxonomy
 
 
@@ -82,3 +82,12 @@ def choose_population(
     if not uids:
         raise PopulationError("no issue of the database is in this population")
     return Population(filters, uids)
+
+
+def labelled_population(session: Session) -> Population:
+    """Every issue with a final label: a finished study's population ("then")."""
+    query = select(FinalLabel.issue_uid).distinct().order_by(FinalLabel.issue_uid)
+    uids = tuple(session.scalars(query))
+    if not uids:
+        raise PopulationError("the database has no final label to compare with")
+    return Population({"with final labels": "all"}, uids)
