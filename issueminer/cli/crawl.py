@@ -131,6 +131,7 @@ def _wait_notice(bar: Progress) -> Any:
 def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
     """Failures end the run cleanly: the checkpoint stays, the message says how to resume."""
     from issueminer.collect.checkpoints import QuotaExhausted
+    from issueminer.collect.sodump.input_identity import InputChanged
     from issueminer.collect.sources.stackexchange import scrub
 
     key, token = _secrets()
@@ -147,6 +148,8 @@ def _crawl_errors(checkpointer: Checkpointer | None) -> Iterator[None]:
             f"{message}\nstopped cleanly; run the same command after "
             f"{when} to resume where it stopped{unrecorded}"
         )
+    except InputChanged as exc:  # set aside, so that the next run starts afresh
+        fail(f"{exc}{_record_end(checkpointer, 'input-changed', str(exc))}")
     except KeyboardInterrupt:
         unrecorded = _record_end(checkpointer, "interrupted", "stopped by Ctrl-C")
         err.print(

@@ -14,7 +14,7 @@ blocks of a stream scanned here (`_blocks`).
 from __future__ import annotations
 
 import gc
-import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +27,7 @@ from issueminer.collect.sodump.commit_policy import Batch, CommitPolicy, fresh_s
 from issueminer.collect.sodump.criteria import Criteria
 from issueminer.collect.sodump.executors import Executor, SerialExecutor
 from issueminer.collect.sodump.file_pieces import Piece, split_pieces
+from issueminer.collect.sodump.input_identity import file_identity, prefix_hash, stdin_identity
 from issueminer.collect.sodump.rows import LINE_END, NEWLINE, PARENT_ID, POST_ID, reply_envelope
 from issueminer.collect.sodump.scans import (
     Found,
@@ -65,6 +66,7 @@ class Part(NamedTuple):
     found: Found
     size: int  # bytes
     lines: int | None  # newlines in it, where the phase counts lines (a stream)
+    digest: str | None = None  # stdin: the digest of every byte up to `end`
 
 
 @dataclass
@@ -106,6 +108,9 @@ class DumpCrawler:
         self.piece_bytes = piece_bytes
         self.on_progress = on_progress or (lambda _phase, _done, _total: None)
         self.stdin = stdin
+        self._stdin_identity: dict[str, Any] = {}
+        if posts.kind == "stdin":  # named by its first bytes, read ahead and given back
+            self.stdin, self._stdin_identity = stdin_identity(stdin or sys.stdin.buffer)
         self.block_bytes = min(BLOCK_BYTES, piece_bytes)  # a stream commits per piece too
         self._answers_of: Wanted | None = None
         self.commits: CommitPolicy  # set by `run`
@@ -113,7 +118,7 @@ class DumpCrawler:
 
     def query(self) -> dict[str, Any]:
         return {
-            "posts": _identity(self.posts),
+            "posts": self._stdin_identity or _identity(self.posts),
             "comments": _identity(self.comments) if self.comments else None,
             **self.criteria.query(),
         }
@@ -273,12 +278,17 @@ class DumpCrawler:
         tail = b""  # the last bytes read, for the check that the file is whole
         damage: DamagedStream | None = None
         rows = root is None or state["offset"] > 0  # whether a row was met
+        # stdin cannot be read again: its checkpoint keeps the digest of what it covers
+        digest = prefix_hash() if source.kind == "stdin" and phase == "stream" else None
         with open_stream(source, self.stdin) as stream:
 
             def parts() -> Iterator[Part]:
                 nonlocal tail, damage, rows
+                blocks = stream_blocks(
+                    stream, state["offset"], self.block_bytes, digest, state.get("prefix")
+                )
                 try:
-                    for offset, block in stream_blocks(stream, state["offset"], self.block_bytes):
+                    for offset, block in blocks:
                         if until is not None and offset >= until:
                             break
                         tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
@@ -286,7 +296,13 @@ class DumpCrawler:
                         if not rows:  # the file's first block, or first with rows
                             rows = ROW_START in block
                             found.findings += _head_findings(block, offset, root)
-                        yield Part(offset + len(block), found, len(block), block.count(NEWLINE))
+                        yield Part(
+                            offset + len(block),
+                            found,
+                            len(block),
+                            block.count(NEWLINE),
+                            digest.hexdigest() if digest is not None else None,
+                        )
                 except DamagedStream as exc:
                     damage = exc
 
@@ -318,6 +334,8 @@ class DumpCrawler:
         for done, part in enumerate(walk.parts, 1):
             batch.add(self._take(part.found), part.found, part.size, counted)
             state["offset"] = part.end
+            if part.digest is not None:
+                state["prefix"] = part.digest
             if part.lines is not None:
                 state["line"] += part.lines
             committed = commits.due(walk.phase, batch, done, walk.pieces)
@@ -437,9 +455,8 @@ def _head_findings(
 
 
 def _identity(source: DumpSource) -> dict[str, Any]:
-    if source.path == "-":
-        return {"path": "-"}
-    return {"path": os.path.abspath(source.path), "size": source.stored_size}
+    """A file by its content, not its name (see `input_identity`)."""
+    return file_identity(source.path, source.member)
 
 
 @contextmanager

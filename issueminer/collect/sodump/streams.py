@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from issueminer.collect.sodump.input_identity import InputChanged
 from issueminer.collect.sodump.rows import DECLARATIONS, NEWLINE
 
 ROOTS = {"posts": b"<posts", "comments": b"<comments"}
@@ -353,15 +354,33 @@ class _Stopped(Exception):
 
 
 def stream_blocks(
-    stream: Any, skip: int = 0, block_bytes: int = BLOCK_BYTES
+    stream: Any,
+    skip: int = 0,
+    block_bytes: int = BLOCK_BYTES,
+    digest: Any = None,
+    skipped_digest: str | None = None,
 ) -> Iterator[tuple[int, bytes]]:
-    """(offset, block) of whole lines; the first `skip` bytes are read and dropped (resume)."""
+    """(offset, block) of whole lines; the first `skip` bytes are read and dropped (resume).
+
+    With `digest` (a hashlib object), every byte read goes into it, the skipped ones too;
+    when they do not give `skipped_digest`, the input is not the one the checkpoint covers
+    (`InputChanged`), and nothing is yielded."""
     offset = 0
     while offset < skip:
         data = stream.read(min(block_bytes, skip - offset))
         if not data:
-            return
+            break
+        if digest is not None:
+            digest.update(data)
         offset += len(data)
+    if digest is not None and skipped_digest and digest.hexdigest() != skipped_digest:
+        raise InputChanged(
+            f"stdin is not the input the interrupted scan read: its first {offset} bytes "
+            "differ. That scan's checkpoint is set aside and nothing was stored; run the "
+            "command again to scan this input from its start"
+        )
+    if offset < skip:
+        return
     tail = b""
     while True:
         data = stream.read(block_bytes)
@@ -374,10 +393,14 @@ def stream_blocks(
             continue
         if cut == 0:  # one line longer than any row: hand it on whole, it is reported
             cut = len(block)
+        if digest is not None:
+            digest.update(block[:cut])
         yield offset, block[:cut]
         offset += cut
         tail = block[cut:]
     if tail:
+        if digest is not None:
+            digest.update(tail)
         yield offset, tail
 
 
