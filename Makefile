@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 DEMO_DB ?= demo.db
 TOSEM23 ?= ../shared/tosem23
 
-.PHONY: install demo test lint format study crawl clean
+.PHONY: install demo test lint format study crawl clean refresh
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,37 @@ crawl: $(STAMP)
 	$(BIN)/issueminer crawl stackoverflow
 	$(BIN)/issueminer crawl github
 	$(BIN)/issueminer crawl status
+
+## The study redone on new issues (README: "Estimate the tables on issues nobody
+## labelled"): crawl the study file's `current` group from SINCE into a copy of the study's
+## database, hydrate, train on the study's labels, classify, draw the sample to label for
+## the estimate, estimate and compare with the study (REFRESH_DIR/then-now.html). Every
+## step resumes or is skipped when done: rerun it after labelling the round. With no new
+## labels the tables are the quantification estimate, with its (wider) intervals.
+SINCE ?= 2024-01-01
+STUDY_DB ?= study.db
+REFRESH_DB ?= refresh.db
+REFRESH_DIR ?= refresh
+WIDTH ?= 0.05
+ANNOTATORS ?= annotator1,annotator2
+REFRESH_TARGETS ?= issue_type stage symptom howto_topic
+refresh: $(STAMP)
+	test -f $(REFRESH_DB) || cp $(STUDY_DB) $(REFRESH_DB)
+	$(BIN)/issueminer crawl github --db $(REFRESH_DB) --group current --since $(SINCE)
+	$(BIN)/issueminer crawl hydrate --db $(REFRESH_DB) --source github
+	mkdir -p $(REFRESH_DIR)/models
+	for target in $(REFRESH_TARGETS); do \
+	  ls $(REFRESH_DIR)/models/$$target-*.skops >/dev/null 2>&1 || \
+	    $(BIN)/issueminer train --db $(STUDY_DB) --target $$target --folds 0 \
+	      --out $(REFRESH_DIR)/models || exit 1; \
+	  $(BIN)/issueminer classify --db $(REFRESH_DB) --target $$target \
+	    --models $(REFRESH_DIR)/models --format json > /dev/null || exit 1; \
+	done
+	$(BIN)/issueminer round status --db $(REFRESH_DB) --round estimate-$(SINCE) >/dev/null 2>&1 || \
+	  $(BIN)/issueminer round create --db $(REFRESH_DB) --for-estimate --width $(WIDTH) \
+	    --group current --since $(SINCE) --annotators $(ANNOTATORS) --name estimate-$(SINCE)
+	$(BIN)/issueminer estimate --db $(REFRESH_DB) --group current --since $(SINCE) \
+	  --then $(STUDY_DB) --report $(REFRESH_DIR)/then-now.html
 
 ## Annotation app latency: "save and load next" on 100,000 issues in SQLite.
 bench-label: $(STAMP)
