@@ -27,7 +27,7 @@ import pandas as pd
 
 from issueminer.analyse.classify.evaluation import Evaluation, cross_validate
 from issueminer.analyse.classify.features import Document, featurize
-from issueminer.analyse.classify.systems import TextClassifier, systems_for
+from issueminer.analyse.classify.systems import TextClassifier, keyword_rules, systems_for
 from issueminer.analyse.classify.targets import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FOLDS,
@@ -188,7 +188,8 @@ def train_model(
             **{name: r.summary() for name, r in evaluation.results.items()},
         }
     started = time.perf_counter()
-    system = TextClassifier(target, classifier, taxonomy.leaf_paths(), reading.weights)
+    rules = keyword_rules(taxonomy, target)
+    system = TextClassifier(target, classifier, taxonomy.leaf_paths(), reading.weights, rules)
     system.fit(frame, y)
     if on_progress:
         on_progress(steps, steps)

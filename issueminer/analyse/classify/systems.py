@@ -36,6 +36,12 @@ from issueminer.analyse.classify.multilabel import (
     fit_multilabel,
     multilabel_proba,
 )
+from issueminer.analyse.classify.priors import (
+    blend,
+    choose_pseudo_count,
+    prior_part,
+    rule_proba,
+)
 from issueminer.analyse.classify.targets import (
     CLASSIFIERS,
     DEFAULT_CLASSIFIER,
@@ -273,6 +279,7 @@ class TextClassifier:
         classifier: str = DEFAULT_CLASSIFIER,
         taxonomy_paths: Sequence[TaxonomyPath] = (),
         weights: dict[str, float] | None = None,
+        rules: dict[str, dict[str, float]] | None = None,
     ) -> None:
         if classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier '{classifier}'; choose one of {CLASSIFIERS}")
@@ -280,6 +287,7 @@ class TextClassifier:
         self.classifier = classifier
         self.taxonomy_paths = [tuple(p) for p in taxonomy_paths]
         self.weights = weights
+        self.rules = rules  # the taxonomy's keyword rules, as features (see rule_features)
         self.parts: dict[str, Any] = {}
 
     @property
@@ -289,19 +297,22 @@ class TextClassifier:
 
     def fit(self, frame: pd.DataFrame, y: Sequence[Any]) -> TextClassifier:
         features = make_features(self.weights)
-        matrix = features.fit_transform(frame)
+        features.fit(frame)
         self.parts = {"features": features}
+        if self.rules:
+            self.parts["keyword_rules"] = self.rules
+        matrix = self.matrix(frame)
         if self.target.kind == MULTI:
             self.parts["main"] = _fit_multi(matrix, [tuple(v) for v in y])
         elif self.target.kind == PATH:
-            self._fit_paths(matrix, [tuple(v) for v in y])
+            self._fit_paths(matrix, frame, [tuple(v) for v in y])
         else:
-            self.parts["main"] = _fit_single(self.classifier, matrix, [str(v) for v in y])
+            self.parts["main"] = self._fit_with_prior(matrix, frame, [str(v) for v in y])
         return self
 
-    def _fit_paths(self, matrix: Any, y: list[TaxonomyPath]) -> None:
+    def _fit_paths(self, matrix: Any, frame: pd.DataFrame, y: list[TaxonomyPath]) -> None:
         self.parts["stage"] = _fit_single(self.classifier, matrix, [p[0] for p in y])
-        self.parts["leaf"] = _fit_single(self.classifier, matrix, [p[2] for p in y])
+        self.parts["leaf"] = self._fit_with_prior(matrix, frame, [p[2] for p in y])
         stages, leaves = set(self.parts["stage"]["classes"]), set(self.parts["leaf"]["classes"])
         observed = Counter(y)
         allowed = [p for p in self.taxonomy_paths if p[0] in stages and p[2] in leaves]
@@ -309,27 +320,59 @@ class TextClassifier:
         self.parts["paths"] = [list(p) for p in paths]
         self.parts["path_weights"] = path_weights(paths, observed)
 
+    def matrix(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return transform(self.parts["features"], frame)
+
+    def _fit_with_prior(self, matrix: Any, frame: pd.DataFrame, y: list[str]) -> dict[str, Any]:
+        """One label per issue, blended with the keyword rules as `priors` says."""
+        fitted = _fit_single(self.classifier, matrix, y)
+        rules = self.parts.get("keyword_rules")
+        if not rules or fitted["estimator"] is None:
+            return fitted
+
+        def fit_proba(train: np.ndarray, test: np.ndarray) -> tuple[list[str], np.ndarray]:
+            inner = _fit_single(self.classifier, matrix[train], [y[i] for i in train])
+            return inner["classes"], _proba(inner, matrix[test])
+
+        m = choose_pseudo_count(fit_proba, self._rule_scorer(), frame, y, fitted["classes"])
+        fitted["prior"] = prior_part(fitted["classes"], y, m)
+        return fitted
+
+    def _rule_scorer(self) -> Any:
+        rules = self.parts["keyword_rules"]
+        return lambda labels, frame: rule_scores(rules, labels, frame)
+
+    def _blended(self, key: str, matrix: Any, frame: pd.DataFrame) -> np.ndarray:
+        fitted = self.parts[key]
+        proba = _proba(fitted, matrix)
+        prior = fitted.get("prior")
+        if not prior:
+            return proba
+        counts = np.asarray(prior["counts"], dtype=float)
+        rules = rule_proba(self._rule_scorer(), fitted["classes"], counts, frame)
+        return blend(proba, rules, counts, prior["pseudo_count"])
+
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        matrix = transform(self.parts["features"], frame)
+        matrix = self.matrix(frame)
         if self.target.kind == PATH:
-            joint, paths = self.joint(matrix)
+            joint, paths = self.joint(matrix, frame)
             return max_marginal(joint, [p[2] for p in paths], self.classes_)
         if self.target.kind == MULTI:
             return multilabel_proba(self.parts["main"], matrix)
-        return _proba(self.parts["main"], matrix)
+        return self._blended("main", matrix, frame)
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Fix patterns: the patterns chosen from `scores` by the rule fitted with them."""
         return decide(scores, self.parts["main"].get("rule", DEFAULT_RULE))
 
-    def joint(self, matrix: Any) -> tuple[np.ndarray, list[TaxonomyPath]]:
+    def joint(self, matrix: Any, frame: pd.DataFrame) -> tuple[np.ndarray, list[TaxonomyPath]]:
         """Each allowed path's joint score (symptom models only)."""
         paths = [tuple(p) for p in self.parts["paths"]]
         stage, leaf = self.parts["stage"], self.parts["leaf"]
         joint = decode(
             _proba(stage, matrix),
             stage["classes"],
-            _proba(leaf, matrix),
+            self._blended("leaf", matrix, frame),
             leaf["classes"],
             paths,
             self.parts["path_weights"],
@@ -338,7 +381,7 @@ class TextClassifier:
 
     def level_scores(self, frame: pd.DataFrame) -> dict[str, tuple[list[Any], np.ndarray]]:
         """Symptom models: classes and max-marginal scores of the stage, inner and leaf levels."""
-        joint, paths = self.joint(transform(self.parts["features"], frame))
+        joint, paths = self.joint(self.matrix(frame), frame)
         levels = {}
         for level, position in (("stage", 0), ("inner_category", 1), ("leaf", 2)):
             keys = [p[position] for p in paths]
@@ -445,16 +488,26 @@ class KeywordBaseline:
         return self
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        index: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for column, label in enumerate(self.classes_):
-            for word, weight in self.rules.get(label, {}).items():
-                index[word].append((column, weight))
-        out = np.tile(KEYWORD_TIE_BREAK * self.prior, (len(frame), 1))
-        for row, (words, signals) in enumerate(zip(frame["words"], frame["signals"], strict=True)):
-            for word in set(words.split()) | set(signals.split()):
-                for column, weight in index.get(word, ()):
-                    out[row, column] += weight
+        out = rule_scores(self.rules, self.classes_, frame)
+        out += KEYWORD_TIE_BREAK * self.prior
         return out / out.sum(axis=1, keepdims=True)
+
+
+def rule_scores(
+    rules: dict[str, dict[str, float]], labels: Sequence[str], frame: pd.DataFrame
+) -> np.ndarray:
+    """Per issue and label, the summed weights of the label's keywords in the issue's
+    words and signals (0 where none occurs)."""
+    index: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for column, label in enumerate(labels):
+        for word, weight in rules.get(label, {}).items():
+            index[word].append((column, weight))
+    out = np.zeros((len(frame), len(labels)))
+    for row, (words, signals) in enumerate(zip(frame["words"], frame["signals"], strict=True)):
+        for word in set(words.split()) | set(signals.split()):
+            for column, weight in index.get(word, ()):
+                out[row, column] += weight
+    return out
 
 
 def systems_for(
@@ -469,7 +522,7 @@ def systems_for(
     if weights is None:
         weights = thread_reading(taxonomy).weights
     return {
-        "model": TextClassifier(target, classifier, taxonomy.leaf_paths(), weights),
+        "model": TextClassifier(target, classifier, taxonomy.leaf_paths(), weights, rules),
         "majority": MajorityBaseline(target),
         "keywords": KeywordBaseline(target, rules),
     }
