@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from scipy.stats import chi2_contingency
 from typer.testing import CliRunner
 
 from issueminer.analyse.figures import (
@@ -29,11 +27,10 @@ from issueminer.analyse.figures import (
 )
 from issueminer.analyse.report import DATA_ID, build_report, collect, format_number, render_html
 from issueminer.analyse.stats import compute_stats
-from issueminer.analyse.study_diff import diff_studies
 from issueminer.cli.main import app
 from issueminer.collect.ingest import import_issues, import_labels, import_replication
 from issueminer.label.agreement import agreement_table
-from issueminer.store import CrawlRun, FinalLabel, Store
+from issueminer.store import CrawlRun, Store
 from tests.conftest import SAMPLE
 from tests.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
@@ -308,54 +305,3 @@ def test_sample_report_counts_crawled_kept_and_rounds(sample_db, taxonomy) -> No
         assert shown == format_number(resolve(json.loads(page.data), pointer), fmt), pointer
 
 
-# ---- diff-study ----------------------------------------------------------------------------------
-def test_diff_of_a_study_with_itself_moves_nothing(sample_db, taxonomy) -> None:
-    with Store(sample_db).session() as session:
-        stats = compute_stats(session, taxonomy)
-    diff = diff_studies(stats, stats)
-    tested = [t for t in diff.tests if t.chi2 is not None]
-    assert tested and all(
-        t.chi2 == pytest.approx(0) and t.p_value == pytest.approx(1) for t in tested
-    )
-    assert all(m.delta == 0 for m in diff.movers)
-
-
-def test_diff_finds_the_stage_that_moved(sample_db, taxonomy, tmp_path) -> None:
-    moved = tmp_path / "moved.db"
-    # SQLite's backup, not a file copy: the store runs in WAL mode, and recent writes may
-    # still sit in the -wal file beside the database
-    with (
-        sqlite3.connect(sample_db.removeprefix("sqlite:///")) as source,
-        sqlite3.connect(moved) as target,
-    ):
-        source.backup(target)
-    changed = Store(f"sqlite:///{moved}")
-    with changed.session() as session:
-        labels = session.scalars(
-            sa.select(FinalLabel).where(FinalLabel.stage == "communication setup")
-        ).all()
-        for label in labels:  # every communication-setup fault now shows up in training
-            label.stage, label.inner_category = "training & evaluation", "program failure"
-    runner = CliRunner()
-    result = runner.invoke(
-        app, ["diff-study", sample_db, f"sqlite:///{moved}", "--format", "json", "--top", "3"]
-    )
-    assert result.exit_code == 0, result.output
-    diff = json.loads(result.output)
-    with Store(sample_db).session() as a, changed.session() as b:
-        before = compute_stats(a, taxonomy).summary["stages"]
-        after = compute_stats(b, taxonomy).summary["stages"]
-    names = list(dict.fromkeys([*before, *after]))
-    table = [[before.get(n, 0) for n in names], [after.get(n, 0) for n in names]]
-    expected = chi2_contingency(table, correction=False)
-    stage = next(t for t in diff["tests"] if t["dimension"] == "stage")
-    assert stage["chi2"] == pytest.approx(expected.statistic)
-    assert stage["p_value"] == pytest.approx(expected.pvalue)
-    assert stage["p_holm"] >= stage["p_value"]
-    faults = sum(before.values())
-    top = diff["movers"][0]
-    assert top["dimension"] == "stage" and top["category"] == "communication setup"
-    assert top["delta"] == pytest.approx(-100 * len(labels) / faults, abs=0.05)
-    assert len(diff["movers"]) == 3
-    markdown = runner.invoke(app, ["diff-study", sample_db, f"sqlite:///{moved}"])
-    assert markdown.exit_code == 0 and "communication setup" in markdown.output

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -116,17 +116,20 @@ def diff_study(
     top: Annotated[int, typer.Option(min=0, help="How many moved categories to list.")] = 10,
     fmt: FormatOption = Format.md,
 ) -> None:
-    """Compare two studies' (or snapshots') label distributions: chi-square and top movers.
+    """Compare two studies' (or snapshots') label distributions with the test that fits.
 
-    Tests issue types, stages, how-to topics and, per stage, the leaf symptoms (Pearson's
-    chi-square, Holm-adjusted p too; tests with small expected counts are flagged), then
-    lists the categories whose share changed most, in percentage points.
+    When A and B share issues (two snapshots of one study), each shared issue's label in A
+    is paired with its label in B: transition tables (A's category against B's) tested with
+    Stuart-Maxwell and Bowker, and McNemar per category that moved; issues only one side
+    holds are compared A-only against B-only with Pearson's chi-square. When they share no
+    issue, chi-square tests of independent samples (issue types, stages, how-to topics,
+    the leaf symptoms of each stage; small expected counts flagged). The output says which
+    design was used and why, how issues with several labels are counted, Holm-adjusted
+    p-values, and the categories whose share moved most, in percentage points.
 
     Example: issueminer diff-study study.db new-crawl.db --top 15
     """
-    import pandas as pd
-
-    from issueminer.analyse.stats import compute_stats, render_table
+    from issueminer.analyse.stats import compute_stats
     from issueminer.analyse.study_diff import diff_studies
 
     stats = []
@@ -139,19 +142,49 @@ def diff_study(
     if fmt == Format.json:
         print_json(diff.as_dict())
         return
-    tests = pd.DataFrame([vars(t) for t in diff.tests])
-    if fmt in (Format.md, Format.latex):
-        for column in ("p_value", "p_holm"):
-            tests[column] = tests[column].map(_p_value)
+    _print_diff(diff, fmt)
+
+
+# transition tables small enough to read in a terminal; the others are in --format json
+MD_MAX_TRANSITION = 12
+
+
+def _print_diff(diff: Any, fmt: Format) -> None:
+    import pandas as pd
+
+    from issueminer.analyse.stats import render_table
+
+    def table(title: str, frame: pd.DataFrame, decimals: int = 2) -> None:
+        if fmt == Format.md:
+            out.print(f"## {title}\n", highlight=False)
+        out.print(render_table(frame, fmt.value, title, decimals=decimals), highlight=False)
+
+    def with_p(rows: list[Any]) -> pd.DataFrame:
+        frame = pd.DataFrame([vars(row) for row in rows])
+        if fmt in (Format.md, Format.latex) and not frame.empty:
+            for column in ("p_value", "p_holm"):
+                frame[column] = frame[column].map(_p_value)
+            frame["dof"] = frame["dof"].map(lambda v: "" if v is None or v != v else str(int(v)))
+        return frame
+
+    if fmt == Format.md:
+        out.print(f"A = {diff.a}\nB = {diff.b}\n", highlight=False)
+        if diff.design is not None:
+            out.print(f"Design: {diff.design.why}.\nUnits: {diff.design.units}.\n", highlight=False)
+    if diff.paired:
+        table("Paired tests on the shared issues (A vs B)", with_p(diff.paired))
+        for transition in diff.transitions:
+            moved = transition.n > sum(
+                transition.counts[i][i] for i in range(len(transition.counts))
+            )
+            small = len(transition.categories) <= MD_MAX_TRANSITION
+            if fmt != Format.md or (moved and small):
+                title = f"Transitions: {transition.dimension} (A's in rows, B's in columns)"
+                table(title, transition.frame(), decimals=0)
+    if diff.tests:
+        table("Chi-square tests of independent samples (A vs B)", with_p(diff.tests))
     movers = pd.DataFrame([vars(m) for m in diff.movers])
-    if fmt == Format.md:
-        out.print(f"A = {a}\nB = {b}\n\n## Chi-square tests (A vs B)\n", highlight=False)
-    out.print(
-        render_table(tests, fmt.value, "Chi-square tests, A vs B", decimals=2), highlight=False
-    )
-    if fmt == Format.md:
-        out.print("## Categories that moved most (share in %, delta in points)\n", highlight=False)
-    out.print(render_table(movers, fmt.value, "Categories that moved most"), highlight=False)
+    table("Categories that moved most (share in %, delta in points)", movers, decimals=1)
 
 
 SMALLEST_P_SHOWN = 1e-4  # below this, digits say nothing a reader can use
