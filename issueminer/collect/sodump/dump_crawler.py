@@ -34,6 +34,7 @@ from issueminer.collect.sodump.scans import (
     Job,
     Wanted,
     _by_question,
+    duplicate_answer,
     package,
     scan_questions,
     scan_replies,
@@ -113,6 +114,7 @@ class DumpCrawler:
             self.stdin, self._stdin_identity = stdin_identity(stdin or sys.stdin.buffer)
         self.block_bytes = min(BLOCK_BYTES, piece_bytes)  # a stream commits per piece too
         self._answers_of: Wanted | None = None
+        self._duplicates_told: set[int] = set()  # offsets of the copies reported
         self.commits: CommitPolicy  # set by `run`
         self.state: dict[str, Any]  # the scan's state: `commits.state`
 
@@ -152,7 +154,7 @@ class DumpCrawler:
         self._ranges(self.posts, "questions", context, "answers", root="posts")
 
     def _answers(self) -> None:
-        stored = frozenset(answer.encode() for answer in self.state["answers"])
+        stored = {answer.encode(): int(q) for answer, q in self.state["answers"].items()}
         context = {"wanted": replace(self._wanted_answers(), stored=stored)}
         self._ranges(self.posts, "answers", context, self._after_posts())
 
@@ -367,19 +369,52 @@ class DumpCrawler:
 
     # ---- what a part found, taken into the scan -------------------------------------------
     def _take(self, found: Found) -> list[Envelope]:
-        """Note what a part kept and attached; returns the envelopes to store with it."""
+        """Note what a part kept and attached; returns the envelopes to store with it.
+
+        Parts come in file order whatever the number of workers, so a post Id met twice is
+        decided alike by any of them, and reported: a question's copies are all stored, in
+        file order, as payloads of one question (the one with the later LastActivityDate
+        stands, the later copy on a tie); an answer stays under the question it came with
+        first, and a copy under another question is not stored."""
+        kept = self.state["kept"]
         for entry in found.kept:
+            first = kept.get(str(entry["id"]))
+            if first is not None and first[0] != entry["offset"]:
+                found.findings.append(_duplicate_question(entry, first[0]))
             self.commits.keep_question(entry)
-        for answer_id, question_id in found.attached:
-            self.commits.keep_answer(answer_id, question_id)
-        return found.envelopes + self._attach(found)
+        elsewhere: set[tuple[int, int]] = set()
+        for answer_id, question_id, offset in found.attached:
+            first = self.state["answers"].get(str(answer_id))
+            if first is not None and int(first) != question_id:
+                found.findings.append(duplicate_answer(answer_id, question_id, offset, first))
+                elsewhere.add((answer_id, question_id))
+            else:
+                self.commits.keep_answer(answer_id, question_id)
+        envelopes = [_without(e, elsewhere) for e in found.envelopes] + self._attach(found)
+        # a copy is met by more than one phase (beside its question, then again as stored)
+        found.findings = [f for f in found.findings if self._first_telling(f)]
+        return envelopes
+
+    def _first_telling(self, finding: tuple[str, int, int | None, str]) -> bool:
+        """False for a duplicate Id already reported (by its offset)."""
+        if finding[0] != "duplicate-id":
+            return True
+        if finding[1] in self._duplicates_told:
+            return False
+        self._duplicates_told.add(finding[1])
+        return True
 
     def _attach(self, found: Found) -> list[Envelope]:
         new = []
         for reply in found.replies:
-            question_id, kind, item, _, _ = reply
+            question_id, kind, item, _, offset = reply
             if kind == "answer" and not self.commits.keep_answer(item["answer_id"], question_id):
-                continue  # met again by the second pass
+                first = int(self.state["answers"][str(item["answer_id"])])
+                if first != question_id:  # not the second pass meeting it again: a copy
+                    found.findings.append(
+                        duplicate_answer(item["answer_id"], question_id, offset, first)
+                    )
+                continue
             self.state["comments"] += kind != "answer"
             new.append(reply)
         by_question = _by_question(new)  # keep_answer noted the answers
@@ -439,6 +474,32 @@ class DumpCrawler:
         state = self.state
         state["finding_counts"][kind] = state["finding_counts"].get(kind, 0) + 1
         state["findings"].append([kind, offset, line, message, name])
+
+
+def _duplicate_question(entry: dict[str, Any], first: int) -> tuple[str, int, None, str]:
+    return (
+        "duplicate-id",
+        entry["offset"],
+        None,
+        f"question {entry['id']} again (first at byte {first}): both copies are read, and "
+        "the one last active stands (the later copy on a tie)",
+    )
+
+
+def _without(envelope: Envelope, elsewhere: set[tuple[int, int]]) -> Envelope:
+    """The envelope without the answers that belong to another question (`elsewhere`)."""
+    if not elsewhere:
+        return envelope
+    question_id = int(envelope.issue["native_id"])
+    replies = [
+        r
+        for r in envelope.replies
+        if not (
+            r["kind"] == "answer"
+            and (int(r["native_id"].removeprefix("answer:")), question_id) in elsewhere
+        )
+    ]
+    return Envelope(envelope.issue, replies)
 
 
 def _head_findings(

@@ -48,7 +48,8 @@ class Found:
     kept: list[dict[str, Any]] = field(default_factory=list)  # see _kept_entry
     replies: list[FoundReply] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)  # kept questions, their answers
-    attached: list[tuple[int, int]] = field(default_factory=list)  # (answer, question) in them
+    # (answer, question, the answer's offset) in them
+    attached: list[tuple[int, int, int]] = field(default_factory=list)
     findings: list[tuple[str, int, int | None, str]] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)
     parsed: int = 0
@@ -157,14 +158,14 @@ def package(found: Found, taxonomy: Taxonomy | None) -> Found:
     Storing a question together with its answers costs one store round trip instead of
     two; the answers that belong to questions kept elsewhere stay in `found.replies`.
     """
-    here = {entry["id"]: entry for entry in found.kept}
+    here = {entry["id"] for entry in found.kept}
     own: list[FoundReply] = []
     others: list[FoundReply] = []
     for reply in found.replies:
         (own if reply[1] == "answer" and reply[0] in here else others).append(reply)
     answers = _by_question(own, found.attached)
-    for question_id, entry in here.items():
-        mine = answers.get(question_id, ([], []))[0]
+    for entry in found.kept:  # every copy of an Id met twice: the store picks (payloads)
+        mine = answers.get(entry["id"], ([], []))[0]
         envelope = question_envelope(entry.pop("question"), [a for a, _ in mine], [], taxonomy)
         envelope.issue["raw"] = _dump_raw(entry.pop("attrs"))  # the rest: the run's items
         for reply, (_, attrs) in zip(envelope.replies, mine, strict=True):
@@ -179,17 +180,17 @@ Reply = tuple[dict[str, Any], dict[str, str]]  # (API item, dump row)
 
 def _by_question(
     replies: Iterable[FoundReply],
-    attached: list[tuple[int, int]] | None = None,
+    attached: list[tuple[int, int, int]] | None = None,
 ) -> dict[int, tuple[list[Reply], list[Reply]]]:
     """Replies by question id, (answers, comments) in file order; each answer also noted
-    in `attached` as (answer, question), when given."""
+    in `attached` as (answer, question, offset), when given."""
     by_question: dict[int, tuple[list[Reply], list[Reply]]] = {}
-    for question_id, kind, item, attrs, _ in replies:
+    for question_id, kind, item, attrs, offset in replies:
         answers, comments = by_question.setdefault(question_id, ([], []))
         if kind == "answer":
             answers.append((item, attrs))
             if attached is not None:
-                attached.append((item["answer_id"], question_id))
+                attached.append((item["answer_id"], question_id, offset))
         else:
             comments.append((item, attrs))
     return by_question
@@ -202,7 +203,8 @@ class Wanted:
     attribute: bytes  # PARENT_ID for answers, POST_ID for comments
     owner: dict[int, int]
     accepted: dict[int, int] = field(default_factory=dict)  # question -> accepted answer
-    stored: frozenset[bytes] = frozenset()  # ids of replies stored already: not read again
+    # replies stored already, not read again: their id -> the question they are under
+    stored: dict[bytes, int] = field(default_factory=dict)
 
     @cached_property
     def matcher(self) -> IdMatcher:
@@ -224,8 +226,18 @@ def scan_replies(
         return found
     lines = _candidate_lines(wanted.matcher.starts(buf, lo, hi), buf, lo, hi)
     if wanted.stored:
-        unstored = [(a, b) for a, b in lines if _row_id(buf, a, b) not in wanted.stored]
-        found.parsed += len(lines) - len(unstored)  # parsed, and kept, when they were stored
+        unstored = []
+        for start, end in lines:
+            first = wanted.stored.get(_row_id(buf, start, end) or b"")
+            if first is None:
+                unstored.append((start, end))
+                continue
+            found.parsed += 1  # parsed, and kept, when it was stored
+            parent = _row_value(buf, start, end, wanted.attribute)
+            if parent is not None and parent.isdigit() and wanted.owner.get(int(parent)) != first:
+                reply_id = int(_row_id(buf, start, end) or 0)
+                owner = wanted.owner.get(int(parent), int(parent))
+                found.findings.append(duplicate_answer(reply_id, owner, base + start, first))
         lines = unstored
     accepted = wanted.accepted
     for offset, attrs in _parse_lines(buf, lines, base, found, line_base):
@@ -251,9 +263,27 @@ def scan_replies(
 
 def _row_id(buf: Any, start: int, end: int) -> bytes | None:
     """The Id of the row in buf[start:end], read without parsing it."""
-    at = buf.find(ROW_ID, start, end)
-    close = buf.find(b'"', at + len(ROW_ID), end) if at >= 0 else -1
-    return bytes(buf[at + len(ROW_ID) : close]) if close >= 0 else None
+    return _row_value(buf, start, end, ROW_ID)
+
+
+def _row_value(buf: Any, start: int, end: int, attribute: bytes) -> bytes | None:
+    """The value after `attribute` (which ends in its opening quote) in buf[start:end]."""
+    at = buf.find(attribute, start, end)
+    close = buf.find(b'"', at + len(attribute), end) if at >= 0 else -1
+    return bytes(buf[at + len(attribute) : close]) if close >= 0 else None
+
+
+def duplicate_answer(
+    answer_id: int, question_id: int, offset: int, first: int
+) -> tuple[str, int, None, str]:
+    """The finding of an answer Id met again under another question than its first."""
+    return (
+        "duplicate-id",
+        offset,
+        None,
+        f"answer {answer_id} again, under question {question_id}: it stays under question "
+        f"{first}, where it came first",
+    )
 
 
 Job = tuple[str, str, int, int]  # (phase, path, start, end)
