@@ -26,7 +26,11 @@ LINE_END = b"\r\n"  # some dumps end lines with CRLF
 # a value is escaped as &quot;, so `Name="` only ever starts that attribute.
 PARENT_ID = b'ParentId="'
 POST_ID = b'PostId="'  # Comments.xml: the commented post
-ROW_ID = b'<row Id="'  # the dump writes Id first in every row
+# a row's own Id: after a space, so ParentId, PostId, AcceptedAnswerId and the user ids
+# (a letter before `Id`) are not taken for it. The dump writes Id first, but a row that
+# does not is still a row: it is found wherever its Id stands.
+ROW_ID = b' Id="'
+
 TAGS_ATTR = b'Tags="'
 ACCEPTED_ATTR = b'AcceptedAnswerId="'
 # Tags come as `|a|b|` (newer dumps) or `<a><b>` written `&lt;a&gt;&lt;b&gt;` (older);
