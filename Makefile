@@ -57,8 +57,9 @@ crawl: $(STAMP)
 ## labelled"): crawl the study file's `current` group from SINCE into a copy of the study's
 ## database, hydrate, train on the study's labels, classify, draw the sample to label for
 ## the estimate, estimate and compare with the study (REFRESH_DIR/then-now.html). Every
-## step resumes or is skipped when done: rerun it after labelling the round. With no new
-## labels the tables are the quantification estimate, with its (wider) intervals.
+## step resumes or is skipped when done: rerun it after labelling the round (the labels
+## the annotators agree on become final; adjudicate the rest). With no new labels the
+## tables are the quantification estimate, with its (wider) intervals.
 SINCE ?= 2024-01-01
 STUDY_DB ?= study.db
 REFRESH_DB ?= refresh.db
@@ -81,6 +82,7 @@ refresh: $(STAMP)
 	$(BIN)/issueminer round status --db $(REFRESH_DB) --round estimate-$(SINCE) >/dev/null 2>&1 || \
 	  $(BIN)/issueminer round create --db $(REFRESH_DB) --for-estimate --width $(WIDTH) \
 	    --group current --since $(SINCE) --annotators $(ANNOTATORS) --name estimate-$(SINCE)
+	$(BIN)/issueminer round finalize --db $(REFRESH_DB) --round estimate-$(SINCE) > /dev/null
 	$(BIN)/issueminer estimate --db $(REFRESH_DB) --group current --since $(SINCE) \
 	  --then $(STUDY_DB) --report $(REFRESH_DIR)/then-now.html
 

@@ -24,7 +24,7 @@ from issueminer.cli.main import app
 from issueminer.store import FinalLabel, Issue, LabelingRound, Prediction, RoundItem, Store
 
 STUDY = "distributed-training"
-STAGES = ["deployment", "data preprocessing", "model training"]
+STAGES = ["package build & import", "communication setup", "data and model preparation"]
 
 
 def _issue(i: int, framework: str, year: int) -> Issue:
@@ -56,7 +56,9 @@ def _truth(rng: np.random.Generator, n: int) -> list[dict]:
                 }
             )
         else:
-            rows.append({"issue_type": "how-to question", "howto_topic": "configuration"})
+            rows.append(
+                {"issue_type": "how-to question", "howto_topic": "environment configuration"}
+            )
     return rows
 
 
@@ -73,7 +75,7 @@ def _predict(rng: np.random.Generator, row: dict) -> dict[str, str]:
     stage = row.get("stage") or STAGES[0]
     if rng.random() < 0.3:
         stage = STAGES[0]
-    return {"issue_type": issue_type, "stage": stage, "howto_topic": "configuration"}
+    return {"issue_type": issue_type, "stage": stage, "howto_topic": "environment configuration"}
 
 
 @pytest.fixture
@@ -239,9 +241,9 @@ def test_estimate_refuses_an_unknown_group_and_a_bad_date(runner, new_population
 
 # ---- the quantification estimator, with a real classifier ------------------------------
 WORDS = {
-    "deployment": ["mpirun", "rendezvous", "hostfile", "launcher", "nccl", "port"],
-    "data preprocessing": ["dataset", "loader", "shard", "tfrecord", "sampler", "batch"],
-    "model training": ["loss", "gradient", "epoch", "optimizer", "nan", "diverge"],
+    "package build & import": ["mpirun", "rendezvous", "hostfile", "launcher", "nccl", "port"],
+    "communication setup": ["dataset", "loader", "shard", "tfrecord", "sampler", "batch"],
+    "data and model preparation": ["loss", "gradient", "epoch", "optimizer", "nan", "diverge"],
     "how-to question": ["how", "configure", "example", "tutorial", "recommended", "should"],
 }
 NOISE = ["the", "with", "when", "using", "cluster", "gpu", "node", "run", "error", "job"]
@@ -266,7 +268,9 @@ def _population(rng, n: int, faults: float, stages: list[float]) -> list[dict]:
         if rng.random() < faults:
             rows.append({"issue_type": "fault", "stage": STAGES[rng.choice(3, p=stages)]})
         else:
-            rows.append({"issue_type": "how-to question", "howto_topic": "configuration"})
+            rows.append(
+                {"issue_type": "how-to question", "howto_topic": "environment configuration"}
+            )
     return rows
 
 

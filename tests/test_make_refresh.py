@@ -17,11 +17,35 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
+from issueminer.label.webapp.app import Settings
 from issueminer.store import FinalLabel, Issue, LabelingRound, RoundItem, Store
+from issueminer.taxonomy import load_taxonomy
 from tests.fakes.github import FakeGitHub, make_issue
+from tests.labeling_fixtures import app_client
 from tests.test_estimate_cli import _issue, _label, _population, _text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ROUND = "estimate-2024-01-01"
+LEAF = {  # a symptom of each stage of the made-up classes, for complete labels
+    "package build & import": "import error",
+    "communication setup": "setup failure",
+    "data and model preparation": "attribute not found",
+}
+
+
+def _complete(row: dict) -> dict:
+    """A label as an annotator saves it in the app: every field the study file requires."""
+    if row["issue_type"] != "fault":
+        return dict(row)
+    leaf = LEAF[row["stage"]]
+    return {
+        "issue_type": "fault",
+        "stage": row["stage"],
+        "leaf_symptom": leaf,
+        "fix_patterns": ["change hardware"],
+    }
+
+
 CURRENT = ("microsoft/DeepSpeed", "NVIDIA/Megatron-LM", "hpcaitech/ColossalAI", "ray-project/ray")
 
 
@@ -98,26 +122,34 @@ def test_make_refresh_runs_from_crawl_to_report_and_resumes(tmp_path, browser) -
         second = _make(tmp_path, gh.url)
         assert second.returncode == 0, second.stderr + second.stdout
     assert after_first[0] == 240 + 160  # the study's copy and every new issue
-    assert after_first[2] == ["estimate-2024-01-01"]
+    assert after_first[2] == [ROUND]
     assert _counts(url) == after_first  # the rerun crawled and drew nothing new
     assert sorted((tmp_path / "refresh" / "models").iterdir()) == models  # nor trained
     assert [p.name.split("-")[0] for p in models] == ["issue_type", "stage"]
     assert "adjusted classify-and-count" in report.read_text()
 
-    # the annotators' work on the round (the app's adjudicated labels), then a rerun
+    # the round labelled through the annotation app by both annotators, who agree
     store = Store(url)
     with store.session() as session:
         drawn = session.execute(
             select(Issue.uid, Issue.url).join(RoundItem, RoundItem.issue_uid == Issue.uid)
         ).all()
+    taxonomy = load_taxonomy("distributed-training")
+    for annotator in ("alice", "bob"):
+        app = app_client(Settings(store, taxonomy, round=ROUND, annotator=annotator))
         for uid, issue_url in drawn:
-            session.add(_label(uid, hidden[issue_url.lower()]))
-        labelled = session.scalar(select(func.count()).select_from(FinalLabel))
+            fields = _complete(hidden[issue_url.lower()])
+            saved = app.post("/api/save", json={"issue": uid, "fields": fields})
+            assert saved.status_code == 200 and saved.json()["ok"], saved.text
     store.close()
-    assert labelled == 240 + len(drawn) > 240
     with FakeGitHub(issues) as gh:
         third = _make(tmp_path, gh.url)
     assert third.returncode == 0, third.stderr + third.stdout
+    store = Store(url)
+    with store.session() as session:  # the rerun made the agreed labels final
+        labelled = session.scalar(select(func.count()).select_from(FinalLabel))
+    store.close()
+    assert labelled == 240 + len(drawn) > 240
     text = report.read_text()
     assert "prediction-powered inference" in text
 
