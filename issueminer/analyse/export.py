@@ -44,6 +44,13 @@ from typing import Any
 from sqlalchemy import select
 
 from issueminer import __version__
+from issueminer.analyse.package_cells import (
+    ReadBack,
+    same_labels,
+    sheet_cells,
+    type_was_inferred,
+    with_placeholder,
+)
 from issueminer.collect.selection import selection_sentences
 from issueminer.collect.sources.files import csv_cell
 from issueminer.collect.sources.replication import (
@@ -57,13 +64,11 @@ from issueminer.collect.sources.replication import (
     names_label_workbook,
     workbook_bytes,
 )
-from issueminer.findings import Report
 from issueminer.ids import parse_issue_url
 from issueminer.label.agreement import round_order
-from issueminer.label_cells import OLD_CELL_NAMES, Labels, Where, normalise_labels
-from issueminer.store import ADJUDICATOR, LABEL_CELLS, Annotation, FinalLabel, Issue, Store
+from issueminer.store import ADJUDICATOR, Annotation, FinalLabel, Issue, Store
 from issueminer.study import codebook_path
-from issueminer.taxonomy import FAULT, HOWTO, Taxonomy
+from issueminer.taxonomy import Taxonomy
 
 SHEET_FORMATS = ("xlsx", "csv", "jsonl")
 MANIFEST_FORMAT = "issueminer replication package"
@@ -132,12 +137,6 @@ STATUS_COLUMN = ("Status", "status")
 PART_COLUMN = ("Part", "part")
 # The cells `normalise_labels` reads (the link and the Type column do not change labels).
 UNSUFFIXED = ("Link", "Issue Type")  # a TOSEM Final sheet suffixes every other header
-# Where a pending label's placeholder goes when the cells as written do not say where.
-PLACEHOLDER_COLUMNS = {
-    FAULT: ("leaf_symptom", "fix_patterns", "stage"),
-    HOWTO: ("howto_topic", "howto_subtopic"),
-}
-DEFAULT_PLACEHOLDER_COLUMNS = ("stage", "howto_topic")
 
 
 class ExportError(ValueError):
@@ -194,7 +193,7 @@ def export_package(
         writer = _Writer(result, sheet_format)
         posts = data_dir / f"Identified {taxonomy.study}-related posts"
         _write_candidates(writer, posts, issues)
-        read_back = _ReadBack(taxonomy)
+        read_back = ReadBack(taxonomy)
         final_sheets = _final_sheets(read_back, finals, result)
         writer.book(data_dir / FINAL_DIR / _stem(FINAL_WORKBOOK), final_sheets)
         books = _round_books(read_back, annotations, result)
@@ -327,61 +326,13 @@ def _file_framework(framework: str | None, repository: str | None) -> str:
 
 
 # ---- cells ------------------------------------------------------------------------------
-def _source_type(issue: Issue) -> str | None:
-    """The final sheets' Type cell: 'GitHub-<framework>', 'SO-<tag> & SO-<tag>'."""
-    prefix = {"stackoverflow": "SO", "github": "GitHub"}.get(issue.source)
-    frameworks = [f.strip() for f in (issue.framework or "").split("&") if f.strip()]
-    if not frameworks:
-        return prefix
-    return " & ".join(f"{prefix}-{f}" if prefix else f for f in frameworks)
-
-
-def _cells(labels: Any, issue: Issue) -> dict[str, Any]:
-    """A label's fields as sheet cells: 1/0 for yes/no, fix patterns joined with ' & '."""
-    flag = labels.specific
-    return {
-        "url": issue.url,
-        "source_type": _source_type(issue),
-        "issue_type": labels.issue_type,
-        "specific": None if flag is None else int(flag),
-        "stage": labels.stage,
-        "inner_category": labels.inner_category,
-        "leaf_symptom": labels.leaf_symptom,
-        "fix_patterns": " & ".join(labels.fix_patterns or []) or None,
-        "howto_topic": labels.howto_topic,
-        "howto_subtopic": labels.howto_subtopic,
-        "memo": labels.memo,
-    }
-
-
-class _ReadBack:
-    """What the importer will make of a row's cells; rows repeat, so results are kept."""
-
-    def __init__(self, taxonomy: Taxonomy) -> None:
-        self.taxonomy = taxonomy
-        self.seen: dict[tuple[Any, ...], Labels] = {}
-
-    def __call__(self, cells: dict[str, Any], issue_type: str | None) -> Labels:
-        key = (issue_type, *(cells.get(column) for column in LABEL_CELLS))
-        if key not in self.seen:
-            self.seen[key] = normalise_labels(
-                self.taxonomy, cells, Where("export"), Report(), issue_type
-            )
-        return self.seen[key]
-
-
-def _same_labels(stored: Any, read: Labels) -> bool:
-    fields = read.fields()
-    return all(getattr(stored, name) == value for name, value in fields.items())
-
-
 def _describe(issue: Issue, where: str) -> str:
     return f"{where}: {issue.url or f'label-only record {issue.native_id}'}"
 
 
 # ---- final labels -----------------------------------------------------------------------
 def _final_sheets(
-    read_back: _ReadBack, finals: list[tuple[FinalLabel, Issue]], result: ExportResult
+    read_back: ReadBack, finals: list[tuple[FinalLabel, Issue]], result: ExportResult
 ) -> list[Sheet]:
     rows: dict[str, list[dict[str, Any]]] = {sheet: [] for sheet in FINAL_BASE_COLUMNS}
     rows_of: Counter[tuple[str, str]] = Counter()  # (sheet, issue) -> rows written
@@ -394,11 +345,11 @@ def _final_sheets(
                 + " is left out: the final workbook has no sheet for it"
             )
             continue
-        cells = {**_cells(final, issue), "resolved_by": final.resolved_by, "part": final.part}
+        cells = {**sheet_cells(final, issue), "resolved_by": final.resolved_by, "part": final.part}
         rows_of[(sheet, issue.uid)] += 1
         if rows_of[(sheet, issue.uid)] != final.part:
             needs_part.add(sheet)  # the row's place does not say which label it is
-        if not _same_labels(final, read_back(cells, final.issue_type)):
+        if not same_labels(final, read_back(cells, final.issue_type)):
             result.notes.append(
                 _describe(issue, f"final label in '{sheet}'") + " reads back differently"
             )
@@ -422,7 +373,7 @@ def _final_sheets(
 
 # ---- rounds -----------------------------------------------------------------------------
 def _round_books(
-    read_back: _ReadBack, annotations: list[tuple[Annotation, Issue]], result: ExportResult
+    read_back: ReadBack, annotations: list[tuple[Annotation, Issue]], result: ExportResult
 ) -> list[RoundBook]:
     by_round: dict[str | None, list[tuple[Annotation, Issue]]] = defaultdict(list)
     for annotation, issue in annotations:
@@ -464,7 +415,7 @@ def _workbook_numbers(names: list[str | None]) -> dict[str | None, int]:
 
 
 def _round_book(
-    read_back: _ReadBack,
+    read_back: ReadBack,
     name: str | None,
     stem: str,
     rows: list[tuple[Annotation, Issue]],
@@ -513,7 +464,7 @@ def _labelling_columns(final: bool, pilot: bool) -> list[tuple[str, str]]:
 
 
 def _labelling_sheet(
-    read_back: _ReadBack,
+    read_back: ReadBack,
     title: str,
     rows: list[tuple[Annotation, Issue]],
     pilot: bool,
@@ -526,14 +477,14 @@ def _labelling_sheet(
     rows_of = Counter(issue.uid for _, issue in rows)
     needs_part = any(n > 1 for n in rows_of.values())
     for annotation, issue in rows:
-        cells = {**_cells(annotation, issue), "part": annotation.part}
-        if _type_was_inferred(annotation):
+        cells = {**sheet_cells(annotation, issue), "part": annotation.part}
+        if type_was_inferred(annotation):
             cells["issue_type"] = None  # as the sheet had it: agreement counts it apart
         read = read_back(cells, None)
         if annotation.status == "pending" and read.status != "pending":
-            cells = _with_placeholder(read_back.taxonomy, annotation, cells)
+            cells = with_placeholder(read_back.taxonomy, annotation, cells)
             read = read_back(cells, None)
-        if not _same_labels(annotation, read):
+        if not same_labels(annotation, read):
             result.notes.append(
                 _describe(issue, f"{annotation.round} / {annotation.annotator}")
                 + " reads back differently"
@@ -546,47 +497,6 @@ def _labelling_sheet(
     if needs_part:
         sheet.columns.append(PART_COLUMN)
     return sheet
-
-
-def _with_placeholder(
-    taxonomy: Taxonomy, annotation: Annotation, cells: dict[str, Any]
-) -> dict[str, Any]:
-    """A pending label says so the TOSEM way: a placeholder (PENDING) in an empty cell."""
-    spellings = taxonomy.raw.get("placeholders") or []
-    if not spellings:
-        return cells  # the status column will say it
-    raw = annotation.raw_labels or {}
-    where = [
-        OLD_CELL_NAMES.get(k, k)  # rows saved before a column was renamed
-        for k, v in raw.items()
-        if isinstance(v, str) and _is_placeholder(taxonomy, v)
-    ]
-    # every cell that held a placeholder gets it back (agreement counts them per dimension)
-    typed = {column: str(spellings[0]) for column in where if _empty_cell(cells, column)}
-    if typed:
-        return {**cells, **typed}
-    if where:
-        # its cell now holds a realigned label (shifted cells): the status column says it
-        return cells
-    defaults = PLACEHOLDER_COLUMNS.get(annotation.issue_type, DEFAULT_PLACEHOLDER_COLUMNS)
-    for column in defaults:
-        if _empty_cell(cells, column):
-            return {**cells, column: str(spellings[0])}
-    return cells
-
-
-def _empty_cell(cells: dict[str, Any], column: str) -> bool:
-    return column in cells and cells[column] is None
-
-
-def _type_was_inferred(annotation: Annotation) -> bool:
-    """The issue-type cell was empty and the importer read the type from the other cells."""
-    raw = annotation.raw_labels or {}
-    return "issue_type" in raw and not str(raw["issue_type"] or "").strip()
-
-
-def _is_placeholder(taxonomy: Taxonomy, text: str) -> bool:
-    return taxonomy.resolve("stage", text).how == "placeholder"
 
 
 # ---- manifest, README, study files ------------------------------------------------------
