@@ -190,9 +190,12 @@ ROUND_1 = [
 VALUE_OF = {
     "issue_type": lambda labels: labels.get("issue_type"),
     "stage": lambda labels: labels.get("stage"),
-    # a leaf is compared with its stage (issue 22): i2's "hang and timeout" differs
+    # a leaf is compared with its stage and inner category (issue 22): i2's "hang and
+    # timeout" differs
     "leaf_symptom": lambda labels: (
-        (labels.get("stage"), labels["leaf_symptom"]) if labels.get("leaf_symptom") else None
+        (labels.get("stage"), labels.get("inner_category"), labels["leaf_symptom"])
+        if labels.get("leaf_symptom")
+        else None
     ),
     "fix_pattern": lambda labels: tuple(sorted(labels.get("fix_patterns") or [])) or None,
     "howto_topic": lambda labels: labels.get("howto_topic"),
@@ -564,19 +567,20 @@ def _sheet_values(path):
     SQL from the newest save of each annotator, the rules written out here."""
     connection = sqlite3.connect(path)
     rows = connection.execute(
-        "SELECT issue_uid, part, annotator, round, status, issue_type, stage, leaf_symptom, "
+        "SELECT issue_uid, part, annotator, round, status, issue_type, stage, inner_category, "
+        "leaf_symptom, "
         "fix_patterns, howto_topic, raw_labels FROM annotation WHERE id IN (SELECT max(id) "
         "FROM annotation WHERE role = 'annotator' GROUP BY issue_uid, part, annotator, round)"
     ).fetchall()
     connection.close()
     found = defaultdict(lambda: defaultdict(dict))
-    for uid, part, who, round_name, status, kind, stage, leaf, fixes, topic, raw in rows:
+    for uid, part, who, round_name, status, kind, stage, inner, leaf, fixes, topic, raw in rows:
         raw = json.loads(raw)
         fixes = json.loads(fixes)
         values = {
             "issue_type": kind,
             "stage": stage,
-            "leaf_symptom": f"{stage} / {leaf}" if leaf else None,
+            "leaf_symptom": " > ".join(p for p in (stage, inner, leaf) if p) if leaf else None,
             "fix_pattern": " & ".join(sorted(fixes)) if fixes else None,
             "howto_topic": topic,
         }

@@ -37,7 +37,7 @@ def method_text(
         f"Missing-label rule '{missing}': {MISSING_TEXT[missing]}. "
         f"Intervals: {100 * LEVEL:.0f}% percentile bootstrap over items, {resamples} "
         f"resamples, seed {seed}. Kappa words: Landis and Koch (1977). Symptoms are compared "
-        "with their stage."
+        "with their path (stage and inner category)."
     )
     if with_left_out:
         reasons = "; ".join(f"{LEFT_OUT_WORDS[k]}: {LEFT_OUT_TEXT[k]}" for k in LEFT_OUT)
@@ -178,3 +178,118 @@ def categories_frame(rows: Sequence[AgreementRow]) -> pd.DataFrame:
     ]
     columns = ["round", "dimension", "category", "uses", "specific agreement"]
     return pd.DataFrame(records, columns=columns).astype({"specific agreement": float})
+
+
+DIMENSION_WORDS = {
+    "issue_type": "issue type",
+    "stage": "stage",
+    "leaf_symptom": "leaf symptom",
+    "fix_pattern": "fix pattern",
+    "howto_topic": "how-to topic",
+}
+# pending / inferred type / one annotator / no value
+LEFT_OUT_LETTERS = "/".join(LEFT_OUT_WORDS[k][0].upper() for k in LEFT_OUT)
+
+
+def paper_caption(missing: str) -> str:
+    return (
+        f"{AGREEMENT_TITLE}, with 95% bootstrap intervals; missing-label rule '{missing}'. "
+        f"Left out: items the rules left out, {LEFT_OUT_LETTERS} = pending / inferred issue "
+        "type / labelled by one annotator only / no value from the other. MASI: alpha with the "
+        "MASI distance between sets of fix patterns. Kappa words: Landis and Koch."
+    )
+
+
+def paper_frame(rows: Sequence[AgreementRow]) -> pd.DataFrame:
+    """The agreement table as a paper prints it: each figure with its interval in one cell,
+    the items left out as P/I/U/N counts (`LEFT_OUT_LETTERS`), MASI alpha and Fleiss' kappa
+    on lines of their own."""
+    import pandas as pd
+
+    def with_ci(value: float | None, ci: Sequence[float] | None) -> str:
+        if value is None:
+            return "\u2013"
+        return f"{value:.3f} {ci_text(ci)}".strip()
+
+    records = []
+    for row in rows:
+        left = "/".join(str(row.left_out.get(k, 0)) for k in LEFT_OUT)
+        base = {"round": row.round, "dimension": DIMENSION_WORDS.get(row.dimension, row.dimension)}
+        records.append(
+            {
+                **base,
+                "items": row.n,
+                "left out": left,
+                "kappa (95% CI)": with_ci(row.kappa, row.kappa_ci),
+                "Landis-Koch": row.kappa_band or "",
+                "alpha (95% CI)": with_ci(row.alpha, row.alpha_ci),
+            }
+        )
+        if row.alpha_masi is not None:
+            records.append(
+                {
+                    **base,
+                    "dimension": f"{base['dimension']}, MASI",
+                    "items": row.n,
+                    "left out": left,
+                    "kappa (95% CI)": "",
+                    "Landis-Koch": "",
+                    "alpha (95% CI)": with_ci(row.alpha_masi, row.alpha_masi_ci),
+                }
+            )
+        if row.fleiss is not None:
+            records.append(
+                {
+                    **base,
+                    "dimension": f"{base['dimension']}, Fleiss",
+                    "items": row.fleiss_n,
+                    "left out": "",
+                    "kappa (95% CI)": with_ci(row.fleiss, row.fleiss_ci),
+                    "Landis-Koch": "",
+                    "alpha (95% CI)": "",
+                }
+            )
+    return pd.DataFrame(records)
+
+
+def pooled_confusions(rows: Sequence[AgreementRow]) -> dict[str, dict[str, Any]]:
+    """Per dimension, the first pair of each round's confusion table summed over rounds
+    (first annotator's value in rows, second's in columns), labels in a stable order."""
+    pooled: dict[str, dict[tuple[str, str], int]] = {}
+    for row in rows:
+        if not row.confusions:
+            continue
+        table = row.confusions[0]
+        cells = pooled.setdefault(row.dimension, {})
+        labels = table["labels"]
+        for i, line in enumerate(table["counts"]):
+            for j, count in enumerate(line):
+                if count:
+                    key = (labels[i], labels[j])
+                    cells[key] = cells.get(key, 0) + count
+    result = {}
+    for dimension, cells in pooled.items():
+        labels = sorted({label for pair in cells for label in pair})
+        counts = [[cells.get((a, b), 0) for b in labels] for a in labels]
+        result[dimension] = {"labels": labels, "counts": counts}
+    return result
+
+
+def pooled_categories(confusions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Specific agreement per category from the pooled tables, 2 n_cc / (row_c + column_c),
+    the categories annotators disagreed on first."""
+    records = []
+    for dimension, table in confusions.items():
+        counts = table["counts"]
+        for c, label in enumerate(table["labels"]):
+            margins = sum(counts[c]) + sum(line[c] for line in counts)
+            if margins:
+                records.append(
+                    {
+                        "dimension": dimension,
+                        "category": label,
+                        "uses": margins,
+                        "specific_agreement": round(2 * counts[c][c] / margins, 6),
+                    }
+                )
+    return sorted(records, key=lambda r: (r["specific_agreement"], -r["uses"]))

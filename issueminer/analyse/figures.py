@@ -17,7 +17,9 @@ import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
-from issueminer.analyse.stats import PATH_SEPARATOR, StudyStats
+from issueminer.analyse.agreement_tables import pooled_confusions
+from issueminer.analyse.stats import NO_INNER, PATH_SEPARATOR, StudyStats
+from issueminer.label.agreement import LEAF_SEPARATOR as LEAF_PATH
 from issueminer.label.agreement import AgreementRow
 
 SINGLE_COLUMN_IN = 3.5  # one column of an ACM/IEEE two-column page (3.33-3.5 in)
@@ -72,15 +74,25 @@ METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None}, "svg": {"D
 CAPTIONS = {
     "fault_taxonomy": "Fault taxonomy: faults per stage, inner category and leaf symptom "
     "(count and share of all faults).",
+    "taxonomy_tree": "The fault taxonomy as a tree: stage, inner category and leaf symptom, "
+    "each with its faults (count and share of all faults).",
     "fix_patterns": f"Fix patterns: faults per fix pattern (a fault may have several); the "
     f"{FIX_PATTERNS_SHOWN} most frequent, the rest summed (the table lists all).",
-    "symptom_fix": f"Leaf symptom x fix pattern: faults with both, for the {HEATMAP_COLUMNS} "
-    f"most frequent fix patterns and {HEATMAP_ROWS} most frequent leaf symptoms (the table "
-    "has all).",
+    "symptom_fix": f"Leaf symptom (with its path) x fix pattern: faults with both, for the "
+    f"{HEATMAP_COLUMNS} most frequent fix patterns and {HEATMAP_ROWS} most frequent leaf "
+    "symptoms (tables/symptom_fix.csv has the full matrix).",
     "sources": "Labelled issues per source and framework, faults and how-to questions.",
     "howto_topics": "How-to questions per topic and sub-topic (count and share).",
-    "agreement": "Inter-rater agreement (Cohen's kappa) per labelling round and dimension.",
+    "agreement": "Inter-rater agreement per labelling round: Cohen's kappa with its 95% "
+    "bootstrap interval, one panel per dimension; dotted lines at 0.6 and 0.8 bound "
+    "Landis and Koch's 'substantial' and 'almost perfect'.",
 }
+CONFUSION_CAPTION = (
+    "Where annotators disagree on {dimension}: the first annotator's value (rows) against "
+    "the second's (columns), all rounds; only the categories of at least one disagreement."
+)
+STAGE_KEY = "Leaf symptoms carry their stage's initials: {key}."
+CONFUSION_SHOWN = 24  # categories in a confusion heat map: more no longer fit the page
 
 
 @dataclass
@@ -93,9 +105,11 @@ class StudyFigure:
 
 # ---- building ---------------------------------------------------------------------------
 def build_figures(stats: StudyStats, agreement: Sequence[AgreementRow]) -> list[StudyFigure]:
-    """Every figure of the study, in the order a paper would show them."""
+    """Every figure of the study, in the order a paper would show them; then one confusion
+    heat map per labelled dimension."""
     makers: dict[str, Callable[[], Figure]] = {
         "fault_taxonomy": lambda: fault_taxonomy_figure(stats.tables["fault_taxonomy"]),
+        "taxonomy_tree": lambda: taxonomy_tree_figure(stats.tables["fault_taxonomy"]),
         "fix_patterns": lambda: fix_patterns_figure(
             stats.tables["fix_patterns"], stats.summary["totals"]["faults"]
         ),
@@ -105,7 +119,19 @@ def build_figures(stats: StudyStats, agreement: Sequence[AgreementRow]) -> list[
         "agreement": lambda: agreement_figure(agreement),
     }
     with matplotlib.rc_context(STYLE):
-        return [StudyFigure(name, CAPTIONS[name], make()) for name, make in makers.items()]
+        figures = [StudyFigure(name, CAPTIONS[name], make()) for name, make in makers.items()]
+        matrix = stats.tables["symptom_fix"]
+        if "stage" in matrix and len(matrix):
+            heatmap = next(f for f in figures if f.name == "symptom_fix")
+            heatmap.caption += " " + stage_key(sorted(set(matrix.stage)))
+        for dimension, table in pooled_confusions(agreement).items():
+            words = DIMENSION_NAMES.get(dimension, dimension.replace("_", " "))
+            caption = CONFUSION_CAPTION.format(dimension=words)
+            if dimension == "leaf_symptom" and table["labels"]:
+                caption += " " + stage_key(sorted({v.split(LEAF_PATH)[0] for v in table["labels"]}))
+            figure = confusion_figure(table, words)
+            figures.append(StudyFigure(f"confusion_{dimension}", caption, figure))
+        return figures
 
 
 def save_figures(
@@ -237,15 +263,82 @@ def fix_patterns_figure(table: pd.DataFrame, faults: int) -> Figure:
 
 # ---- heatmap ------------------------------------------------------------------------------
 def symptom_fix_figure(table: pd.DataFrame) -> Figure:
-    """Counts of faults per (leaf symptom, fix pattern), darker = more, numbers written in."""
-    matrix = table.set_index("leaf_symptom") if "leaf_symptom" in table else table
+    """Counts of faults per (leaf symptom, fix pattern), darker = more, numbers written in;
+    a leaf is named with its stage (one name can sit under two stages)."""
+    named = [c for c in ("stage", "inner_category", "leaf_symptom") if c in table]
+    if "stage" in table:
+        paths = table[named].astype(str).agg(LEAF_PATH.join, axis=1)
+        names = [short_leaf(path) for path in paths]
+        matrix = table.drop(columns=named).set_axis(names, axis=0)
+    else:
+        matrix = table.set_index("leaf_symptom") if "leaf_symptom" in table else table
     matrix = matrix.iloc[:HEATMAP_ROWS, :HEATMAP_COLUMNS]
     matrix = matrix.loc[matrix.sum(axis=1) > 0]
-    height = min(MAX_HEIGHT_IN, max(MIN_HEIGHT_IN, 1.9 + ROW_IN * len(matrix)))
-    figure = Figure(figsize=(DOUBLE_COLUMN_IN, height), layout="constrained")
-    ax = figure.add_subplot()
+    longest = max((len(str(c)) for c in matrix.columns), default=0)
+    figure = _heatmap_figure(DOUBLE_COLUMN_IN, len(matrix), longest)
+    ax = figure.axes[0]
     if matrix.empty:
         return _empty(figure, ax, "no fault has both a leaf symptom and a fix pattern")
+    _heatmap(figure, ax, matrix, "faults")
+    ax.set_xlabel("fix pattern")
+    ax.set_ylabel("leaf symptom [stage / inner category]")
+    return figure
+
+
+def confusion_figure(table: dict[str, Any], dimension: str) -> Figure:
+    """One annotator's values against the other's, for the categories of any disagreement
+    (the most disagreed-on first when there are too many to show)."""
+    labels, counts = table["labels"], table["counts"]
+    disputed = {
+        i: sum(counts[i][j] + counts[j][i] for j in range(len(labels)) if j != i)
+        for i in range(len(labels))
+    }
+    shown = sorted((i for i, n in disputed.items() if n), key=lambda i: (-disputed[i], i))
+    shown = sorted(shown[:CONFUSION_SHOWN])
+    names = [short_leaf(labels[i]) for i in shown]
+    width = SINGLE_COLUMN_IN if len(shown) <= 6 else DOUBLE_COLUMN_IN
+    longest = max((len(n) for n in names), default=0)
+    figure = _heatmap_figure(width, len(shown), longest)
+    ax = figure.axes[0]
+    if not shown:
+        return _empty(figure, ax, f"the annotators never disagreed on {dimension}")
+    matrix = pd.DataFrame([[counts[i][j] for j in shown] for i in shown], names, names)
+    _heatmap(figure, ax, matrix, "items")
+    ax.set_xlabel(f"second annotator's {dimension}")
+    ax.set_ylabel(f"first annotator's {dimension}")
+    return figure
+
+
+def stage_key(stages: Sequence[str]) -> str:
+    return STAGE_KEY.format(key=", ".join(f"{stage_initials(s)} = {s}" for s in stages))
+
+
+def stage_initials(stage: str) -> str:
+    """'training & evaluation' -> 'T&E', 'data and model preparation' -> 'DMP'."""
+    words = [w for w in stage.replace("&", " & ").split() if w not in ("and", "of", "the")]
+    return "".join("&" if w == "&" else w[0].upper() for w in words)
+
+
+def short_leaf(value: str) -> str:
+    """A leaf named by its path ('stage > inner > leaf') as 'leaf [initials / inner]' for
+    tick labels; other values as they are."""
+    parts = [p for p in value.split(LEAF_PATH) if p not in ("", NO_INNER)]
+    if len(parts) < 2:
+        return value
+    where = " / ".join([stage_initials(parts[0]), *parts[1:-1]])
+    return f"{parts[-1]} [{where}]"
+
+
+def _heatmap_figure(width: float, rows: int, longest_label: int = 30) -> Figure:
+    # rotated column labels need height of their own: about 0.045 in per character at 6.5 pt
+    height = 1.2 + ROW_IN * rows + 0.045 * longest_label * 0.82
+    figure = Figure(figsize=(width, min(MAX_HEIGHT_IN, max(MIN_HEIGHT_IN, height))))
+    figure.set_layout_engine("constrained")
+    figure.add_subplot()
+    return figure
+
+
+def _heatmap(figure: Figure, ax: Any, matrix: pd.DataFrame, unit: str) -> None:
     values = matrix.to_numpy(dtype=float)
     image = ax.imshow(values, cmap="Greys", aspect="auto", vmin=0)
     peak = values.max()
@@ -260,7 +353,45 @@ def symptom_fix_figure(table: pd.DataFrame) -> Figure:
     for spine in ax.spines.values():
         spine.set_visible(True)
     colorbar = figure.colorbar(image, ax=ax, shrink=0.6, pad=0.01)
-    colorbar.set_label("faults")
+    colorbar.set_label(unit)
+
+
+# ---- the taxonomy as a tree -------------------------------------------------------------
+TREE_INDENT = 0.045  # one level of the tree, as a share of the axes' width
+
+
+def taxonomy_tree_figure(table: pd.DataFrame) -> Figure:
+    """Stage > inner category > leaf symptom drawn as a tree, one node per line with its
+    count and share; connectors join each node to its parent."""
+    levels = {"stage": 0, "inner": 1, "leaf": 2}
+    nodes: list[tuple[int, str, str, int, float]] = []
+    for row in table.itertuples(index=False):
+        level = levels[row.level]
+        if row.level == "leaf" and row.inner_category in ("", "-"):
+            level = 1  # a leaf straight under its stage
+        name = {"stage": row.stage, "inner": row.inner_category}.get(row.level, row.leaf_symptom)
+        nodes.append((level, row.level, name, int(row.faults), float(row.percent)))
+    height = min(MAX_HEIGHT_IN, max(MIN_HEIGHT_IN, 0.5 + 0.13 * len(nodes)))
+    figure = Figure(figsize=(SINGLE_COLUMN_IN, height), layout="constrained")
+    ax = figure.add_subplot()
+    ax.set_axis_off()
+    if not nodes:
+        return _empty(figure, ax, "no faults labelled")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(nodes) - 0.5, -0.5)
+    parents: dict[int, int] = {}  # level -> the row of the newest node at that level
+    for y, (level, kind, name, count, percent) in enumerate(nodes):
+        x = 0.01 + level * TREE_INDENT * 2
+        if level:
+            parent = parents[level - 1]
+            px = 0.01 + (level - 1) * TREE_INDENT * 2 + TREE_INDENT / 2
+            ax.plot([px, px, x - 0.008], [parent + 0.35, y, y], color="0.35", linewidth=0.5)
+        parents[level] = y
+        weight = "bold" if level == 0 else "normal"
+        style = "italic" if kind == "inner" else "normal"
+        ax.text(x, y, f"{name}", va="center", fontsize=6.5, fontweight=weight, fontstyle=style)
+        ax.text(0.99, y, f"{count} ({percent:.1f}%)", va="center", ha="right", fontsize=6.5,
+                fontweight=weight)  # fmt: skip
     return figure
 
 
@@ -301,41 +432,44 @@ def sources_figure(table: pd.DataFrame) -> Figure:
 
 # ---- agreement ----------------------------------------------------------------------------
 def agreement_figure(rows: Sequence[AgreementRow]) -> Figure:
-    """Kappa per round, one line per dimension: marker and dash tell the lines apart."""
-    figure = Figure(figsize=(SINGLE_COLUMN_IN, 2.6), layout="constrained")
-    ax = figure.add_subplot()
+    """Kappa per round with its 95% interval, one small panel per dimension, so that no
+    round's or dimension's mark hides another's."""
     rounds = list(dict.fromkeys(r.round for r in rows))
     dimensions = list(dict.fromkeys(r.dimension for r in rows))
     if not rounds:
-        return _empty(figure, ax, "no round with two or more annotators")
-    kappas = {(r.round, r.dimension): r.kappa for r in rows}
-    for guide in KAPPA_GUIDES:
-        ax.axhline(guide, color="0.7", linewidth=0.5, linestyle=":")
-    low = 0.0
-    for index, dimension in enumerate(dimensions):
-        points = [
-            (x, kappas[(name, dimension)])
-            for x, name in enumerate(rounds)
-            if kappas.get((name, dimension)) is not None
-        ]
-        if not points:
-            continue
-        xs, ys = zip(*points, strict=True)
-        low = min(low, *ys)
-        ax.plot(
-            xs,
-            ys,
-            color="black" if index % 2 == 0 else "0.45",
-            marker=MARKERS[index % len(MARKERS)],
-            linestyle=LINESTYLES[index % len(LINESTYLES)],
-            linewidth=0.9,
-            markersize=4,
-            markerfacecolor="white" if index % 2 else "black",
-            label=DIMENSION_NAMES.get(dimension, dimension.replace("_", " ")),
-        )
-    ax.set_xticks(range(len(rounds)), rounds)
-    ax.set_ylim(min(low - 0.05, 0.0), 1.02)
-    ax.set_ylabel("Cohen's kappa")
-    ax.set_xlabel("round")
-    figure.legend(loc="outside lower center", ncols=3, frameon=False)
+        figure = Figure(figsize=(SINGLE_COLUMN_IN, 2.0), layout="constrained")
+        return _empty(figure, figure.add_subplot(), "no round with two or more annotators")
+    figure = Figure(
+        figsize=(SINGLE_COLUMN_IN, min(MAX_HEIGHT_IN, 0.6 + 1.0 * len(dimensions))),
+        layout="constrained",
+    )
+    axes = figure.subplots(len(dimensions), 1, sharex=True, squeeze=False)[:, 0]
+    by_key = {(r.round, r.dimension): r for r in rows}
+    lows = [r.kappa_ci[0] for r in rows if r.kappa_ci] + [r.kappa for r in rows if r.kappa]
+    bottom = min(0.0, min(lows, default=0.0) - 0.05)
+    for ax, dimension in zip(axes, dimensions, strict=True):
+        for guide in KAPPA_GUIDES:
+            ax.axhline(guide, color="0.7", linewidth=0.5, linestyle=":")
+        for x, name in enumerate(rounds):
+            row = by_key.get((name, dimension))
+            if row is None or row.kappa is None:
+                continue
+            low, high = row.kappa_ci or (row.kappa, row.kappa)
+            ax.errorbar(
+                x,
+                row.kappa,
+                yerr=[[row.kappa - low], [high - row.kappa]],
+                fmt="o",
+                color="black",
+                markersize=3.5,
+                elinewidth=0.8,
+                capsize=2,
+            )
+            ax.text(x + 0.12, row.kappa, f"{row.kappa:.2f}", va="center", fontsize=6)
+        ax.set_ylim(bottom, 1.05)
+        ax.set_xlim(-0.5, len(rounds) - 0.3)
+        ax.set_title(DIMENSION_NAMES.get(dimension, dimension.replace("_", " ")), loc="left")
+        ax.set_ylabel("kappa")
+    axes[-1].set_xticks(range(len(rounds)), rounds)
+    axes[-1].set_xlabel("labelling round")
     return figure

@@ -19,17 +19,31 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from issueminer import __version__
-from issueminer.analyse.figures import StudyFigure, build_figures, save_figures
-from issueminer.analyse.stats import (
-    AGREEMENT_TITLE,
-    StudyStats,
-    agreement_frame,
-    compute_stats,
-    render_table,
-    write_tables,
+from issueminer.analyse import report_agreement
+from issueminer.analyse.agreement_tables import (
+    paper_caption,
+    paper_frame,
+    pooled_categories,
+    pooled_confusions,
 )
+from issueminer.analyse.figures import StudyFigure, build_figures, save_figures
+from issueminer.analyse.report_tables import (
+    INDENT,
+    PaperTable,
+    agreement_paper_table,
+    paper_tables,
+    printable_records,
+    write_paper_tables,
+)
+from issueminer.analyse.stats import StudyStats, compute_stats
 from issueminer.collect.selection import selection_sentences
-from issueminer.label.agreement import AgreementRow, agreement_table, current_annotations
+from issueminer.label.agreement import (
+    MISSING_TEXT,
+    SKIP,
+    AgreementRow,
+    agreement_table,
+    current_annotations,
+)
 from issueminer.store import ADJUDICATOR, ANNOTATOR, CrawlRun, Issue, Store
 from issueminer.taxonomy import Taxonomy
 
@@ -44,6 +58,16 @@ class ReportData:
     funnel: dict[str, Any]
     rounds: list[dict[str, Any]]
     taxonomy: dict[str, int]
+    missing: str = SKIP
+    tables: list[PaperTable] = field(default_factory=list)  # the printable forms
+
+    def reliability(self) -> dict[str, Any]:
+        confusions = pooled_confusions(self.agreement)
+        return {
+            "missing": self.missing,
+            "confusions": confusions,
+            "categories": pooled_categories(confusions),
+        }
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +76,8 @@ class ReportData:
             "funnel": self.funnel,
             "rounds": self.rounds,
             "taxonomy": self.taxonomy,
+            "printable": printable_records(self.tables),
+            "reliability": self.reliability(),
         }
 
 
@@ -62,15 +88,19 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
 
 
-def collect(session: Session, taxonomy: Taxonomy) -> ReportData:
-    """The report's numbers: `compute_stats`, `agreement_table` and the selection funnel."""
+def collect(session: Session, taxonomy: Taxonomy, missing: str = SKIP) -> ReportData:
+    """The report's numbers: `compute_stats`, `agreement_table` (under the missing-label
+    rule `missing`) and the selection funnel."""
     stats = compute_stats(session, taxonomy)
+    labels = {name: taxonomy.label(name) for name in ("stage", "inner_category")}
     return ReportData(
         stats=stats,
-        agreement=agreement_table(session),
+        agreement=agreement_table(session, missing=missing),
         funnel=_funnel(session),
         rounds=_rounds(session),
         taxonomy=_taxonomy_sizes(taxonomy),
+        missing=missing,
+        tables=paper_tables(stats, labels),
     )
 
 
@@ -169,25 +199,26 @@ def _number(data: dict[str, Any], fmt: str, *parts: str | int) -> str:
 
 
 # ---- HTML -------------------------------------------------------------------------------
-def build_report(store: Store, taxonomy: Taxonomy, out_dir: Path) -> ReportResult:
-    """report.html (self-contained), tables/*.tex and figures/* (PNG, PDF, SVG)."""
+def build_report(
+    store: Store, taxonomy: Taxonomy, out_dir: Path, missing: str = SKIP
+) -> ReportResult:
+    """report.html (self-contained), tables/*.tex (and the full symptom x fix-pattern
+    matrix as tables/symptom_fix.csv) and figures/* (PNG, PDF, SVG)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with store.session() as session:
-        data = collect(session, taxonomy)
+        data = collect(session, taxonomy, missing)
         repositories = _repositories(session)
-    tables = write_tables(data.stats, out_dir / "tables", "latex")
-    agreement_tex = out_dir / "tables" / "agreement.tex"
-    agreement_tex.write_text(
-        render_table(agreement_frame(data.agreement), "latex", AGREEMENT_TITLE, decimals=3),
-        encoding="utf-8",
+    agreement = agreement_paper_table(paper_frame(data.agreement), paper_caption(missing))
+    tables = write_paper_tables(
+        data.tables, data.stats.tables["symptom_fix"], out_dir / "tables", [agreement]
     )
     figures = build_figures(data.stats, data.agreement)
     figure_files = save_figures(figures, out_dir / "figures")
     html = render_html(data, taxonomy, figures, repositories)
     path = out_dir / "report.html"
     path.write_text(html, encoding="utf-8")
-    return ReportResult(path, [*tables, agreement_tex], figure_files)
+    return ReportResult(path, tables, figure_files)
 
 
 def _repositories(session: Session) -> list[str]:
@@ -208,10 +239,10 @@ def render_html(
         f"{escape(__version__)} from the study database. Every number below comes from "
         "<code>issueminer stats</code> and <code>issueminer agree</code>; the same numbers "
         f"are embedded as JSON (<code>#{DATA_ID}</code>).</p></header>",
-        _contents(figures, data.stats),
+        _contents(figures, data),
         _methods(payload, taxonomy, repositories, data),
-        _results(payload, figures, data.stats),
-        _agreement_section(payload, data),
+        _results(payload, figures, data),
+        _agreement_section(payload, data, figures),
         f'<script type="application/json" id="{DATA_ID}">{_script_json(payload)}</script>',
     ]
     return PAGE.format(title=escape(taxonomy.title), style=STYLESHEET, body="\n".join(body))
@@ -222,15 +253,21 @@ def _script_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, indent=1, sort_keys=False).replace("</", "<\\/")
 
 
-def _contents(figures: list[StudyFigure], stats: StudyStats) -> str:
+def _in_results(figure: StudyFigure) -> bool:
+    # the agreement figure and the confusion heat maps belong to the reliability section
+    return figure.name != "agreement" and not figure.name.startswith("confusion_")
+
+
+def _contents(figures: list[StudyFigure], data: ReportData) -> str:
     items = ['<li><a href="#methods">Method</a></li>', '<li><a href="#results">Results</a><ol>']
     items += [
         f'<li><a href="#fig-{f.name}">Figure {i}: {escape(f.name.replace("_", " "))}</a></li>'
         for i, f in enumerate(figures, start=1)
+        if _in_results(f)
     ]
     items += [
-        f'<li><a href="#table-{name}">Table: {escape(stats.title(name))}</a></li>'
-        for name in stats.tables
+        f'<li><a href="#table-{t.name}">Table {i}: {escape(t.caption)}</a></li>'
+        for i, t in enumerate(data.tables, start=2)
     ]
     items.append('</ol></li><li><a href="#agreement">Agreement</a></li>')
     return f"<nav><h2>Contents</h2><ol>{''.join(items)}</ol></nav>"
@@ -302,6 +339,7 @@ def _rounds_table(payload: dict[str, Any], data: ReportData) -> str:
         for i, r in enumerate(data.rounds)
     )
     return (
+        "<p><b>Table 1.</b> Labelling rounds.</p>"
         "<table><thead><tr><th>round</th><th>annotators</th><th>issues labelled "
         "independently</th><th>issues adjudicated</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
@@ -324,44 +362,69 @@ def _agreement_summary(payload: dict[str, Any], data: ReportData) -> str:
         f"{escape(data.agreement[rows[-1]].round)}</li>"
         for dimension, rows in by_dimension.items()
     )
+    rule = data.missing
     return (
         "<p>Two or more annotators labelled each round's issues independently; Cohen's kappa "
-        "(the mean over pairs for more than two annotators), first and last round:</p>"
+        "(the mean over pairs for more than two annotators), first and last round, under the "
+        f"missing-label rule '{escape(rule)}' ({escape(MISSING_TEXT[rule])}); symptoms are "
+        "compared with their path (stage, inner category), and labels left pending or issue "
+        "types the importer "
+        "inferred are counted apart:</p>"
         f"<ul>{items}</ul><p>All rounds and dimensions: "
         '<a href="#agreement">agreement</a>.</p>'
     )
 
 
-def _results(payload: dict[str, Any], figures: list[StudyFigure], stats: StudyStats) -> str:
+def _figure_html(number: int, item: StudyFigure) -> str:
+    png = base64.b64encode(item.paths["png"].read_bytes()).decode("ascii")
+    width_in = item.figure.get_figwidth()
+    return (
+        f'<figure id="fig-{item.name}"><img src="data:image/png;base64,{png}" '
+        f'alt="{escape(item.caption)}" style="width: {width_in * SCREEN_PX_PER_IN:.0f}px">'
+        f"<figcaption>Figure {number}. {escape(item.caption)} Files: "
+        f"<code>figures/{item.name}.png|pdf|svg</code>.</figcaption></figure>"
+    )
+
+
+def _results(payload: dict[str, Any], figures: list[StudyFigure], data: ReportData) -> str:
+    """Figures, then tables, numbered (Table 1 is the rounds table in the method)."""
     parts = ['<section id="results"><h2>Results</h2>']
     for number, item in enumerate(figures, start=1):
-        png = base64.b64encode(item.paths["png"].read_bytes()).decode("ascii")
-        width_in = item.figure.get_figwidth()
-        parts.append(
-            f'<figure id="fig-{item.name}"><img src="data:image/png;base64,{png}" '
-            f'alt="{escape(item.caption)}" style="width: {width_in * SCREEN_PX_PER_IN:.0f}px">'
-            f"<figcaption>Figure {number}. {escape(item.caption)} Files: "
-            f"<code>figures/{item.name}.png|pdf|svg</code>.</figcaption></figure>"
+        if _in_results(item):
+            parts.append(_figure_html(number, item))
+    for number, table in enumerate(data.tables, start=2):
+        files = f"tables/{table.name}.tex" + (
+            " and tables/symptom_fix.csv (the full matrix)" if table.name == "symptom_fix" else ""
         )
-    for name, frame in stats.tables.items():
         parts.append(
-            f'<h3 id="table-{name}">{escape(stats.title(name))}</h3>'
-            f"<p class=meta><code>tables/{name}.tex</code></p>"
-            + html_table(frame, ("stats", "tables", name), payload)
+            f'<h3 id="table-{table.name}">Table {number}. {escape(table.caption)}</h3>'
+            f"<p class=meta><code>{escape(files)}</code></p>"
+            + html_table(
+                table.frame, table.path, payload, headers=table.headers, indent=table.indent
+            )
         )
     parts.append("</section>")
     return "".join(parts)
 
 
-def _agreement_section(payload: dict[str, Any], data: ReportData) -> str:
-    frame = agreement_frame(data.agreement)
-    return (
-        f'<section id="agreement"><h2>{escape(AGREEMENT_TITLE)}</h2>'
-        "<p>Percent agreement, Cohen's kappa and Krippendorff's alpha (nominal), from each "
-        "annotator's newest label (<code>issueminer agree</code>; "
-        "<code>tables/agreement.tex</code>).</p>"
-        + html_table(frame, ("agreement",), payload, decimals=3)
-        + "</section>"
+def _agreement_section(
+    payload: dict[str, Any], data: ReportData, figures: list[StudyFigure]
+) -> str:
+    def number(fmt: str, *parts: str | int) -> str:
+        return _number(payload, fmt, *parts)
+
+    numbered = list(enumerate(figures, start=1))
+    shown = (
+        "".join(_figure_html(i, f) for i, f in numbered if f.name == "agreement"),
+        "".join(_figure_html(i, f) for i, f in numbered if f.name.startswith("confusion_")),
+    )
+    return report_agreement.section(
+        data.agreement,
+        data.missing,
+        payload["reliability"]["categories"],
+        number,
+        shown,
+        len(data.tables) + 2,
     )
 
 
@@ -370,22 +433,31 @@ def html_table(
     path: tuple[str, ...],
     payload: dict[str, Any],
     decimals: int = 1,
+    headers: dict[str, str] | None = None,
+    indent: list[int] | None = None,
 ) -> str:
-    """A table whose numeric cells name the JSON value they show (`data-path`)."""
+    """A table whose numeric cells name the JSON value they show (`data-path`); headers in
+    words when given, and the first column indented by `indent` levels (a tree)."""
     numeric = {c: pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns}
     head = "".join(
-        f"<th{' class=n' if numeric[c] else ''}>{escape(str(c))}</th>" for c in frame.columns
+        f"<th{' class=n' if numeric[c] else ''}>{escape((headers or {}).get(c, str(c)))}</th>"
+        for c in frame.columns
     )
     body = []
     for index, row in enumerate(frame.itertuples(index=False)):
         level = getattr(row, "level", None) if "level" in frame.columns else None
+        if indent is not None:
+            level = ("stage", "inner", "leaf")[min(indent[index], 2)]
         cells = []
-        for column, value in zip(frame.columns, row, strict=True):
+        for position, (column, value) in enumerate(zip(frame.columns, row, strict=True)):
             if numeric[column]:
                 fmt = "int" if pd.api.types.is_integer_dtype(frame[column]) else f"{decimals}f"
                 cells.append(f"<td class=n>{_number(payload, fmt, *path, index, column)}</td>")
             else:
-                cells.append(f"<td>{escape('' if value is None else str(value))}</td>")
+                text = escape("" if value is None else str(value))
+                if indent is not None and position == 0:
+                    text = INDENT * 2 * indent[index] + text
+                cells.append(f"<td>{text}</td>")
         css = f' class="level-{escape(str(level))}"' if level else ""
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     return (
@@ -430,6 +502,7 @@ th { border-bottom: 2px solid #333; }
 tr.level-stage td, tr.level-topic td { font-weight: bold; border-top: 1px solid #333; }
 tr.level-inner td { font-style: italic; }
 .scroll { overflow-x: auto; }
+.ci { color: #444; font-size: .92em; white-space: nowrap; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; display: block; }
 figcaption { font-size: .9em; margin-top: .4em; }
 code { font-size: .9em; }

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
-    from issueminer.label.agreement import AgreementRow
-
 PATH_SEPARATOR = " / "
 NO_INNER = "-"  # stages without inner categories show this in the inner column
 NO_SUBTOPIC = "(none)"
@@ -300,20 +298,35 @@ def _tree_row(level: str, stage: str, inner: str, leaf: str, count: int, n: int)
 
 
 def _symptom_fix(faults: pd.DataFrame) -> pd.DataFrame:
+    """Faults per leaf symptom, named by its path (stage, inner category), and fix pattern:
+    one name can sit under two stages ("device error") or two inner categories ("others"),
+    and those are different symptoms."""
     import pandas as pd
 
     pairs = [
-        (leaf, pattern)
-        for leaf, patterns in zip(faults.leaf_symptom, faults.fix_patterns, strict=True)
+        (
+            stage if isinstance(stage, str) else "(unlabelled)",
+            inner if isinstance(inner, str) else NO_INNER,
+            leaf,
+            pattern,
+        )
+        for stage, inner, leaf, patterns in zip(
+            faults.stage,
+            faults.inner_category,
+            faults.leaf_symptom,
+            faults.fix_patterns,
+            strict=True,
+        )
         if isinstance(leaf, str)
         for pattern in (patterns or [])
     ]
+    names = ["stage", "inner_category", "leaf_symptom"]
     if not pairs:
-        return pd.DataFrame(columns=["leaf_symptom"])
-    frame = pd.DataFrame(pairs, columns=["leaf_symptom", "fix_pattern"])
-    table = pd.crosstab(frame.leaf_symptom, frame.fix_pattern)
+        return pd.DataFrame(columns=names)
+    frame = pd.DataFrame(pairs, columns=[*names, "fix_pattern"])
+    table = pd.crosstab([frame[n] for n in names], frame.fix_pattern)
     table = table[table.sum().sort_values(ascending=False).index]
-    table = table.loc[table.sum(axis=1).sort_values(ascending=False).index]
+    table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     table.columns.name = None
     return table.reset_index()
 
@@ -350,21 +363,6 @@ def _howto(howto: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["level", "topic", "subtopic", "questions", "percent"])
-
-
-AGREEMENT_TITLE = "Inter-rater agreement per round and dimension"
-
-
-def agreement_frame(rows: list[AgreementRow]) -> pd.DataFrame:
-    """`agreement_table`'s rows as the table `agree` prints and the report shows."""
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        [row.as_dict() for row in rows],
-        columns=["round", "dimension", "n", "agreement", "kappa", "alpha", "annotators"],
-    )
-    frame["annotators"] = frame["annotators"].map(", ".join)
-    return frame
 
 
 # ---- rendering -----------------------------------------------------------------------

@@ -39,22 +39,35 @@ def report(
     db: DbOption = None,
     study: StudyOption = None,
     out_dir: OutOption = Path("report"),
+    missing: Annotated[
+        str,
+        typer.Option(
+            help="The agreement figures' missing-label rule: skip or as-category "
+            "(see `issueminer agree --help`)."
+        ),
+    ] = "skip",
     fmt: FormatOption = Format.md,
 ) -> None:
     """Write the study report: report.html, tables/*.tex and figures/* (PNG, PDF, SVG).
 
     report.html is one self-contained file (figures embedded, no server, no network):
     method (sources, selection criteria, counts from crawled to labelled, agreement),
-    figures and tables. Its numbers are those of `issueminer stats` and `issueminer agree`.
+    figures and numbered tables, and the reliability section (figures with 95% intervals,
+    the missing-label rule, confusion heat maps). Its numbers are those of `issueminer
+    stats` and `issueminer agree`; tables/symptom_fix.csv holds the full symptom x
+    fix-pattern matrix that tables/symptom_fix.tex prints as top patterns per symptom.
 
     Example: issueminer report --db study.db --out paper/report
     """
     from issueminer.analyse.report import build_report
+    from issueminer.label.agreement import MISSING_RULES
 
+    if missing not in MISSING_RULES:
+        fail(f"--missing must be one of {', '.join(MISSING_RULES)}, not '{missing}'")
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     with handled():
-        result = build_report(store, taxonomy, out_dir)
+        result = build_report(store, taxonomy, out_dir, missing)
     if fmt == Format.json:
         print_json(
             {

@@ -172,12 +172,13 @@ MD_MAX_FIX_COLUMNS = 10  # a terminal cannot show dozens of columns; files get t
 
 
 def _fit_terminal(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    if name != "symptom_fix" or frame.shape[1] <= MD_MAX_FIX_COLUMNS + 1:
+    named = 3  # the stage, inner-category and leaf-symptom columns that name each row
+    if name != "symptom_fix" or frame.shape[1] <= MD_MAX_FIX_COLUMNS + named:
         return frame
-    hidden = frame.shape[1] - 1 - MD_MAX_FIX_COLUMNS
+    hidden = frame.shape[1] - named - MD_MAX_FIX_COLUMNS
     out.print(
         f"(the {MD_MAX_FIX_COLUMNS} most frequent fix patterns; {hidden} more with "
         "--format csv or --out)\n",
         highlight=False,
     )
-    return frame.iloc[:, : MD_MAX_FIX_COLUMNS + 1]
+    return frame.iloc[:, : MD_MAX_FIX_COLUMNS + named]

@@ -13,7 +13,8 @@ Under both rules an item is left out when an annotator left the label pending (a
 placeholder such as PENDING in a cell: not decided) without a value there, or when the
 importer inferred the annotator's issue type from the other cells (no judgement was
 typed); each row says how many items each reason left out.
-Symptoms are compared with their stage: the same leaf name under two stages is two values.
+Symptoms are compared with their path (stage, inner category): the same leaf name under two
+stages, or two inner categories, is two values.
 The statistics themselves are in `reliability`.
 """
 
@@ -46,7 +47,7 @@ LEFT_OUT_TEXT = {
     "unlabelled": "fewer than two annotators labelled the issue",
     "no_value": "another annotator gave the dimension no value (rule skip)",
 }
-LEAF_SEPARATOR = " / "
+LEAF_SEPARATOR = " > "  # between stage, inner category and leaf ("/" occurs in leaf names)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,12 @@ class Dimension:
 
 
 def _leaf(annotation: Annotation) -> str | None:
-    # a leaf is named with its stage: "device error" under two stages is two symptoms
+    # a leaf is named with its path: "device error" under two stages, or "others" under two
+    # inner categories of one stage, is two symptoms
     if not annotation.leaf_symptom:
         return None
-    return LEAF_SEPARATOR.join(p for p in (annotation.stage, annotation.leaf_symptom) if p)
+    path = (annotation.stage, annotation.inner_category, annotation.leaf_symptom)
+    return LEAF_SEPARATOR.join(p for p in path if p)
 
 
 def _fix_patterns(annotation: Annotation) -> tuple[str, ...] | None:
