@@ -1089,20 +1089,41 @@ def test_a_damaged_gzip_is_stored_up_to_the_damage_and_says_where(tmp_path, runn
         assert f"the data ends at byte {end} (line {line})" in result.stderr
         assert "bad input (skipped): damaged 1" in result.stdout, run
         assert _stored_questions(db) == whole_questions > 100
-    # corrupt data inside a larger stream: the same, with the decompressor's reason (bytes
-    # that still decode are only found wrong by the CRC at the end of the stream)
+    # corrupt data inside a larger stream that still decodes: only the CRC at the end of
+    # the stream finds it wrong, and where it is cannot be told: refused before the scan
+    # stores any of it
     plain = tmp_path / "Posts.xml"
     plain.write_bytes(generated(1_500_000, seed=3, newline="\n"))
-    whole = str(tmp_path / "whole.db")
-    assert runner.invoke(app, ["crawl", "so-dump", str(plain), "--db", whole]).exit_code == 0
     corrupt = bytearray(gzip.compress(plain.read_bytes()))
     at = len(corrupt) * 3 // 4
     corrupt[at : at + 64] = b"\xff" * 64
     cut.write_bytes(bytes(corrupt))
+    with pytest.raises(gzip.BadGzipFile) as checked:  # it decodes to its end
+        gzip.decompress(bytes(corrupt))
+    assert "CRC check failed" in str(checked.value)
     result = runner.invoke(app, ["crawl", "so-dump", str(cut), "--db", str(tmp_path / "c.db")])
     assert result.exit_code == 3, result.output
-    assert ": damaged: " in result.stderr and "Traceback" not in result.output
-    assert 0 < _stored_questions(str(tmp_path / "c.db")) <= _stored_questions(whole)
+    assert "decompresses but fails its checksum (CRC check failed" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "c.db").exists()  # refused before the store was opened
+
+
+def test_a_gzip_whose_rows_decode_wrongly_is_refused_before_storing(tmp_path, runner) -> None:
+    """Stored (level 0) deflate blocks carry the bytes as they are: a flipped byte in a
+    title decodes to a well-formed row with another title, found only by the checksum."""
+    data = _many_questions()
+    packed = bytearray(gzip.compress(data, compresslevel=0))
+    at = packed.index(b"How to train?")
+    packed[at] = ord("W")
+    path = tmp_path / "Posts.xml.gz"
+    path.write_bytes(bytes(packed))
+    db = tmp_path / "flip.db"
+    result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(db)])
+    assert result.exit_code == 3, result.output
+    assert "Posts.xml.gz: the compressed data decompresses but fails its checksum" in (
+        result.stderr
+    )
+    assert not db.exists()
 
 
 def test_a_damaged_stream_through_the_library_and_stdin(tmp_path, taxonomy) -> None:
@@ -1162,6 +1183,55 @@ def test_a_dump_without_rows_is_refused_as_bad_input(tmp_path, runner) -> None:
         piped = runner.invoke(app, ["crawl", "so-dump", "-", "--db", db], input=content)
         assert piped.exit_code == 3, piped.output
         assert "<stdin> line 1 (byte 0): no-rows" in piped.stderr
+
+
+def test_a_plain_dump_longer_than_its_head_without_rows_is_refused_at_open(
+    tmp_path, runner
+) -> None:
+    """Past the first 4 KB still no row (padding, comments): refused when the file is
+    opened, as a short one is, and no store is made."""
+    path = tmp_path / "Posts.xml"
+    filler = b"  <!-- no rows here -->\n" * 1000
+    assert len(filler) > 4 * 4096
+    path.write_bytes(HEAD.encode() + filler + b"</posts>\n")
+    db = tmp_path / "none.db"
+    result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(db)])
+    assert result.exit_code == 3, result.output
+    assert f"Posts.xml: no rows (none in its {path.stat().st_size} bytes)" in result.stderr
+    assert not db.exists()
+    path.write_bytes(HEAD.encode() + filler + question(1, "|numpy|").encode() + b"\n</posts>\n")
+    assert sodump.open_source(path).plain  # a row after the filler: accepted
+
+
+def test_a_damaged_7z_is_refused_in_one_line(tmp_path, runner) -> None:
+    """A .7z cut short has lost its header (7z writes it at the end): not readable. One
+    with a corrupt byte in its packed data fails to decode when its first block is read:
+    damaged, bad input. Each in one line, no traceback, no store made."""
+    import py7zr
+
+    source = tmp_path / "Posts.xml"
+    source.write_bytes(generated(600_000, seed=5, newline="\n"))
+    archive = tmp_path / "whole.7z"
+    with py7zr.SevenZipFile(archive, "w") as packed:
+        packed.write(source, "Posts.xml")
+    whole = archive.read_bytes()
+    at = len(whole) * 9 // 10
+    cases = {
+        "cut.7z": (whole[: len(whole) * 2 // 3], 1, "not a readable .7z archive"),
+        "flipped.7z": (
+            whole[:at] + bytes([whole[at] ^ 0xFF]) + whole[at + 1 :],
+            3,  # bad input
+            "the compressed data is damaged (LZMAError",
+        ),
+    }
+    for name, (content, status, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        db = tmp_path / f"{name}.db"
+        result = runner.invoke(app, ["crawl", "so-dump", str(path), "--db", str(db)])
+        assert result.exit_code == status, result.output
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.output and not db.exists()
 
 
 def test_a_declared_doctype_or_entity_is_refused_wherever_it_is(tmp_path, taxonomy, runner):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import mmap
 import os
 import queue
 import sys
@@ -27,6 +28,7 @@ from issueminer.collect.sodump.input_identity import InputChanged
 from issueminer.collect.sodump.rows import DECLARATIONS, NEWLINE
 
 ROOTS = {"posts": b"<posts", "comments": b"<comments"}
+CHECK_BYTES = 1 << 20  # a .gz's checksums are checked reading this much at a time
 HEAD_BYTES = 4096  # the XML declaration and the root element fit in here
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -97,7 +99,41 @@ def open_source(path: str | Path, root: str = "posts") -> DumpSource:
     with open_stream(source) as stream:
         head = stream.read(HEAD_BYTES)
         check_head(head, source.name, root, whole=len(head) < HEAD_BYTES, damage=stream.damage)
+    if source.kind == "gzip":
+        _check_gzip_checksums(path, source.name)
+    if source.plain and ROW_START not in head and not _holds(path, ROW_START):
+        # longer than its head and still no row (padding, comments): refused now, not
+        # found empty at the end of the scan
+        raise BadInput(f"{source.name}: no rows (none in its {stored} bytes)")
     return source
+
+
+def _check_gzip_checksums(path: str, name: str) -> None:
+    """Refuses a .gz whose data decompresses but does not match its checksum (CRC-32 or
+    length): the damage is somewhere in what was decompressed, and where cannot be told,
+    so nothing of it can be trusted, and the checksum is only met at the end, when the scan
+    would have stored it all. A stream cut short or undecodable is not refused here: the
+    scan stores it up to the damage and reports where."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(CHECK_BYTES):
+                pass
+    except gzip.BadGzipFile as exc:
+        message = str(exc)
+        if "CRC check failed" in message or "Incorrect length" in message:
+            raise BadInput(
+                f"{name}: the compressed data decompresses but fails its checksum "
+                f"({message}): it is damaged somewhere, so nothing of it is stored"
+            ) from None
+    except DECOMPRESSION_ERRORS:
+        return
+
+
+def _holds(path: str, pattern: bytes) -> bool:
+    """Whether a file holds `pattern`, looked for in the mapped file (a dump's first row
+    comes early, so this reads little of a real one)."""
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return m.find(pattern) >= 0
 
 
 def check_head(
