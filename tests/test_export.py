@@ -426,3 +426,35 @@ def test_hostile_memos_round_trip_exactly(sqlite_url, taxonomy, tmp_path, sheet_
         cells = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
         assert {c.data_type for c in cells if c.value in HOSTILE} == {"s"}
         assert not [c for c in cells if c.data_type == "f"]
+
+
+def test_a_second_fault_stored_before_the_first_gets_a_part_column(
+    sqlite_url, taxonomy, tmp_path
+) -> None:
+    """Rows alone say which label is which only when an issue's labels come in order; an
+    issue whose part 2 was stored first is written with a part column, and reads back."""
+    original = sample_study(Store(sqlite_url), taxonomy)
+    with original.session() as session:
+        first = session.scalars(
+            sa.select(FinalLabel).where(FinalLabel.issue_type == "fault").order_by(FinalLabel.id)
+        ).first()
+        session.add(
+            FinalLabel(
+                issue_uid=first.issue_uid,
+                issue_type="fault",
+                part=2,
+                stage="communication setup",
+                leaf_symptom="hang and timeout",
+                fix_patterns=["fix network setting"],
+                resolved_by=first.resolved_by,
+            )
+        )
+        first.part, uid = 3, first.issue_uid  # part 3 is now the older row
+    result = export_package(original, taxonomy, tmp_path / "package", "csv")
+    faults = result.root / DATA / "Results/final results/final categories/faults.csv"
+    header = faults.read_text().splitlines()[0].split(",")
+    assert header[-1] == "part"
+    rebuilt = Store(f"sqlite:///{tmp_path / 'b.db'}")
+    import_replication(rebuilt, result.root, taxonomy)
+    assert finals(rebuilt) == finals(original)
+    assert {key[2] for key in finals(rebuilt) if key[0] == uid} == {2, 3}
