@@ -150,3 +150,31 @@ def test_a_fully_labelled_population_has_exact_zero_width_estimates():
 def test_sample_and_predictions_must_pair_up():
     with pytest.raises(ValueError, match="3 labels but 2 predictions"):
         ppi_count(0, [1, 0, 1], [1, 0], [0, 1])
+
+
+def test_design_weights_correct_a_sample_stratified_by_prediction(record_property):
+    """Four fifths of the sample from the issues predicted class 0 (about 42% of them),
+    a fifth from the rest (a design `round create --for-estimate` records): with the
+    recorded weights (frame / sample per stratum) the intervals cover; without, they miss."""
+    rng = np.random.default_rng(21)
+    hits = {"weighted": 0, "unweighted": 0}
+    for _ in range(REPETITIONS):
+        true, predicted = _draw(rng, TRUE_SHARES, POPULATION)
+        labelled = np.zeros(POPULATION, dtype=bool)
+        weights = np.zeros(POPULATION)
+        for members, size in (
+            (np.flatnonzero(predicted == 0), 160),
+            (np.flatnonzero(predicted != 0), 40),
+        ):
+            chosen = rng.choice(members, size, replace=False)
+            labelled[chosen] = True
+            weights[chosen] = len(members) / size
+        y, yhat = (true == 0).astype(float), (predicted == 0).astype(float)
+        for name, w in (("weighted", weights[labelled]), ("unweighted", None)):
+            count = ppi_count(y[labelled].sum(), y[labelled], yhat[labelled], yhat[~labelled], w)
+            hits[name] += count.covers(y.sum())
+    coverage = {name: value / REPETITIONS for name, value in hits.items()}
+    for name, value in coverage.items():
+        record_property(f"coverage_stratified_{name}", value)
+    assert coverage["weighted"] >= MIN_COVERAGE, coverage
+    assert coverage["unweighted"] < coverage["weighted"] - 0.1, coverage
