@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from scipy.stats import norm
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from issueminer.cli.main import app
 from issueminer.store import FinalLabel, Issue, LabelingRound, Prediction, RoundItem, Store
@@ -424,3 +424,21 @@ def test_report_needs_then_and_then_needs_labels(runner, new_population, tmp_pat
     )
     assert result.exit_code == 1
     assert "no final label to compare with" in result.output
+
+
+def test_round_for_estimate_refuses_bad_widths_and_sizes(runner, new_population):
+    url, _ = new_population
+    base = ["round", "create", "--db", url, "--study", STUDY, "--annotators", "a"]
+    for extra, message in (
+        (["--width", "1.5"], "--width is an interval's width, between 0 and 1, not 1.5"),
+        (["--size", "601"], "only 600 unlabelled issues with text (601 asked for)"),
+        ([], "--size N or --width 0.05"),
+        (["--group", "nope", "--size", "3"], "no framework group 'nope'"),
+    ):
+        result = runner.invoke(app, [*base, "--for-estimate", *extra])
+        assert result.exit_code == 1, result.output
+        assert message in result.output
+    store = Store(url)
+    with store.session() as session:  # nothing stored half-written
+        assert session.scalar(select(func.count()).select_from(LabelingRound)) == 0
+    store.close()
