@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from scipy.stats import norm
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from issueminer.cli.main import app
 from issueminer.store import FinalLabel, Issue, LabelingRound, Prediction, RoundItem, Store
@@ -304,7 +304,9 @@ def test_without_a_sample_the_classifier_errors_correct_the_counts(runner, tmp_p
 
     found = _invoke(runner, "estimate", "--db", url, "--group", "current")
     types = found["tables"]["issue_types"]
-    assert types["estimator"].startswith("adjusted classify-and-count")
+    # every issue has the models' probabilities: the probabilistic variant (PACC)
+    assert types["estimator"].startswith("probabilistic adjusted classify-and-count")
+    assert found["tables"]["stages"]["estimator"] == types["estimator"]
     assert "prior shift" in types["assumes"]
     true_faults = sum(r["issue_type"] == "fault" for r in new)
     fault = next(r for r in types["rows"] if r["category"] == "fault")
@@ -317,6 +319,19 @@ def test_without_a_sample_the_classifier_errors_correct_the_counts(runner, tmp_p
         assert stages[stage]["share"]["low"] <= truth <= stages[stage]["share"]["high"], stage
     # fix patterns: no single-label model, so the honest bounds
     assert found["tables"]["fix_patterns"]["estimator"] == "bounds from the labels alone"
+
+    # predictions stored without probabilities: the labels' counts corrected (ACC)
+    store = Store(url)
+    with store.session() as session:
+        session.execute(update(Prediction).values(probabilities={}))
+    store.close()
+    found = _invoke(runner, "estimate", "--db", url, "--group", "current", "--table", "stages")
+    stages = found["tables"]["stages"]
+    assert stages["estimator"].startswith("adjusted classify-and-count (ACC)")
+    rows = {r["category"]: r for r in stages["rows"]}
+    for stage in STAGES:
+        truth = sum(r["stage"] == stage for r in faults) / len(faults)
+        assert rows[stage]["share"]["low"] <= truth <= rows[stage]["share"]["high"], stage
 
 
 # ---- then and now ---------------------------------------------------------------------

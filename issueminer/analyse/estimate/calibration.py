@@ -12,13 +12,16 @@ in `quantify`.
 A table is quantified on composite classes, so that its shares need no second model's
 errors to be ignored: an issue's class is the table's category when it is of the table's
 kind (a fault, for stages) and `OTHER` otherwise, both for its true label and for its
-predictions (the issue-type model's and the table's model's together).
+predictions (the issue-type model's and the table's model's together). With the models'
+probabilities (PACC), an issue's scores are its expected composite class: P(fault) times
+P(stage) for a stage, 1 - P(fault) for `OTHER`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,11 +43,21 @@ TABLE_TARGET = {  # the model whose predictions a table's categories come from
     "howto_topics": "howto_topic",
 }
 Predicted = dict[str, dict[str, str]]  # uid -> field -> label
+Scores = dict[str, dict[str, dict[str, float]]]  # uid -> field -> label -> probability
+FAULT_FIELDS = {"stages": ("fault", "stage"), "howto_topics": ("how-to question", "howto_topic")}
+
+
+@dataclass
+class Calibrated:
+    """Out-of-fold predictions of one model: labels and probabilities per issue."""
+
+    labels: Predicted = field(default_factory=dict)
+    probabilities: Scores = field(default_factory=dict)
 
 
 def out_of_fold(
     session: Session, taxonomy: Taxonomy, target_name: str, folds: int = 5, seed: int = 0
-) -> Predicted:
+) -> Calibrated:
     """Every labelled issue with text, predicted by a `target_name` model that did not see
     it (see the module docstring); {} when the target has too few labels to learn."""
     target = get_target(target_name)
@@ -52,18 +65,18 @@ def out_of_fold(
     everyone = load_examples(session, get_target("issue_type"), taxonomy).documents
     labels = examples.labels
     if len({str(v) for v in labels}) < 2 or len(labels) < folds:
-        return {}
+        return Calibrated()
     try:
         return _predicted_out_of_fold(examples, everyone, target, taxonomy, folds, seed)
     except ValueError:  # a fold the model cannot learn from (one label, no usable word)
-        return {}
+        return Calibrated()
 
 
 def _predicted_out_of_fold(
     examples: Any, everyone: list[Any], target: Any, taxonomy: Taxonomy, folds: int, seed: int
-) -> Predicted:
+) -> Calibrated:
     labels = examples.labels
-    found: Predicted = defaultdict(dict)
+    found = Calibrated(defaultdict(dict), defaultdict(dict))
     splits = fold_indices(stratification_keys(target, labels), folds, seed)
     for train, test in splits:
         model = train_model(
@@ -74,14 +87,16 @@ def _predicted_out_of_fold(
             folds=0,
         )
         for p in predict(model, [examples.documents[i] for i in test]):
-            found[p.uid][p.field] = p.label
+            found.labels[p.uid][p.field] = p.label
+            found.probabilities[p.uid][p.field] = p.probabilities
     learned = {d.uid for d in examples.documents}
     rest = [d for d in everyone if d.uid not in learned]
     if rest:
         model = train_model(examples.documents, labels, target, taxonomy, folds=0)
         for p in predict(model, rest):
-            found[p.uid][p.field] = p.label
-    return dict(found)
+            found.labels[p.uid][p.field] = p.label
+            found.probabilities[p.uid][p.field] = p.probabilities
+    return Calibrated(dict(found.labels), dict(found.probabilities))
 
 
 def composite(keys: dict[str, float], denominator: float) -> str:
@@ -147,16 +162,69 @@ def quantified_rows(
 
 def by_target(
     session: Session, taxonomy: Taxonomy, tables: Sequence[str], folds: int = 5
-) -> dict[str, Predicted]:
+) -> dict[str, Calibrated]:
     """Out-of-fold predictions of every model the tables need, with the issue-type
     model's merged in (a table's composite class reads both)."""
     needed = {"issue_type", *(TABLE_TARGET[t] for t in tables if t in TABLE_TARGET)}
     found = {name: out_of_fold(session, taxonomy, name, folds) for name in sorted(needed)}
     types = found["issue_type"]
-    merged: dict[str, Predicted] = {}
-    for name, predicted in found.items():
-        merged[name] = {
-            uid: {**fields, **types.get(uid, {})} if name != "issue_type" else dict(fields)
-            for uid, fields in predicted.items()
-        }
+    merged: dict[str, Calibrated] = {"issue_type": types}
+    for name, calibrated in found.items():
+        if name == "issue_type":
+            continue
+        merged[name] = Calibrated(
+            {u: {**f, **types.labels.get(u, {})} for u, f in calibrated.labels.items()},
+            {
+                u: {**f, **types.probabilities.get(u, {})}
+                for u, f in calibrated.probabilities.items()
+            },
+        )
     return merged
+
+
+def composite_scores(
+    table: str, probabilities: dict[str, dict[str, float]], classes: Sequence[str]
+) -> np.ndarray | None:
+    """An issue's expected composite class (PACC's scores): for issue types the model's
+    probabilities; for stages and how-to topics P(kind) times P(category), the rest
+    OTHER. None when a probability the table needs is missing."""
+    index = {c: i for i, c in enumerate(classes)}
+    scores = np.zeros(len(classes))
+    types = probabilities.get("issue_type")
+    if not types:
+        return None
+    if table == "issue_types":
+        for label, p in types.items():
+            scores[index.get(label, index[OTHER])] += float(p)
+        return scores
+    kind, dimension = FAULT_FIELDS[table]
+    within = probabilities.get(dimension)
+    if not within:
+        return None
+    p_kind = float(types.get(kind, 0.0))
+    total = sum(float(p) for p in within.values()) or 1.0
+    for label, p in within.items():
+        scores[index.get(label, index[NONE])] += p_kind * float(p) / total
+    scores[index[OTHER]] += 1.0 - p_kind
+    return scores
+
+
+def probabilistic(
+    table: str,
+    truth: Sequence[str],
+    calibration: Sequence[dict[str, dict[str, float]]],
+    population: Sequence[dict[str, dict[str, float]]],
+    categories: Sequence[str],
+    seed: int = 0,
+) -> acc.Quantified | None:
+    """PACC on composite classes when every issue has the probabilities the table needs
+    (issue types, stages, how-to topics); None otherwise."""
+    if table not in ("issue_types", *FAULT_FIELDS) or not truth or not population:
+        return None
+    classes = list(dict.fromkeys([*categories, *truth, NONE, OTHER]))
+    cal = [composite_scores(table, p, classes) for p in calibration]
+    pop = [composite_scores(table, p, classes) for p in population]
+    if any(row is None for row in cal) or any(row is None for row in pop):
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    return acc.quantify([index[t] for t in truth], np.array(cal), np.array(pop), classes, seed=seed)

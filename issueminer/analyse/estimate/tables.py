@@ -10,7 +10,8 @@ on what exists:
 * a labelled sample drawn for the estimate (`round create --for-estimate`): the
   labelled-sample estimator (`sample`: PPI over the predictions, with design weights);
 * no sample, but the study's labelled issues have text to calibrate the classifier on:
-  the quantification estimator (`quantify`, adjusted classify-and-count on the
+  the quantification estimator (`quantify`: probabilistic adjusted classify-and-count
+  where every issue has the probabilities, else adjusted classify-and-count, on the
   classifier's out-of-fold errors, see `calibration`) for the single-label tables;
 * otherwise (and for fix patterns and the specific share, which no single-label model
   predicts): `bounds`, what the labels alone prove (every unlabelled issue might or
@@ -49,6 +50,7 @@ ESTIMATORS = {
     EXACT: ("counted on final labels", "none: every issue of the population is labelled"),
     ppi.NAME: (ppi.NAME, ppi.ASSUMES),
     acc.ACC_NAME: (acc.ACC_NAME, acc.ASSUMES),
+    acc.PACC_NAME: (acc.PACC_NAME, acc.ASSUMES),
     BOUNDS: (
         "bounds from the labels alone",
         "none (each unlabelled issue may or may not have the property); label a sample "
@@ -185,24 +187,39 @@ def final_rows(session: Session, uids: tuple[str, ...]) -> dict[str, list[dict[s
     return dict(found)
 
 
-def newest_predictions(session: Session, uids: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Each issue's newest predicted label per field (issue_type, stage, ...)."""
-    newest: dict[tuple[str, str], tuple[Any, int, str]] = {}
+def _newest(session: Session, uids: Iterable[str]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(uid, field) -> (created, id, label, probabilities) of the newest prediction."""
+    newest: dict[tuple[str, str], tuple[Any, ...]] = {}
     for chunk in _chunks(list(uids)):
         query = select(
             Prediction.issue_uid,
             Prediction.target,
-            Prediction.label,
             Prediction.created_at,
             Prediction.id,
+            Prediction.label,
+            Prediction.probabilities,
         ).where(Prediction.issue_uid.in_(chunk))
-        for uid, target, label, created, row_id in session.execute(query):
+        for uid, target, *row in session.execute(query):
             current = newest.get((uid, target))
-            if current is None or (created, row_id) > current[:2]:
-                newest[(uid, target)] = (created, row_id, label)
+            if current is None or tuple(row[:2]) > current[:2]:
+                newest[(uid, target)] = tuple(row)
+    return newest
+
+
+def newest_predictions(session: Session, uids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each issue's newest predicted label per field (issue_type, stage, ...)."""
     found: dict[str, dict[str, str]] = defaultdict(dict)
-    for (uid, target), (_, _, label) in newest.items():
-        found[uid][target] = label
+    for (uid, target), row in _newest(session, uids).items():
+        found[uid][target] = row[2]
+    return dict(found)
+
+
+def newest_probabilities(session: Session, uids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each issue's newest predicted probabilities per field ({label: probability})."""
+    found: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (uid, target), row in _newest(session, uids).items():
+        if row[3]:
+            found[uid][target] = row[3]
     return dict(found)
 
 
@@ -449,26 +466,41 @@ def _quantified_table(
     unlabelled: list[str],
     calibration: dict[str, Any],
 ) -> EstimatedTable | None:
-    """The table by adjusted classify-and-count, or None when it cannot be (no model for
-    it, no calibration data, a multi-label table)."""
+    """The table by probabilistic adjusted classify-and-count where every issue has the
+    probabilities it needs (issue types, stages, how-to topics), else by adjusted
+    classify-and-count; None when it cannot be (no model for it, no calibration data, a
+    multi-label table)."""
     from issueminer.analyse.estimate.calibration import (
         TABLE_TARGET,
         composite,
+        probabilistic,
         quantified_rows,
         quantify_table,
     )
 
-    predicted = calibration.get(TABLE_TARGET.get(spec.name, ""), {})
-    if not predicted:
+    calibrated = calibration.get(TABLE_TARGET.get(spec.name, ""))
+    if not calibrated or not calibrated.labels:
         return None
+    predicted = calibrated.labels
     truth_rows = final_rows(session, tuple(sorted(predicted)))
     cal_uids = [uid for uid in sorted(predicted) if uid in truth_rows]
-    result = quantify_table(
-        [composite(*spec.truth(truth_rows[uid])) for uid in cal_uids],
-        [composite(*spec.predicted(predicted[uid])) for uid in cal_uids],
-        [composite(*spec.predicted(predictions.get(uid, {}))) for uid in unlabelled],
+    truth = [composite(*spec.truth(truth_rows[uid])) for uid in cal_uids]
+    name = acc.PACC_NAME
+    result = probabilistic(
+        spec.name,
+        truth,
+        [calibrated.probabilities.get(uid, {}) for uid in cal_uids],
+        list(newest_probabilities(session, unlabelled).get(uid, {}) for uid in unlabelled),
         categories,
     )
+    if result is None:  # no probabilities for every issue: the labels' counts
+        name = acc.ACC_NAME
+        result = quantify_table(
+            truth,
+            [composite(*spec.predicted(predicted[uid])) for uid in cal_uids],
+            [composite(*spec.predicted(predictions.get(uid, {}))) for uid in unlabelled],
+            categories,
+        )
     if result is None:
         return None
     known: dict[str, float] = defaultdict(float)
@@ -481,7 +513,7 @@ def _quantified_table(
     den_interval, rows = quantified_rows(
         result, categories, known, known_den, len(unlabelled), spec.among == "issues"
     )
-    table = EstimatedTable(spec.name, spec.among, acc.ACC_NAME, den_interval)
+    table = EstimatedTable(spec.name, spec.among, name, den_interval)
     for category, count, share in rows:
         table.rows.append(EstimatedRow(category, known.get(category, 0.0), count, share))
     return table
