@@ -3,8 +3,11 @@
 On a generated corpus (`bench.labelled_corpus`) of `--size` labelled issues per target,
 each system is timed from documents to scores: featurising (split, spaCy tokens,
 signals) is counted for every system, since every one needs it. Prediction runs on
-`--size` further issues the systems never saw. The issue's budget: training 10,000
-issues under 60 s on 2 cores, prediction at 2,000 issues/s or more.
+`--size` further issues the systems never saw. Every issue is a thread: it gets two to
+four replies (`THREAD_REPLIES`), one of which holds its resolution (its labels' signal
+words), as the study's real threads do; `--no-replies` times title and body alone.
+The issue's budget: training 10,000 issues under 60 s on 2 cores, prediction at 2,000
+issues/s or more.
 
 Usage: python -m bench.classify [--size 10000] [--targets issue_type,symptom,fix_pattern]
 """
@@ -13,11 +16,26 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import time
 from typing import Any
 
-from bench.labelled_corpus import DEFAULT_SEED, ISSUE_TYPE_WEIGHTS, GeneratedIssue, generate
-from issueminer.analyse.classify import Document, featurize, get_target, predict, systems_for
+from bench.labelled_corpus import (
+    DEFAULT_SEED,
+    FILLER,
+    ISSUE_TYPE_WEIGHTS,
+    GeneratedIssue,
+    generate,
+    signal_words,
+)
+from issueminer.analyse.classify import (
+    Document,
+    ReplyText,
+    featurize,
+    get_target,
+    predict,
+    systems_for,
+)
 from issueminer.analyse.classify.model import train_model
 from issueminer.analyse.classify.targets import MULTI, PATH, Target
 from issueminer.taxonomy import FAULT, HOWTO, load_taxonomy
@@ -25,6 +43,26 @@ from issueminer.taxonomy import FAULT, HOWTO, load_taxonomy
 TRAIN_BUDGET_SECONDS = 60.0  # the issue's acceptance figures
 PREDICT_BUDGET_PER_SECOND = 2000.0
 DEFAULT_TARGETS = "issue_type,symptom,fix_pattern"
+THREAD_REPLIES = (2, 4)  # replies per issue: questions back, "me too", the resolution
+REPLY_WORDS = (15, 60)  # words per reply
+
+
+def thread_of(issue: GeneratedIssue, rng: random.Random) -> tuple[ReplyText, ...]:
+    """Replies for a generated issue: filler comments and one that resolves it, naming
+    its labels' signal words (so replies carry signal, and cost, as real ones do)."""
+    labels = issue.labels
+    named = [labels.get("leaf_symptom"), *(labels.get("fix_patterns") or [])]
+    named.append(labels.get("howto_topic"))
+    resolution = [w for name in named if name for w in signal_words(str(name))]
+    replies = []
+    for _ in range(rng.randint(*THREAD_REPLIES) - 1):
+        replies.append(
+            ReplyText("comment", " ".join(rng.choices(FILLER, k=rng.randint(*REPLY_WORDS))))
+        )
+    words = rng.choices(FILLER, k=rng.randint(*REPLY_WORDS)) + resolution
+    rng.shuffle(words)
+    replies.append(ReplyText("comment", "Turned out " + " ".join(words) + ". Fixed."))
+    return tuple(replies)
 
 
 def _label(issue: GeneratedIssue, target: Target) -> Any:
@@ -44,12 +82,16 @@ def _share(target: Target) -> float:
 
 
 def corpus(
-    target: Target, size: int, seed: int
+    target: Target, size: int, seed: int, replies: bool = True
 ) -> tuple[list[Document], list[Any], list[Document]]:
     """`size` labelled documents for `target` and `size` unseen ones to predict."""
     wanted = math.ceil(2 * size / _share(target) * 1.1)  # a margin over the expected share
     issues = generate(wanted, seed)
-    documents = [Document(i.title, i.body, i.source, i.url) for i in issues]
+    rng = random.Random(seed)
+    documents = [
+        Document(i.title, i.body, i.source, i.url, thread_of(i, rng) if replies else ())
+        for i in issues
+    ]
     labelled = [(d, _label(i, target)) for d, i in zip(documents, issues, strict=True)]
     labelled = [(d, y) for d, y in labelled if y is not None][:size]
     unseen = documents[-size:]
@@ -62,10 +104,10 @@ def _time(action: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def bench_target(name: str, size: int, seed: int) -> list[dict[str, Any]]:
+def bench_target(name: str, size: int, seed: int, replies: bool = True) -> list[dict[str, Any]]:
     target = get_target(name)
     taxonomy = load_taxonomy()
-    documents, labels, unseen = corpus(target, size, seed)
+    documents, labels, unseen = corpus(target, size, seed, replies)
     rows = []
     model, seconds = _time(lambda: train_model(documents, labels, target, taxonomy, folds=0))
     _, predict_seconds = _time(lambda: predict(model, unseen))
@@ -97,11 +139,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--targets", default=DEFAULT_TARGETS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--no-replies", action="store_true", help="Title and body only.")
     args = parser.parse_args()
     print(f"{'target':<12} {'system':<9} {'train issues':>12} {'train s':>8} {'predict/s':>10}")
     failed = []
     for name in args.targets.split(","):
-        for row in bench_target(name, args.size, args.seed):
+        for row in bench_target(name, args.size, args.seed, not args.no_replies):
             print(
                 f"{row['target']:<12} {row['system']:<9} {row['train_issues']:>12} "
                 f"{row['train_s']:>8.1f} {row['predict_per_s']:>10.0f}",

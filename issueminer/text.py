@@ -80,7 +80,7 @@ def split_html(body: str) -> SplitText:
     parser = _HTMLSplitter()
     parser.feed(body or "")
     parser.close()
-    return SplitText(_tidy("".join(parser.prose)), parser.code)
+    return SplitText(tidy("".join(parser.prose)), parser.code)
 
 
 def split_markdown(body: str) -> SplitText:
@@ -95,7 +95,7 @@ def split_markdown(body: str) -> SplitText:
     prose = _HTML_COMMENT.sub(" ", prose)  # a template's instructions, hidden on GitHub
     prose = _HTML_TAG.sub(" ", prose)  # inline HTML in Markdown
     prose = _MARKDOWN_LINK.sub(lambda m: f"{m.group(1)}({URL_PLACEHOLDER})", prose)
-    return SplitText(_tidy(html.unescape(prose)), code)
+    return SplitText(tidy(html.unescape(prose)), code)
 
 
 # Bodies remembered by plain_text: a crawl page or a dump piece first judges its issues
@@ -112,7 +112,8 @@ def plain_text(body: str | None, source: str) -> str:
     return split.prose
 
 
-def _tidy(text: str) -> str:
+def tidy(text: str) -> str:
+    """Whitespace runs made one space, blank-line runs one blank line, URLs replaced."""
     text = _URL.sub(URL_PLACEHOLDER, text)
     text = re.sub(r"[ \t]+", " ", text)
     return re.sub(r"\n\s*\n+", "\n\n", text).strip()

@@ -470,3 +470,23 @@ def test_rules_help_where_labels_have_few_issues(tmp_path) -> None:
     keywords = evaluation.baselines["keywords"].macro_f1
     assert model > alone + 0.3 and model > keywords + 0.1  # measured: 0.73, 0.29, 0.58
     assert keyword_rules(garden, target)["soil"].keys() == {"loam", "clay", "soil"}
+
+
+def test_the_plain_body_shortcut_reads_as_the_splitters_do() -> None:
+    """Most replies have no markup: they skip the splitters, which must not change what
+    is read."""
+    from issueminer.analyse.classify.features import _plain
+    from issueminer.text import split_html, split_markdown, tidy
+
+    bodies = [r["body"] for t in generate(200, seed=8) for r in t.replies]
+    bodies += [t.body for t in generate(50, seed=8)]
+    bodies += ["a  b\n\n\n\nc http://x.example/y", "    indented code", "x\n    code", "[a](b)"]
+    bodies += ["tab\there", "<b>bold</b>", "&amp;", "~~~\ncode\n~~~", "`code`"]
+    plain = 0
+    for body in bodies:
+        for source, splitter in (("github", split_markdown), ("stackoverflow", split_html)):
+            if _plain(body, source):
+                plain += 1
+                assert splitter(body).prose == tidy(body) and not splitter(body).code, body
+    assert plain > len(bodies)  # most are plain in both readings
+    assert not _plain("x\n    code", "github") and not _plain("<b>", "stackoverflow")

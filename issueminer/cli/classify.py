@@ -128,6 +128,21 @@ def train(
     out_path: Annotated[
         Path, typer.Option("--out", help="Directory (or .skops file) for the model.")
     ] = DEFAULT_MODELS_DIR,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            "--holdout",
+            help="Keep this share of the labelled issues out of training (seeded by --seed, "
+            "stratified); `classify --include-labelled` then compares them.",
+        ),
+    ] = None,
+    exclude_labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--exclude-labels",
+            help="A file of issue URLs or uids (one a line) to leave out of training.",
+        ),
+    ] = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Train a classifier on the final labels and save it with its metadata.
@@ -138,16 +153,23 @@ def train(
     (skops) records the label set, a hash of the training set, library versions and
     cross-validated metrics beside the baselines'.
 
-    Example: issueminer train --target symptom --out models/
+    With --holdout or --exclude-labels the model never sees those issues (the model file
+    lists them as held out), so `classify --include-labelled` can compare its predictions
+    with their final labels.
+
+    Example: issueminer train --target symptom --holdout 0.2 --seed 1 --out models/
     """
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     examples = _examples(store, taxonomy, target)
-    err.print(f"training a {target} model on {len(examples.documents)} labelled issues ...")
+    documents, labels, held_out = _training_part(
+        store, examples, target, holdout, exclude_labels, seed
+    )
+    err.print(f"training a {target} model on {len(documents)} labelled issues ...")
     with _classifier_errors(), _steps("cross-validating, then fitting") as on_progress:
         model = lib.train_model(
-            examples.documents,
-            examples.labels,
+            documents,
+            labels,
             get_target(target),
             taxonomy,
             classifier.value,
@@ -155,6 +177,7 @@ def train(
             seed,
             on_progress,
         )
+        model.metadata["held_out"] = held_out
         path = lib.save_model(model, out_path)
     metadata = model.metadata
     if fmt == Format.json:
@@ -172,6 +195,32 @@ def train(
         frame = _metrics_frame(metrics)
         caption = f"{target}: {folds}-fold cross-validation"
         _emit(render_table(frame, fmt.value, caption, METRIC_DECIMALS))
+
+
+def _training_part(
+    store: Store,
+    examples: lib.Examples,
+    target: str,
+    holdout: float | None,
+    exclude_labels: Path | None,
+    seed: int,
+) -> tuple[list, list, list[str]]:
+    """The documents and labels to train on, and the uids held out (--holdout and
+    --exclude-labels may be combined: the exclusions first)."""
+    documents, labels, held_out = examples.documents, examples.labels, []
+    with _classifier_errors():
+        spec = get_target(target)
+        if exclude_labels is not None:
+            excluded = lib.read_exclusions(exclude_labels)
+            with handled(), store.session() as session:
+                urls = lib.issue_urls(session, [d.uid for d in documents])
+            split = lib.exclude(documents, labels, excluded, urls)
+            documents, labels, held_out = split.documents, split.labels, split.held_out
+        if holdout is not None:
+            split = lib.hold_out(documents, labels, spec, holdout, seed)
+            documents, labels = split.documents, split.labels
+            held_out = sorted([*held_out, *split.held_out])
+    return documents, labels, held_out
 
 
 def evaluate(
@@ -255,6 +304,14 @@ def classify(
     order: Annotated[
         Order, typer.Option("--order", help="List in uid order or least certain first.")
     ] = Order.issue,
+    include_labelled: Annotated[
+        bool,
+        typer.Option(
+            "--include-labelled",
+            help="Also predict issues with final labels; a model trained with --holdout "
+            "is compared with its held-out issues' final labels.",
+        ),
+    ] = False,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Predict labels for issues without final labels and store them as predictions.
@@ -282,11 +339,18 @@ def classify(
         fail(f"{path} predicts {model.target.name}, not {target}")
     store = open_store(db)
     with handled(), store.session() as session, _steps("predicting") as on_progress:
-        predicted = lib.classify_unlabelled(session, model, limit, on_progress)
+        predicted = lib.classify_unlabelled(
+            session, model, limit, on_progress, include_labelled=include_labelled
+        )
         rows = lib.prediction_queue(session, predicted, model.target.field, order.value)
+        held_out = _held_out(session, store, model, predicted) if include_labelled else None
     if fmt == Format.json:
-        print_json({"model_id": model.model_id, "target": model.target.name, "issues": rows})
+        found = {"model_id": model.model_id, "target": model.target.name, "issues": rows}
+        print_json({**found, "held_out": held_out} if held_out else found)
         return
+    if held_out and fmt == Format.md:
+        share = "-" if held_out["accuracy"] is None else f"{held_out['accuracy']:.3f}"
+        out.print(f"held-out issues: {held_out['n']}, predicted as finally labelled: {share}")
     frame = pd.DataFrame(
         rows, columns=["uid", "url", "title", "label", "probability", "uncertainty"]
     )
@@ -294,3 +358,16 @@ def classify(
         out.print(f"{len(rows)} issues predicted by {model.model_id} (stored as predictions)\n")
         frame["uid"] = frame["uid"].str[:10]
     _emit(render_table(frame, fmt.value, f"{model.target.name} predictions", METRIC_DECIMALS))
+
+
+def _held_out(session: Any, store: Store, model: Any, predicted: list) -> dict[str, Any] | None:
+    """The model's held-out issues: its predictions beside their final labels."""
+    uids = set(model.metadata.get("held_out") or ())
+    if not uids:
+        return None
+    taxonomy = study_taxonomy(store, None)  # the database's study: its labels' names
+    examples = lib.load_examples(session, model.target, taxonomy)
+    truth = {d.uid: y for d, y in zip(examples.documents, examples.labels, strict=True)}
+    return lib.held_out_agreement(
+        predicted, {u: truth[u] for u in uids if u in truth}, model.target
+    )

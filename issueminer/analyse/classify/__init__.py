@@ -2,7 +2,9 @@
 
 Modules: `features` (thread -> text fields, code and logs handled on purpose), `thread`
 (template stripping, resolving replies, log normalisation), `multilabel` (fix patterns:
-calibrated probabilities and a decision rule chosen by inner cross-validation), `systems`
+calibrated probabilities and a decision rule chosen by inner cross-validation), `priors`
+(the taxonomy's keyword rules as a prior the model can outvote), `splits` (hold-outs and
+exclusions, predictions compared with held-out labels), `systems`
 (the TF-IDF + linear classifier, hierarchy-aware for symptoms, and the majority and
 keyword-rule baselines), `evaluation` (stratified k-fold cross-validation, metrics, the
 confusion-matrix figure), `model` (training, the safe model file, prediction) and
@@ -51,6 +53,12 @@ _LAZY = {
     "uncertainty_order": "database",
     "unlabelled_documents": "database",
     "with_replies": "database",
+    "issue_urls": "database",
+    "Split": "splits",
+    "exclude": "splits",
+    "hold_out": "splits",
+    "held_out_agreement": "splits",
+    "read_exclusions": "splits",
     "Evaluation": "evaluation",
     "confusion_figure": "evaluation",
     "cross_validate": "evaluation",

@@ -89,15 +89,17 @@ def _label(final: FinalLabel, target: Target) -> Any:
     return getattr(final, target.field) or None
 
 
-def unlabelled_documents(session: Session, limit: int | None = None) -> list[Document]:
-    """Issues with text and without any final label, in uid order."""
-    labelled = exists().where(FinalLabel.issue_uid == Issue.uid)
-    query = (
-        select(Issue.uid, Issue.title, Issue.body, Issue.source)
-        .where(~labelled, or_(Issue.title.is_not(None), Issue.body.is_not(None)))
-        .order_by(Issue.uid)
-        .limit(limit)
+def unlabelled_documents(
+    session: Session, limit: int | None = None, include_labelled: bool = False
+) -> list[Document]:
+    """Issues with text and without any final label (or every issue with text), in uid
+    order, with their replies."""
+    query = select(Issue.uid, Issue.title, Issue.body, Issue.source).where(
+        or_(Issue.title.is_not(None), Issue.body.is_not(None))
     )
+    if not include_labelled:
+        query = query.where(~exists().where(FinalLabel.issue_uid == Issue.uid))
+    query = query.order_by(Issue.uid).limit(limit)
     return with_replies(session, [_document(*row) for row in session.execute(query)])
 
 
@@ -156,10 +158,12 @@ def classify_unlabelled(
     model: TrainedModel,
     limit: int | None = None,
     on_progress: OnProgress | None = None,
+    include_labelled: bool = False,
 ) -> list[PredictedLabel]:
-    """Predict every issue without a final label and store the predictions; `on_progress`
-    hears of (issues done, issues in all) after each batch."""
-    documents = unlabelled_documents(session, limit)
+    """Predict every issue without a final label (with `include_labelled`, every issue)
+    and store the predictions; `on_progress` hears of (issues done, issues in all) after
+    each batch."""
+    documents = unlabelled_documents(session, limit, include_labelled)
     found: list[PredictedLabel] = []
     for start in range(0, len(documents), PREDICT_BATCH):
         batch = predict(model, documents[start : start + PREDICT_BATCH])
@@ -167,6 +171,15 @@ def classify_unlabelled(
         found += batch
         if on_progress:
             on_progress(len(found), len(documents))
+    return found
+
+
+def issue_urls(session: Session, uids: Sequence[str]) -> dict[str, str]:
+    """uid -> URL (or '' for an issue without one) for the given uids."""
+    found: dict[str, str] = {}
+    for start in range(0, len(uids), CHUNK):
+        query = select(Issue.uid, Issue.url).where(Issue.uid.in_(uids[start : start + CHUNK]))
+        found.update({uid: url or "" for uid, url in session.execute(query)})
     return found
 
 

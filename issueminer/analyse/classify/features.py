@@ -40,7 +40,7 @@ from issueminer.analyse.classify.thread import (
 )
 from issueminer.collect.selection import tokens
 from issueminer.study import THREAD_FIELDS, ThreadReading
-from issueminer.text import split_html, split_markdown
+from issueminer.text import SplitText, split_html, split_markdown, tidy
 
 FIELDS = THREAD_FIELDS
 NO_REPLY = "reply_none"  # an issue nobody answered (a token, so the field is never empty)
@@ -195,9 +195,22 @@ def _words(text: str) -> list[str]:
     return found
 
 
+_MARKDOWN_MARKUP = ("`", "~~~", "<", "&", "](", "\t", "\n    ")
+
+
+def _plain(body: str, source: str) -> bool:
+    """A body without markup of its format, whose prose is itself (tidied)."""
+    if source == "stackoverflow":
+        return "<" not in body and "&" not in body
+    return not body.startswith("    ") and not any(m in body for m in _MARKDOWN_MARKUP)
+
+
 def _split(body: str, source: str) -> tuple[str, list[str]]:
     """Prose and code lines; log lines pasted into the prose count as code."""
-    split = split_html(body) if source == "stackoverflow" else split_markdown(body)
+    if _plain(body, source):
+        split = SplitText(tidy(body))  # no markup (most comments): what the splitters give
+    else:
+        split = split_html(body) if source == "stackoverflow" else split_markdown(body)
     prose, code = [], [line for block in split.code for line in block.splitlines()]
     for line in split.prose.splitlines():
         (code if LOG_LINE.match(line) else prose).append(line)
@@ -278,16 +291,18 @@ def _prose_and_markers(
     return prose, code, markers
 
 
-def _reply_terms(replies: list[ReplyText], source: str, patterns: Signals) -> str:
-    """Words and error signals of replies, or `NO_REPLY`."""
-    if not replies:
+def _reply_terms(parts: list[tuple[str, list[str]]], patterns: Signals) -> str:
+    """Words and error signals of replies (their prose and code lines), or `NO_REPLY`."""
+    if not parts:
         return NO_REPLY
     words: list[str] = []
-    found: list[str] = []
-    for reply in replies:
-        prose, code = _split(reply.body or "", source)
+    for prose, _ in parts:
         words += _words(prose)
-        found += [s for s in signals(prose, code, patterns) if s != NO_SIGNAL]
+        if len(words) >= MAX_REPLY_TOKENS:
+            break
+    prose = "\n".join(prose for prose, _ in parts)
+    code = [line for _, lines in parts for line in lines]
+    found = [s for s in signals(prose, code, patterns) if s != NO_SIGNAL]
     return " ".join([*words[:MAX_REPLY_TOKENS], *found]) or NO_REPLY
 
 
@@ -301,13 +316,16 @@ def featurize_one(
     words = _words(title) + _words(prose)[:MAX_PROSE_TOKENS]
     grams = " ".join(title_ngrams(title))
     replies = list(document.replies)
+    # each reply is split once; the resolving ones are read again as their own field
+    parts = {id(r): _split(r.body or "", document.source) for r in replies}
+    resolution = [parts[id(r)] for r in resolving(replies, reading)]
     return (
         " ".join(words),
         grams,
         " ".join(signals(f"{title}\n{prose}", code, patterns)),
         " ".join(markers) or NO_MARKER,
-        _reply_terms(replies, document.source, patterns),
-        _reply_terms(resolving(replies, reading), document.source, patterns),
+        _reply_terms(list(parts.values()), patterns),
+        _reply_terms(resolution, patterns),
     )
 
 
