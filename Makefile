@@ -109,6 +109,12 @@ $(BENCH_STAMP): $(STAMP)
 bench-dump: $(BENCH_STAMP)
 	$(BIN)/python -m bench.dump_bench
 
+## The data-dump scan's peak memory (/usr/bin/time -v) on dumps with one 10 MB and one
+## 50 MB row, plain and gzipped, above the start-up baseline and in rows (target: under 3).
+.PHONY: bench-dump-memory
+bench-dump-memory: $(STAMP)
+	$(BIN)/python -m bench.dump_memory --sizes 10MB,50MB
+
 ## The classifier on a generated corpus of 10,000 issues per target: training time and
 ## prediction throughput (issues/s) beside the majority and keyword baselines'. Budget:
 ## training under 60 s, prediction 2,000 issues/s or more. Not part of `make test`.
