@@ -18,6 +18,7 @@ from issueminer.collect.ingest import import_issues
 from issueminer.collect.payload_history import payload_history
 from issueminer.collect.payloads import MISSING_FLAG, apply_payloads
 from issueminer.collect.selection import Selection
+from issueminer.collect.sources.github import issue_envelope
 from issueminer.collect.sources.stackexchange import (
     StackExchangeClient,
     StackOverflowCrawler,
@@ -25,6 +26,7 @@ from issueminer.collect.sources.stackexchange import (
 )
 from issueminer.store import Issue, Reply, Store
 from issueminer.store.schema import IssuePayload
+from tests.fakes.github import make_issue
 from tests.fakes.stackexchange import FakeStackExchange, make_answer, make_question
 from tests.test_crawl_stackoverflow import START, corpus, crawl
 
@@ -191,3 +193,37 @@ def test_issues_show_tells_what_changed_and_when(tmp_path, fake, taxonomy) -> No
     assert data["author"] == f"user{qid}"
     assert data["history"][0]["changes"]["score"] == [0, 4]
     assert data["history"][0]["raw_updated_on"][:19] == _iso(before)[:19].replace("T", " ")
+
+
+def test_a_reopened_github_issue_and_a_removed_label(store) -> None:
+    """GitHub's issue shape: reopened (state open, closed_at null, state_reason
+    "reopened") and a label removed; the newest payload stands, the first is kept."""
+    closed = make_issue(
+        "horovod/horovod",
+        7,
+        "Allreduce hangs",
+        "It hangs.",
+        "2023-01-02T03:04:05Z",
+        labels=["bug", "wontfix"],
+        closed="2023-02-01T00:00:00Z",
+        user="alice",
+    )
+    closed["updated_at"] = "2023-02-01T00:00:00Z"
+    reopened = {
+        **closed,
+        "state": "open",
+        "closed_at": None,
+        "state_reason": "reopened",
+        "labels": [closed["labels"][0]],
+        "updated_at": "2023-03-01T00:00:00Z",
+    }
+    with store.session() as session:
+        apply_payloads(session, [issue_envelope("horovod/horovod", closed, []).issue])
+        apply_payloads(session, [issue_envelope("horovod/horovod", reopened, []).issue])
+        issue = session.scalar(select(Issue))
+        assert (issue.state, issue.closed_at, issue.tags) == ("open", None, ["bug"])
+        assert issue.author == "alice"
+        (kept,) = session.scalars(select(IssuePayload)).all()
+    assert kept.raw["state"] == "closed" and kept.raw["closed_at"] == "2023-02-01T00:00:00Z"
+    assert kept.changes["closed_at"] == ["2023-02-01T00:00:00+00:00", None]
+    assert kept.changes["tags"] == [["bug", "wontfix"], ["bug"]]
