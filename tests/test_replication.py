@@ -587,3 +587,46 @@ def test_specific_share_per_stage(imported, tosem_dir) -> None:
     shares = table.drop("all faults").percent
     assert (shares.min(), shares.max()) == (80.7, 100.0)  # "from about 81% to 100%"
     assert table.loc["all faults", "faults"] == len(frame)
+
+
+def test_reimport_mends_a_database_the_old_reading_made(imported, tosem_dir, taxonomy, tmp_path):
+    """A database imported before merged cells were read holds label-only issues, a link
+    typed twice as one label saved twice, and labelled candidates found by the label sheet.
+    Importing the package again leaves it as a fresh import would."""
+    store, *_ = imported
+    old = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    import_replication(old, tosem_dir, taxonomy)
+    sheet = "Results/final results/final categories.xlsx"
+    with old.session() as session:
+        url = "https://github.com/horovod/horovod/issues/110"
+        issue = session.scalars(sa.select(Issue).where(Issue.url == url)).one()
+        second = session.scalars(
+            sa.select(FinalLabel).where(
+                FinalLabel.issue_uid == issue.uid,
+                FinalLabel.issue_type == "fault",
+                FinalLabel.part == 2,
+            )
+        ).one()
+        session.add(  # the old reading: row 2 of #110 was an issue of its own
+            Issue(
+                uid="0" * 40,
+                source="unknown",
+                origin=f"replication:{sheet}#faults",
+                native_id=f"after {url} +1",
+                url=None,
+                flags=["label-only"],
+            )
+        )
+        session.flush()
+        second.issue_uid, second.part = "0" * 40, 1
+        typed_twice = session.scalars(
+            sa.select(Annotation).where(Annotation.provenance.like("%round1.xlsx#label1!51"))
+        ).one()
+        typed_twice.part = 1  # read as a newer save of the label in row 50
+        issue.found_by = f"replication:{sheet}"
+    assert dump(old) != dump(store)
+    report = import_replication(old, tosem_dir, taxonomy)
+    assert dump(old) == dump(store)
+    assert report.counts["label-only records read as further labels"] == 1
+    assert report.counts["annotations stored again under their part"] == 1
+    assert report.counts["issues found by a candidate list, not a label sheet"] == 1

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, load_only
 
 from issueminer.collect.sources.files import read_issues, read_labels
@@ -20,6 +20,7 @@ from issueminer.collect.sources.replication import (
     ORIGIN_PREFIX,
     LabelRecord,
     PackageReader,
+    names_label_workbook,
     open_package,
 )
 from issueminer.findings import ImportFailure, Report
@@ -141,12 +142,62 @@ def import_replication(
             ]
             + [asdict(r) for r in candidates],
         )
+        settled = _settle_earlier_reading(session, records, candidate_finders)
         label_counts = write_labels(session, [_from_package(r) for r in records], ORIGIN_PREFIX)
+        label_counts.update(settled)
         remember_study(session, taxonomy.study, taxonomy.path)
     report.counts.update({f"issues {k}": v for k, v in issue_counts.items()})
     report.counts.update(label_counts)
     report.counts["candidate urls"] = len(candidates)
     return report
+
+
+def _settle_earlier_reading(
+    session: Session, records: list[LabelRecord], candidate_finders: dict[str, str | None]
+) -> Counter[str]:
+    """Undo what an import before merged cells were read (issue 22) left in the database.
+
+    Each row under a merged Link cell used to become a label-only issue of its own; it is
+    now a further label of its issue, so those records of this package's sheets that this
+    reading no longer makes are removed (their labels with them: they are stored again on
+    their issue). A link typed twice in a round was read as a newer save of one label; the
+    importer's rows of that reading (matched by file, sheet and row) whose part differs from
+    this reading's are removed, to be stored again under their part: they were the
+    importer's misreading, not anyone's save. And a labelled issue that a candidate list
+    names was recorded as found by the label sheet; it is found by the list.
+    """
+    workbooks = {r.provenance.split("#")[0] for r in records}
+    made = {r.issue.uid for r in records if not r.issue.url}
+    linkless = session.execute(
+        select(Issue.uid, Issue.origin, Issue.flags).where(
+            Issue.url.is_(None), Issue.origin.like(f"{ORIGIN_PREFIX}%")
+        )
+    )
+    stale = [
+        uid
+        for uid, origin, flags in linkless
+        if "label-only" in (flags or []) and uid not in made and origin.split("#")[0] in workbooks
+    ]
+    counts: Counter[str] = Counter()
+    for start in range(0, len(stale), _CHUNK):
+        # the database deletes their labels and annotations with them (ON DELETE CASCADE)
+        session.execute(delete(Issue).where(Issue.uid.in_(stale[start : start + _CHUNK])))
+    if stale:
+        counts["label-only records read as further labels"] = len(stale)
+    parts = {r.provenance: r.part for r in records if r.kind == "annotation"}
+    misread = [
+        a.id
+        for a in session.scalars(select(Annotation).where(Annotation.provenance.in_(list(parts))))
+        if a.part != parts[a.provenance]
+    ]
+    if misread:
+        session.execute(delete(Annotation).where(Annotation.id.in_(misread)))
+        counts["annotations stored again under their part"] = len(misread)
+    for issue in _where_in(session, Issue.uid, sorted(candidate_finders)):
+        if names_label_workbook(issue.found_by) and candidate_finders[issue.uid]:
+            issue.found_by = candidate_finders[issue.uid]
+            counts["issues found by a candidate list, not a label sheet"] += 1
+    return counts
 
 
 def _check_unknown(records: list[LabelRecord], keep_unknown: bool) -> None:
@@ -315,7 +366,12 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
     for row in annotations:
         if row.role == ANNOTATOR:
             rounds[row.round or ""].add(row.annotator or "")
-        values = {**row.labels.fields(), "status": row.labels.status, "raw_labels": row.raw_labels}
+        values = {
+            **row.labels.fields(),
+            "status": row.labels.status,
+            "raw_labels": row.raw_labels,
+            "part": row.part,
+        }
         # unchanged: as this row stored it before, or as the person's label stands now (the
         # same labels from a copy of the file, under another name)
         earlier = (stored.get(row.provenance), newest.get(_person_key(row)))
@@ -329,7 +385,6 @@ def write_labels(session: Session, rows: list[LabelRow], provenance_prefix: str)
                 annotator=row.annotator,
                 round=row.round,
                 role=row.role,
-                part=row.part,
                 provenance=row.provenance,
                 **values,
             )
