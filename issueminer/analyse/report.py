@@ -400,7 +400,12 @@ def _results(payload: dict[str, Any], figures: list[StudyFigure], data: ReportDa
             f'<h3 id="table-{table.name}">Table {number}. {escape(table.caption)}</h3>'
             f"<p class=meta><code>{escape(files)}</code></p>"
             + html_table(
-                table.frame, table.path, payload, headers=table.headers, indent=table.indent
+                table.frame,
+                table.path,
+                payload,
+                headers=table.headers,
+                indent=table.indent,
+                kinds=table.kinds,
             )
         )
     parts.append("</section>")
@@ -435,9 +440,11 @@ def html_table(
     decimals: int = 1,
     headers: dict[str, str] | None = None,
     indent: list[int] | None = None,
+    kinds: list[str] | None = None,
 ) -> str:
     """A table whose numeric cells name the JSON value they show (`data-path`); headers in
-    words when given, and the first column indented by `indent` levels (a tree)."""
+    words when given, and the first column indented by `indent` levels (a tree whose rows
+    are `kinds`: stage, inner, leaf, topic, subtopic)."""
     numeric = {c: pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns}
     head = "".join(
         f"<th{' class=n' if numeric[c] else ''}>{escape((headers or {}).get(c, str(c)))}</th>"
@@ -446,8 +453,8 @@ def html_table(
     body = []
     for index, row in enumerate(frame.itertuples(index=False)):
         level = getattr(row, "level", None) if "level" in frame.columns else None
-        if indent is not None:
-            level = ("stage", "inner", "leaf")[min(indent[index], 2)]
+        if kinds is not None:
+            level = kinds[index]
         cells = []
         for position, (column, value) in enumerate(zip(frame.columns, row, strict=True)):
             if numeric[column]:

@@ -29,7 +29,7 @@ WORDS = {
     "howto": "how-to questions",
     "total": "total",
     "issues": "issues",
-    "percent": "% of faults",
+    "percent": "percent",
     "fix_pattern": "fix pattern",
     "leaf_symptom": "leaf symptom",
     "inner_category": "inner category",
@@ -57,10 +57,12 @@ class PaperTable:
     columns: list[str]  # LaTeX column types, one per frame column
     headers: dict[str, str]
     indent: list[int] | None = None  # tree level of each row (0 = top), for indented trees
+    kinds: list[str] | None = None  # what each tree row is: stage, inner, leaf, topic, ...
 
 
-def tree_frame(table: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, list[int]]:
-    """A stage > inner > leaf (or topic > sub-topic) table as one indented name column."""
+def tree_frame(table: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, list[int], list[str]]:
+    """A stage > inner > leaf (or topic > sub-topic) table as one indented name column; with
+    each row's level and what it is."""
     rows, levels = [], []
     for row in table.itertuples(index=False):
         if kind == "fault":
@@ -77,7 +79,7 @@ def tree_frame(table: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, list[int]]
             rows.append({"category": name, "questions": row.questions, "percent": row.percent})
         levels.append(level)
     columns = ["category", "faults" if kind == "fault" else "questions", "percent"]
-    return pd.DataFrame(rows, columns=columns), levels
+    return pd.DataFrame(rows, columns=columns), levels, list(table.level)
 
 
 def leaf_name(inner: str, leaf: str) -> str:
@@ -116,12 +118,12 @@ def paper_tables(stats: StudyStats, labels: dict[str, str]) -> list[PaperTable]:
     for name, frame in stats.tables.items():
         caption = stats.title(name)
         path: tuple[str, ...] = ("stats", "tables", name)
-        indent = None
+        indent = kinds = None
         if name == "fault_taxonomy":
-            frame, indent = tree_frame(frame, "fault")
+            frame, indent, kinds = tree_frame(frame, "fault")
             path = ("printable", name)
         elif name == "howto_topics":
-            frame, indent = tree_frame(frame, "howto")
+            frame, indent, kinds = tree_frame(frame, "howto")
             path = ("printable", name)
         elif name == "symptom_fix":
             frame = printable_symptom_fix(frame)
@@ -139,7 +141,8 @@ def paper_tables(stats: StudyStats, labels: dict[str, str]) -> list[PaperTable]:
                 "other_patterns": "other",
             }
         )
-        tables.append(PaperTable(name, caption, frame, path, column_types(frame), headers, indent))
+        types = column_types(frame)
+        tables.append(PaperTable(name, caption, frame, path, types, headers, indent, kinds))
     return tables
 
 
@@ -173,7 +176,25 @@ def column_types(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> 
     return types
 
 
-LONG_ROWS = 50  # more rows than a page of \\small text holds: a longtable breaks them
+PAGE_LINES = 36  # lines of \\small table rows a float holds on one page beside its caption
+
+
+def printed_lines(table: PaperTable) -> int:
+    """About how many lines the rows take: a wrapping cell as many as its text needs, a
+    figure with its interval two."""
+    import math
+
+    total = 0
+    for row in table.frame.itertuples(index=False):
+        lines = 1
+        for value, kind in zip(row, table.columns, strict=True):
+            if kind == CI_COLUMN and "[" in str(value):
+                lines = max(lines, 2)
+            elif kind.startswith("p{"):
+                width = float(kind[2:].removesuffix("cm}"))
+                lines = max(lines, math.ceil(len(str(value)) * CHAR_CM / width))
+        total += lines
+    return total
 
 
 def latex(table: PaperTable, decimals: int = 1) -> str:
@@ -193,7 +214,7 @@ def latex(table: PaperTable, decimals: int = 1) -> str:
             level = table.indent[index]
             cells[0] = r"\quad " * level + (rf"\textbf{{{cells[0]}}}" if level == 0 else cells[0])
         body.append(" & ".join(cells) + r" \\")
-    if len(table.frame) > LONG_ROWS:
+    if printed_lines(table) > PAGE_LINES:
         lines = [
             r"{\small",
             rf"\begin{{longtable}}{{{columns}}}",
