@@ -124,6 +124,29 @@ def test_a_fully_labelled_population_gives_stats_counts_with_zero_width(runner, 
     assert shares["yes"] == pytest.approx(stats["specific"]["share"], abs=1e-4)
 
 
+def test_the_tosem_study_estimated_on_its_labels_is_its_stats(runner, tosem_dir, tmp_path):
+    """The real study: every table of the estimate over its labelled issues equals stats."""
+    url = f"sqlite:///{tmp_path / 'tosem.db'}"
+    imported = runner.invoke(app, ["import", "replication", str(tosem_dir), "--db", url])
+    assert imported.exit_code == 0, imported.output
+    stats = _invoke(runner, "stats", "--db", url)
+    found = _invoke(runner, "estimate", "--db", url, "--labelled-only")
+    assert found["population"]["unlabelled"] == 0
+    tables = found["tables"]
+
+    def counts(name: str) -> dict[str, float]:
+        return {r["category"]: r["count"]["estimate"] for r in tables[name]["rows"]}
+
+    for name in ("stages", "inner_categories", "leaf_symptoms", "fix_patterns", "howto_topics"):
+        assert counts(name) == stats[name], name
+        assert all(r["count"]["low"] == r["count"]["high"] for r in tables[name]["rows"])
+    assert counts("issue_types") == {
+        "fault": stats["totals"]["faults"],
+        "how-to question": stats["totals"]["howto"],
+    }
+    assert counts("specific") == {"yes": stats["specific"]["yes"], "no": stats["specific"]["no"]}
+
+
 @pytest.fixture
 def new_population(tmp_path) -> tuple[str, dict[str, dict]]:
     """40 labelled study issues (horovod, 2019) and 600 unlabelled DeepSpeed issues of

@@ -51,6 +51,9 @@ def estimate(
     group: Annotated[
         str | None, typer.Option(help="Only the frameworks of this group of the study file.")
     ] = None,
+    labelled_only: Annotated[
+        bool, typer.Option("--labelled-only", help="Only issues with a final label.")
+    ] = False,
     table: Annotated[str | None, typer.Option(help=TABLES_HELP)] = None,
     quantification: Annotated[
         bool,
@@ -105,6 +108,7 @@ def estimate(
                 since=_date(since, "--since"),
                 until=_date(until, "--until"),
                 group=group,
+                labelled_only=labelled_only,
             )
         except PopulationError as exc:
             fail(str(exc))

@@ -57,9 +57,10 @@ def choose_population(
     until: datetime | None = None,
     group: str | None = None,
     frameworks: list[str] | None = None,
+    labelled_only: bool = False,
 ) -> Population:
     """The issues that pass every filter given (created in [since, until), found by crawl
-    run `crawl`, of the group's or the given frameworks)."""
+    run `crawl`, of the group's or the given frameworks, with a final label)."""
     query = select(Issue.uid).order_by(Issue.uid)
     filters: dict[str, Any] = {}
     if crawl is not None:
@@ -78,6 +79,9 @@ def choose_population(
     if chosen:
         query = query.where(Issue.framework.in_(sorted(set(chosen))))
         filters["frameworks"] = sorted(set(chosen))
+    if labelled_only:
+        query = query.where(Issue.uid.in_(select(FinalLabel.issue_uid)))
+        filters["labelled only"] = True
     uids = tuple(session.scalars(query))
     if not uids:
         raise PopulationError("no issue of the database is in this population")
