@@ -90,31 +90,20 @@ def estimate(
 
     Example: issueminer estimate --group current --since 2024-01-01 --format json
     """
-    from issueminer.analyse.estimate.population import PopulationError, choose_population
-    from issueminer.analyse.estimate.tables import TABLE_NAMES, estimate_tables
+    from issueminer.analyse.estimate.tables import TABLE_NAMES
 
     if report is not None and then is None:
         fail("--report writes the then-and-now comparison: give --then STUDY_DB too")
     if table is not None and table not in TABLE_NAMES:
         fail(f"no table '{table}'; choose one of {', '.join(TABLE_NAMES)}")
-    store = open_store(db)
-    taxonomy = study_taxonomy(store, study)
-    with handled(), store.session() as session:
-        try:
-            population = choose_population(
-                session,
-                taxonomy,
-                crawl=crawl,
-                since=_date(since, "--since"),
-                until=_date(until, "--until"),
-                group=group,
-                labelled_only=labelled_only,
-            )
-        except PopulationError as exc:
-            fail(str(exc))
-        result = estimate_tables(
-            session, taxonomy, population, [table] if table else None, quantification, folds
-        )
+    filters = {
+        "crawl": crawl,
+        "since": _date(since, "--since"),
+        "until": _date(until, "--until"),
+        "group": group,
+        "labelled_only": labelled_only,
+    }
+    taxonomy, result = _estimate(db, study, filters, table, quantification, folds)
     if then is not None:
         _then_and_now(then, taxonomy, result, report, fmt)
         return
@@ -122,6 +111,44 @@ def estimate(
         print_json(result.as_json())
         return
     _print(result, fmt)
+
+
+def _estimate(
+    db: str | None,
+    study: str | None,
+    filters: dict[str, Any],
+    table: str | None = None,
+    quantification: bool = True,
+    folds: int = 5,
+) -> tuple[Any, Estimate]:
+    from issueminer.analyse.estimate.population import PopulationError, choose_population
+    from issueminer.analyse.estimate.tables import estimate_tables
+
+    store = open_store(db)
+    taxonomy = study_taxonomy(store, study)
+    with handled(), store.session() as session:
+        try:
+            population = choose_population(session, taxonomy, **filters)
+        except PopulationError as exc:
+            fail(str(exc))
+        result = estimate_tables(
+            session, taxonomy, population, [table] if table else None, quantification, folds
+        )
+    return taxonomy, result
+
+
+def compare_estimated(
+    then_db: str,
+    now_db: str,
+    study: str | None,
+    group: str | None,
+    fmt: Format,
+    report: Path | None = None,
+) -> None:
+    """A study's final tables (`then_db`) beside another database's estimated tables (of
+    `group`'s frameworks, or all its issues): what `diff-study --estimate` prints."""
+    taxonomy, now = _estimate(now_db, study, {"group": group})
+    _then_and_now(then_db, taxonomy, now, report, fmt)
 
 
 def _then_and_now(
