@@ -115,3 +115,52 @@ def test_classify_output_columns_are_unchanged(split_db, runner, tmp_path) -> No
     assert table.exit_code == 0, table.output
     assert table.output.splitlines()[0] == "uid,url,title,label,probability,uncertainty"
     assert Path(path).is_file()
+
+
+def test_learning_curve_table_json_and_figure(split_db, runner, tmp_path) -> None:
+    figure = tmp_path / "curve.png"
+    args = ["evaluate", "--db", split_db, "--target", "symptom", "--folds", "3"]
+    data = _json(
+        runner.invoke(app, [*args, "--learning-curve", "--figure", str(figure), "-f", "json"])
+    )
+    rows = data["rows"]
+    assert [r["share"] for r in rows] == [0.2, 0.4, 0.6, 0.8, 1.0]
+    sizes = [r["train_issues"] for r in rows]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert {"model", "majority", "keywords"} <= set(rows[0])
+    assert rows[-1]["model"] > rows[0]["model"]  # more labelled threads, better model
+    assert rows[-1]["model"] > max(rows[-1]["majority"], rows[-1]["keywords"])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the full share is the ordinary cross-validation
+    full = _json(runner.invoke(app, [*args, "--no-figure", "-f", "json"]))
+    assert rows[-1]["model"] == pytest.approx(full["model"]["macro_f1"])
+    table = runner.invoke(app, [*args, "--learning-curve", "--no-figure", "-f", "csv"])
+    assert table.output.splitlines()[0] == "share,train_issues,model,majority,keywords"
+
+
+def test_calibration_is_reported_with_a_reliability_figure(split_db, runner, tmp_path) -> None:
+    figure = tmp_path / "reliability.png"
+    args = ["evaluate", "--db", split_db, "--target", "stage", "--folds", "3", "--no-figure"]
+    data = _json(runner.invoke(app, [*args, "--reliability", str(figure), "-f", "json"]))
+    model = data["model"]
+    bins = model["reliability"]
+    assert sum(b["n"] for b in bins) == data["n"]  # one top-label claim per issue
+    right = sum(b["right"] * b["n"] for b in bins) / data["n"]
+    assert right == pytest.approx(model["accuracy"])  # a claim is right when the top label is
+    ece = sum(b["n"] * abs(b["claimed"] - b["right"]) for b in bins) / data["n"]
+    assert model["ece"] == pytest.approx(ece)
+    assert 0 <= model["brier"] < data["baselines"]["majority"]["brier"]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fixes = _json(
+        runner.invoke(
+            app,
+            ["evaluate", "--db", split_db, "--target", "fix_pattern", "--folds", "3"]
+            + ["--no-figure", "-f", "json"],
+        )
+    )
+    model = fixes["model"]
+    assert {"micro_f1", "predicted_per_issue", "true_per_issue", "brier", "ece"} <= set(model)
+    assert model["true_per_issue"] >= 1.0
+    assert abs(model["predicted_per_issue"] - model["true_per_issue"]) < 0.3
+    markdown = runner.invoke(app, [*args])
+    assert "## Calibration and label counts" in markdown.output and "| brier" in markdown.output

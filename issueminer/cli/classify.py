@@ -242,19 +242,41 @@ def evaluate(
     per_class: Annotated[
         bool, typer.Option("--per-class", help="csv/latex: the per-label table instead.")
     ] = False,
+    curve: Annotated[
+        bool,
+        typer.Option(
+            "--learning-curve",
+            help="Macro-F1 against the number of training issues, with the baselines "
+            "(table, and a figure: --figure, default learning-curve-TARGET.png).",
+        ),
+    ] = False,
+    reliability: Annotated[
+        Path | None,
+        typer.Option(
+            "--reliability",
+            help="Also write the model's reliability figure (claimed vs right) to this PNG.",
+            callback=writable_file,
+        ),
+    ] = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Cross-validate the classifier against majority and keyword-rule baselines.
 
     Stratified k-fold: every issue is scored once by systems fitted without it. Reports
     accuracy, macro- and weighted-F1, top-3 accuracy, per-label precision, recall and F1,
-    and the confusion matrix (also as a PNG).
+    calibration (Brier score, expected calibration error), for fix patterns micro-F1 and
+    the mean number of patterns predicted beside the true mean, and the confusion matrix
+    (also as a PNG). With --learning-curve: macro-F1 of every system trained on 20 %,
+    40 % ... of each training fold, to judge how many more issues are worth labelling.
 
     Example: issueminer evaluate --target stage --folds 10 --seed 1 --format json
     """
     store = open_store(db)
     taxonomy = study_taxonomy(store, study)
     examples = _examples(store, taxonomy, target)
+    if curve:
+        _learning_curve(examples, taxonomy, target, classifier, folds, seed, figure, no_figure, fmt)
+        return
     with _classifier_errors(), _steps(f"{folds}-fold cross-validation") as on_progress:
         evaluation = lib.evaluate_model(
             examples.documents,
@@ -269,6 +291,9 @@ def evaluate(
     path = (
         None if no_figure else lib.confusion_figure(evaluation, figure or f"confusion-{target}.png")
     )
+    if reliability is not None:
+        title = f"{target}: model, {folds}-fold cross-validation"
+        lib.reliability_figure(evaluation.model.reliability, title, reliability)
     if fmt == Format.json:
         print_json({**evaluation.as_json(), "figure": str(path) if path else None})
         return
@@ -280,10 +305,55 @@ def evaluate(
         return
     out.print(f"# {caption}\n")
     out.print(render_table(summary, "md", caption, METRIC_DECIMALS))
+    out.print("## Calibration and label counts\n")
+    out.print(render_table(_extra_frame(evaluation), "md", caption, METRIC_DECIMALS))
     out.print("## Per label (model; baselines' F1)\n")
     out.print(render_table(evaluation.per_class_frame(), "md", caption, METRIC_DECIMALS))
     if path:
         out.print(f"confusion matrix: {path}")
+    if reliability is not None:
+        out.print(f"reliability figure: {reliability}")
+
+
+def _extra_frame(evaluation: Any) -> pd.DataFrame:
+    """Per system: Brier score and calibration error; for fix patterns also micro-F1 and
+    the mean number of patterns predicted beside the true mean."""
+    import pandas as pd
+
+    rows = [{"system": name, **r.extra} for name, r in evaluation.results.items()]
+    return pd.DataFrame(rows)
+
+
+def _learning_curve(
+    examples: lib.Examples,
+    taxonomy: Taxonomy,
+    target: str,
+    classifier: Classifier,
+    folds: int,
+    seed: int,
+    figure: Path | None,
+    no_figure: bool,
+    fmt: Format,
+) -> None:
+    with _classifier_errors(), _steps("learning curve") as on_progress:
+        curve = lib.evaluate_learning_curve(
+            examples.documents,
+            examples.labels,
+            get_target(target),
+            taxonomy,
+            classifier.value,
+            folds,
+            seed,
+            on_progress,
+        )
+    path = None if no_figure else lib.curve_figure(curve, figure or f"learning-curve-{target}.png")
+    if fmt == Format.json:
+        print_json({**curve.as_json(), "figure": str(path) if path else None})
+        return
+    caption = f"{target}: macro-F1 by training issues, {folds}-fold cross-validation"
+    _emit(render_table(curve.frame(), fmt.value, caption, METRIC_DECIMALS))
+    if path and fmt == Format.md:
+        out.print(f"learning curve: {path}")
 
 
 def classify(

@@ -4,7 +4,8 @@ Modules: `features` (thread -> text fields, code and logs handled on purpose), `
 (template stripping, resolving replies, log normalisation), `multilabel` (fix patterns:
 calibrated probabilities and a decision rule chosen by inner cross-validation), `priors`
 (the taxonomy's keyword rules as a prior the model can outvote), `splits` (hold-outs and
-exclusions, predictions compared with held-out labels), `systems`
+exclusions, predictions compared with held-out labels), `curves` (learning curve,
+reliability figure), `systems`
 (the TF-IDF + linear classifier, hierarchy-aware for symptoms, and the majority and
 keyword-rule baselines), `evaluation` (stratified k-fold cross-validation, metrics, the
 confusion-matrix figure), `model` (training, the safe model file, prediction) and
@@ -54,6 +55,10 @@ _LAZY = {
     "unlabelled_documents": "database",
     "with_replies": "database",
     "issue_urls": "database",
+    "LearningCurve": "curves",
+    "curve_figure": "curves",
+    "evaluate_learning_curve": "curves",
+    "reliability_figure": "curves",
     "Split": "splits",
     "exclude": "splits",
     "hold_out": "splits",

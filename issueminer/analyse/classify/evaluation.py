@@ -32,6 +32,7 @@ from issueminer.analyse.classify.targets import (
 TOP_K = 3  # the annotation app shows three suggestions; top-3 accuracy measures them
 MIN_FIGURE_INCHES = 5.5  # room for the axis labels and the title when there are few labels
 MAX_ANNOTATED_CELLS = 30  # beyond this many labels, counts in the figure's cells are unreadable
+RELIABILITY_BINS = 10  # bins of claimed probability in the reliability table and figure
 
 
 @dataclass
@@ -47,6 +48,7 @@ class SystemResult:
     fit_seconds: float = 0.0
     predict_seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    reliability: list[dict[str, Any]] = field(default_factory=list)  # see `reliability`
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -206,6 +208,31 @@ def predicted_sets(scores: np.ndarray) -> np.ndarray:
     return chosen
 
 
+def reliability(probabilities: np.ndarray, correct: np.ndarray) -> list[dict[str, Any]]:
+    """Per bin of claimed probability: how many, the mean claim and the share right."""
+    edges = np.linspace(0, 1, RELIABILITY_BINS + 1)
+    bins = np.clip(np.digitize(probabilities, edges[1:-1]), 0, RELIABILITY_BINS - 1)
+    rows = []
+    for b in range(RELIABILITY_BINS):
+        inside = bins == b
+        if inside.any():
+            rows.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "n": int(inside.sum()),
+                    "claimed": float(probabilities[inside].mean()),
+                    "right": float(correct[inside].mean()),
+                }
+            )
+    return rows
+
+
+def expected_calibration_error(rows: list[dict[str, Any]]) -> float:
+    total = sum(r["n"] for r in rows)
+    return float(sum(r["n"] * abs(r["claimed"] - r["right"]) for r in rows) / max(total, 1))
+
+
 def _top_k(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
 
@@ -240,9 +267,31 @@ def score(
         "top3_accuracy": float(
             np.mean([index[t] in row for t, row in zip(truth, top, strict=True)])
         ),
+        **_calibration(_onehot(truth, index, scores.shape), scores, top_only=True),
         "truth": truth,
         "predicted": predicted,
     }
+
+
+def _onehot(truth: Sequence[str], index: dict[str, int], shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, dtype=bool)
+    out[np.arange(len(truth)), [index[t] for t in truth]] = True
+    return out
+
+
+def _calibration(truth: np.ndarray, scores: np.ndarray, top_only: bool) -> dict[str, Any]:
+    """Brier score (per issue: summed over labels for one label per issue, averaged over
+    patterns for fix patterns) and the expected calibration error of the probabilities
+    the app shows: the top label's, or every pattern's."""
+    if top_only:
+        brier = float(np.mean(((scores - truth) ** 2).sum(axis=1)))
+        best = scores.argmax(axis=1)
+        claimed, right = scores[np.arange(len(scores)), best], truth[np.arange(len(truth)), best]
+    else:
+        brier = float(np.mean((scores - truth) ** 2))
+        claimed, right = scores.ravel(), truth.ravel()
+    rows = reliability(claimed, right)
+    return {"brier": brier, "ece": expected_calibration_error(rows), "reliability": rows}
 
 
 def _f1(truth: Any, predicted: Any, labels: Any, average: str) -> float:
@@ -273,7 +322,7 @@ def _score_multi(
         "micro_f1": _f1(truth[:, present], predicted[:, present], None, "micro"),
         "predicted_per_issue": float(predicted.sum(axis=1).mean()),
         "true_per_issue": float(truth.sum(axis=1).mean()),
-        "brier": float(np.mean((scores - truth) ** 2)),
+        **_calibration(truth, scores, top_only=False),
         "truth": truth,
         "predicted": predicted,
     }
@@ -291,6 +340,7 @@ def _result(
 ) -> SystemResult:
     metrics = score(target, y, scores, labels, chosen)
     truth, predicted = metrics.pop("truth"), metrics.pop("predicted")
+    bins = metrics.pop("reliability")
     if target.kind == MULTI:
         precision, recall, f1, support = precision_recall_fscore_support(
             truth, predicted, zero_division=0
@@ -321,6 +371,7 @@ def _result(
         fit_seconds=seconds[0],
         predict_seconds=seconds[1],
         extra=extra,
+        reliability=bins,
     )
 
 

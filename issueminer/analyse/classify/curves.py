@@ -1,0 +1,158 @@
+"""How many more issues must we label? Macro-F1 against the number of training issues.
+
+Each outer fold's training part is cut to a share of itself (the same seeded cut for
+every system), the systems are fitted on the cut and scored on the untouched test fold;
+the pooled held-out scores give one macro-F1 per share and system. The figure draws the
+model's curve beside the baselines', and a reliability figure shows whether the model's
+top probabilities are as often right as they claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from issueminer.analyse.classify.evaluation import (
+    _align,
+    _decisions,
+    _label_set,
+    fold_indices,
+    score,
+    stratification_keys,
+)
+from issueminer.analyse.classify.targets import MULTI, OnProgress, Target
+
+SHARES = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass
+class LearningCurve:
+    target: str
+    folds: int
+    seed: int
+    rows: list[dict[str, Any]]  # share, train_issues, then one macro-F1 per system
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"target": self.target, "folds": self.folds, "seed": self.seed, "rows": self.rows}
+
+
+def learning_curve(
+    frame: pd.DataFrame,
+    y: Sequence[Any],
+    target: Target,
+    make_systems: Callable[[], dict[str, Any]],
+    folds: int = 5,
+    seed: int = 0,
+    shares: Sequence[float] = SHARES,
+    on_progress: OnProgress | None = None,
+) -> LearningCurve:
+    """Cross-validated macro-F1 of every system, trained on growing shares of each fold."""
+    labels = _label_set(target, y)
+    splits = fold_indices(stratification_keys(target, y), folds, seed)
+    rng = np.random.default_rng(seed)
+    # one seeded order per fold: a smaller share is always a prefix of a larger one
+    orders = [rng.permutation(train) for train, _ in splits]
+    rows = []
+    for step, share in enumerate(shares, 1):
+        pooled: dict[str, np.ndarray] = {}
+        chosen: dict[str, np.ndarray] = {}
+        sizes = []
+        for order, (_, test) in zip(orders, splits, strict=True):
+            part = np.sort(order[: max(2, round(share * len(order)))])
+            sizes.append(len(part))
+            train_y = [y[i] for i in part]
+            for name, system in make_systems().items():
+                system.fit(frame.iloc[part].reset_index(drop=True), train_y)
+                scores = system.scores(frame.iloc[test].reset_index(drop=True))
+                aligned = _align(scores, system.classes_, labels)
+                pooled.setdefault(name, np.zeros((len(y), len(labels))))[test] = aligned
+                if target.kind == MULTI:
+                    decided = _decisions(system, scores, labels)
+                    chosen.setdefault(name, np.zeros((len(y), len(labels)), dtype=bool))[test] = (
+                        decided
+                    )
+        row: dict[str, Any] = {"share": share, "train_issues": round(float(np.mean(sizes)))}
+        for name, scores in pooled.items():
+            row[name] = score(target, y, scores, labels, chosen.get(name))["macro_f1"]
+        rows.append(row)
+        if on_progress:
+            on_progress(step, len(shares))
+    return LearningCurve(target.name, folds, seed, rows)
+
+
+def curve_figure(curve: LearningCurve, path: Path | str) -> Path:
+    """Macro-F1 against training issues, one line per system, as a PNG."""
+    from matplotlib.figure import Figure
+
+    frame = curve.frame()
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    for name in frame.columns[2:]:
+        style = "-o" if name == "model" else "--"
+        axes.plot(frame["train_issues"], frame[name], style, label=name)
+    axes.set_xlabel("training issues per fold")
+    axes.set_ylabel("macro-F1 (cross-validated)")
+    axes.set_ylim(0, 1)
+    axes.set_title(f"{curve.target}: learning curve, {curve.folds}-fold", fontsize=10)
+    axes.legend()
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def reliability_figure(rows: list[dict[str, Any]], title: str, path: Path | str) -> Path:
+    """Claimed probability against the share of right predictions (the diagonal is
+    perfect calibration); marker sizes follow the number of predictions."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.5, 4.5))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], ":", color="grey")
+    sizes = [20 + 200 * r["n"] / max(1, max(x["n"] for x in rows)) for r in rows]
+    axes.scatter([r["claimed"] for r in rows], [r["right"] for r in rows], s=sizes)
+    axes.plot([r["claimed"] for r in rows], [r["right"] for r in rows], "-")
+    axes.set_xlabel("claimed probability")
+    axes.set_ylabel("share right")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: Path | str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def evaluate_learning_curve(
+    documents: Sequence[Any],
+    y: Sequence[Any],
+    target: Target,
+    taxonomy: Any,
+    classifier: str,
+    folds: int = 5,
+    seed: int = 0,
+    on_progress: OnProgress | None = None,
+) -> LearningCurve:
+    """`learning_curve` of the model and its baselines on the features training uses."""
+    from issueminer.analyse.classify.features import featurize
+    from issueminer.analyse.classify.model import study_reading
+    from issueminer.analyse.classify.systems import systems_for
+
+    reading = study_reading(taxonomy)
+    frame = featurize(documents, taxonomy.signals, reading)
+
+    def systems() -> dict[str, Any]:
+        return systems_for(target, taxonomy, classifier, reading.weights)
+
+    return learning_curve(frame, y, target, systems, folds, seed, on_progress=on_progress)
