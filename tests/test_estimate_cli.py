@@ -222,6 +222,7 @@ def test_a_sample_drawn_for_the_estimate_gives_intervals_around_the_truth(runner
     share = min(predicted_faults, 1 - predicted_faults, key=lambda s: abs(s - 0.5))
     n0 = 1.959963984540054**2 * share * (1 - share) / 0.1**2
     assert drawn["size"] == math.ceil(n0 / (1 + (n0 - 1) / 600))
+    assert drawn["planning_share"] == pytest.approx(share)
     assert drawn["design"] == "prediction"
     assert sum(s["sample"] for s in drawn["strata"].values()) == drawn["size"]
     assert sum(s["frame"] for s in drawn["strata"].values()) == 600

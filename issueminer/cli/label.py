@@ -343,8 +343,9 @@ def _create_for_estimate(
                 for uid, p in newest_predictions(session, frame).items()
                 if "issue_type" in p
             }
+            planned = design.planning_share(predicted) if size is None else None
             if size is None:
-                size = design.sample_size(width, len(frame), design.planning_share(predicted))
+                size = design.sample_size(width, len(frame), planned)
             drawn = design.draw_for_estimate(
                 session,
                 name or _next_name(session),
@@ -358,6 +359,7 @@ def _create_for_estimate(
             )
         except (PopulationError, LabelingError) as exc:
             fail(str(exc))
+    drawn.planning_share = planned
     if fmt == Format.json:
         print_json(drawn.as_json())
         return
@@ -365,6 +367,11 @@ def _create_for_estimate(
         f"round {drawn.round}: {drawn.size} of {drawn.frame:,} unlabelled issues drawn for "
         f"the estimate ({drawn.design} design) for {', '.join(people)}"
     )
+    if planned is not None:
+        out.print(
+            f"sized for 95% intervals {width} wide around a share of {planned:.2f} (the "
+            "predicted issue type nearest one half); shares among faults get wider ones"
+        )
 
 
 @round_app.command("finalize")

@@ -72,6 +72,7 @@ class Drawn:
     width: float | None
     strata: dict[str, dict[str, int]]
     uids: list[str]
+    planning_share: float | None = None  # the share the size was planned for (--width)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class Drawn:
             "frame": self.frame,
             "size": self.size,
             "width": self.width,
+            "planning_share": self.planning_share,
             "strata": self.strata,
             "issues": self.uids,
         }

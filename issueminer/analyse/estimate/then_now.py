@@ -27,6 +27,12 @@ from issueminer.analyse.estimate.sample import ALPHA, Interval
 from issueminer.analyse.estimate.tables import Estimate, EstimatedTable
 
 Z95 = 1.959963984540054
+METHOD = (
+    "Each share's difference (now minus then) is tested with both uncertainties: the "
+    "study's binomial standard error and the estimate's own, read from its 95% interval "
+    "on the side facing the study's share; p-values are Holm-adjusted within each table. "
+    "Error bars are 95% intervals."
+)
 FIGURE_WIDTH_IN = 7.0
 ROW_IN = 0.28
 MAX_ROWS_SHOWN = 25  # categories per figure: the most frequent then or now
@@ -119,7 +125,7 @@ def as_json(then: Estimate, now: Estimate, found: dict[str, list[Comparison]]) -
     return {
         "then": then.as_json()["population"],
         "now": now.as_json()["population"],
-        "method": __doc__.split("\n\n")[1].strip() if __doc__ else "",
+        "method": METHOD,
         "tables": {
             name: {
                 "now_estimator": now.tables[name].as_dict()["estimator"],
@@ -206,6 +212,7 @@ def write_report(
         "<h1>Then and now</h1>",
         f"<p>Then: {html.escape(then.population.describe())}, final labels. "
         f"Now: {html.escape(now.population.describe())}.</p>",
+        f"<p class='method'>{html.escape(METHOD)}</p>",
     ]
     for name, rows in found.items():
         info = now.tables[name].as_dict()
