@@ -399,7 +399,7 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
 
     Example: issueminer crawl status --format json
     """
-    from issueminer.collect.checkpoints import crawl_status
+    from issueminer.collect.checkpoints import crawl_status, limit_left
 
     store = open_store(db)
     runs = crawl_status(store)
@@ -412,7 +412,7 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
         checkpoint = run["checkpoint"]
         out.print(
             f"#{run['id']} {run['source']} [{run['status']}] seen {run['items_seen']} "
-            f"stored {run['items_stored']} limit left {_limit_left(checkpoint)}",
+            f"stored {run['items_stored']} limit left {limit_left(checkpoint)}",
             highlight=False,
             markup=False,
         )
@@ -441,16 +441,6 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
             out.print(f"    finding: {finding['message']}", highlight=False, markup=False)
         if run["message"]:
             out.print(f"    {run['message']}", highlight=False, markup=False)
-
-
-def _limit_left(checkpoint: dict[str, Any]) -> str:
-    """What the run's API had left when it last said: GitHub's limits by resource (core,
-    search), else Stack Exchange's daily quota or the one rate GitHub reported."""
-    limits = checkpoint.get("limits") or {}
-    if limits:
-        return ", ".join(f"{name} {left}" for name, left in sorted(limits.items()))
-    left = checkpoint.get("quota_remaining", checkpoint.get("rate_remaining"))
-    return str(left) if left is not None else "?"
 
 
 def _when(timestamp: Any) -> str:

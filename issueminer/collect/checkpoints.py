@@ -210,3 +210,13 @@ def crawl_status(store: Store) -> list[dict[str, Any]]:
             }
             for run in runs
         ]
+
+
+def limit_left(checkpoint: dict[str, Any]) -> str:
+    """What a run's API had left when it last said: GitHub's limits by resource (core,
+    search), else Stack Exchange's daily quota or the one rate GitHub reported."""
+    limits = checkpoint.get("limits") or {}
+    if limits:
+        return ", ".join(f"{name} {left}" for name, left in sorted(limits.items()))
+    left = checkpoint.get("quota_remaining", checkpoint.get("rate_remaining"))
+    return str(left) if left is not None else "?"
