@@ -129,7 +129,15 @@ def describe(taxonomy: Taxonomy) -> dict[str, Any]:
             ],
         },
         "classifier_signals": sorted(taxonomy.signals),
+        "classifier_thread": _thread_or_problem(taxonomy),
     }
+
+
+def _thread_or_problem(taxonomy: Taxonomy) -> dict[str, Any]:
+    try:
+        return thread_reading(taxonomy).as_dict()
+    except StudyError as exc:
+        return {"problem": str(exc)}
 
 
 def check_study(path: Path | str) -> tuple[list[str], list[str]]:
@@ -139,6 +147,10 @@ def check_study(path: Path | str) -> tuple[list[str], list[str]]:
     if problems:
         return problems, []
     taxonomy = load_taxonomy(path)
+    try:
+        thread_reading(taxonomy)
+    except StudyError as exc:
+        return [str(exc)], []
     codebook = codebook_path(taxonomy)
     if codebook is None:
         where = taxonomy.codebook or f"{CODEBOOK_DIR}/{taxonomy.study}.md"
@@ -408,6 +420,14 @@ selection:
 #   quota_exceeded: {{anchors: [quota], pattern: 'quota (?:exceeded|exhausted)'}}
 classifier:
   signals: {{}}
+  # thread: how a thread is read. weights scale each feature field (words, title,
+  # signals, template, replies, resolution); a comment with a resolving word holds the
+  # issue's resolution, as the accepted answer does; last_comments: N counts the thread's
+  # last N comments as resolving too, e.g.
+  #   thread: {{weights: {{replies: 0.5, resolution: 1.2}}, resolving_words: [fixed, solved]}}
+  # template: the projects' issue template: markers (header -> the issue kind it names,
+  # kept as a feature), sections whose content is dropped, lines dropped anywhere, e.g.
+  #   template: {{markers: {{bug report: bug, your question: question}}, sections: [environment]}}
 """
 
 

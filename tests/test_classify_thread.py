@@ -490,3 +490,38 @@ def test_the_plain_body_shortcut_reads_as_the_splitters_do() -> None:
                 assert splitter(body).prose == tidy(body) and not splitter(body).code, body
     assert plain > len(bodies)  # most are plain in both readings
     assert not _plain("x\n    code", "github") and not _plain("<b>", "stackoverflow")
+
+
+@pytest.mark.parametrize("target", ["fix_pattern", "symptom"])
+def test_thread_models_round_trip_through_the_model_file(
+    thread_db, taxonomy, tmp_path, target
+) -> None:
+    """Rules, calibration and priors are plain data in the file: a loaded model predicts
+    exactly what the trained one did, replies and template read as in training."""
+    from issueminer.analyse.classify import load_model, save_model
+
+    examples = _examples(thread_db, target, taxonomy)
+    model = train_model(examples.documents, examples.labels, get_target(target), taxonomy, folds=0)
+    loaded = load_model(save_model(model, tmp_path))
+    assert loaded.metadata["thread"] == thread_reading(taxonomy).as_dict()
+    unseen = examples.documents[:40]
+    assert predict(loaded, unseen) == predict(model, unseen)
+    if target == "fix_pattern":
+        assert loaded.metadata["decision_rule"] == model.system.parts["main"]["rule"]
+
+
+def test_study_validate_names_a_broken_thread_section(runner, tmp_path) -> None:
+    from issueminer.cli.main import app
+    from issueminer.taxonomy import taxonomy_path
+
+    text = taxonomy_path("distributed-training").read_text(encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text.replace("last_comments: 0", "last_comments: -2"), encoding="utf-8")
+    result = runner.invoke(app, ["study", "validate", str(broken)])
+    assert result.exit_code == 1 and "classifier.thread.last_comments" in result.output
+    created = runner.invoke(app, ["study", "new", "fresh", "--dir", str(tmp_path / "new")])
+    assert created.exit_code == 0, created.output
+    assert (
+        runner.invoke(app, ["study", "validate", str(tmp_path / "new" / "fresh.yaml")]).exit_code
+        == 0
+    )
