@@ -2,7 +2,7 @@
 
 Each outer fold's training part is cut to a share of itself (the same seeded cut for
 every system), the systems are fitted on the cut and scored on the untouched test fold;
-the pooled held-out scores give one macro-F1 per share and system. The figure draws the
+the pooled held-out scores give one macro-F1 per share and system. The figure shows the
 model's curve beside the baselines', and a reliability figure shows whether the model's
 top probabilities are as often right as they claim.
 """
