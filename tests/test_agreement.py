@@ -664,6 +664,8 @@ def test_agree_command_names_its_rule_and_prints_confusions(tosem_db, runner):
     header, *lines = other.output.splitlines()
     assert "missing-label rule" in header and all(",as-category," in line for line in lines[:5])
     latex = runner.invoke(app, ["agree", "--db", db, "--format", "latex"])
-    assert "missing-label rule: skip" in latex.output and "95\\% CI" in latex.output
+    # the paper's form: each figure over its interval, in columns that fit a page
+    assert "missing-label rule 'skip'" in latex.output and "95\\% CI" in latex.output
+    assert "\\newline [" in latex.output and "p{1.8cm}" in latex.output
     wrong = runner.invoke(app, ["agree", "--db", db, "--missing", "ignore"])
     assert wrong.exit_code != 0 and "ignore" in wrong.output

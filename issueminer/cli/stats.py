@@ -123,7 +123,9 @@ def agree(
     Kappa is Cohen's (scikit-learn) for two annotators, the mean over pairs for more, with
     Landis and Koch's words; alpha is Krippendorff's (nominal; for fix patterns also with the
     MASI distance between sets); three or more annotators add Fleiss' kappa and a table of
-    pairs. Counted from each annotator's newest save; symptoms with their stage.
+    pairs. Counted from each annotator's newest save; symptoms with their path (stage,
+    inner category). --format latex gives the table a paper prints (figures over their
+    intervals, fitting a page).
     --format json carries everything, confusion tables and per-category agreement included.
 
     Example: issueminer agree --round round3 --missing as-category --confusions
@@ -136,7 +138,10 @@ def agree(
         has_many,
         method_text,
         pairs_frame,
+        paper_caption,
+        paper_frame,
     )
+    from issueminer.analyse.report_tables import agreement_paper_table, latex
     from issueminer.label.agreement import agreement_table
 
     store = open_store(db)
@@ -165,6 +170,8 @@ def agree(
         if fmt == Format.md:
             out.print(f"## {title}\n", highlight=False)
         text = render_table(frame, fmt.value, title, decimals=3)
+        if fmt == Format.latex and frame is main:
+            text = latex(agreement_paper_table(paper_frame(rows), paper_caption(missing.value)))
         out.print(text, markup=False, highlight=False)
 
 
