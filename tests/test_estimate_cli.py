@@ -185,6 +185,7 @@ def test_without_a_sample_the_estimate_gives_the_bounds_labels_prove(runner, new
         "unlabelled": 600,
         "sample": 0,
         "unpredicted": 0,
+        "left_out": 0,
     }
     assert "deepspeed" in found["population"]["filters"]["frameworks"]
     faults = found["tables"]["issue_types"]["rows"]
@@ -234,11 +235,18 @@ def test_a_sample_drawn_for_the_estimate_gives_intervals_around_the_truth(runner
         assert items == set(drawn["issues"])
         for uid in drawn["issues"]:  # the annotators' work, adjudicated
             session.add(_label(uid, hidden[uid]))
+        for i in range(5000, 5025):  # crawled since, not hydrated: no text, no prediction
+            issue = _issue(i, "deepspeed", 2024)
+            issue.title = issue.body = None
+            session.add(issue)
     store.close()
 
     found = _invoke(runner, "estimate", "--db", url, "--group", "current")
     population = found["population"]
     assert (population["labelled"], population["sample"]) == (drawn["size"], drawn["size"])
+    # neither in the sample's frame nor predictable: left out, and said
+    assert (population["issues"], population["left_out"]) == (600, 25)
+    assert population["unlabelled"] == 600 - drawn["size"]
     table = found["tables"]["issue_types"]
     assert table["estimator"].startswith("prediction-powered inference")
     assert "drawn at random" in table["assumes"]

@@ -185,9 +185,14 @@ def _print(result: Estimate, fmt: Format) -> None:
 
     if fmt == Format.md:
         out.print(f"# Estimated tables: {result.population.describe()}\n")
+        without = (
+            f"left out: {result.left_out:,} unlabelled issues without predictions (no text "
+            "yet: hydrate and classify them)"
+            if result.left_out
+            else f"{result.unpredicted:,} of them without predictions"
+        )
         out.print(
-            f"{result.labelled:,} labelled, {result.unlabelled:,} unlabelled "
-            f"({result.unpredicted:,} of them without predictions); "
+            f"{result.labelled:,} labelled, {result.unlabelled:,} unlabelled ({without}); "
             f"labelled sample drawn for the estimate: {result.sample:,}\n"
         )
     for table in result.tables.values():

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -268,6 +268,7 @@ class Estimate:
     sample: int  # labelled issues of the estimate's random sample
     unpredicted: int  # unlabelled issues with no prediction at all
     tables: dict[str, EstimatedTable]
+    left_out: int = 0  # of them, left out of the estimate (the estimator needs predictions)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -278,6 +279,7 @@ class Estimate:
                 "unlabelled": self.unlabelled,
                 "sample": self.sample,
                 "unpredicted": self.unpredicted,
+                "left_out": self.left_out,
             },
             "tables": {name: table.as_dict() for name, table in self.tables.items()},
         }
@@ -341,6 +343,15 @@ def estimate_tables(
         from issueminer.analyse.estimate.calibration import by_target
 
         calibration = by_target(session, taxonomy, [spec.name for spec in specs], folds)
+    unpredicted = [u for u in unlabelled if u not in predictions]
+    left_out = 0
+    if estimator == ppi.NAME or any(c.labels for c in calibration.values()):
+        # the estimators read predictions: an issue without any (no text to classify)
+        # is neither in the sample's frame nor predictable, so it is left out and said
+        left_out, unlabelled = len(unpredicted), [u for u in unlabelled if u in predictions]
+        population = replace(
+            population, uids=tuple(u for u in population.uids if u in labels or u in predictions)
+        )
     found = {}
     for spec in specs:
         categories = _categories(spec, labelled, unlabelled, labels, predictions)
@@ -360,8 +371,9 @@ def estimate_tables(
         len(labelled),
         len(unlabelled),
         len(sampled),
-        sum(1 for u in unlabelled if u not in predictions),
+        len(unpredicted),
         found,
+        left_out=left_out,
     )
 
 
