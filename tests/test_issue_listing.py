@@ -25,6 +25,13 @@ def study_db(tosem_dir, tmp_path_factory) -> str:
     return db
 
 
+def _copy(db: str, to: Path) -> Path:
+    """The database as a reader sees it (SQLite's backup, so a WAL file is included)."""
+    with sqlite3.connect(db) as source, sqlite3.connect(to) as target:
+        source.backup(target)
+    return to
+
+
 def _filters(db: str) -> list[dict]:
     """Every filter on its own and combined, with values taken from the stored data."""
     with sqlite3.connect(db) as conn:
@@ -98,8 +105,7 @@ def test_a_database_the_store_must_see_first_is_left_to_it(tmp_path, study_db) -
     assert open_at_head(str(tmp_path / "missing.db")) is None
     assert not (tmp_path / "missing.db").exists()  # and nothing was created
 
-    older = tmp_path / "older.db"
-    older.write_bytes(Path(study_db).read_bytes())
+    older = _copy(study_db, tmp_path / "older.db")
     with sqlite3.connect(older) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0001'")
     assert open_at_head(str(older)) is None
@@ -121,8 +127,7 @@ def test_a_database_the_store_must_see_first_is_left_to_it(tmp_path, study_db) -
 def test_a_database_that_has_not_remembered_its_study_goes_through_the_store(tmp_path, study_db):
     """The store writes the study on first use; the quick reader never writes, so it steps
     aside, and the command's answer is the same either way."""
-    db = tmp_path / "forgetful.db"
-    db.write_bytes(Path(study_db).read_bytes())
+    db = _copy(study_db, tmp_path / "forgetful.db")
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM meta")
     assert SqliteListing.open(str(db)) is None
@@ -138,8 +143,7 @@ def test_a_database_that_has_not_remembered_its_study_goes_through_the_store(tmp
 def test_an_older_database_still_gets_the_stores_answer(tmp_path, study_db) -> None:
     """At another revision the command goes through the store, which upgrades it (the
     store's rule for every command), then lists."""
-    db = tmp_path / "older.db"
-    db.write_bytes(Path(study_db).read_bytes())
+    db = _copy(study_db, tmp_path / "older.db")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffff'")
     done = CliRunner().invoke(app, ["issues", "list", "--db", str(db), "--limit", "2"])
