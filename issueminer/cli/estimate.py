@@ -221,12 +221,13 @@ def table_frame(table: EstimatedTable) -> pd.DataFrame:
         {
             "category": row.category,
             "labelled": int(row.labelled),
-            "count": row.count.estimate,
-            "count_low": row.count.low,
-            "count_high": row.count.high,
-            "percent": 100 * row.share.estimate,
-            "percent_low": 100 * row.share.low,
-            "percent_high": 100 * row.share.high,
+            # one decimal, as the tables print: more would claim a precision there is not
+            "count": round(row.count.estimate, 1),
+            "count_low": round(row.count.low, 1),
+            "count_high": round(row.count.high, 1),
+            "percent": round(100 * row.share.estimate, 1),
+            "percent_low": round(100 * row.share.low, 1),
+            "percent_high": round(100 * row.share.high, 1),
         }
         for row in table.rows
     ]

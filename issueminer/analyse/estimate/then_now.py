@@ -145,11 +145,11 @@ def comparison_frame(rows: list[Comparison]) -> Any:
         [
             {
                 "category": c.category,
-                "then": 100 * c.then.estimate,
-                "now": 100 * c.now.estimate,
-                "now_low": 100 * c.now.low,
-                "now_high": 100 * c.now.high,
-                "difference": 100 * c.difference.estimate,
+                "then": round(100 * c.then.estimate, 1),
+                "now": round(100 * c.now.estimate, 1),
+                "now_low": round(100 * c.now.low, 1),
+                "now_high": round(100 * c.now.high, 1),
+                "difference": round(100 * c.difference.estimate, 1),
                 "p_holm": f"{c.p_holm:.3f}",  # text: the percents keep one decimal
             }
             for c in rows
