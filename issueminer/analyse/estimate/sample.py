@@ -9,13 +9,15 @@ Duchi and Zrnic, "PPI++: Efficient Prediction-Powered Inference", arXiv:2311.014
     mean_U(Y) ~ lam * mean_U(Yhat) + mean_S(w * (Y - lam * Yhat))
     lam = cov_S(Y, Yhat) / var(Yhat), clipped to [0, 1]
 
-`w` are the sample's design weights (inverse inclusion probabilities, normalised to mean
-1; all 1 for a simple random sample); lam = 0 is the classical sample mean, so a useless
-classifier costs nothing but the tuning. (PPI++ divides lam by 1 + n/N as well: its target
-is an infinite population's mean; for this population's count, cov/var is the optimum.)
+`w` weighs each sampled issue by the unlabelled issues it stands for: its design weight
+(inverse inclusion probability, frame / sample of its stratum) minus itself, normalised
+to mean 1 (all equal for a simple random sample); lam = 0 is the classical sample mean,
+so a useless classifier costs nothing but the tuning. (PPI++ divides lam by 1 + n/N as
+well: its target is an infinite population's mean; for this population's count, cov/var
+is the optimum.)
 The target is the count in *this* population (the crawled issues), not in an infinite
 one: mean_U(Yhat) is observed exactly, and only the rectifier r = Y - lam * Yhat is
-unknown over U, so the normal (CLT) interval uses
+unknown over U, so the CLT interval (Student's t, n - 1 degrees of freedom) uses
 
     var = var_S(r) (1 / n + 1 / N_U)      (per stratum, for a stratified sample:
                                           `_mean_covariance`)
