@@ -290,9 +290,10 @@ def predict(model: TrainedModel, documents: Sequence[Document]) -> list[Predicte
     scores = model.system.scores(frame)
     classes = model.system.classes_
     chosen = model.system.decide(scores) if target.kind == MULTI else None
+    rounded = _rounded_rows(scores)
     found = []
     for row, document in enumerate(documents):
-        probabilities = _rounded(classes, scores[row])
+        probabilities = dict(zip(classes, rounded[row], strict=True))
         if chosen is not None:
             names = [c for c, keep in zip(classes, chosen[row], strict=True) if keep]
             names.sort(key=lambda c: -probabilities[c])
@@ -314,16 +315,18 @@ def _predict_path(
         named = [i for i, c in enumerate(classes) if c is not None]
         names = [classes[i] for i in named]
         best = scores.argmax(axis=1)
+        rounded = _rounded_rows(scores[:, named])
         for row, document in enumerate(documents):
             label = classes[best[row]]
             if label is not None:
                 probability = float(scores[row, best[row]])
-                probabilities = _rounded(names, scores[row, named])
+                probabilities = dict(zip(names, rounded[row], strict=True))
                 found.append(
                     PredictedLabel(document.uid, fields[level], label, probability, probabilities)
                 )
     return found
 
 
-def _rounded(classes: Sequence[str], scores: np.ndarray) -> dict[str, float]:
-    return dict(zip(classes, np.round(scores, PROBABILITY_DECIMALS).tolist(), strict=True))
+def _rounded_rows(scores: np.ndarray) -> list[list[float]]:
+    """Stored probabilities, rounded for all rows at once (per row costs more than the model)."""
+    return np.round(scores, PROBABILITY_DECIMALS).tolist()

@@ -13,6 +13,7 @@ import math
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -142,20 +143,27 @@ def transform(features: ColumnTransformer, frame: pd.DataFrame) -> sp.csr_matrix
 
 
 def _counts(vectorizer: TfidfVectorizer, documents: Iterable[str]) -> sp.csr_matrix:
+    """Term counts: every document's n-grams looked up at once (one C-level pass over
+    all of them, unknown ones marked -1), then dropped with numpy."""
     lookup = vectorizer.vocabulary_.get
     low, high = vectorizer.ngram_range
-    columns: list[int] = []
-    offsets = [0]
+    grams: list[str] = []
+    lengths: list[int] = []
     for document in documents:
+        before = len(grams)
         terms = document.split()
-        grams = list(terms) if low == 1 else []
+        if low == 1:
+            grams += terms
         for n in range(max(2, low), high + 1):
             grams += map(" ".join, zip(*(terms[i:] for i in range(n)), strict=False))
-        columns.extend(j for j in map(lookup, grams) if j is not None)
-        offsets.append(len(columns))
+        lengths.append(len(grams) - before)
+    found = np.fromiter(map(lookup, grams, repeat(-1)), dtype=np.int64, count=len(grams))
+    known = found >= 0
+    rows = np.repeat(np.arange(len(lengths)), lengths)[known]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(lengths)))])
     counts = sp.csr_matrix(
-        (np.ones(len(columns), dtype=vectorizer.dtype), columns, offsets),
-        shape=(len(offsets) - 1, len(vectorizer.vocabulary_)),
+        (np.ones(int(known.sum()), dtype=vectorizer.dtype), found[known], offsets),
+        shape=(len(lengths), len(vectorizer.vocabulary_)),
     )
     counts.sum_duplicates()
     return counts
