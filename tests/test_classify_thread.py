@@ -525,3 +525,41 @@ def test_study_validate_names_a_broken_thread_section(runner, tmp_path) -> None:
         runner.invoke(app, ["study", "validate", str(tmp_path / "new" / "fresh.yaml")]).exit_code
         == 0
     )
+
+
+def test_rules_help_rare_fix_patterns_too(tmp_path) -> None:
+    """The same garden, as fix patterns: the rules' prior lifts the rare patterns."""
+    from issueminer.analyse.classify.systems import TextClassifier
+    from issueminer.taxonomy import load_taxonomy
+
+    lines = [
+        f"  - {{name: fix {topic}, definition: 'Fixed by changing the {a} or the {b}.'}}"
+        for topic, (a, b) in GARDEN_TOPICS.items()
+    ]
+    study = GARDEN_STUDY.replace("howto_topics:\n", "fix_patterns:\n")
+    path = tmp_path / "garden-test.yaml"
+    path.write_text(study + "\n".join(lines) + "\n", encoding="utf-8")
+    garden = load_taxonomy(path)
+    rng = np.random.default_rng(6)
+    filler = ["it", "finally", "works", "after", "we", "changed", "something", "this", "week"]
+    jargon = {"watering": ("drip", "timer"), "pruning": ("cut", "branch")}
+    documents, labels = [], []
+    for topic, words in GARDEN_TOPICS.items():
+        common = topic in jargon
+        for n in range(30 if common else 4):
+            said = list(rng.choice(filler, 8))
+            said += list(jargon[topic]) if common else [words[n % 2]]
+            rng.shuffle(said)
+            documents.append(Document("garden fixed", " ".join(said), uid=f"{topic}{n}"))
+            labels.append((f"fix {topic}",))
+    target = get_target("fix_pattern")
+
+    def systems():
+        return {**systems_for(target, garden), "alone": TextClassifier(target, rules=None)}
+
+    evaluation = cross_validate(featurize(documents), labels, target, systems, folds=3, seed=0)
+    model, alone = evaluation.model, evaluation.results["alone"]
+    # measured: macro-F1 1.00 with the prior, 0.28 without, 0.83 for the rules alone
+    assert model.macro_f1 > alone.macro_f1 + 0.2
+    assert model.macro_f1 > evaluation.baselines["keywords"].macro_f1
+    assert model.accuracy > alone.accuracy  # exact sets

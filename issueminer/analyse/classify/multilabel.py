@@ -10,7 +10,10 @@ patterns where the thread has one. Instead:
    patterns: most patterns have too few issues for a map of their own);
 3. the decision rule, a probability threshold or "the most probable patterns up to a
    share of the probability mass", is the candidate with the best mean per-issue F1 on
-   those same out-of-fold probabilities, fewer patterns winning a tie.
+   those same out-of-fold probabilities, fewer patterns winning a tie;
+4. with the taxonomy's keyword rules, each pattern's probability leans on its rule by
+   m / (m + n_pattern) before calibration; m is chosen with steps 2 and 3 (best mean
+   per-issue F1, the smallest m on a tie), so rare patterns can borrow from the rules.
 
 The outer evaluation's test fold is never seen by any of these steps.
 """
@@ -33,6 +36,9 @@ THRESHOLD, MASS = "threshold", "mass"
 DEFAULT_RULE = (THRESHOLD, 0.5)  # models saved before rules were chosen
 EPSILON = 1e-6  # keeps logits finite at probabilities of exactly 0 or 1
 MIN_INNER_ISSUES = 6  # fewer training issues: no inner folds, the default rule
+PSEUDO_COUNTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # the keyword prior's weights tried (see priors)
+# (pattern names, training counts) -> the keyword rules' probability of each pattern, per row
+RuleProba = Callable[[Sequence[str], np.ndarray], np.ndarray]
 
 
 def decide(probabilities: np.ndarray, rule: Sequence[Any] = DEFAULT_RULE) -> np.ndarray:
@@ -123,9 +129,15 @@ def _positive(probabilities: np.ndarray, patterns: int) -> np.ndarray:
 
 
 def fit_multilabel(
-    make: Callable[[], Any], matrix: Any, y: Sequence[tuple[str, ...]], seed: int = 0
+    make: Callable[[], Any],
+    matrix: Any,
+    y: Sequence[tuple[str, ...]],
+    seed: int = 0,
+    rules: RuleProba | None = None,
 ) -> dict[str, Any]:
-    """The fitted parts of a fix-pattern model: classes, estimator, calibration, rule."""
+    """The fitted parts of a fix-pattern model: classes, estimator, calibration, rule, and
+    with `rules` (the keyword rules' per-pattern probabilities of training rows) a prior
+    whose pseudo-count is chosen with the calibration and the rule (see `priors`)."""
     binarizer = MultiLabelBinarizer()
     indicator = binarizer.fit_transform(y).astype(bool)
     classes = [str(c) for c in binarizer.classes_]
@@ -141,13 +153,43 @@ def fit_multilabel(
     if out_of_fold is None:
         parts["rule"] = list(DEFAULT_RULE)
         return parts
-    calibration = fit_calibration(out_of_fold, indicator)
-    parts["calibration"] = list(calibration)
-    parts["rule"] = list(choose_rule(calibrate(out_of_fold, calibration), indicator))
+    counts = indicator.sum(axis=0).astype(float)
+    keyword = rules(classes, counts) if rules is not None else None
+    best: tuple[float, ...] | None = None
+    for m in PSEUDO_COUNTS if keyword is not None else (0.0,):
+        blended = blend_patterns(out_of_fold, keyword, counts, m)
+        calibration = fit_calibration(blended, indicator)
+        calibrated = calibrate(blended, calibration)
+        rule = choose_rule(calibrated, indicator)
+        quality = round(samples_f1(indicator, decide(calibrated, rule)), 9)
+        if best is None or quality > best[0]:
+            best = (quality, m)
+            parts.update(calibration=list(calibration), rule=list(rule))
+            parts["prior"] = {"counts": counts.tolist(), "pseudo_count": m}
     return parts
 
 
-def multilabel_proba(parts: dict[str, Any], matrix: Any) -> np.ndarray:
+def blend_patterns(
+    model: np.ndarray, keyword: np.ndarray | None, counts: np.ndarray, pseudo_count: float
+) -> np.ndarray:
+    """Each pattern's probability leaning on its rule by m / (m + n_pattern); patterns are
+    yes/no questions of their own, so rows are not renormalised."""
+    if keyword is None or pseudo_count <= 0:
+        return model
+    share = pseudo_count / (pseudo_count + counts)
+    return (1 - share) * model + share * keyword
+
+
+def multilabel_proba(
+    parts: dict[str, Any], matrix: Any, rules: RuleProba | None = None
+) -> np.ndarray:
     if parts["estimator"] is None:
         return np.ones((matrix.shape[0], 1))
-    return calibrate(parts["estimator"].predict_proba(matrix), parts.get("calibration"))
+    proba = parts["estimator"].predict_proba(matrix)
+    prior = parts.get("prior")
+    if prior and prior["pseudo_count"] > 0 and rules is not None:
+        counts = np.asarray(prior["counts"], dtype=float)
+        proba = blend_patterns(
+            proba, rules(parts["classes"], counts), counts, prior["pseudo_count"]
+        )
+    return calibrate(proba, parts.get("calibration"))

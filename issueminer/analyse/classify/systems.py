@@ -224,14 +224,16 @@ def _proba(fitted: dict[str, Any], matrix: Any) -> np.ndarray:
     return fitted["estimator"].predict_proba(matrix)
 
 
-def _fit_multi(matrix: Any, y: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+def _fit_multi(
+    matrix: Any, y: Sequence[tuple[str, ...]], rules: Any | None = None
+) -> dict[str, Any]:
     def make() -> Pipeline:
         # unweighted: class weights would inflate every rare pattern's probability;
         # liblinear: one yes/no problem per pattern, many times faster than lbfgs
         logreg = LogisticRegression(C=MULTI_C, max_iter=MAX_ITER, solver="liblinear")
         return _selected(OneVsRestClassifier(logreg), MULTI_FEATURE_PERCENTILE)
 
-    return fit_multilabel(make, matrix, y)
+    return fit_multilabel(make, matrix, y, rules=rules)
 
 
 def path_weights(paths: list[TaxonomyPath], observed: Counter[TaxonomyPath]) -> list[float]:
@@ -311,7 +313,8 @@ class TextClassifier:
             self.parts["keyword_rules"] = self.rules
         matrix = self.matrix(frame)
         if self.target.kind == MULTI:
-            self.parts["main"] = _fit_multi(matrix, [tuple(v) for v in y])
+            rules = self._pattern_rules(frame) if self.parts.get("keyword_rules") else None
+            self.parts["main"] = _fit_multi(matrix, [tuple(v) for v in y], rules)
         elif self.target.kind == PATH:
             self._fit_paths(matrix, frame, [tuple(v) for v in y])
         else:
@@ -346,6 +349,11 @@ class TextClassifier:
         fitted["prior"] = prior_part(fitted["classes"], y, m)
         return fitted
 
+    def _pattern_rules(self, frame: pd.DataFrame) -> Any:
+        """Fix patterns: the keyword rules' probability of each pattern for `frame`'s rows."""
+        scorer = self._rule_scorer()
+        return lambda classes, counts: rule_proba(scorer, classes, counts, frame)
+
     def _rule_scorer(self) -> Any:
         rules = self.parts["keyword_rules"]
         return lambda labels, frame: rule_scores(rules, labels, frame)
@@ -366,7 +374,8 @@ class TextClassifier:
             joint, paths = self.joint(matrix, frame)
             return max_marginal(joint, [p[2] for p in paths], self.classes_)
         if self.target.kind == MULTI:
-            return multilabel_proba(self.parts["main"], matrix)
+            rules = self._pattern_rules(frame) if self.parts.get("keyword_rules") else None
+            return multilabel_proba(self.parts["main"], matrix, rules)
         return self._blended("main", matrix, frame)
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
