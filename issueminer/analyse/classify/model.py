@@ -189,7 +189,10 @@ def train_model(
         }
     started = time.perf_counter()
     rules = keyword_rules(taxonomy, target)
-    system = TextClassifier(target, classifier, taxonomy.leaf_paths(), reading.weights, rules)
+    stage_rules = keyword_rules(taxonomy, get_target("stage")) if target.kind == PATH else None
+    system = TextClassifier(
+        target, classifier, taxonomy.leaf_paths(), reading.weights, rules, stage_rules
+    )
     system.fit(frame, y)
     if on_progress:
         on_progress(steps, steps)

@@ -50,6 +50,7 @@ from issueminer.analyse.classify.targets import (
     PATH,
     SVM,
     Target,
+    get_target,
 )
 from issueminer.study import DEFAULT_FIELD_WEIGHTS, thread_reading
 from issueminer.taxonomy import Taxonomy
@@ -290,6 +291,7 @@ class TextClassifier:
         taxonomy_paths: Sequence[TaxonomyPath] = (),
         weights: dict[str, float] | None = None,
         rules: dict[str, dict[str, float]] | None = None,
+        stage_rules: dict[str, dict[str, float]] | None = None,
     ) -> None:
         if classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier '{classifier}'; choose one of {CLASSIFIERS}")
@@ -297,7 +299,10 @@ class TextClassifier:
         self.classifier = classifier
         self.taxonomy_paths = [tuple(p) for p in taxonomy_paths]
         self.weights = weights
-        self.rules = rules  # the taxonomy's keyword rules, as features (see rule_features)
+        # the taxonomy's keyword rules, a prior per label (see priors); a symptom model's
+        # stage part has the stages' rules
+        self.rules = rules
+        self.stage_rules = stage_rules
         self.parts: dict[str, Any] = {}
 
     @property
@@ -311,6 +316,8 @@ class TextClassifier:
         self.parts = {"features": features}
         if self.rules:
             self.parts["keyword_rules"] = self.rules
+        if self.stage_rules and self.target.kind == PATH:
+            self.parts["stage_keyword_rules"] = self.stage_rules
         matrix = self.matrix(frame)
         if self.target.kind == MULTI:
             rules = self._pattern_rules(frame) if self.parts.get("keyword_rules") else None
@@ -322,7 +329,8 @@ class TextClassifier:
         return self
 
     def _fit_paths(self, matrix: Any, frame: pd.DataFrame, y: list[TaxonomyPath]) -> None:
-        self.parts["stage"] = _fit_single(self.classifier, matrix, [p[0] for p in y])
+        stages = [p[0] for p in y]
+        self.parts["stage"] = self._fit_with_prior(matrix, frame, stages, "stage_keyword_rules")
         self.parts["leaf"] = self._fit_with_prior(matrix, frame, [p[2] for p in y])
         stages, leaves = set(self.parts["stage"]["classes"]), set(self.parts["leaf"]["classes"])
         observed = Counter(y)
@@ -334,19 +342,21 @@ class TextClassifier:
     def matrix(self, frame: pd.DataFrame) -> sp.csr_matrix:
         return transform(self.parts["features"], frame)
 
-    def _fit_with_prior(self, matrix: Any, frame: pd.DataFrame, y: list[str]) -> dict[str, Any]:
+    def _fit_with_prior(
+        self, matrix: Any, frame: pd.DataFrame, y: list[str], rules_key: str = "keyword_rules"
+    ) -> dict[str, Any]:
         """One label per issue, blended with the keyword rules as `priors` says."""
         fitted = _fit_single(self.classifier, matrix, y)
-        rules = self.parts.get("keyword_rules")
-        if not rules or fitted["estimator"] is None:
+        if not self.parts.get(rules_key) or fitted["estimator"] is None:
             return fitted
 
         def fit_proba(train: np.ndarray, test: np.ndarray) -> tuple[list[str], np.ndarray]:
             inner = _fit_single(self.classifier, matrix[train], [y[i] for i in train])
             return inner["classes"], _proba(inner, matrix[test])
 
-        m = choose_pseudo_count(fit_proba, self._rule_scorer(), frame, y, fitted["classes"])
-        fitted["prior"] = prior_part(fitted["classes"], y, m)
+        scorer = self._rule_scorer(rules_key)
+        m = choose_pseudo_count(fit_proba, scorer, frame, y, fitted["classes"])
+        fitted["prior"] = {**prior_part(fitted["classes"], y, m), "rules": rules_key}
         return fitted
 
     def _pattern_rules(self, frame: pd.DataFrame) -> Any:
@@ -354,8 +364,8 @@ class TextClassifier:
         scorer = self._rule_scorer()
         return lambda classes, counts: rule_proba(scorer, classes, counts, frame)
 
-    def _rule_scorer(self) -> Any:
-        rules = self.parts["keyword_rules"]
+    def _rule_scorer(self, rules_key: str = "keyword_rules") -> Any:
+        rules = self.parts[rules_key]
         return lambda labels, frame: rule_scores(rules, labels, frame)
 
     def _blended(self, key: str, matrix: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -365,7 +375,8 @@ class TextClassifier:
         if not prior:
             return proba
         counts = np.asarray(prior["counts"], dtype=float)
-        rules = rule_proba(self._rule_scorer(), fitted["classes"], counts, frame)
+        scorer = self._rule_scorer(prior.get("rules", "keyword_rules"))
+        rules = rule_proba(scorer, fitted["classes"], counts, frame)
         return blend(proba, rules, counts, prior["pseudo_count"])
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
@@ -387,7 +398,7 @@ class TextClassifier:
         paths = [tuple(p) for p in self.parts["paths"]]
         stage, leaf = self.parts["stage"], self.parts["leaf"]
         joint = decode(
-            _proba(stage, matrix),
+            self._blended("stage", matrix, frame),
             stage["classes"],
             self._blended("leaf", matrix, frame),
             leaf["classes"],
@@ -536,10 +547,13 @@ def systems_for(
     """Fresh, unfitted systems: the classifier first, then the baselines. The classifier
     weighs the thread's fields as `weights` say, else as the study file says."""
     rules = keyword_rules(taxonomy, target)
+    stage_rules = keyword_rules(taxonomy, get_target("stage")) if target.kind == PATH else None
     if weights is None:
         weights = thread_reading(taxonomy).weights
     return {
-        "model": TextClassifier(target, classifier, taxonomy.leaf_paths(), weights, rules),
+        "model": TextClassifier(
+            target, classifier, taxonomy.leaf_paths(), weights, rules, stage_rules
+        ),
         "majority": MajorityBaseline(target),
         "keywords": KeywordBaseline(target, rules),
     }
