@@ -531,9 +531,11 @@ def rule_scores(
         for word, weight in rules.get(label, {}).items():
             index[word].append((column, weight))
     out = np.zeros((len(frame), len(labels)))
+    keywords = index.keys()
     for row, (words, signals) in enumerate(zip(frame["words"], frame["signals"], strict=True)):
-        for word in set(words.split()) | set(signals.split()):
-            for column, weight in index.get(word, ()):
+        # the set intersection runs in C; Python loops over the keywords only
+        for word in keywords & {*words.split(), *signals.split()}:
+            for column, weight in index[word]:
                 out[row, column] += weight
     return out
 
