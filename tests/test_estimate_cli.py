@@ -489,3 +489,18 @@ def test_round_for_estimate_refuses_bad_widths_and_sizes(runner, new_population)
     with store.session() as session:  # nothing stored half-written
         assert session.scalar(select(func.count()).select_from(LabelingRound)) == 0
     store.close()
+
+
+def test_diff_study_estimate_compares_with_the_estimates_intervals(
+    runner, labelled_db, labelled_now
+):
+    args = [labelled_db, labelled_now, "--estimate", "--group", "current"]
+    found = _invoke(runner, "diff-study", *args)
+    direct = _invoke(
+        runner, "estimate", "--db", labelled_now, "--group", "current", "--then", labelled_db
+    )
+    assert found == direct
+    assert found["tables"]["stages"]["now_estimator"].startswith("prediction-powered")
+    result = runner.invoke(app, ["diff-study", labelled_db, labelled_now, "--group", "current"])
+    assert result.exit_code == 1
+    assert "give --estimate too" in result.output

@@ -127,6 +127,17 @@ def diff_study(
     b: Annotated[str, typer.Argument(help="Second study: database URL or SQLite path.")],
     study: StudyOption = None,
     top: Annotated[int, typer.Option(min=0, help="How many moved categories to list.")] = 10,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="B's unlabelled issues count too: compare A's final tables with B's "
+            "estimated tables and their intervals (see `issueminer estimate --then`).",
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="With --estimate: only B's issues of this framework group.")
+    ] = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Compare two studies' (or snapshots') label distributions with the test that fits.
@@ -140,8 +151,19 @@ def diff_study(
     design was used and why, how issues with several labels are counted, Holm-adjusted
     p-values, and the categories whose share moved most, in percentage points.
 
+    With --estimate, B is a population estimated from predictions (`issueminer
+    estimate`): each share's difference is tested with the estimate's own uncertainty,
+    never as if predicted counts were observed.
+
     Example: issueminer diff-study study.db new-crawl.db --top 15
     """
+    if estimate:
+        from issueminer.cli.estimate import compare_estimated
+
+        compare_estimated(a, b, study, group, fmt)
+        return
+    if group is not None:
+        fail("--group chooses B's population for --estimate: give --estimate too")
     from issueminer.analyse.stats import compute_stats
     from issueminer.analyse.study_diff import diff_studies
 
