@@ -111,9 +111,7 @@ class IssuePayload(Base):
     __tablename__ = "issue_payload"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    issue_uid: Mapped[str] = mapped_column(
-        ForeignKey("issue.uid", ondelete="CASCADE"), index=True
-    )
+    issue_uid: Mapped[str] = mapped_column(ForeignKey("issue.uid", ondelete="CASCADE"), index=True)
     found_by: Mapped[str | None] = mapped_column(String(200))  # the crawl that brought it
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
     applied: Mapped[bool] = mapped_column(Boolean, default=True)
