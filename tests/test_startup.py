@@ -50,9 +50,9 @@ out, names, args = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
 sys.argv = ["issueminer", *args]
 code = 0
 try:
-    from issueminer.cli.main import app
+    from issueminer.cli.main import run
     if args:
-        app()
+        run()
 except SystemExit as exc:
     code = exc.code
 with open(out, "w") as handle:
@@ -147,3 +147,52 @@ def test_issues_list_with_filters_stays_light_too(tmp_path, sample_db) -> None:
     assert done.returncode == 0, done.stderr
     assert " issues" in done.stdout
     assert loaded == []
+
+
+# the script's way (run: only the named area) and the whole command's (app), both as
+# `issueminer` would be called
+AS_SCRIPT = """
+import sys
+sys.argv = ["issueminer", *sys.argv[1:]]
+from issueminer.cli.main import {}
+{}()
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["issues"],
+        ["issues", "--help"],
+        ["issues", "lst"],
+        ["round", "--help"],
+        ["stats", "--help"],
+        ["crawl", "so-dump", "--help"],
+        ["nonsense"],
+        ["issues", "list", "--limit", "3", "-f", "json"],
+    ],
+    ids=" ".join,
+)
+def test_the_script_answers_as_the_whole_command_does(tmp_path, sample_db, args) -> None:
+    """The script builds only the area a command line names (`cli.main.run`); its output
+    and exit code are those of the command holding every area."""
+    if args[0] == "issues" and "list" in args:
+        args = [*args, "--db", sample_db]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    env.pop("ISSUEMINER_DB", None)
+    answers = [
+        subprocess.run(
+            [sys.executable, *how, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
+        for how in (["-c", AS_SCRIPT.format("run", "run")], ["-c", AS_SCRIPT.format("app", "app")])
+    ]
+    script, whole = ((a.returncode, a.stdout, a.stderr) for a in answers)
+    assert script == whole
+    assert script[1] or script[2]  # each says something

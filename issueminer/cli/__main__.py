@@ -1,5 +1,5 @@
 """`python -m issueminer.cli`: the same command as `issueminer`."""
 
-from issueminer.cli.main import app
+from issueminer.cli.main import run
 
-app()
+run()
