@@ -208,19 +208,21 @@ def _newest(session: Session, uids: Iterable[str]) -> dict[tuple[str, str], tupl
 
 def newest_predictions(session: Session, uids: Iterable[str]) -> dict[str, dict[str, str]]:
     """Each issue's newest predicted label per field (issue_type, stage, ...)."""
-    found: dict[str, dict[str, str]] = defaultdict(dict)
-    for (uid, target), row in _newest(session, uids).items():
-        found[uid][target] = row[2]
-    return dict(found)
+    return read_predictions(session, uids)[0]
 
 
-def newest_probabilities(session: Session, uids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Each issue's newest predicted probabilities per field ({label: probability})."""
-    found: dict[str, dict[str, Any]] = defaultdict(dict)
+def read_predictions(
+    session: Session, uids: Iterable[str]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
+    """From one read of the newest predictions: each issue's label per field, and its
+    probabilities per field ({label: probability}) where the model stored them."""
+    labels: dict[str, dict[str, str]] = defaultdict(dict)
+    probabilities: dict[str, dict[str, Any]] = defaultdict(dict)
     for (uid, target), row in _newest(session, uids).items():
+        labels[uid][target] = row[2]
         if row[3]:
-            found[uid][target] = row[3]
-    return dict(found)
+            probabilities[uid][target] = row[3]
+    return dict(labels), dict(probabilities)
 
 
 # ---- estimating ----------------------------------------------------------------------
@@ -325,7 +327,7 @@ def estimate_tables(
     `quantification=False` skips the cross-validation the quantification estimator needs."""
     uids = population.uids
     labels = final_rows(session, uids)
-    predictions = newest_predictions(session, uids)
+    predictions, probabilities = read_predictions(session, uids)
     weights = {u: w for u, w in sample_weights(session).items() if u in labels}
     # a sampled issue counts only with the predictions the estimator compares its label to
     sampled = [u for u in uids if u in weights and u in predictions]
@@ -343,6 +345,9 @@ def estimate_tables(
         from issueminer.analyse.estimate.calibration import by_target
 
         calibration = by_target(session, taxonomy, [spec.name for spec in specs], folds)
+    # the calibration issues' labels, read once for every table that is quantified
+    calibrated_uids = {uid for c in calibration.values() for uid in c.labels}
+    calibration_truth = final_rows(session, tuple(sorted(calibrated_uids)))
     unpredicted = [u for u in unlabelled if u not in predictions]
     left_out = 0
     if estimator == ppi.NAME or any(c.labels for c in calibration.values()):
@@ -356,7 +361,13 @@ def estimate_tables(
     for spec in specs:
         categories = _categories(spec, labelled, unlabelled, labels, predictions)
         quantified = _quantified_table(
-            session, spec, categories, labels, predictions, labelled, unlabelled, calibration
+            spec,
+            categories,
+            labels,
+            (predictions, probabilities),
+            (labelled, unlabelled),
+            calibration,
+            calibration_truth,
         )
         if quantified is not None:
             found[spec.name] = quantified
@@ -469,14 +480,13 @@ def _bounded_share(count: Interval, den: Interval, n_rest: int) -> Interval:
 
 
 def _quantified_table(
-    session: Session,
     spec: TableSpec,
     categories: list[str],
     labels: dict[str, list[dict[str, Any]]],
-    predictions: dict[str, dict[str, str]],
-    labelled: list[str],
-    unlabelled: list[str],
+    predicted_population: tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]],
+    labelled_unlabelled: tuple[list[str], list[str]],
     calibration: dict[str, Any],
+    truth_rows: dict[str, list[dict[str, Any]]],
 ) -> EstimatedTable | None:
     """The table by probabilistic adjusted classify-and-count where every issue has the
     probabilities it needs (issue types, stages, how-to topics), else by adjusted
@@ -494,7 +504,8 @@ def _quantified_table(
     if not calibrated or not calibrated.labels:
         return None
     predicted = calibrated.labels
-    truth_rows = final_rows(session, tuple(sorted(predicted)))
+    predictions, probabilities = predicted_population
+    labelled, unlabelled = labelled_unlabelled
     cal_uids = [uid for uid in sorted(predicted) if uid in truth_rows]
     truth = [composite(*spec.truth(truth_rows[uid])) for uid in cal_uids]
     name = acc.PACC_NAME
@@ -502,7 +513,7 @@ def _quantified_table(
         spec.name,
         truth,
         [calibrated.probabilities.get(uid, {}) for uid in cal_uids],
-        list(newest_probabilities(session, unlabelled).get(uid, {}) for uid in unlabelled),
+        [probabilities.get(uid, {}) for uid in unlabelled],
         categories,
     )
     if result is None:  # no probabilities for every issue: the labels' counts
