@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from issueminer.collect.checkpoints import Checkpointer
+from issueminer.collect.payload_history import payload_history
 from issueminer.collect.selection import Selection
 from issueminer.collect.sources.github import (
     INCOMPLETE_RETRIES,
@@ -22,6 +23,7 @@ from issueminer.collect.sources.github import (
     GitHubClient,
     GitHubCrawler,
 )
+from issueminer.ids import github_issue
 from issueminer.store import Issue, Reply, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue
 from tests.helpers import crawled_content, kill_after_requests
@@ -93,7 +95,7 @@ def fake():
         yield server
 
 
-def crawl(store, fake, taxonomy, sleeps=None, notes=None, since=None, on_page=None):
+def crawl(store, fake, taxonomy, sleeps=None, notes=None, since=None, on_page=None, now=None):
     selection = Selection.from_taxonomy(taxonomy)
     repositories = [r for r in selection.repositories if r.repo in REPOS]
     checkpointer = Checkpointer(store, "github", GitHubCrawler.query(selection, repositories))
@@ -109,6 +111,7 @@ def crawl(store, fake, taxonomy, sleeps=None, notes=None, since=None, on_page=No
         search_cap=40,
         on_page=on_page,
         on_note=(notes.append if notes is not None else None),
+        **({"now": now} if now else {}),
     )
     crawler.run(checkpointer, repositories, since)
     checkpointer.finish("done")
@@ -454,3 +457,67 @@ def test_cli_summary_and_status_show_findings(tmp_path, taxonomy, runner) -> Non
     text = runner.invoke(app, ["crawl", "status", "--db", db]).output
     assert "finding: tensorflow/tensorflow: skipped, the GitHub Search API refuses it" in text
     assert ": skipped (the search refuses the repository)" in text
+
+
+# ---- an incremental run follows activity, whatever the state ------------------------------
+
+
+def _searches(requests: list[dict]) -> list[str]:
+    return [r["params"]["q"] for r in requests if r["path"] == "/search/issues"]
+
+
+def test_rerun_with_nothing_new_costs_one_search_per_query(store, fake, taxonomy) -> None:
+    _, first = crawl(store, fake, taxonomy)
+    before = len(fake.requests)
+    _, checkpointer = crawl(store, fake, taxonomy)
+    again = fake.requests[before:]
+    assert [r["path"] for r in again] == ["/search/issues"] * len(first.checkpoint["queries"])
+    assert all("updated:" in q and "is:closed" not in q for q in _searches(again))
+    assert checkpointer.items_seen == 0 and checkpointer.items_stored == 0
+
+
+def test_a_reopened_issue_is_refreshed_and_a_new_open_one_is_not_stored(
+    store, fake, taxonomy
+) -> None:
+    """Reopened after the first crawl (GitHub: state open, state_reason "reopened",
+    closed_at null, updated_at moved): `is:closed` would never return it again. The
+    incremental run searches by last activity in every state, stores the reopened issue as
+    it is now (the closed payload kept in its history), and leaves out a new open issue
+    the study does not admit; closed again later, it is stored closed again."""
+    crawl(store, fake, taxonomy)
+    repo = "pytorch/pytorch"
+    number = min(n for r, n in fake.expected if r == repo and n % 2 == 0)  # has comments
+    uid = github_issue(repo, number).uid
+    with store.session() as session:
+        closed_at = session.get(Issue, uid).closed_at
+    assert closed_at is not None
+    fake.reopen_issue(repo, number, stamp(datetime.now(UTC)))
+    fake.add_comment(repo, number, make_comment(repo, number, 777, "still broken", stamp(T0)))
+    opened = make_issue(repo, 900, "Distributed run crashes", "x", stamp(datetime.now(UTC)))
+    fake.add_issue(repo, {**opened, "state": "open", "closed_at": None, "state_reason": None})
+    before = len(fake.requests)
+    _, checkpointer = crawl(store, fake, taxonomy)
+
+    assert stored(store) == fake.expected  # the new open issue is not stored
+    searches = _searches(fake.requests[before:])
+    assert len(searches) == len(checkpointer.checkpoint["queries"])  # one page each
+    assert all("is:closed" not in q and "updated:" in q for q in searches)
+    with store.session() as session:
+        issue = session.get(Issue, uid)
+        assert (issue.state, issue.closed_at) == ("open", None)
+        assert issue.raw["state_reason"] == "reopened"
+        comments = session.scalars(select(Reply.native_id).where(Reply.issue_uid == uid)).all()
+        assert "comment:777" in comments  # the thread is fetched again with it
+        (history,) = payload_history(session, uid)
+    assert history["changes"]["state"] == ["closed", "open"]
+    assert history["changes"]["closed_at"] == [closed_at.replace(tzinfo=UTC).isoformat(), None]
+
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    fake.close_issue(repo, number, stamp(later), reason="not_planned")
+    crawl(store, fake, taxonomy, now=lambda: later)
+    with store.session() as session:
+        issue = session.get(Issue, uid)
+        assert (issue.state, issue.raw["state_reason"]) == ("closed", "not_planned")
+        assert issue.closed_at.replace(tzinfo=UTC) == later.replace(microsecond=0)
+        assert len(payload_history(session, uid)) == 2
+    assert stored(store) == fake.expected

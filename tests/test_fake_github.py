@@ -272,6 +272,22 @@ def test_added_and_removed_issues_show_in_search(fake: FakeGitHub) -> None:
         fake.remove_issue(W, 1)
 
 
+def test_reopened_and_closed_again_as_github_records_them(fake: FakeGitHub) -> None:
+    gh = client(fake)
+    fake.reopen_issue(W, 1, "2021-07-01T00:00:00Z")
+    issue = gh.get_repo(W).get_issue(1)
+    assert (issue.state, issue.state_reason, issue.closed_at) == ("open", "reopened", None)
+    assert issue.updated_at.isoformat() == "2021-07-01T00:00:00+00:00"
+    assert keys(gh.search_issues(f"repo:{W} is:closed updated:>=2021-06-30")) == []
+    assert keys(gh.search_issues(f"repo:{W} is:issue updated:>=2021-06-30")) == [(W, 1)]
+    fake.close_issue(W, 1, "2021-08-01T00:00:00Z", reason="not_planned")
+    issue = gh.get_repo(W).get_issue(1)
+    assert (issue.state, issue.state_reason) == ("closed", "not_planned")
+    closed = "2021-08-01T00:00:00+00:00"
+    assert issue.closed_at.isoformat() == issue.updated_at.isoformat() == closed
+    assert keys(gh.search_issues(f"repo:{W} is:closed updated:2021-08-01..2021-08-02")) == [(W, 1)]
+
+
 # ----------------------------------------------------------------------------- issues and comments
 
 

@@ -427,6 +427,19 @@ class FakeGitHub:
             repo = self._ensure_repo(repo)
             self._issues[repo][int(issue["number"])] = copy.deepcopy(issue)
 
+    def reopen_issue(self, repo: str, number: int, when: str) -> None:
+        """Reopen a closed issue at `when`, as GitHub records it: state open, state_reason
+        "reopened", closed_at null, updated_at moved to `when`."""
+        with self._lock:
+            issue = self._issues[self._canonical(repo) or repo][number]
+            issue.update(state="open", state_reason="reopened", closed_at=None, updated_at=when)
+
+    def close_issue(self, repo: str, number: int, when: str, reason: str = "completed") -> None:
+        """Close an issue at `when` (state_reason completed or not_planned)."""
+        with self._lock:
+            issue = self._issues[self._canonical(repo) or repo][number]
+            issue.update(state="closed", state_reason=reason, closed_at=when, updated_at=when)
+
     def remove_issue(self, repo: str, number: int) -> None:
         """Drop an issue so it 404s and vanishes from search; KeyError if it was not there."""
         with self._lock:

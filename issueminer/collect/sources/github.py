@@ -258,6 +258,16 @@ class GitHubCrawler:
             for group in self.selection.github_search_terms()
         ]
 
+    def search_text(self, query: str, field: str) -> str:
+        """What is searched for a query in a window of `field`. A window of last activity
+        (`updated`, an incremental run) drops the study's state: an issue stored as closed
+        and reopened since is open now, and `is:closed` would never return it again; the
+        selection re-checks every hit, so an open issue the study never kept is not stored."""
+        state = f" is:{self.selection.github_state}" if self.selection.github_state else ""
+        if field != "updated" or not state:
+            return query
+        return query.replace(f"is:issue{state}", "is:issue", 1)
+
     @staticmethod
     def query(selection: Selection, repositories: list[RepositoryCriteria]) -> dict[str, Any]:
         return {
@@ -329,7 +339,8 @@ class GitHubCrawler:
         state: dict[str, Any],
     ) -> dict[str, Any]:
         start, end = state["windows"][0]
-        data = self._search(f"{query} {state['field']}:{start}..{end}", state["page"])
+        text = self.search_text(query, state["field"])
+        data = self._search(f"{text} {state['field']}:{start}..{end}", state["page"])
         total = int(data.get("total_count", 0))
         if state["page"] == 1 and total >= self.search_cap and _splittable(start, end):
             middle = _stamp(_date(start) + (_date(end) - _date(start)) / 2)
@@ -342,7 +353,7 @@ class GitHubCrawler:
             self._commit(checkpointer, query, next_state, [], 0)
             return next_state  # the halves are searched anew, complete or not
         items = data.get("items") or []
-        envelopes = list(self._kept(criteria, items))
+        envelopes = list(self._kept(checkpointer, criteria, items))
         last_page = max(1, math.ceil(min(total, self.search_cap) / PER_PAGE))
         if state["page"] >= last_page or not items:
             next_state = {**state, "windows": state["windows"][1:], "page": 1}
@@ -412,10 +423,20 @@ class GitHubCrawler:
         )
 
     def _kept(
-        self, criteria: RepositoryCriteria, items: list[dict[str, Any]]
+        self, checkpointer: Checkpointer, criteria: RepositoryCriteria, items: list[dict[str, Any]]
     ) -> Iterator[Envelope]:
+        """The items the criteria admit, and the stored ones they no longer admit (reopened,
+        a label excluded since): those are stored as the source has them now, not left as
+        they were. Anything else they refuse is not stored."""
+        refused = {
+            github_issue(criteria.repo, item["number"]).uid: item
+            for item in items
+            if not self.selection.github(criteria.repo, item).kept
+        }
+        known = checkpointer.stored(list(refused))
         for item in items:
-            if not self.selection.github(criteria.repo, item).kept:
+            uid = github_issue(criteria.repo, item["number"]).uid
+            if uid in refused and uid not in known:
                 continue
             comments = (
                 self.client.comments(criteria.repo, item["number"]) if item.get("comments") else []
