@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -28,6 +29,10 @@ _HTML_TAG_NAMES = (
     "|th|thead|tr|tt|u|ul|var|video"
 )
 _HTML_TAG = re.compile(rf"</?(?:{_HTML_TAG_NAMES})(?:\s[^<>]*)?/?>", re.I)
+# Runs of spaces and tabs become one space. A lone space is left as it is (the same text,
+# and a list of one piece per word less while tidying).
+_SPACE_RUN = re.compile(r"\t[ \t]*| [ \t]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
 URL_PLACEHOLDER = "URL"  # keeps sentence shape while hiding hosts that would match keywords
 
 
@@ -76,11 +81,103 @@ def not_utf8(data: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
     return line, f"byte {data[error.start]:#04x} is not UTF-8 (save as UTF-8)"
 
 
+# A long body is fed to the HTML parser this many characters at a time, and its prose
+# tidied as it comes: a 50 MB body fed whole made the parser copy it, joined its prose into
+# one more copy, and tidying that built a list of every word (about 12 times the body).
+FEED_CHARS = 1 << 16
+
+
 def split_html(body: str) -> SplitText:
     parser = _HTMLSplitter()
-    parser.feed(body or "")
+    if len(body or "") <= FEED_CHARS:  # most bodies: fed whole, as pieces would give
+        parser.feed(body or "")
+        parser.close()
+        return SplitText(tidy("".join(parser.prose)), parser.code)
+    prose = _TidiedProse()
+    for _ in _fed(parser, body or "", prose):
+        pass
+    return SplitText(prose.text(), parser.code)
+
+
+def prose_prefix(body: str, limit: int) -> tuple[str, bool]:
+    """The first `limit` characters of a Stack Overflow body's prose, exactly
+    `plain_text(body, "stackoverflow")[:limit]`, and whether the prose goes on past them;
+    read only as far as it needs, and never holding more prose than that."""
+    parser = _HTMLSplitter()
+    prose = _TidiedProse()
+    for _ in _fed(parser, body or "", prose):
+        if prose.length > limit:
+            return prose.text()[:limit], True
+    text = prose.text()
+    return text[:limit], len(text) > limit
+
+
+def _fed(parser: _HTMLSplitter, body: str, prose: _TidiedProse) -> Iterator[None]:
+    """Feeds the body in pieces (cut before a "<", so no text run is split by a cut; the
+    parser holds back whatever it cannot finish yet), moving the prose to `prose` after
+    each; yields after each piece."""
+    start = 0
+    while start < len(body):
+        end = start + FEED_CHARS
+        if end < len(body):
+            cut = body.rfind("<", start + 1, end)
+            end = cut if cut > start else end
+        parser.feed(body[start:end])
+        prose.add(parser.prose)
+        parser.prose = []
+        start = end
+        yield
     parser.close()
-    return SplitText(tidy("".join(parser.prose)), parser.code)
+    prose.add(parser.prose, last=True)
+    parser.prose = []
+    yield
+
+
+class _TidiedProse:
+    """Prose tidied piece by piece, as `tidy` tidies it whole. A piece is cut where a
+    non-space meets a space: no match of tidy's patterns spans such a place (a URL ends at
+    the space; the space runs have no non-space), so tidying the pieces one by one and
+    joining them gives what tidying the joined text gives, stripped at both ends."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.pending = ""
+        self.length = 0  # characters in `parts`
+
+    def add(self, pieces: list[str], last: bool = False) -> None:
+        text = self.pending + "".join(pieces)
+        cut = len(text) if last else _last_cut(text)
+        self.pending = text[cut:]
+        if cut:
+            part = tidy_piece(text[:cut])
+            if not self.parts:
+                part = part.lstrip()
+            if last:
+                part = part.rstrip()
+            if part:
+                self.parts.append(part)
+                self.length += len(part)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+_SPACE_AFTER_NON_SPACE = re.compile(r"\S(?=\s)")
+
+
+def _last_cut(text: str) -> int:
+    """A place near the end of text where a non-space meets a space (0: none)."""
+    trimmed = len(text.rstrip())
+    if 0 < trimmed < len(text):
+        return trimmed
+    window = 1 << 12
+    while True:
+        ends = [m.end() for m in _SPACE_AFTER_NON_SPACE.finditer(text, max(0, len(text) - window))]
+        if ends:
+            return ends[-1]
+        if window >= len(text):
+            return 0
+        window <<= 4
 
 
 def split_markdown(body: str) -> SplitText:
@@ -101,22 +198,38 @@ def split_markdown(body: str) -> SplitText:
 # Bodies remembered by plain_text: a crawl page or a dump piece first judges its issues
 # (selection reads their prose), then stores the kept ones with the same prose as `text`.
 PLAIN_TEXT_CACHE = 1024
+# Longer bodies are not remembered: the cache would keep a giant body and its prose alive
+# long after their issue is stored (a dump row of 50 MB held 100 MB to the end of the scan).
+CACHED_BODY_CHARS = 1 << 20
 
 
-@lru_cache(maxsize=PLAIN_TEXT_CACHE)
 def plain_text(body: str | None, source: str) -> str:
     """The prose of a body with code removed and URLs replaced: what selection matches on."""
     if not body:
         return ""
+    if len(body) > CACHED_BODY_CHARS:
+        return _plain_text(body, source)
+    return _cached_plain_text(body, source)
+
+
+def _plain_text(body: str, source: str) -> str:
     split = split_html(body) if source == "stackoverflow" else split_markdown(body)
     return split.prose
 
 
+_cached_plain_text = lru_cache(maxsize=PLAIN_TEXT_CACHE)(_plain_text)
+
+
 def tidy(text: str) -> str:
     """Whitespace runs made one space, blank-line runs one blank line, URLs replaced."""
+    return tidy_piece(text).strip()
+
+
+def tidy_piece(text: str) -> str:
+    """`tidy` without the strip at both ends (see `_TidiedProse`)."""
     text = _URL.sub(URL_PLACEHOLDER, text)
-    text = re.sub(r"[ \t]+", " ", text)
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+    text = _SPACE_RUN.sub(" ", text)
+    return _BLANK_LINES.sub("\n\n", text)
 
 
 # ---- bodies for a person at a terminal -------------------------------------------------------
