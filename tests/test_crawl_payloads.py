@@ -65,7 +65,8 @@ def test_recrawl_stores_the_newest_payload_nulls_and_all(store, fake, taxonomy) 
 
     fake.edit_question(reopened, LATE, closed_date=None)
     fake.edit_question(retagged, LATE + 1, tags=["horovod"])  # "python" removed
-    fake.withdraw_acceptance(unaccepted, LATE + 2)
+    fake.withdraw_acceptance(unaccepted, LATE + 2)  # moves nothing, as on the real sites
+    fake.add_answer(make_answer(unaccepted * 10 + 5, unaccepted, "<p>Or y</p>", created=LATE + 2))
     crawl(store, fake, taxonomy)
 
     now = _issues(store)

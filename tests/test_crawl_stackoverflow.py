@@ -226,9 +226,9 @@ def test_rerun_with_nothing_new_costs_one_request_per_tag(store, fake, taxonomy)
 
 
 def test_rerun_follows_activity_on_older_questions(store, fake, taxonomy) -> None:
-    """A new answer, an edit and an answer accepted after the first crawl each move an old
-    question past the cursor: the rerun stores what changed, and a question rejected for
-    want of an accepted answer is kept once one is accepted."""
+    """A new answer and an edit after the first crawl each move an old question past the
+    cursor: the rerun stores what changed, and a question rejected for want of an accepted
+    answer, answered since and then accepted, is kept (the answer moved it)."""
     crawl(store, fake, taxonomy)
     tags = Selection.from_taxonomy(taxonomy).stackoverflow_tags
     cursors = {t: _newest_activity(fake, t) for t in tags}

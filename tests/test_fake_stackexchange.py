@@ -204,21 +204,27 @@ def test_data_can_change_between_calls(fake: FakeStackExchange) -> None:
     assert _ids(api.fetch("questions/{ids}", ids=[2, 6])["items"]) == [6]
 
 
-def test_answers_edits_and_acceptance_move_last_activity(fake: FakeStackExchange) -> None:
-    """Posting an answer, editing and accepting move a question's last activity (so it
-    sorts and filters by it); a comment does not, as on the real sites."""
+def test_answers_and_edits_move_last_activity_acceptance_does_not(
+    fake: FakeStackExchange,
+) -> None:
+    """Posting an answer and editing move a question's last activity (so it sorts and
+    filters by it); a comment, accepting an answer and withdrawing it do not, as on the
+    real sites."""
     api = _api(fake)
     fake.add_comment(make_comment(105, 3, "c on q3", created=T0 + 20 * DAY))
     fake.add_answer(make_answer(31, 3, "<p>a31</p>", created=T0 + 21 * DAY))
     fake.edit_question(5, T0 + 22 * DAY, title="Slow data loader with workers")
     fake.accept_answer(3, 31, T0 + 23 * DAY)
+    fake.withdraw_acceptance(5, T0 + 24 * DAY)
     moved = api.fetch("questions", sort="activity", order="asc", min=T0 + 11 * DAY)["items"]
     assert [(q["question_id"], q["last_activity_date"]) for q in moved] == [
+        (3, T0 + 21 * DAY),
         (5, T0 + 22 * DAY),
-        (3, T0 + 23 * DAY),
     ]
-    assert moved[0]["title"] == "Slow data loader with workers"
-    assert moved[1]["accepted_answer_id"] == 31
+    assert moved[1]["title"] == "Slow data loader with workers"
+    assert moved[0]["accepted_answer_id"] == 31
+    fake.accept_answer(1, 11, T0 + 25 * DAY, moves_activity=True)  # the pretend kind
+    assert api.fetch("questions/{ids}", ids=[1])["items"][0]["last_activity_date"] == T0 + 25 * DAY
     answers = api.fetch("questions/{ids}/answers", ids=[3])["items"]
     assert [(a["answer_id"], a["is_accepted"]) for a in answers] == [(31, True)]
     comments = api.fetch("questions/{ids}/comments", ids=[3])["items"]

@@ -214,22 +214,43 @@ def stackoverflow(
     db: DbOption = None,
     study: StudyOption = None,
     since: SinceOption = None,
+    recheck_after: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Ask again for questions waiting for an accepted answer last read this many "
+            "days ago [default: the study's recheck_after_days, else 7].",
+        ),
+    ] = None,
+    recheck_pending: Annotated[
+        bool, typer.Option(help="Ask again for every question waiting for an accepted answer.")
+    ] = False,
     api_url: SeApiOption = None,
     fmt: FormatOption = Format.md,
 ) -> None:
     """Questions with the study's tags, their answers and comments, a checkpoint per page.
 
-    The key comes from STACKEXCHANGE_KEY (works without, with a smaller quota).
+    Accepting an answer does not move a question's last activity, so questions refused only
+    for want of one wait and are asked for again by id now and then (--recheck-after,
+    --recheck-pending). The key comes from STACKEXCHANGE_KEY (works without, with a
+    smaller quota).
 
     Example: issueminer crawl stackoverflow --since 2020-01-01
     """
     from issueminer.collect.checkpoints import Checkpointer
     from issueminer.collect.selection import Selection
     from issueminer.collect.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
+    from issueminer.collect.sources.unaccepted import policy_from, summary
 
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
     selection = Selection.from_taxonomy(taxonomy)
+    try:
+        policy = policy_from(
+            (taxonomy.selection or {}).get("stackoverflow") or {}, recheck_after, recheck_pending
+        )
+    except ValueError as exc:
+        fail(str(exc))
     key, _ = _secrets()
     checkpointer = Checkpointer(store, "stackoverflow", StackOverflowCrawler.query(selection))
     with _bar() as bar, _crawl_errors(checkpointer):
@@ -240,12 +261,11 @@ def stackoverflow(
         client = StackExchangeClient(
             api_url, key, selection.site, sleep=_countdown(bar), on_wait=_wait_notice(bar)
         )
-        crawler = StackOverflowCrawler(client, selection, taxonomy, on_page)
+        crawler = StackOverflowCrawler(client, selection, taxonomy, on_page, policy)
         crawler.run(checkpointer, _aware(since))
         checkpointer.finish("done")
-    _summary(
-        checkpointer, fmt, {"requests": client.requests, "quota_remaining": client.quota_remaining}
-    )
+    facts = {"requests": client.requests, "quota_remaining": client.quota_remaining}
+    _summary(checkpointer, fmt, {**facts, **summary(checkpointer.checkpoint)})
 
 
 @app.command("github")
@@ -265,8 +285,9 @@ def github_command(
 ) -> None:
     """Issues of the study's repositories through the Search API, comments for kept ones.
 
-    Searches are split into creation-date windows under the 1,000-result cap. The token
-    comes from GITHUB_TOKEN (works without, slower).
+    Searches are split into creation-date windows under the 1,000-result cap; a rerun
+    searches by last activity in every state, so a reopened issue is stored as it is now.
+    The token comes from GITHUB_TOKEN (works without, slower).
 
     Example: issueminer crawl github --repo OWNER/NAME --since 2023-01-01
     """
@@ -399,7 +420,7 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
 
     Example: issueminer crawl status --format json
     """
-    from issueminer.collect.checkpoints import crawl_status, limit_left
+    from issueminer.collect.checkpoints import crawl_status, status_lines
 
     store = open_store(db)
     runs = crawl_status(store)
@@ -409,44 +430,8 @@ def status(db: DbOption = None, fmt: FormatOption = Format.md) -> None:
     if not runs:
         out.print("no crawl has run on this database yet")
     for run in runs:
-        checkpoint = run["checkpoint"]
-        out.print(
-            f"#{run['id']} {run['source']} [{run['status']}] seen {run['items_seen']} "
-            f"stored {run['items_stored']} limit left {limit_left(checkpoint)}",
-            highlight=False,
-            markup=False,
-        )
-        if run["source"] == "so-dump" and checkpoint.get("phase") not in (None, "done"):
-            out.print(
-                f"    phase {checkpoint['phase']} from byte {checkpoint.get('offset', 0)}",
-                highlight=False,
-                markup=False,
-            )
-        for name, state in (checkpoint.get("tags") or {}).items():
-            resume = "done" if state.get("done") else f"from {_when(state.get('cursor'))}"
-            out.print(f"    tag {name}: {resume}", highlight=False, markup=False)
-        for name, state in (checkpoint.get("queries") or {}).items():
-            windows = state.get("windows") or []
-            resume = (
-                f"window {windows[0][0]}..{windows[0][1]} page {state.get('page')}"
-                if windows
-                else (
-                    "skipped (the search refuses the repository)"
-                    if state.get("skipped")
-                    else "done"
-                )
-            )
-            out.print(f"    {name}: {resume}", highlight=False, markup=False)
-        for finding in run["findings"]:
-            out.print(f"    finding: {finding['message']}", highlight=False, markup=False)
-        if run["message"]:
-            out.print(f"    {run['message']}", highlight=False, markup=False)
-
-
-def _when(timestamp: Any) -> str:
-    if not timestamp:
-        return "the beginning"
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        for line in status_lines(run):
+            out.print(line, highlight=False, markup=False)
 
 
 def _countdown(bar: Progress) -> Any:

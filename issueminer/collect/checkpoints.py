@@ -15,13 +15,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 
 from issueminer.collect.ingest import insert_many, upsert_issues, upsert_replies
 from issueminer.collect.payloads import apply_payloads
+from issueminer.collect.sources.unaccepted import summary as waiting_summary
 from issueminer.store import CrawlItem, CrawlRun, Issue, Store
 from issueminer.store.schema import utcnow
 
@@ -220,3 +221,44 @@ def limit_left(checkpoint: dict[str, Any]) -> str:
         return ", ".join(f"{name} {left}" for name, left in sorted(limits.items()))
     left = checkpoint.get("quota_remaining", checkpoint.get("rate_remaining"))
     return str(left) if left is not None else "?"
+
+
+def status_lines(run: dict[str, Any]) -> list[str]:
+    """One run of `crawl_status` for reading (`crawl status`): counts and limit, where each
+    tag or query would resume, the questions waiting for an accepted answer, findings."""
+    checkpoint = run["checkpoint"] or {}
+    lines = [
+        f"#{run['id']} {run['source']} [{run['status']}] seen {run['items_seen']} "
+        f"stored {run['items_stored']} limit left {limit_left(checkpoint)}"
+    ]
+    if run["source"] == "so-dump" and checkpoint.get("phase") not in (None, "done"):
+        lines.append(f"    phase {checkpoint['phase']} from byte {checkpoint.get('offset', 0)}")
+    for name, state in (checkpoint.get("tags") or {}).items():
+        resume = "done" if state.get("done") else f"from {_when(state.get('cursor'))}"
+        lines.append(f"    tag {name}: {resume}")
+    if "waiting" in checkpoint:
+        figures = waiting_summary(checkpoint)
+        lines.append(
+            f"    waiting for an accepted answer: {figures['waiting_for_acceptance']} "
+            f"(this run rechecked {figures['rechecked']}, kept {figures['kept_on_recheck']}, "
+            f"gave up on {figures['given_up']})"
+        )
+    for name, state in (checkpoint.get("queries") or {}).items():
+        windows = state.get("windows") or []
+        if windows:
+            resume = f"window {windows[0][0]}..{windows[0][1]} page {state.get('page')}"
+        elif state.get("skipped"):
+            resume = "skipped (the search refuses the repository)"
+        else:
+            resume = "done"
+        lines.append(f"    {name}: {resume}")
+    lines += [f"    finding: {finding['message']}" for finding in run["findings"]]
+    if run["message"]:
+        lines.append(f"    {run['message']}")
+    return lines
+
+
+def _when(timestamp: Any) -> str:
+    if not timestamp:
+        return "the beginning"
+    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

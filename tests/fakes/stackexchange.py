@@ -364,8 +364,12 @@ class FakeStackExchange:
         with self._lock:
             self._comments.append(copy.deepcopy(comment))
 
-    def accept_answer(self, question_id: int, answer_id: int, when: int) -> None:
-        """The asker accepts an answer at `when` (recorded as the question's activity)."""
+    def accept_answer(
+        self, question_id: int, answer_id: int, when: int, moves_activity: bool = False
+    ) -> None:
+        """The asker accepts an answer at `when`. As on the real sites, acceptance (like a
+        vote) does not move the question's last activity, so a crawl that follows activity
+        does not see it; `moves_activity=True` pretends it does."""
         with self._lock:
             for answer in self._answers:
                 if answer["question_id"] == question_id:
@@ -373,7 +377,8 @@ class FakeStackExchange:
             question = self._questions[question_id]
             question["accepted_answer_id"] = answer_id
             question["is_answered"] = True
-            self._touch(question_id, when)
+            if moves_activity:
+                self._touch(question_id, when)
 
     def edit_question(self, question_id: int, when: int, **fields: Any) -> None:
         """Edit a question's fields at `when`, which becomes its last activity. A field given
@@ -389,14 +394,18 @@ class FakeStackExchange:
             question["last_edit_date"] = when
             self._touch(question_id, when)
 
-    def withdraw_acceptance(self, question_id: int, when: int) -> None:
-        """The asker unaccepts the accepted answer at `when`."""
+    def withdraw_acceptance(
+        self, question_id: int, when: int, moves_activity: bool = False
+    ) -> None:
+        """The asker unaccepts the accepted answer at `when`; like acceptance, it does not
+        move the question's last activity (unless `moves_activity`)."""
         with self._lock:
             for answer in self._answers:
                 if answer["question_id"] == question_id:
                     answer["is_accepted"] = False
             self._questions[question_id].pop("accepted_answer_id", None)
-            self._touch(question_id, when)
+            if moves_activity:
+                self._touch(question_id, when)
 
     def _touch(self, question_id: int, when: int) -> None:
         question = self._questions[question_id]

@@ -21,6 +21,7 @@ from stackapi import StackAPI, StackAPIError
 
 from issueminer.collect.checkpoints import Checkpointer, Envelope, QuotaExhausted
 from issueminer.collect.selection import Selection
+from issueminer.collect.sources.unaccepted import RecheckPolicy, Waiting
 from issueminer.ids import stackoverflow_question
 from issueminer.taxonomy import Taxonomy
 from issueminer.text import plain_text
@@ -282,11 +283,16 @@ class StackOverflowCrawler:
         selection: Selection,
         taxonomy: Taxonomy,
         on_page: Callable[[dict[str, Any]], None] | None = None,
+        policy: RecheckPolicy | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
         self.selection = selection
         self.taxonomy = taxonomy
         self.on_page = on_page or (lambda _stats: None)
+        self.policy = policy or RecheckPolicy()
+        self.now = now
+        self.waiting = Waiting()
 
     @staticmethod
     def query(selection: Selection) -> dict[str, Any]:
@@ -299,17 +305,85 @@ class StackOverflowCrawler:
 
     def run(self, checkpointer: Checkpointer, since: datetime | None = None) -> None:
         """Crawl every tag from its checkpoint; `since` overrides where a fresh run starts
-        (questions with activity since then)."""
+        (questions with activity since then). Then the questions waiting for an accepted
+        answer that are due are asked for again (see `unaccepted`)."""
+        self.waiting = Waiting.of(checkpointer.checkpoint, checkpointer.previous)
+        self.waiting.counts.setdefault("started", self._now())
         for tag in self.selection.stackoverflow_tags:
             state = checkpointer.checkpoint.get("tags", {}).get(tag)
             if state is None:
                 state = _fresh_state(checkpointer, tag, since)
             while not state["done"]:
                 state = self._page(checkpointer, tag, state)
+        self._recheck(checkpointer)
+
+    def _now(self) -> int:
+        return int(self.now().timestamp())
+
+    def _recheck(self, checkpointer: Checkpointer) -> None:
+        """The waiting questions that are due, by id, 100 a call, a commit after each call;
+        nothing is asked when none is due. Kept ones are stored with their answers and
+        comments; the others wait on or, refused for another reason or gone, are let go."""
+        now = self._now()
+        self.waiting.count("given_up", self.waiting.give_up(now, self.policy))
+        due = self.waiting.due(now, self.policy, self.waiting.counts["started"])
+        for start in range(0, len(due), IDS_PER_CALL):
+            batch = due[start : start + IDS_PER_CALL]
+            questions = self.fetch_all("questions/{ids}", batch)
+            chosen, admitted = self._select(checkpointer, questions)
+            for qid in set(map(str, batch)) - {str(q["question_id"]) for q in questions}:
+                self.waiting.entries.pop(qid, None)  # deleted since
+            self.waiting.count("rechecked", len(batch))
+            self.waiting.count("kept", admitted)
+            stored = self._commit(checkpointer, list(self._with_replies(chosen)), len(questions))
+            self._report("waiting questions", len(questions), stored)
+        if not due:  # the counts and any question given up, without a request
+            self._commit(checkpointer, [], 0)
+
+    def _select(
+        self, checkpointer: Checkpointer, questions: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The questions to store and how many of them the criteria admit: the others are
+        stored ones they no longer admit (an accepted answer withdrawn, a tag removed),
+        stored as their source has them now, not left as they were. Each question is noted
+        as waiting for an accepted answer, or not."""
+        now = self._now()
+        decisions = {q["question_id"]: self.selection.stackoverflow(q).kept for q in questions}
+        for question in questions:
+            kept = decisions[question["question_id"]]
+            self.waiting.read(self.selection, question, kept, now, self.policy)
+        refused = {
+            stackoverflow_question(q["question_id"]).uid: q
+            for q in questions
+            if not decisions[q["question_id"]]
+        }
+        known = checkpointer.stored(list(refused))
+        chosen = [
+            q
+            for q in questions
+            if decisions[q["question_id"]] or stackoverflow_question(q["question_id"]).uid in known
+        ]
+        return chosen, sum(decisions.values())
+
+    def _commit(
+        self,
+        checkpointer: Checkpointer,
+        envelopes: list[Envelope],
+        seen: int,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        checkpoint = {
+            **checkpointer.checkpoint,
+            **(extra or {}),
+            **self.waiting.checkpoint(),
+            "quota_remaining": self.client.quota_remaining,
+        }
+        return checkpointer.commit_page(envelopes, checkpoint, seen=seen)
 
     def _page(self, checkpointer: Checkpointer, tag: str, state: dict[str, Any]) -> dict[str, Any]:
-        # Ordered by last activity, not creation: a new answer, an edit or an accepted answer
-        # moves an older question past the cursor, so the next run fetches it again.
+        # Ordered by last activity, not creation: a new answer or an edit moves an older
+        # question past the cursor, so the next run fetches it again. Accepting an answer
+        # does not move it on the real sites: `_recheck` covers that.
         params: dict[str, Any] = {
             "tagged": tag,
             "sort": "activity",
@@ -328,17 +402,7 @@ class StackOverflowCrawler:
         fresh = [
             q for q in questions if not (_activity(q) == cursor and q["question_id"] in boundary)
         ]
-        kept = [q for q in fresh if self.selection.stackoverflow(q).kept]
-        # a stored question that no longer passes (its accepted answer withdrawn, a tag
-        # removed) is stored as its source has it now, not left as it was
-        kept_ids = {q["question_id"] for q in kept}
-        rejected = {
-            stackoverflow_question(q["question_id"]).uid: q
-            for q in fresh
-            if q["question_id"] not in kept_ids
-        }
-        kept += [rejected[uid] for uid in sorted(checkpointer.stored(list(rejected)))]
-        envelopes = list(self._with_replies(kept))
+        envelopes = list(self._with_replies(self._select(checkpointer, fresh)[0]))
         next_state = _next_state(state, questions)
         next_state["done"] = not response.get("has_more")
         tags = {**checkpointer.checkpoint.get("tags", {}), tag: next_state}
@@ -346,23 +410,22 @@ class StackOverflowCrawler:
             filter(None, [checkpointer.checkpoint.get("high_water"), next_state["cursor"]]),
             default=None,
         )
-        checkpoint = {
-            **checkpointer.checkpoint,
-            "tags": tags,
-            "high_water": high_water,
-            "quota_remaining": self.client.quota_remaining,
-        }
-        stored = checkpointer.commit_page(envelopes, checkpoint, seen=len(fresh))
+        stored = self._commit(
+            checkpointer, envelopes, len(fresh), {"tags": tags, "high_water": high_water}
+        )
+        self._report(tag, len(fresh), stored)
+        return next_state
+
+    def _report(self, what: str, seen: int, stored: int) -> None:
         self.on_page(
             {
-                "tag": tag,
-                "seen": len(fresh),
+                "tag": what,
+                "seen": seen,
                 "stored": stored,
                 "requests": self.client.requests,
                 "quota_remaining": self.client.quota_remaining,
             }
         )
-        return next_state
 
     def _with_replies(self, questions: list[dict[str, Any]]) -> Iterator[Envelope]:
         if not questions:
