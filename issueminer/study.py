@@ -399,6 +399,11 @@ selection:
     site: stackoverflow
     # keep only questions with an accepted answer (the fix is known)
     require_accepted_answer: true
+    # accepting an answer does not move a question's last activity, so a question lacking
+    # only that waits and is asked for again when its last read is this many days old
+    # (crawl stackoverflow --recheck-after), until this many days after it was asked
+    recheck_after_days: 7
+    give_up_after_days: 180
     # a question with one of these tags is kept whatever its text says
     tags_alone: []
     # a question with one of these tags is kept when its text has a keyword or phrase

@@ -236,7 +236,7 @@ def status_lines(run: dict[str, Any]) -> list[str]:
     for name, state in (checkpoint.get("tags") or {}).items():
         resume = "done" if state.get("done") else f"from {_when(state.get('cursor'))}"
         lines.append(f"    tag {name}: {resume}")
-    if "waiting" in checkpoint:
+    if "waiting" in checkpoint and (run.get("query") or {}).get("accepted_answer"):
         figures = waiting_summary(checkpoint)
         lines.append(
             f"    waiting for an accepted answer: {figures['waiting_for_acceptance']} "
