@@ -6,6 +6,8 @@ against the clients the crawler really uses.
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,7 +235,9 @@ def test_answers_and_edits_move_last_activity_acceptance_does_not(
 
 def test_request_errors(fake: FakeStackExchange) -> None:
     unknown = requests.get(f"{fake.url}/2.3/nothing/here/", timeout=5)
-    assert unknown.status_code == 404 and unknown.json()["error_name"] == "no_method"
+    # every error is HTTP 400; the error_id tells them apart
+    assert unknown.status_code == 400 and unknown.json()["error_id"] == 404
+    assert unknown.json()["error_name"] == "no_method"
     no_site = requests.get(f"{fake.url}/2.3/questions/", timeout=5)
     assert no_site.status_code == 400 and no_site.json()["error_name"] == "bad_parameter"
     too_big = _get(fake, "questions/", pagesize=101)
@@ -321,7 +325,7 @@ def test_fault_truncated(fake: FakeStackExchange) -> None:
     response = _get(fake, "questions/")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert response.headers["Content-Encoding"] == "gzip"
     with pytest.raises(requests.exceptions.JSONDecodeError):
         response.json()
     with pytest.raises(StackAPIError):
@@ -362,3 +366,22 @@ def test_faults_match_in_order_and_are_recorded(fake: FakeStackExchange) -> None
     recorded = fake.requests[-1]["params"]
     assert recorded["key"] == "test-key" and recorded["tagged"] == "pytorch"
     assert recorded["site"] == "stackoverflow" and recorded["pagesize"] == "100"
+
+
+def test_every_response_is_gzipped_errors_too(fake: FakeStackExchange) -> None:
+    """The API's compression docs: every response compressed, GZIP when not told otherwise."""
+    for params in ({}, {"pagesize": 101}):
+        raw = requests.get(
+            f"{fake.url}/2.3/questions/",
+            params={"site": "stackoverflow", **params},
+            stream=True,
+            timeout=5,
+        )
+        assert raw.headers["Content-Encoding"] == "gzip"
+        body = raw.raw.read(decode_content=False)
+        assert body[:2] == b"\x1f\x8b"
+        decoded = json.loads(gzip.decompress(body))
+        assert ("items" in decoded) == (params == {})
+    fake.announce_encoding = False
+    bare = _get(fake, "questions/")
+    assert "Content-Encoding" not in bare.headers and bare.content[:2] == b"\x1f\x8b"

@@ -8,13 +8,18 @@ Only the methods the crawler uses are implemented: ``/sites``, ``/questions``,
 ``/questions/{ids}``, ``/questions/{ids}/answers``, ``/questions/{ids}/comments``,
 ``/answers/{ids}`` and ``/answers/{ids}/comments``. Responses use the default wrapper
 (``items``, ``has_more``, ``quota_max``, ``quota_remaining`` and, when asked for, ``backoff``);
-errors use the error wrapper (``error_id``, ``error_name``, ``error_message``) with HTTP 400,
-like the real API. Bodies are always included, whatever ``filter`` says.
+errors use the error wrapper (``error_id``, ``error_name``, ``error_message``) with HTTP 400
+whatever the error (the API's error-handling docs: "The HTTP code will be 400 (Bad Request)
+for all errors"). Every response is gzip-compressed, as the API's compression docs guarantee
+("all responses are compressed"), with ``Content-Encoding: gzip`` unless
+``announce_encoding`` is False (the docs: assume GZIP when the header is missing). Bodies
+are always included, whatever ``filter`` says.
 """
 
 from __future__ import annotations
 
 import copy
+import gzip
 import html
 import json
 import re
@@ -280,6 +285,8 @@ class FakeStackExchange:
         self._comments: list[Item] = [copy.deepcopy(c) for c in comments]
         self.quota_max = quota
         self.quota_remaining = quota
+        # the API gzips every body; False leaves out the header that says so
+        self.announce_encoding = True
         self.requests: list[dict[str, Any]] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -441,7 +448,7 @@ class FakeStackExchange:
                 record["fault"] = fault.name
             self.requests.append(record)
             reply = self._reply(path, params, fault)
-        self._send(handler, reply)
+        self._send(handler, reply, self.announce_encoding)
 
     def _reply(self, path: str, params: dict[str, str], fault: _Fault | None) -> _Reply:
         name = fault.name if fault else None
@@ -537,12 +544,14 @@ class FakeStackExchange:
         return _paginate(_filter_and_sort(items, params, POST_SORTS, "activity", id_key), params)
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
-        body = reply.body
+    def _send(handler: BaseHTTPRequestHandler, reply: _Reply, announce: bool = True) -> None:
+        body = gzip.compress(reply.body)
         if reply.fault == "truncated":
             body = body[: len(body) // 2]
         handler.send_response(reply.status)
         handler.send_header("Content-Type", reply.content_type)
+        if announce:
+            handler.send_header("Content-Encoding", "gzip")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         if reply.fault == "reset":
@@ -555,7 +564,7 @@ class FakeStackExchange:
 
 
 def _no_method() -> ApiError:
-    return ApiError(404, "no_method", "no method found with this name", status=404)
+    return ApiError(404, "no_method", "no method found with this name")
 
 
 def _is_known(route: list[str]) -> bool:

@@ -8,9 +8,12 @@ batch (100 ids per call) and how an item becomes an Envelope.
 from __future__ import annotations
 
 import contextvars
+import gzip
 import html
 import re
 import time
+import types
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,6 +66,43 @@ def _routed_sleep(seconds: float) -> None:
 
 _stackapi_module.sleep = _routed_sleep  # type: ignore[attr-defined]
 
+# stackapi calls `requests.get` with no timeout, a new connection each call, and reads the
+# body as requests decoded it. The API compresses every response; its docs say to assume
+# GZIP when Content-Encoding is missing (a proxy or an early error may drop the header), and
+# requests decodes only what the header announces. So stackapi's `requests` is this
+# namespace: the client's own session (set per call, like the sleep above), a timeout, and
+# a gzip body that came without its header decoded.
+HTTP_TIMEOUT = 60  # seconds to connect or to wait for the next bytes; then retried
+_GZIP_MAGIC = b"\x1f\x8b"
+_SESSION: contextvars.ContextVar[requests.Session | None] = contextvars.ContextVar(
+    "stackapi_session", default=None
+)
+
+
+def _routed_get(url: str, params: Any = None, proxies: Any = None, **_: Any) -> requests.Response:
+    session = _SESSION.get()
+    getter = session.get if session is not None else requests.get
+    response = getter(url, params=params, proxies=proxies, timeout=HTTP_TIMEOUT)
+    return undeclared_gzip(response)
+
+
+def undeclared_gzip(response: requests.Response) -> requests.Response:
+    """The response with a gzip body decoded when no Content-Encoding announced it."""
+    if response.headers.get("Content-Encoding"):
+        return response  # announced: requests has decoded it already
+    body = response.content
+    if body[:2] == _GZIP_MAGIC:
+        try:
+            response._content = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:  # cut short: retried as a broken body
+            raise requests.exceptions.ContentDecodingError(f"bad gzip body: {exc}") from None
+    return response
+
+
+_stackapi_module.requests = types.SimpleNamespace(  # type: ignore[attr-defined]
+    get=_routed_get, compat=requests.compat, exceptions=requests.exceptions
+)
+
 
 def scrub(text: str, *secrets: str | None) -> str:
     """A message with every secret (and any key= query parameter) blanked."""
@@ -94,6 +134,7 @@ class StackExchangeClient:
         self.quota_remaining: int | None = None
         self.quota_max: int | None = None
         self.backoff: int | None = None  # the last `backoff` the API asked for
+        self.session = requests.Session()  # one connection for the run, not one a call
         base_url = (api_url or DEFAULT_API_URL).rstrip("/")
         self.api = self._with_retries(
             lambda: StackAPI(
@@ -130,6 +171,7 @@ class StackExchangeClient:
         delay = 1.0
         for attempt in range(TRANSIENT_RETRIES + 1):
             self.requests += 1
+            token = _SESSION.set(self.session)
             try:
                 return call()
             except requests.exceptions.RequestException as exc:
@@ -149,6 +191,8 @@ class StackExchangeClient:
                     raise StackExchangeError(f"Stack Exchange API error: {message}") from None
                 self._wait("retrying after a failed request", delay)
                 delay *= 2
+            finally:
+                _SESSION.reset(token)
         raise StackExchangeError("Stack Exchange API: too many failed attempts")
 
     def _throttled(self, message: str) -> None:
