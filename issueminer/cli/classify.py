@@ -189,6 +189,12 @@ def train(
             f"saved {path}\nmodel {model.model_id}: {metadata['training_set']['n']} issues, "
             f"{len(metadata['labels'])} labels, fitted in {metadata['fit_seconds']:.1f} s\n"
         )
+        for part, chosen in metadata.get("knowledge", {}).items():
+            # inner cross-validation's choice between the model and the study's rules
+            out.print(
+                f"{part}: {chosen['choice']}; "
+                f"{chosen['labels_without_issues']} labels known from the study alone"
+            )
         if metrics:
             out.print(f"cross-validated ({folds} folds, seed {seed}):\n")
     if metrics:

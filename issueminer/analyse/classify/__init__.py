@@ -2,8 +2,10 @@
 
 Modules: `features` (thread -> text fields, code and logs handled on purpose), `thread`
 (template stripping, resolving replies, log normalisation), `multilabel` (fix patterns:
-calibrated probabilities and a decision rule chosen by inner cross-validation), `priors`
-(the taxonomy's keyword rules as a prior the model can outvote), `splits` (hold-outs and
+calibrated probabilities and a decision rule chosen by inner cross-validation), `knowledge`
+(what the study says of each label: names, aliases, definitions, the codebook's examples),
+`priors` (the keyword rules built from it as a prior the model can outvote, or follow
+alone when inner cross-validation says so), `splits` (hold-outs and
 exclusions, predictions compared with held-out labels), `curves` (learning curve,
 reliability figure), `systems`
 (the TF-IDF + linear classifier, hierarchy-aware for symptoms, and the majority and

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from issueminer.analyse.classify.evaluation import (
-    _align,
+    Run,
     _decisions,
-    _label_set,
     fold_indices,
+    label_set,
+    pool,
     score,
     stratification_keys,
 )
@@ -55,15 +56,13 @@ def learning_curve(
     on_progress: OnProgress | None = None,
 ) -> LearningCurve:
     """Cross-validated macro-F1 of every system, trained on growing shares of each fold."""
-    labels = _label_set(target, y)
     splits = fold_indices(stratification_keys(target, y), folds, seed)
     rng = np.random.default_rng(seed)
     # one seeded order per fold: a smaller share is always a prefix of a larger one
     orders = [rng.permutation(train) for train, _ in splits]
     rows = []
     for step, share in enumerate(shares, 1):
-        pooled: dict[str, np.ndarray] = {}
-        chosen: dict[str, np.ndarray] = {}
+        scored: dict[str, list[Run]] = {}
         sizes = []
         for order, (_, test) in zip(orders, splits, strict=True):
             part = np.sort(order[: max(2, round(share * len(order)))])
@@ -72,16 +71,13 @@ def learning_curve(
             for name, system in make_systems().items():
                 system.fit(frame.iloc[part].reset_index(drop=True), train_y)
                 scores = system.scores(frame.iloc[test].reset_index(drop=True))
-                aligned = _align(scores, system.classes_, labels)
-                pooled.setdefault(name, np.zeros((len(y), len(labels))))[test] = aligned
-                if target.kind == MULTI:
-                    decided = _decisions(system, scores, labels)
-                    chosen.setdefault(name, np.zeros((len(y), len(labels)), dtype=bool))[test] = (
-                        decided
-                    )
+                decided = _decisions(system, scores) if target.kind == MULTI else None
+                scored.setdefault(name, []).append((test, scores, list(system.classes_), decided))
+        labels = label_set(target, y, scored)
         row: dict[str, Any] = {"share": share, "train_issues": round(float(np.mean(sizes)))}
-        for name, scores in pooled.items():
-            row[name] = score(target, y, scores, labels, chosen.get(name))["macro_f1"]
+        for name, runs in scored.items():
+            pooled, chosen = pool(runs, labels, len(y), target.kind == MULTI)
+            row[name] = score(target, y, pooled, labels, chosen)["macro_f1"]
         rows.append(row)
         if on_progress:
             on_progress(step, len(shares))

@@ -144,12 +144,16 @@ def cross_validate(
     classifier: str = "",
     on_progress: OnProgress | None = None,
 ) -> Evaluation:
-    """Fit fresh systems on each training part, score its held-out part, pool the scores."""
-    labels = _label_set(target, y)
+    """Fit fresh systems on each training part, score its held-out part, pool the scores.
+
+    The label set is every label of `y` and every label a system may give (a model may
+    suggest a study's label no training issue has): a wrong guess of such a label counts
+    against the true one as any wrong guess does."""
     splits = fold_indices(stratification_keys(target, y), folds, seed)
-    pooled: dict[str, np.ndarray] = {}
-    chosen: dict[str, np.ndarray] = {}  # fix patterns: each system's own decisions
-    per_fold: dict[str, list[float]] = defaultdict(list)
+    # per system, per fold: held-out rows, scores, the system's classes, its decisions
+    scored: dict[str, list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]]] = (
+        defaultdict(list)
+    )
     seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for done, (train, test) in enumerate(splits, 1):
         for name, system in make_systems().items():
@@ -159,23 +163,49 @@ def cross_validate(
             scores = system.scores(frame.iloc[test].reset_index(drop=True))
             seconds[name][0] += fitted - started
             seconds[name][1] += time.perf_counter() - fitted
-            aligned = _align(scores, system.classes_, labels)
-            pooled.setdefault(name, np.zeros((len(y), len(labels))))[test] = aligned
-            decided = None
-            if target.kind == MULTI:
-                decided = _decisions(system, scores, labels)
-                chosen.setdefault(name, np.zeros((len(y), len(labels)), dtype=bool))[test] = decided
-            truth = [y[i] for i in test]
-            per_fold[name].append(score(target, truth, aligned, labels, decided)["macro_f1"])
+            decided = _decisions(system, scores) if target.kind == MULTI else None
+            scored[name].append((test, scores, list(system.classes_), decided))
         if on_progress:
             on_progress(done, len(splits))
-    results = {
-        name: _result(
-            name, target, y, scores, labels, per_fold[name], seconds[name], chosen.get(name)
-        )
-        for name, scores in pooled.items()
-    }
+    labels = label_set(target, y, scored)
+    results = {}
+    for name, runs in scored.items():
+        pooled, chosen = pool(runs, labels, len(y), target.kind == MULTI)
+        per_fold = [
+            score(
+                target,
+                [y[i] for i in test],
+                pooled[test],
+                labels,
+                None if chosen is None else chosen[test],
+            )["macro_f1"]
+            for test, *_ in runs
+        ]
+        results[name] = _result(name, target, y, pooled, labels, per_fold, seconds[name], chosen)
     return Evaluation(target.name, folds, seed, len(y), classifier, labels, results)
+
+
+Run = tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]  # rows, scores, classes, sets
+
+
+def label_set(target: Target, y: Sequence[Any], scored: dict[str, list[Run]]) -> list[str]:
+    """The labels of `y` and every label a system gave a score to."""
+    given = {c for runs in scored.values() for _, _, classes, _ in runs for c in classes}
+    return sorted(set(_label_set(target, y)) | given)
+
+
+def pool(
+    runs: list[Run], labels: list[str], n: int, multi: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One system's held-out scores (and fix-pattern decisions) of every fold, in the
+    order of `labels`, one row per issue."""
+    pooled = np.zeros((n, len(labels)))
+    chosen = np.zeros((n, len(labels)), dtype=bool) if multi else None
+    for test, scores, classes, decided in runs:
+        pooled[test] = _align(scores, classes, labels)
+        if chosen is not None and decided is not None:
+            chosen[test] = _align(decided.astype(float), classes, labels) > 0
+    return pooled, chosen
 
 
 def _label_set(target: Target, y: Sequence[Any]) -> list[str]:
@@ -193,12 +223,11 @@ def _align(scores: np.ndarray, classes: Sequence[str], labels: list[str]) -> np.
     return out
 
 
-def _decisions(system: Any, scores: np.ndarray, labels: list[str]) -> np.ndarray:
-    """A system's fix-pattern choices in the order of `labels`: its own rule when it has
-    one (the classifier's, chosen on its training folds), else `predicted_sets`."""
+def _decisions(system: Any, scores: np.ndarray) -> np.ndarray:
+    """A system's fix-pattern choices, in the order of its classes: its own rule when it
+    has one (the classifier's, chosen on its training folds), else `predicted_sets`."""
     decide = getattr(system, "decide", None)
-    decided = decide(scores) if decide is not None else predicted_sets(scores)
-    return _align(decided.astype(float), system.classes_, labels) > 0
+    return decide(scores) if decide is not None else predicted_sets(scores)
 
 
 def predicted_sets(scores: np.ndarray) -> np.ndarray:

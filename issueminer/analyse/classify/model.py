@@ -27,7 +27,7 @@ import pandas as pd
 
 from issueminer.analyse.classify.evaluation import Evaluation, cross_validate
 from issueminer.analyse.classify.features import Document, featurize
-from issueminer.analyse.classify.systems import TextClassifier, keyword_rules, systems_for
+from issueminer.analyse.classify.systems import TextClassifier, systems_for
 from issueminer.analyse.classify.targets import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FOLDS,
@@ -188,11 +188,7 @@ def train_model(
             **{name: r.summary() for name, r in evaluation.results.items()},
         }
     started = time.perf_counter()
-    rules = keyword_rules(taxonomy, target)
-    stage_rules = keyword_rules(taxonomy, get_target("stage")) if target.kind == PATH else None
-    system = TextClassifier(
-        target, classifier, taxonomy.leaf_paths(), reading.weights, rules, stage_rules
-    )
+    system = systems_for(target, taxonomy, classifier, reading.weights)["model"]
     system.fit(frame, y)
     if on_progress:
         on_progress(steps, steps)
@@ -211,6 +207,9 @@ def train_model(
         "thread": reading.as_dict(),
         # fix patterns: the rule inner cross-validation chose (kind, value)
         "decision_rule": system.parts["main"].get("rule") if target.kind == MULTI else None,
+        # what the study's knowledge (keyword rules from names, definitions, codebook
+        # examples) adds, per part: chosen by inner cross-validation on the training issues
+        "knowledge": system.knowledge(),
         "created_at": created.isoformat(),
         "training_set": {"n": len(documents), "sha256": digest},
         "fit_seconds": round(time.perf_counter() - started, 3),

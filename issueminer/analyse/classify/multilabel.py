@@ -8,12 +8,17 @@ patterns where the thread has one. Instead:
    probabilities from models that never saw it;
 2. a sigmoid (Platt) map fitted on those probabilities calibrates them (one map for all
    patterns: most patterns have too few issues for a map of their own);
-3. the decision rule, a probability threshold or "the most probable patterns up to a
-   share of the probability mass", is the candidate with the best mean per-issue F1 on
-   those same out-of-fold probabilities, fewer patterns winning a tie;
+3. the decision rule, a probability threshold, "the most probable patterns up to a share
+   of the probability mass", "as many patterns as the issue's calibrated probabilities
+   add up to" or "the most probable alone", is the candidate with the best mean
+   per-issue F1 on those same out-of-fold probabilities among the candidates that
+   predict about as many patterns per issue as the issues have (`COUNT_TOLERANCE`),
+   fewer patterns winning a tie;
 4. with the taxonomy's keyword rules, each pattern's probability leans on its rule by
-   m / (m + n_pattern) before calibration; m is chosen with steps 2 and 3 (best mean
-   per-issue F1, the smallest m on a tie), so rare patterns can borrow from the rules.
+   m / (m + n_pattern) before calibration; m is chosen with steps 2 and 3 by the
+   log-likelihood of the calibrated out-of-fold probabilities (the smallest m on a tie),
+   so rare patterns can borrow from the rules, and the study's patterns no training
+   issue has are given by their rules alone.
 
 The outer evaluation's test fold is never seen by any of these steps.
 """
@@ -32,8 +37,17 @@ from sklearn.preprocessing import MultiLabelBinarizer
 INNER_FOLDS = 3  # out-of-fold probabilities for calibration and the rule
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 MASSES = (0.5, 0.6, 0.7, 0.8, 0.9)
-THRESHOLD, MASS = "threshold", "mass"
+THRESHOLD, MASS, EXPECTED = "threshold", "mass", "expected"
+# "expected": the k most probable patterns, k the issue's expected number of patterns
+# (the sum of its calibrated probabilities, rounded, at least 1); with threshold 1.0 (the
+# most probable pattern alone) it needs nothing fitted but the calibration
+FIXED_RULES = ((EXPECTED, 0.0), (THRESHOLD, 1.0))
 DEFAULT_RULE = (THRESHOLD, 0.5)  # models saved before rules were chosen
+# A rule may predict at most this many more (or fewer) patterns per issue on the inner
+# out-of-fold issues than they truly have: per-issue F1 rewards a second guess whenever
+# the first is often wrong, which is the case on a few dozen issues, and then every
+# issue gets two or three patterns where it has one.
+COUNT_TOLERANCE = 0.15
 EPSILON = 1e-6  # keeps logits finite at probabilities of exactly 0 or 1
 MIN_INNER_ISSUES = 6  # fewer training issues: no inner folds, the default rule
 PSEUDO_COUNTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # the keyword prior's weights tried (see priors)
@@ -45,12 +59,16 @@ def decide(probabilities: np.ndarray, rule: Sequence[Any] = DEFAULT_RULE) -> np.
     """The chosen patterns per row (always at least the most probable one)."""
     kind, value = rule[0], float(rule[1])
     rows = np.arange(len(probabilities))
-    if kind == MASS:
+    if kind in (MASS, EXPECTED):
         order = np.argsort(-probabilities, axis=1, kind="stable")
         ranked = np.take_along_axis(probabilities, order, axis=1)
-        shares = ranked / np.maximum(ranked.sum(axis=1, keepdims=True), EPSILON)
-        before = np.cumsum(shares, axis=1) - shares  # the mass of the better-ranked ones
-        keep_ranked = before < value
+        if kind == MASS:
+            shares = ranked / np.maximum(ranked.sum(axis=1, keepdims=True), EPSILON)
+            before = np.cumsum(shares, axis=1) - shares  # the mass of the better-ranked ones
+            keep_ranked = before < value
+        else:
+            expected = np.maximum(np.rint(ranked.sum(axis=1, keepdims=True)), 1)
+            keep_ranked = np.arange(ranked.shape[1]) < expected
         chosen = np.zeros_like(probabilities, dtype=bool)
         np.put_along_axis(chosen, order, keep_ranked, axis=1)
     else:
@@ -68,15 +86,21 @@ def samples_f1(truth: np.ndarray, chosen: np.ndarray) -> float:
 
 
 def choose_rule(probabilities: np.ndarray, truth: np.ndarray) -> tuple[str, float]:
-    """The candidate rule with the best mean per-issue F1; ties go to fewer patterns."""
-    candidates = [(THRESHOLD, t) for t in THRESHOLDS] + [(MASS, m) for m in MASSES]
-    best, best_key = DEFAULT_RULE, (-1.0, 0.0)
-    for rule in candidates:
+    """The candidate rule with the best mean per-issue F1 among those that predict about
+    as many patterns per issue as the issues have (`COUNT_TOLERANCE`); ties go to fewer
+    patterns. When none does, the one whose count comes closest."""
+    candidates = [*FIXED_RULES, *((THRESHOLD, t) for t in THRESHOLDS)]
+    candidates += [(MASS, m) for m in MASSES]
+    true_mean = float(truth.sum(axis=1).mean()) if len(truth) else 1.0
+
+    def key(rule: tuple[str, float]) -> tuple[bool, float, float]:
         chosen = decide(probabilities, rule)
-        key = (round(samples_f1(truth, chosen), 9), -float(chosen.sum()))
-        if key > best_key:
-            best, best_key = rule, key
-    return best
+        gap = abs(float(chosen.sum(axis=1).mean()) - true_mean) if len(chosen) else 0.0
+        close = gap <= COUNT_TOLERANCE
+        quality = round(samples_f1(truth, chosen), 9) if close else -gap
+        return close, quality, -float(chosen.sum())
+
+    return max(candidates, key=key)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -134,39 +158,63 @@ def fit_multilabel(
     y: Sequence[tuple[str, ...]],
     seed: int = 0,
     rules: RuleProba | None = None,
+    known: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The fitted parts of a fix-pattern model: classes, estimator, calibration, rule, and
     with `rules` (the keyword rules' per-pattern probabilities of training rows) a prior
-    whose pseudo-count is chosen with the calibration and the rule (see `priors`)."""
+    whose pseudo-count is chosen with the calibration and the rule (see `priors`). With
+    rules, the `known` patterns no training issue has follow the trained ones as classes
+    whose probability is the rules' alone."""
     binarizer = MultiLabelBinarizer()
     indicator = binarizer.fit_transform(y).astype(bool)
-    classes = [str(c) for c in binarizer.classes_]
-    if len(classes) == 1:
-        return {"classes": classes, "estimator": None, "rule": list(DEFAULT_RULE)}
+    seen = [str(c) for c in binarizer.classes_]
+    if len(seen) == 1:
+        return {"classes": seen, "estimator": None, "rule": list(DEFAULT_RULE)}
     with warnings.catch_warnings():
         # a pattern on every training issue is kept as a constant predictor, which is right
         warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
         warnings.filterwarnings("ignore", message="Label not .* is present")
         out_of_fold = _out_of_fold(make, matrix, indicator, seed)
         estimator = make().fit(matrix, indicator.astype(int))
+    unseen = [c for c in known if c not in set(seen)] if rules is not None else []
+    classes = [*seen, *unseen]
     parts: dict[str, Any] = {"classes": classes, "estimator": estimator}
     if out_of_fold is None:
-        parts["rule"] = list(DEFAULT_RULE)
+        parts.update(classes=seen, rule=list(DEFAULT_RULE))
         return parts
-    counts = indicator.sum(axis=0).astype(float)
+    out_of_fold = _padded(out_of_fold, len(classes))
+    truth = _padded(indicator, len(classes)).astype(bool)
+    counts = truth.sum(axis=0).astype(float)
     keyword = rules(classes, counts) if rules is not None else None
-    best: tuple[float, ...] | None = None
+    best: float | None = None
     for m in PSEUDO_COUNTS if keyword is not None else (0.0,):
         blended = blend_patterns(out_of_fold, keyword, counts, m)
-        calibration = fit_calibration(blended, indicator)
+        # calibrated on the trained patterns: the others are never true in training
+        calibration = fit_calibration(blended[:, : len(seen)], indicator)
         calibrated = calibrate(blended, calibration)
-        rule = choose_rule(calibrated, indicator)
-        quality = round(samples_f1(indicator, decide(calibrated, rule)), 9)
-        if best is None or quality > best[0]:
-            best = (quality, m)
-            parts.update(calibration=list(calibration), rule=list(rule))
+        likelihood = round(_log_likelihood(calibrated, truth), 6)
+        if best is None or likelihood > best:
+            best = likelihood
+            parts.update(calibration=list(calibration), rule=list(choose_rule(calibrated, truth)))
             parts["prior"] = {"counts": counts.tolist(), "pseudo_count": m}
     return parts
+
+
+def _padded(matrix: np.ndarray, columns: int) -> np.ndarray:
+    """`matrix` with zero columns appended up to `columns` (the patterns it lacks)."""
+    missing = columns - matrix.shape[1]
+    return (
+        np.hstack([matrix, np.zeros((matrix.shape[0], missing), matrix.dtype)])
+        if missing
+        else matrix
+    )
+
+
+def _log_likelihood(probabilities: np.ndarray, truth: np.ndarray) -> float:
+    """Bernoulli log-likelihood of every (issue, pattern) answer: the pseudo-count is chosen
+    by it, as in `priors`, since per-issue F1 on a few dozen issues picks by chance."""
+    p = np.clip(probabilities, EPSILON, 1 - EPSILON)
+    return float(np.where(truth, np.log(p), np.log(1 - p)).sum())
 
 
 def blend_patterns(
@@ -185,7 +233,7 @@ def multilabel_proba(
 ) -> np.ndarray:
     if parts["estimator"] is None:
         return np.ones((matrix.shape[0], 1))
-    proba = parts["estimator"].predict_proba(matrix)
+    proba = _padded(parts["estimator"].predict_proba(matrix), len(parts["classes"]))
     prior = parts.get("prior")
     if prior and prior["pseudo_count"] > 0 and rules is not None:
         counts = np.asarray(prior["counts"], dtype=float)

@@ -31,6 +31,7 @@ from sklearn.svm import LinearSVC
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from issueminer.analyse.classify.features import FIELDS, tokenize
+from issueminer.analyse.classify.knowledge import label_texts
 from issueminer.analyse.classify.multilabel import (
     DEFAULT_RULE,
     decide,
@@ -40,6 +41,7 @@ from issueminer.analyse.classify.multilabel import (
 from issueminer.analyse.classify.priors import (
     blend,
     choose_pseudo_count,
+    describe,
     prior_part,
     rule_proba,
 )
@@ -220,13 +222,17 @@ def _fit_single(classifier: str, matrix: Any, y: Sequence[str]) -> dict[str, Any
 
 
 def _proba(fitted: dict[str, Any], matrix: Any) -> np.ndarray:
+    """Probabilities of `fitted["classes"]`: the estimator's, then 0 for the study's labels
+    it never saw (the keyword prior gives them theirs)."""
     if fitted["estimator"] is None:
         return np.ones((matrix.shape[0], 1))
-    return fitted["estimator"].predict_proba(matrix)
+    proba = fitted["estimator"].predict_proba(matrix)
+    missing = len(fitted["classes"]) - proba.shape[1]
+    return np.hstack([proba, np.zeros((proba.shape[0], missing))]) if missing else proba
 
 
 def _fit_multi(
-    matrix: Any, y: Sequence[tuple[str, ...]], rules: Any | None = None
+    matrix: Any, y: Sequence[tuple[str, ...]], rules: Any | None = None, known: Sequence[str] = ()
 ) -> dict[str, Any]:
     def make() -> Pipeline:
         # unweighted: class weights would inflate every rare pattern's probability;
@@ -234,7 +240,7 @@ def _fit_multi(
         logreg = LogisticRegression(C=MULTI_C, max_iter=MAX_ITER, solver="liblinear")
         return _selected(OneVsRestClassifier(logreg), MULTI_FEATURE_PERCENTILE)
 
-    return fit_multilabel(make, matrix, y, rules=rules)
+    return fit_multilabel(make, matrix, y, rules=rules, known=known)
 
 
 def path_weights(paths: list[TaxonomyPath], observed: Counter[TaxonomyPath]) -> list[float]:
@@ -292,6 +298,7 @@ class TextClassifier:
         weights: dict[str, float] | None = None,
         rules: dict[str, dict[str, float]] | None = None,
         stage_rules: dict[str, dict[str, float]] | None = None,
+        known: Sequence[str] = (),
     ) -> None:
         if classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier '{classifier}'; choose one of {CLASSIFIERS}")
@@ -303,6 +310,9 @@ class TextClassifier:
         # stage part has the stages' rules
         self.rules = rules
         self.stage_rules = stage_rules
+        # the study's labels of the target (leaves for symptoms): with rules, those the
+        # training issues lack are still given, on the rules' word alone
+        self.known = list(known)
         self.parts: dict[str, Any] = {}
 
     @property
@@ -321,7 +331,7 @@ class TextClassifier:
         matrix = self.matrix(frame)
         if self.target.kind == MULTI:
             rules = self._pattern_rules(frame) if self.parts.get("keyword_rules") else None
-            self.parts["main"] = _fit_multi(matrix, [tuple(v) for v in y], rules)
+            self.parts["main"] = _fit_multi(matrix, [tuple(v) for v in y], rules, self.known)
         elif self.target.kind == PATH:
             self._fit_paths(matrix, frame, [tuple(v) for v in y])
         else:
@@ -330,7 +340,10 @@ class TextClassifier:
 
     def _fit_paths(self, matrix: Any, frame: pd.DataFrame, y: list[TaxonomyPath]) -> None:
         stages = [p[0] for p in y]
-        self.parts["stage"] = self._fit_with_prior(matrix, frame, stages, "stage_keyword_rules")
+        known_stages = list(dict.fromkeys(p[0] for p in self.taxonomy_paths))
+        self.parts["stage"] = self._fit_with_prior(
+            matrix, frame, stages, "stage_keyword_rules", known_stages
+        )
         self.parts["leaf"] = self._fit_with_prior(matrix, frame, [p[2] for p in y])
         stages, leaves = set(self.parts["stage"]["classes"]), set(self.parts["leaf"]["classes"])
         observed = Counter(y)
@@ -343,12 +356,22 @@ class TextClassifier:
         return transform(self.parts["features"], frame)
 
     def _fit_with_prior(
-        self, matrix: Any, frame: pd.DataFrame, y: list[str], rules_key: str = "keyword_rules"
+        self,
+        matrix: Any,
+        frame: pd.DataFrame,
+        y: list[str],
+        rules_key: str = "keyword_rules",
+        known: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """One label per issue, blended with the keyword rules as `priors` says."""
+        """One label per issue, blended with the keyword rules as `priors` says; the
+        study's labels without training issues follow the estimator's classes."""
         fitted = _fit_single(self.classifier, matrix, y)
-        if not self.parts.get(rules_key) or fitted["estimator"] is None:
+        rules = self.parts.get(rules_key)
+        if not rules or fitted["estimator"] is None:
             return fitted
+        known = self.known if known is None else known
+        unseen = [c for c in known if c in rules and c not in set(fitted["classes"])]
+        fitted["classes"] = [*fitted["classes"], *unseen]
 
         def fit_proba(train: np.ndarray, test: np.ndarray) -> tuple[list[str], np.ndarray]:
             inner = _fit_single(self.classifier, matrix[train], [y[i] for i in train])
@@ -417,6 +440,25 @@ class TextClassifier:
             levels[level] = (classes, max_marginal(joint, keys, classes))
         return levels
 
+    def knowledge(self) -> dict[str, dict[str, Any]]:
+        """Per fitted part, what inner cross-validation chose: the model alone, the model
+        and the rules (with the pseudo-count) or the rules alone; and how many of its
+        labels no training issue has (the rules' alone)."""
+        found = {}
+        for key in ("main", "stage", "leaf"):
+            part = self.parts.get(key)
+            if part is None:
+                continue
+            prior = part.get("prior") or {}
+            counts = prior.get("counts", [])
+            m = float(prior.get("pseudo_count", 0.0))
+            found[key] = {
+                "choice": describe(m),
+                "pseudo_count": None if math.isinf(m) else m,
+                "labels_without_issues": sum(1 for c in counts if c == 0),
+            }
+        return found
+
     def state(self) -> dict[str, Any]:
         """What is saved: scikit-learn objects, lists and strings only."""
         return {
@@ -458,24 +500,22 @@ class MajorityBaseline:
         return np.tile(self.shares, (len(frame), 1))
 
 
-def keyword_rules(taxonomy: Taxonomy, target: Target) -> dict[str, dict[str, float]]:
-    """Per label, its keywords and their weights, from the taxonomy's names and definitions.
+def keyword_rules(
+    taxonomy: Taxonomy, target: Target, rich: bool = True
+) -> dict[str, dict[str, float]]:
+    """Per label, its keywords and their weights, from what the study says of each label
+    (`knowledge.label_texts`: names, aliases, definitions; with `rich` also the codebook's
+    examples and a topic's sub-topics, which the model's rules read and the keyword
+    baseline does not).
 
-    A stage's rules include its inner categories'. Words that many labels' definitions
-    share, stop words and short tokens are left out; rarer words weigh more (IDF over
-    the labels), and the label's name and aliases weigh `KEYWORD_NAME_WEIGHT` times more.
+    Words that many labels' texts share, stop words and short tokens are left out; rarer
+    words weigh more (IDF over the labels), and the label's name and aliases weigh
+    `KEYWORD_NAME_WEIGHT` times more.
     """
-    texts: dict[str, tuple[list[str], list[str]]] = {}
-    for name, node in taxonomy.nodes.get(target.dimension, {}).items():
-        named = [node.name, *node.aliases]
-        described = [node.definition]
-        if target.dimension == "stage":
-            for inner in taxonomy.tree.get(name, {}):
-                inner_node = taxonomy.node("inner_category", inner) if inner else None
-                if inner_node is not None:
-                    named.append(inner_node.name)
-                    described.append(inner_node.definition)
-        texts[name] = (_keywords(" ".join(named)), _keywords(" ".join(described)))
+    texts = {
+        label: (_keywords(" ".join(text.named)), _keywords(" ".join(text.described)))
+        for label, text in label_texts(taxonomy, target.dimension, rich).items()
+    }
     documents = Counter(w for named, described in texts.values() for w in set(named + described))
     n = len(texts)
     rules = {}
@@ -540,6 +580,15 @@ def rule_scores(
     return out
 
 
+def known_labels(taxonomy: Taxonomy, target: Target) -> list[str]:
+    """The labels a model of `target` may give without training issues: the study's
+    labels of the dimension (for symptoms the leaves its fault tree allows, so the
+    reliability rounds' retired symptoms are never suggested)."""
+    if target.kind == PATH:
+        return list(dict.fromkeys(p[2] for p in taxonomy.leaf_paths()))
+    return taxonomy.names(target.dimension)
+
+
 def systems_for(
     target: Target,
     taxonomy: Taxonomy,
@@ -554,8 +603,14 @@ def systems_for(
         weights = thread_reading(taxonomy).weights
     return {
         "model": TextClassifier(
-            target, classifier, taxonomy.leaf_paths(), weights, rules, stage_rules
+            target,
+            classifier,
+            taxonomy.leaf_paths(),
+            weights,
+            rules,
+            stage_rules,
+            known_labels(taxonomy, target),
         ),
         "majority": MajorityBaseline(target),
-        "keywords": KeywordBaseline(target, rules),
+        "keywords": KeywordBaseline(target, keyword_rules(taxonomy, target, rich=False)),
     }
