@@ -519,3 +519,44 @@ def test_requests_are_recorded_with_the_token_only_in_authorization(fake: FakeGi
     assert search["fault"] is None and search["status"] == 200
     assert [r["path"] for r in fake.requests_for("/comments")] == [f"/repos/{W}/issues/4/comments"]
     assert fake.requests_for("/nowhere") == []
+
+
+def test_wire_shapes_as_github_sends_them(fake: FakeGitHub) -> None:
+    """Lower-case rate-limit header names (HTTP/2 has no other case), the status repeated
+    as a string in error bodies, GitHub's 301 to /repositories/{id}/... with the query kept,
+    an empty Location, and the two 410s."""
+    raw = urllib3.PoolManager().request("GET", f"{fake.url}/repos/{W}/issues/1")
+    names = [name for name, _ in raw.headers.iteritems()]
+    assert [n for n in names if n.lower().startswith("x-ratelimit")] == [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "x-ratelimit-used",
+        "x-ratelimit-resource",
+    ]
+    missing = requests.get(f"{fake.url}/repos/{W}/issues/999").json()
+    assert missing["message"] == "Not Found" and missing["status"] == "404"
+    fake.moved(W, 4, G, 7, location="github")
+    moved = requests.get(
+        f"{fake.url}/repos/{W}/issues/4/comments", params={"page": 2}, allow_redirects=False
+    )
+    location = moved.headers["Location"]
+    assert moved.status_code == 301 and moved.json()["message"] == "Moved Permanently"
+    assert location.startswith("https://api.github.com/repositories/")
+    assert location.endswith("/issues/7/comments?page=2")
+    local = location.replace("https://api.github.com", fake.url)
+    assert requests.get(local).status_code == 200  # the id form reaches the same thread
+    fake.moved(W, 5, G, 7, location="none")
+    assert (
+        requests.get(f"{fake.url}/repos/{W}/issues/5", allow_redirects=False).headers["Location"]
+        == ""
+    )
+    fake.gone(W, 1)
+    assert requests.get(f"{fake.url}/repos/{W}/issues/1").json()["message"] == (
+        "This issue was deleted"
+    )
+    fake.disable_issues(G)
+    gone = requests.get(f"{fake.url}/repos/{G}/issues/7")
+    assert (gone.status_code, gone.json()["message"]) == (410, "Issues are disabled for this repo")
+    with pytest.raises(ValueError):
+        fake.moved(W, 6, G, 7, location="elsewhere")

@@ -39,6 +39,8 @@ SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
 CAP_MESSAGE = "Only the first 1000 search results are available"
+DELETED_MESSAGE = "This issue was deleted"
+ISSUES_DISABLED_MESSAGE = "Issues are disabled for this repo"
 UNSEARCHABLE = (
     "The listed users and repositories cannot be searched either because the resources do not "
     "exist or you do not have permission to view them."
@@ -131,6 +133,7 @@ def make_issue(
         "author_association": "NONE",
         "active_lock_reason": None,
         "body": body,
+        "reactions": _reactions(url),
         "performed_via_github_app": None,
     }
     if pull_request:
@@ -143,6 +146,12 @@ def make_issue(
             "merged_at": None,
         }
     return issue
+
+
+def _reactions(url: str) -> dict[str, Any]:
+    """The reaction rollup GitHub puts on issues and comments (no reactions yet)."""
+    counts = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
+    return {"url": url + "/reactions", "total_count": 0, **dict.fromkeys(counts, 0)}
 
 
 def make_comment(
@@ -161,6 +170,7 @@ def make_comment(
         "updated_at": created,
         "author_association": "NONE",
         "body": body,
+        "reactions": _reactions(f"{API}/repos/{repo}/issues/comments/{comment_id}"),
         "performed_via_github_app": None,
     }
 
@@ -333,7 +343,9 @@ class _Reply:
 
 
 def _error(status: int, message: str, **extra: Any) -> _Reply:
-    return _Reply(status, {"message": message, **extra, "documentation_url": DOCS})
+    """GitHub's error body: message, documentation_url and the status as a string."""
+    body = {"message": message, **extra, "documentation_url": DOCS, "status": str(status)}
+    return _Reply(status, body)
 
 
 def _incomplete(reply: _Reply, keep: float) -> None:
@@ -411,8 +423,8 @@ class FakeGitHub:
                 self.add_comment(repo, number, comment)
         self.search_cap = search_cap
         self._buckets = {name: _Bucket(rate_limit, window) for name, window in WINDOWS.items()}
-        self._gone: set[tuple[str, int]] = set()
-        self._moved: dict[tuple[str, int], tuple[str, int]] = {}
+        self._gone: dict[tuple[str, int], str] = {}  # -> the 410's message
+        self._moved: dict[tuple[str, int], tuple[str, int, str]] = {}
         self._faults: list[_Fault] = []
         self.requests: list[dict[str, Any]] = []
         self.url = ""
@@ -453,18 +465,36 @@ class FakeGitHub:
             thread.append(copy.deepcopy(comment))
             thread.sort(key=lambda c: (_parse_instant(c["created_at"]), c["id"]))
 
-    def gone(self, repo: str, number: int) -> None:
+    def gone(self, repo: str, number: int, message: str = DELETED_MESSAGE) -> None:
         """Make an issue answer 410 Gone (deleted) and drop out of search."""
         with self._lock:
-            self._gone.add((self._canonical(repo) or repo, number))
+            self._gone[(self._canonical(repo) or repo, number)] = message
 
-    def moved(self, repo: str, number: int, new_repo: str, new_number: int) -> None:
-        """Make an issue answer 301 to its new home (transferred); the old one leaves search."""
+    def disable_issues(self, repo: str) -> None:
+        """Turn a repository's issues off: each answers 410 "Issues are disabled for this
+        repo" and leaves search."""
+        with self._lock:
+            canonical = self._ensure_repo(repo)
+            for number in self._issues[canonical]:
+                self._gone[(canonical, number)] = ISSUES_DISABLED_MESSAGE
+
+    def moved(
+        self, repo: str, number: int, new_repo: str, new_number: int, location: str = "fake"
+    ) -> None:
+        """Make an issue answer 301 to its new home (transferred); the old one leaves search.
+
+        `location` is what the 301 names: "fake" (this server's /repos/{new}/... path),
+        "github" (GitHub's form, https://api.github.com/repositories/{id}/issues/{n} with
+        the query kept, as recorded responses have it) or "none" (an empty Location, as
+        GitHub answers for some transferred issues)."""
+        if location not in ("fake", "github", "none"):
+            raise ValueError(f"location must be fake, github or none, not {location!r}")
         with self._lock:
             self._ensure_repo(new_repo)
             self._moved[(self._canonical(repo) or repo, number)] = (
                 self._canonical(new_repo) or new_repo,
                 new_number,
+                location,
             )
 
     def inject(self, fault: str, path_contains: str = "", times: int = 1, **options: Any) -> None:
@@ -595,11 +625,12 @@ class FakeGitHub:
             "Content-Type": "application/json; charset=utf-8",
             "X-GitHub-Media-Type": "github.v3; format=json",
             "X-GitHub-Request-Id": f"FAKE:{len(self.requests):08X}",
-            "X-RateLimit-Limit": str(rate["limit"]),
-            "X-RateLimit-Remaining": str(rate["remaining"]),
-            "X-RateLimit-Reset": str(rate["reset"]),
-            "X-RateLimit-Used": str(rate["used"]),
-            "X-RateLimit-Resource": resource,
+            # lower-case, as api.github.com sends them (HTTP/2 allows no other case)
+            "x-ratelimit-limit": str(rate["limit"]),
+            "x-ratelimit-remaining": str(rate["remaining"]),
+            "x-ratelimit-reset": str(rate["reset"]),
+            "x-ratelimit-used": str(rate["used"]),
+            "x-ratelimit-resource": resource,
             **reply.headers,
         }
         if fault is not None and fault.name == "truncated":
@@ -630,10 +661,12 @@ class FakeGitHub:
         opts = fault.options
         if fault.name == "rate_limited":
             rate.update(remaining=0, used=rate["limit"], reset=int(now + opts.get("reset_in", 2)))
-            return _error(403, PRIMARY_MESSAGE)
+            return _error(int(opts.get("status", 403)), PRIMARY_MESSAGE)
         if fault.name == "secondary":
-            reply = _error(403, SECONDARY_MESSAGE)
-            reply.headers["Retry-After"] = str(opts.get("retry_after", 1))
+            message = str(opts.get("message", SECONDARY_MESSAGE))
+            reply = _error(int(opts.get("status", 403)), message)
+            if opts.get("retry_after", 1) is not None:  # GitHub does not always send it
+                reply.headers["retry-after"] = str(opts.get("retry_after", 1))
             return reply
         if fault.name == "http500":
             return _Reply(500, {"message": "Server Error"})
@@ -669,6 +702,12 @@ class FakeGitHub:
             return self._rate_limit()
         if path == "/search/issues":
             return self._search(path, params)
+        by_id = re.fullmatch(r"/repositories/(\d+)(/.*)?", path)
+        if by_id:  # GitHub's address of a repository by its id, whatever its name now
+            named = {_stable_id(f"repo:{r}"): r for r in self._issues}.get(int(by_id[1]))
+            if named is None:
+                return _error(404, "Not Found")
+            path = f"/repos/{named}{by_id[2] or ''}"
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(?:/issues/(\d+)(/comments)?)?", path)
         if not m:
             return _error(404, "Not Found")
@@ -679,19 +718,29 @@ class FakeGitHub:
             return _Reply(200, self._repository(repo))
         number = int(m[3])
         if (repo, number) in self._moved:
-            new_repo, new_number = self._moved[(repo, number)]
-            location = f"{self.url}/repos/{new_repo}/issues/{new_number}{m[4] or ''}"
-            reply = _error(301, "Moved Permanently", url=location)
-            reply.headers["Location"] = location
-            return reply
+            return self._moved_reply(repo, number, m[4] or "", params)
         if (repo, number) in self._gone:
-            return _error(410, "This issue was deleted")
+            return _error(410, self._gone[(repo, number)])
         issue = self._issues[repo].get(number)
         if issue is None:
             return _error(404, "Not Found")
         if m[4] is None:
             return _Reply(200, issue)
         return self._page(path, params, self._comments.get((repo, number), []))
+
+    def _moved_reply(self, repo: str, number: int, rest: str, params: dict[str, str]) -> _Reply:
+        new_repo, new_number, style = self._moved[(repo, number)]
+        if style == "none":
+            location = ""
+        elif style == "github":
+            query = f"?{urllib.parse.urlencode(params)}" if params else ""
+            rid = _stable_id(f"repo:{new_repo}")
+            location = f"{API}/repositories/{rid}/issues/{new_number}{rest}{query}"
+        else:
+            location = f"{self.url}/repos/{new_repo}/issues/{new_number}{rest}"
+        reply = _error(301, "Moved Permanently", url=location)
+        reply.headers["Location"] = location
+        return reply
 
     def _repository(self, repo: str) -> dict[str, Any]:
         owner, name = repo.split("/", 1)

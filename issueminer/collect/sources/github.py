@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 from github import Auth, Github, GithubException
+from github.Requester import Requester
 
 from issueminer.collect.checkpoints import Checkpointer, Envelope
 from issueminer.collect.selection import RepositoryCriteria, Selection, label_name
@@ -38,6 +41,12 @@ INCOMPLETE_RETRIES = 3
 INCOMPLETE_WAIT = 2  # seconds before such a retry: the timeout means the search is busy
 # GitHub's 422 for a repository the Search API cannot see: renamed, deleted or private.
 UNSEARCHABLE = "cannot be searched"
+HTTP_TIMEOUT = 30  # seconds
+_NEXT_LINK = re.compile(r'<[^>]*>\s*;\s*rel="next"')
+# Secondary limits as GitHub has worded them: "You have exceeded a secondary rate limit...",
+# and before 2022 "You have triggered an abuse detection mechanism. Please wait a few
+# minutes before you try again." (PyGithub's own test covers the endings it knows).
+_SECONDARY_WORDS = ("secondary rate limit", "abuse detection")
 
 
 class GitHubError(Exception):
@@ -63,9 +72,10 @@ class GitHubClient:
         # what is left of each rate limit, by the resource GitHub names in a response's
         # X-RateLimit-Resource: the search API's own (30 a minute) is not the core one
         self.limits: dict[str, int] = {}
+        self.base_url = (api_url or DEFAULT_API_URL).rstrip("/")
         # retries are ours (visible waits, checkpoints between them), not urllib3's
         self.github = Github(
-            base_url=(api_url or DEFAULT_API_URL).rstrip("/"),
+            base_url=self.base_url,
             auth=Auth.Token(token) if token else None,
             per_page=PER_PAGE,
             retry=None,
@@ -84,16 +94,18 @@ class GitHubClient:
                 return result
             except GithubException as exc:
                 headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-                if exc.status in (403, 429) and "retry-after" in headers:
-                    self._wait("secondary rate limit", float(headers["retry-after"]))
+                # GitHub's order: Retry-After if given, else the reset time when nothing is
+                # left, else a minute for a secondary limit
+                if exc.status in (403, 429) and _number(headers.get("retry-after")) is not None:
+                    self._wait("secondary rate limit", _number(headers["retry-after"]) or 1.0)
                     continue
-                if exc.status in (403, 429) and headers.get("x-ratelimit-remaining") == "0":
-                    reset = int(headers.get("x-ratelimit-reset", self.clock() + 60))
+                if exc.status in (403, 429) and _number(headers.get("x-ratelimit-remaining")) == 0:
+                    reset = int(_number(headers.get("x-ratelimit-reset")) or self.clock() + 60)
                     self.rate_remaining, self.rate_reset = 0, reset
                     self.limits[str(headers.get("x-ratelimit-resource") or "core")] = 0
                     self._wait("rate limit, resets", max(1.0, reset - self.clock() + 1))
                     continue
-                if exc.status in (403, 429) and "secondary rate limit" in str(exc.data).lower():
+                if exc.status in (403, 429) and _is_secondary_limit(exc):
                     self._wait("secondary rate limit", SECONDARY_DEFAULT_WAIT)
                     continue
                 if exc.status >= 500 and attempt < TRANSIENT_RETRIES:
@@ -117,8 +129,8 @@ class GitHubClient:
         if isinstance(headers, dict):
             lowered = {str(k).lower(): v for k, v in headers.items()}
             resource = lowered.get("x-ratelimit-resource")
-            left = lowered.get("x-ratelimit-remaining")
-            if resource and str(left).isdigit():
+            left = _number(lowered.get("x-ratelimit-remaining"))
+            if resource and left is not None:
                 self.limits[str(resource)] = int(left)
 
     def wait(self, why: str, seconds: float) -> None:
@@ -139,39 +151,112 @@ class GitHubClient:
             "per_page": PER_PAGE,
             "page": page,
         }
-        _, data = self.call(
-            f"search {query!r} page {page}",
-            lambda: self.github.requester.requestJsonAndCheck(
-                "GET", "/search/issues", parameters=parameters
-            ),
-        )
+        _, data = self._get(f"search {query!r} page {page}", "/search/issues", parameters)
         return data
 
     def issue(self, repo: str, number: int) -> dict[str, Any]:
-        _, data = self.call(
-            f"{repo}#{number}",
-            lambda: self.github.requester.requestJsonAndCheck(
-                "GET", f"/repos/{repo}/issues/{number}"
-            ),
-        )
+        _, data = self._get(f"{repo}#{number}", f"/repos/{repo}/issues/{number}")
         return data
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        """Every comment of an issue, page by page while GitHub's Link header names a next
+        page. `repo` is where the issue is now (`repository_of` its item): a transferred
+        issue's old address answers 301, and PyGithub follows a 301 without its query
+        string, which served page 1 of 30 again and again in place of the pages asked for."""
         comments: list[dict[str, Any]] = []
+        seen: set[Any] = set()
         page = 1
         while True:
-            _, data = self.call(
+            headers, data = self._get(
                 f"{repo}#{number} comments",
-                lambda page=page: self.github.requester.requestJsonAndCheck(
-                    "GET",
-                    f"/repos/{repo}/issues/{number}/comments",
-                    parameters={"per_page": PER_PAGE, "page": page},
-                ),
+                f"/repos/{repo}/issues/{number}/comments",
+                {"per_page": PER_PAGE, "page": page},
             )
-            comments.extend(data or [])
-            if len(data or []) < PER_PAGE:
+            fresh = [c for c in data or [] if c.get("id") not in seen]
+            seen.update(c.get("id") for c in fresh)
+            comments.extend(fresh)
+            if not fresh or not _has_next(headers, len(data or [])):
                 return comments
             page += 1
+
+    def _get(
+        self, what: str, path: str, parameters: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], Any]:
+        def request() -> tuple[dict[str, Any], Any]:
+            try:
+                return self.github.requester.requestJsonAndCheck("GET", path, parameters=parameters)
+            except RuntimeError as exc:
+                # PyGithub refuses a 301 to another scheme or host (or an empty Location,
+                # as GitHub sends for some transferred issues) with a RuntimeError
+                if "redirected" not in str(exc):
+                    raise
+                return self._follow_redirect(path, parameters)
+
+        return self.call(what, request)
+
+    def _follow_redirect(
+        self, path: str, parameters: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], Any]:
+        """Ask for `path` without following redirects and go where its Location points, on
+        this client's own API (the same path and query, the host replaced)."""
+        response = requests.get(
+            self.base_url + path,
+            params=parameters,
+            headers={"Authorization": f"token {self.token}"} if self.token else {},
+            allow_redirects=False,
+            timeout=HTTP_TIMEOUT,
+        )
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        target = urllib.parse.urlsplit(headers.get("location") or "")
+        if response.status_code not in (301, 302, 307, 308) or not target.path:
+            body = _json_or_text(response)
+            if response.status_code < 300:
+                return headers, body
+            message = "Moved Permanently, with no new location" if response.is_redirect else ""
+            if isinstance(body, dict) and message:
+                body = {**body, "message": message}
+            raise GithubException(response.status_code, body, headers, message or None)
+        prefix = urllib.parse.urlsplit(self.base_url).path.rstrip("/")
+        moved_to = target.path.removeprefix(prefix) if prefix else target.path
+        if target.query:
+            moved_to += "?" + target.query
+        try:
+            return self.github.requester.requestJsonAndCheck("GET", moved_to)
+        except RuntimeError:  # redirected once more: not followed further
+            message = f"Moved Permanently, and again from {moved_to}"
+            raise GithubException(301, {"message": message}, headers, message) from None
+
+
+def _number(value: Any) -> float | None:
+    """A header's number; GitHub has sent rate-limit values as floats ("4999.0")."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_secondary_limit(exc: GithubException) -> bool:
+    message = str((exc.data or {}).get("message", "")) if isinstance(exc.data, dict) else ""
+    lowered = message.lower()
+    return Requester.isSecondaryRateLimitError(message) or any(
+        words in lowered for words in _SECONDARY_WORDS
+    )
+
+
+def _has_next(headers: dict[str, Any], count: int) -> bool:
+    """Whether a list has a page after this one: GitHub's Link header says so (rel="next");
+    without a Link header at all, a full page may have one."""
+    link = {str(k).lower(): v for k, v in (headers or {}).items()}.get("link")
+    if link is not None:
+        return bool(_NEXT_LINK.search(str(link)))
+    return count >= PER_PAGE
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"data": response.text}
 
 
 # ---- backend ---------------------------------------------------------------------------
@@ -439,7 +524,9 @@ class GitHubCrawler:
             if uid in refused and uid not in known:
                 continue
             comments = (
-                self.client.comments(criteria.repo, item["number"]) if item.get("comments") else []
+                self.client.comments(repository_of(item), item["number"])
+                if item.get("comments")
+                else []
             )
             yield issue_envelope(criteria.repo, item, comments, self.taxonomy)
 
@@ -448,22 +535,40 @@ class GitHubCrawler:
         try:
             item = self.client.issue(repo, number)
         except GithubException as exc:
-            if exc.status in (404, 410, 451):
-                reason = {
-                    404: "not found (deleted, private or moved)",
-                    410: "deleted",
-                    451: "unavailable for legal reasons",
-                }[exc.status]
-                return None, reason
-            raise
-        comments = self.client.comments(repo, number) if item.get("comments") else []
-        envelope = issue_envelope(repo, item, comments, self.taxonomy)
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            return None, reason
         moved_to = repository_of(item)
+        # the comments of a moved issue are asked for where it is now
+        comments = self.client.comments(moved_to, item["number"]) if item.get("comments") else []
+        envelope = issue_envelope(repo, item, comments, self.taxonomy)
         if moved_to != repo.lower() or str(item.get("number")) != str(number):
             envelope.issue["flags"] = [f"moved-to:{item.get('html_url')}"]
             # keep the identity the study used; the new place is in the raw item and flags
             envelope.issue.update(github_issue(repo, number).identity())
         return envelope, None
+
+
+_UNAVAILABLE = {
+    301: "moved, and GitHub gives no new location",
+    404: "not found (deleted, private or moved)",
+    410: "deleted",
+    451: "unavailable for legal reasons",
+}
+
+
+def unavailable(exc: GithubException) -> str | None:
+    """Why an issue cannot be had, from GitHub's answer (None: not such an answer). A 410
+    is a deleted issue or a repository whose issues are turned off: GitHub's message tells
+    which ("This issue was deleted", "Issues are disabled for this repo")."""
+    reason = _UNAVAILABLE.get(exc.status)
+    if reason is None:
+        return None
+    message = str(exc.data.get("message") or "") if isinstance(exc.data, dict) else ""
+    if exc.status == 410 and "disabled" in message.lower():
+        return f"issues disabled ({message})"
+    return reason
 
 
 def unsearchable(exc: GithubException) -> str | None:

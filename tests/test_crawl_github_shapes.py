@@ -1,0 +1,187 @@
+"""The GitHub crawler and hydrate on responses shaped as api.github.com sends them.
+
+Shapes from GitHub's REST docs and from errors quoted in public issue threads: lower-case
+x-ratelimit-* headers, a primary limit answered 403 or 429 with nothing remaining, a
+secondary limit with or without retry-after (and its older "abuse detection" wording), a
+301 whose Location is https://api.github.com/repositories/{id}/... or empty, 410 for a
+deleted issue and for a repository whose issues are turned off, Link-header pagination.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from issueminer.collect.selection import Selection
+from issueminer.collect.sources.github import (
+    PER_PAGE,
+    SECONDARY_DEFAULT_WAIT,
+    GitHubClient,
+    GitHubCrawler,
+)
+from issueminer.store import Issue, Store
+from tests.fakes.github import FakeGitHub, make_comment, make_issue
+from tests.test_crawl_github import corpus, crawl, stored
+
+REPO = "horovod/horovod"
+NEW = "horovod/elsewhere"
+CREATED = "2020-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def store(sqlite_url: str):
+    store = Store(sqlite_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def fake():
+    issues, comments, expected = corpus(n=30)
+    with FakeGitHub(issues, comments, search_cap=40) as server:
+        server.expected = expected
+        yield server
+
+
+def thread(repo: str, number: int, count: int) -> list[dict]:
+    return [
+        make_comment(repo, number, number * 1000 + k, f"comment {k}", CREATED, user=f"u{k}")
+        for k in range(count)
+    ]
+
+
+def hydrator(fake: FakeGitHub, taxonomy, sleeps: list[float] | None = None) -> GitHubCrawler:
+    client = GitHubClient(fake.url, token="t0ken", sleep=(sleeps or []).append)
+    return GitHubCrawler(client, Selection.from_taxonomy(taxonomy), taxonomy)
+
+
+# ---- moved, deleted and disabled issues (hydrate's single-issue endpoint) ----------------
+
+
+@pytest.mark.parametrize("location", ["fake", "github"])
+def test_a_transferred_issue_is_read_whole_where_it_is_now(taxonomy, location) -> None:
+    """150 comments at the new place. PyGithub follows a 301 without its query string, so
+    the comments asked at the old address came back as page 1 of 30, and 30 were kept; a
+    Location on api.github.com (recorded responses) made PyGithub raise instead."""
+    issues = {
+        REPO: [],
+        NEW: [make_issue(NEW, 9, "Moved here", "Body", CREATED, comments=150)],
+    }
+    with FakeGitHub(issues, {(NEW, 9): thread(NEW, 9, 150)}) as fake:
+        fake.moved(REPO, 4, NEW, 9, location=location)
+        envelope, reason = hydrator(fake, taxonomy).hydrate(REPO, 4)
+    assert reason is None and envelope is not None
+    assert envelope.issue["title"] == "Moved here"
+    assert envelope.issue["native_id"] == "4"  # the identity the study used
+    assert envelope.issue["flags"] == [f"moved-to:https://github.com/{NEW}/issues/9"]
+    ids = [r["native_id"] for r in envelope.replies]
+    assert ids == [f"comment:{9000 + k}" for k in range(150)]
+
+
+def test_a_301_with_an_empty_location_is_a_reason_not_a_crash(taxonomy) -> None:
+    with FakeGitHub({REPO: [], NEW: [make_issue(NEW, 9, "t", "b", CREATED)]}) as fake:
+        fake.moved(REPO, 4, NEW, 9, location="none")
+        envelope, reason = hydrator(fake, taxonomy).hydrate(REPO, 4)
+    assert envelope is None and reason == "moved, and GitHub gives no new location"
+
+
+def test_410_says_whether_the_issue_was_deleted_or_issues_are_disabled(taxonomy) -> None:
+    issues = {
+        REPO: [make_issue(REPO, n, f"Issue {n}", "Body", CREATED) for n in (1, 2)],
+        "acme/quiet": [make_issue("acme/quiet", 3, "Issue 3", "Body", CREATED)],
+    }
+    with FakeGitHub(issues) as fake:
+        fake.gone(REPO, 2)
+        fake.disable_issues("acme/quiet")
+        crawler = hydrator(fake, taxonomy)
+        reasons = [crawler.hydrate(repo, n)[1] for repo, n in [(REPO, 1), (REPO, 2)]]
+        reasons.append(crawler.hydrate("acme/quiet", 3)[1])
+        bodies = [r for r in fake.requests if r["status"] == 410]
+    assert reasons == [None, "deleted", "issues disabled (Issues are disabled for this repo)"]
+    assert len(bodies) == 2
+
+
+# ---- comments: pages as the Link header says -------------------------------------------
+
+
+@pytest.mark.parametrize(("count", "pages"), [(PER_PAGE, 2), (250, 3), (0, 1)])
+def test_comment_pages_follow_the_link_header(taxonomy, count, pages) -> None:
+    issues = {REPO: [make_issue(REPO, 5, "t", "b", CREATED, comments=max(count, 1))]}
+    with FakeGitHub(issues, {(REPO, 5): thread(REPO, 5, count)}) as fake:
+        client = GitHubClient(fake.url, sleep=lambda _s: None)
+        comments = client.comments(REPO, 5)
+        asked = fake.requests_for(f"/repos/{REPO}/issues/5/comments")
+    assert [c["id"] for c in comments] == [5000 + k for k in range(count)]
+    # pages while the Link header names a next one; a single page comes with no Link
+    # header at all (GitHub's pagination docs), and only a full one is followed by a check
+    assert len(asked) == pages
+
+
+# ---- rate limits as GitHub answers them ------------------------------------------------
+
+
+def test_primary_limit_answered_429_waits_for_the_reset(store, fake, taxonomy) -> None:
+    fake.inject("rate_limited", "/search/issues", reset_in=30, status=429)
+    sleeps: list[float] = []
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert stored(store) == fake.expected
+    assert len(sleeps) == 1 and 25 <= sleeps[0] <= 35
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (
+            403,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+            "try again. If you reach out to GitHub Support for help, please include the request "
+            "ID 0000:1111:2222:3333:4444.",
+        ),
+        (
+            429,
+            "You have exceeded a secondary rate limit and have been temporarily blocked from "
+            "content creation. Please retry your request again later.",
+        ),
+        (
+            403,
+            "You have triggered an abuse detection mechanism. Please wait a few minutes "
+            "before you try again.",
+        ),
+    ],
+)
+def test_secondary_limit_without_retry_after_waits_a_minute(
+    store, fake, taxonomy, status, message
+) -> None:
+    fake.inject("secondary", "/search/issues", retry_after=None, status=status, message=message)
+    sleeps: list[float] = []
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert stored(store) == fake.expected
+    assert sleeps == [SECONDARY_DEFAULT_WAIT]
+    refused = [r for r in fake.requests if r["fault"] == "secondary"]
+    assert [r["status"] for r in refused] == [status]
+
+
+def test_a_403_that_is_no_limit_is_not_waited_on(store, fake, taxonomy) -> None:
+    """A 403 with requests left and no limit wording (say, a blocked resource) is an error
+    to report, not a limit to wait out for ever."""
+    fake.inject("secondary", "/search/issues", retry_after=None, message="Resource not accessible")
+    sleeps: list[float] = []
+    with pytest.raises(Exception, match="Resource not accessible"):
+        crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert sleeps == []
+
+
+def test_limits_are_read_from_lower_case_headers(store, fake, taxonomy) -> None:
+    client, _ = crawl(store, fake, taxonomy)
+    assert set(client.limits) == {"core", "search"}
+    assert client.limits["search"] == fake.remaining("search")
+    assert client.limits["core"] == fake.remaining("core")
+
+
+def test_items_are_stored_with_every_field_github_sent(store, fake, taxonomy) -> None:
+    crawl(store, fake, taxonomy)
+    with store.session() as session:
+        issue = session.scalars(select(Issue).order_by(Issue.native_id)).first()
+    for key in ("reactions", "performed_via_github_app", "timeline_url", "state_reason"):
+        assert key in issue.raw
+    assert issue.raw["reactions"]["total_count"] == 0 and issue.raw["score"] == 1.0
