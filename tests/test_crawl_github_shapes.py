@@ -185,3 +185,15 @@ def test_items_are_stored_with_every_field_github_sent(store, fake, taxonomy) ->
     for key in ("reactions", "performed_via_github_app", "timeline_url", "state_reason"):
         assert key in issue.raw
     assert issue.raw["reactions"]["total_count"] == 0 and issue.raw["score"] == 1.0
+
+
+def test_a_200_that_is_not_json_is_retried_not_read_as_empty(store, fake, taxonomy) -> None:
+    """PyGithub hands an HTML body over as {"data": ...}: read as a search page it had no
+    items, and the window was closed as done with nothing stored."""
+    fake.inject("html200", "/search/issues", times=2)
+    fake.inject("html200", "/comments", times=1)
+    sleeps: list[float] = []
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert stored(store) == fake.expected
+    assert sum(1 for r in fake.requests if r["fault"] == "html200") == 3
+    assert sleeps == [1.0, 2.0, 1.0]

@@ -30,7 +30,10 @@ API = "https://api.github.com"
 WEB = "https://github.com"
 DOCS = "https://docs.github.com/rest"
 FAULTS = frozenset(
-    {"rate_limited", "secondary", "http503", "http500", "reset", "truncated", "incomplete"}
+    {
+        *("rate_limited", "secondary", "http503", "http500", "reset", "truncated"),
+        *("incomplete", "html200"),
+    }
 )
 # Faults applied to the answer after it is made, rather than standing in for it.
 _AFTER_FAULTS = ("reset", "truncated", "incomplete")
@@ -670,6 +673,10 @@ class FakeGitHub:
             return reply
         if fault.name == "http500":
             return _Reply(500, {"message": "Server Error"})
+        if fault.name == "html200":  # a page from something between us and GitHub
+            reply = _Reply(200, "<html><body>Please sign in to the network</body></html>")
+            reply.headers["Content-Type"] = "text/html; charset=utf-8"
+            return reply
         # http503
         if opts.get("text"):
             reply = _Reply(503, "<html><body>503 Service Unavailable</body></html>")

@@ -53,6 +53,11 @@ class GitHubError(Exception):
     pass
 
 
+class NotTheExpectedShape(ValueError):
+    """A 200 whose body is not what the endpoint returns (an HTML page from a proxy, an
+    empty body): retried like a broken response, never read as an empty result."""
+
+
 class GitHubClient:
     def __init__(
         self,
@@ -113,7 +118,12 @@ class GitHubClient:
                     delay *= 2
                     continue
                 raise
-            except (requests.exceptions.RequestException, json.JSONDecodeError, OSError) as exc:
+            except (
+                requests.exceptions.RequestException,
+                json.JSONDecodeError,
+                NotTheExpectedShape,
+                OSError,
+            ) as exc:
                 if attempt == TRANSIENT_RETRIES:
                     raise GitHubError(f"{what}: {type(exc).__name__} after retries") from None
                 self._wait(f"{type(exc).__name__}, retrying", delay)
@@ -151,11 +161,17 @@ class GitHubClient:
             "per_page": PER_PAGE,
             "page": page,
         }
-        _, data = self._get(f"search {query!r} page {page}", "/search/issues", parameters)
+        _, data = self._get(
+            f"search {query!r} page {page}", "/search/issues", parameters, _search_shaped
+        )
         return data
 
     def issue(self, repo: str, number: int) -> dict[str, Any]:
-        _, data = self._get(f"{repo}#{number}", f"/repos/{repo}/issues/{number}")
+        _, data = self._get(
+            f"{repo}#{number}",
+            f"/repos/{repo}/issues/{number}",
+            shaped=lambda d: isinstance(d, dict) and "number" in d and "html_url" in d,
+        )
         return data
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
@@ -171,6 +187,7 @@ class GitHubClient:
                 f"{repo}#{number} comments",
                 f"/repos/{repo}/issues/{number}/comments",
                 {"per_page": PER_PAGE, "page": page},
+                lambda d: isinstance(d, list),
             )
             fresh = [c for c in data or [] if c.get("id") not in seen]
             seen.update(c.get("id") for c in fresh)
@@ -180,17 +197,28 @@ class GitHubClient:
             page += 1
 
     def _get(
-        self, what: str, path: str, parameters: dict[str, Any] | None = None
+        self,
+        what: str,
+        path: str,
+        parameters: dict[str, Any] | None = None,
+        shaped: Callable[[Any], bool] = lambda _data: True,
     ) -> tuple[dict[str, Any], Any]:
+        """GET `path`; a 200 whose body fails `shaped` is retried as a broken response."""
+
         def request() -> tuple[dict[str, Any], Any]:
             try:
-                return self.github.requester.requestJsonAndCheck("GET", path, parameters=parameters)
+                answer = self.github.requester.requestJsonAndCheck(
+                    "GET", path, parameters=parameters
+                )
             except RuntimeError as exc:
                 # PyGithub refuses a 301 to another scheme or host (or an empty Location,
                 # as GitHub sends for some transferred issues) with a RuntimeError
                 if "redirected" not in str(exc):
                     raise
-                return self._follow_redirect(path, parameters)
+                answer = self._follow_redirect(path, parameters)
+            if not shaped(answer[1]):
+                raise NotTheExpectedShape(f"{what}: the answer is not {path}'s shape")
+            return answer
 
         return self.call(what, request)
 
@@ -250,6 +278,10 @@ def _has_next(headers: dict[str, Any], count: int) -> bool:
     if link is not None:
         return bool(_NEXT_LINK.search(str(link)))
     return count >= PER_PAGE
+
+
+def _search_shaped(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("items"), list) and "total_count" in data
 
 
 def _json_or_text(response: requests.Response) -> Any:
