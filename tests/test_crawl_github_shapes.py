@@ -51,7 +51,8 @@ def thread(repo: str, number: int, count: int) -> list[dict]:
 
 
 def hydrator(fake: FakeGitHub, taxonomy, sleeps: list[float] | None = None) -> GitHubCrawler:
-    client = GitHubClient(fake.url, token="t0ken", sleep=(sleeps or []).append)
+    sleep = sleeps.append if sleeps is not None else (lambda _s: None)
+    client = GitHubClient(fake.url, token="t0ken", sleep=sleep)
     return GitHubCrawler(client, Selection.from_taxonomy(taxonomy), taxonomy)
 
 
@@ -99,6 +100,26 @@ def test_410_says_whether_the_issue_was_deleted_or_issues_are_disabled(taxonomy)
         bodies = [r for r in fake.requests if r["status"] == 410]
     assert reasons == [None, "deleted", "issues disabled (Issues are disabled for this repo)"]
     assert len(bodies) == 2
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [("tos", "repository access blocked (tos)"), ("dmca", "unavailable for legal reasons (dmca)")],
+)
+def test_a_blocked_repository_is_a_reason_not_a_crash(taxonomy, reason, said) -> None:
+    """403 (or 451 for DMCA) {"message": "Repository access blocked", "block": {...}}: it
+    stopped the whole hydrate run with the exception."""
+    issues = {
+        "acme/taken": [make_issue("acme/taken", 1, "t", "b", CREATED)],
+        REPO: [make_issue(REPO, 2, "t", "b", CREATED)],
+    }
+    with FakeGitHub(issues) as fake:
+        fake.block("acme/taken", reason)
+        sleeps: list[float] = []
+        crawler = hydrator(fake, taxonomy, sleeps)
+        assert crawler.hydrate("acme/taken", 1) == (None, said)
+        assert crawler.hydrate(REPO, 2)[1] is None
+    assert sleeps == []
 
 
 # ---- comments: pages as the Link header says -------------------------------------------

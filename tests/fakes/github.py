@@ -427,6 +427,7 @@ class FakeGitHub:
         self.search_cap = search_cap
         self._buckets = {name: _Bucket(rate_limit, window) for name, window in WINDOWS.items()}
         self._gone: dict[tuple[str, int], str] = {}  # -> the 410's message
+        self._blocked: dict[str, str] = {}  # repository -> the block's reason
         self._moved: dict[tuple[str, int], tuple[str, int, str]] = {}
         self._faults: list[_Fault] = []
         self.requests: list[dict[str, Any]] = []
@@ -480,6 +481,12 @@ class FakeGitHub:
             canonical = self._ensure_repo(repo)
             for number in self._issues[canonical]:
                 self._gone[(canonical, number)] = ISSUES_DISABLED_MESSAGE
+
+    def block(self, repo: str, reason: str = "tos") -> None:
+        """Take a repository down as GitHub does: 451 for a DMCA notice, 403 otherwise, with
+        {"message": "Repository access blocked", "block": {...}} and no documentation_url."""
+        with self._lock:
+            self._blocked[self._ensure_repo(repo)] = reason
 
     def moved(
         self, repo: str, number: int, new_repo: str, new_number: int, location: str = "fake"
@@ -721,6 +728,12 @@ class FakeGitHub:
         repo = self._canonical(f"{m[1]}/{m[2]}")
         if repo is None:
             return _error(404, "Not Found")
+        if repo in self._blocked:
+            reason = self._blocked[repo]
+            block = {"reason": reason, "created_at": "2021-06-08T01:02:15Z"}
+            block["html_url"] = f"{WEB}/tos" if reason != "dmca" else f"{WEB}/github/dmca"
+            body = {"message": "Repository access blocked", "block": block}
+            return _Reply(451 if reason == "dmca" else 403, body)
         if m[3] is None:
             return _Reply(200, self._repository(repo))
         number = int(m[3])

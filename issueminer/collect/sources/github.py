@@ -593,11 +593,20 @@ _UNAVAILABLE = {
 def unavailable(exc: GithubException) -> str | None:
     """Why an issue cannot be had, from GitHub's answer (None: not such an answer). A 410
     is a deleted issue or a repository whose issues are turned off: GitHub's message tells
-    which ("This issue was deleted", "Issues are disabled for this repo")."""
+    which ("This issue was deleted", "Issues are disabled for this repo"). A blocked
+    repository says why in `block.reason` (dmca, tos, unavailable)."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    message = str(data.get("message") or "")
+    # a repository taken down: 451 for a DMCA notice, 403 for a breach of the terms, both
+    # with {"message": "Repository access blocked", "block": {"reason": ...}}
+    block = data.get("block") if isinstance(data.get("block"), dict) else None
+    if exc.status in (403, 451) and (block or "access blocked" in message.lower()):
+        why = f" ({block['reason']})" if block and block.get("reason") else ""
+        what = "unavailable for legal reasons" if exc.status == 451 else "repository access blocked"
+        return what + why
     reason = _UNAVAILABLE.get(exc.status)
     if reason is None:
         return None
-    message = str(exc.data.get("message") or "") if isinstance(exc.data, dict) else ""
     if exc.status == 410 and "disabled" in message.lower():
         return f"issues disabled ({message})"
     return reason
