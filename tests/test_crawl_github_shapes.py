@@ -10,6 +10,7 @@ deleted issue and for a repository whose issues are turned off, Link-header pagi
 from __future__ import annotations
 
 import pytest
+from github.Requester import Requester
 from sqlalchemy import select
 
 from issueminer.collect.selection import Selection
@@ -218,3 +219,42 @@ def test_a_200_that_is_not_json_is_retried_not_read_as_empty(store, fake, taxono
     assert stored(store) == fake.expected
     assert sum(1 for r in fake.requests if r["fault"] == "html200") == 3
     assert sleeps == [1.0, 2.0, 1.0]
+
+
+def test_rate_limit_headers_sent_as_floats_are_read() -> None:
+    """GitHub has sent x-ratelimit-* values as floats (PyGithub reads int(float(...)));
+    int("1700000030.0") raised ValueError in the middle of a rate-limit wait."""
+    now = 1_700_000_000.0
+    headers = {
+        "x-ratelimit-remaining": "0.0",
+        "x-ratelimit-reset": f"{now + 30:.1f}",
+        "x-ratelimit-resource": "search",
+    }
+    refusal = Requester.createException(403, headers, {"message": "API rate limit exceeded"})
+    answers = iter(
+        [refusal, ({"x-ratelimit-remaining": "29.0", "x-ratelimit-resource": "search"}, {})]
+    )
+
+    def answer():
+        value = next(answers)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    sleeps: list[float] = []
+    client = GitHubClient("http://127.0.0.1:9", sleep=sleeps.append, clock=lambda: now)
+    client.call("search", answer)
+    assert sleeps == [31.0] and client.rate_reset == int(now + 30)
+    assert client.limits == {"search": 29}
+
+
+def test_a_server_without_rate_limits_is_crawled(store, fake, taxonomy) -> None:
+    """No x-ratelimit-* headers (GitHub Enterprise with rate limiting off, whose
+    /rate_limit answers 404 "Rate limiting is not enabled."): PyGithub's
+    `Github.rate_limiting` asked /rate_limit after the first call and the 404 stopped the
+    crawl."""
+    fake.rate_limits_enabled = False
+    client, _ = crawl(store, fake, taxonomy)
+    assert stored(store) == fake.expected
+    assert fake.requests_for("/rate_limit") == []
+    assert client.limits == {} and client.rate_remaining is None

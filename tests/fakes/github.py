@@ -428,6 +428,9 @@ class FakeGitHub:
         self._buckets = {name: _Bucket(rate_limit, window) for name, window in WINDOWS.items()}
         self._gone: dict[tuple[str, int], str] = {}  # -> the 410's message
         self._blocked: dict[str, str] = {}  # repository -> the block's reason
+        # False: no x-ratelimit-* headers and /rate_limit answers 404, as on a GitHub
+        # Enterprise server whose rate limiting is turned off
+        self.rate_limits_enabled = True
         self._moved: dict[tuple[str, int], tuple[str, int, str]] = {}
         self._faults: list[_Fault] = []
         self.requests: list[dict[str, Any]] = []
@@ -643,6 +646,8 @@ class FakeGitHub:
             "x-ratelimit-resource": resource,
             **reply.headers,
         }
+        if not self.rate_limits_enabled:  # GitHub Enterprise with rate limiting off
+            headers = {k: v for k, v in headers.items() if not k.startswith("x-ratelimit-")}
         if fault is not None and fault.name == "truncated":
             payload = payload[: len(payload) // 2]
         if fault is not None and fault.name == "reset":
@@ -713,6 +718,8 @@ class FakeGitHub:
         if method != "GET":
             return _error(404, "Not Found")
         if path == "/rate_limit":
+            if not self.rate_limits_enabled:
+                return _error(404, "Rate limiting is not enabled.")
             return self._rate_limit()
         if path == "/search/issues":
             return self._search(path, params)

@@ -131,10 +131,14 @@ class GitHubClient:
         raise GitHubError(f"{what}: too many failed attempts")
 
     def _note_rate(self, result: Any) -> None:
-        remaining, _limit = self.github.rate_limiting
+        # the requester's record of the last response's headers: `Github.rate_limiting`
+        # asks GET /rate_limit whenever a response had none (GitHub Enterprise without rate
+        # limits answers that 404, which stopped the crawl after its first call)
+        requester = self.github.requester
+        remaining, _limit = requester.rate_limiting
         if remaining >= 0:
             self.rate_remaining = remaining
-        self.rate_reset = self.github.rate_limiting_resettime or self.rate_reset
+        self.rate_reset = requester.rate_limiting_resettime or self.rate_reset
         headers = result[0] if isinstance(result, tuple) and result else None
         if isinstance(headers, dict):
             lowered = {str(k).lower(): v for k, v in headers.items()}
