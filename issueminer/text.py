@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -94,7 +94,7 @@ def split_html(body: str) -> SplitText:
         parser.close()
         return SplitText(tidy("".join(parser.prose)), parser.code)
     prose = _TidiedProse()
-    for _ in _fed(parser, body or "", prose):
+    for _ in _fed(parser, _pieces(body), prose):
         pass
     return SplitText(prose.text(), parser.code)
 
@@ -103,29 +103,41 @@ def prose_prefix(body: str, limit: int) -> tuple[str, bool]:
     """The first `limit` characters of a Stack Overflow body's prose, exactly
     `plain_text(body, "stackoverflow")[:limit]`, and whether the prose goes on past them;
     read only as far as it needs, and never holding more prose than that."""
+    return pieces_prose_prefix(_pieces(body or ""), limit)
+
+
+def pieces_prose_prefix(pieces: Iterable[str], limit: int) -> tuple[str, bool]:
+    """`prose_prefix` of the body these pieces make, cut anywhere: pieces are consumed only
+    as far as the prefix needs (a caller may go on with the rest of its iterator)."""
     parser = _HTMLSplitter()
     prose = _TidiedProse()
-    for _ in _fed(parser, body or "", prose):
+    for _ in _fed(parser, pieces, prose):
         if prose.length > limit:
             return prose.text()[:limit], True
     text = prose.text()
     return text[:limit], len(text) > limit
 
 
-def _fed(parser: _HTMLSplitter, body: str, prose: _TidiedProse) -> Iterator[None]:
-    """Feeds the body in pieces (cut before a "<", so no text run is split by a cut; the
-    parser holds back whatever it cannot finish yet), moving the prose to `prose` after
-    each; yields after each piece."""
+def _pieces(body: str) -> Iterator[str]:
+    """A long body in pieces of about FEED_CHARS, each cut before a "<" where one is near
+    (the parser holds back whatever it cannot finish yet, so any cut gives the same)."""
     start = 0
     while start < len(body):
         end = start + FEED_CHARS
         if end < len(body):
             cut = body.rfind("<", start + 1, end)
             end = cut if cut > start else end
-        parser.feed(body[start:end])
+        yield body[start:end]
+        start = end
+
+
+def _fed(parser: _HTMLSplitter, pieces: Iterable[str], prose: _TidiedProse) -> Iterator[None]:
+    """Feeds the pieces one by one, moving the prose to `prose` after each and yielding,
+    then closes the parser (a caller that stops early leaves the rest of `pieces` unread)."""
+    for piece in pieces:
+        parser.feed(piece)
         prose.add(parser.prose)
         parser.prose = []
-        start = end
         yield
     parser.close()
     prose.add(parser.prose, last=True)

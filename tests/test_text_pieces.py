@@ -143,3 +143,13 @@ def test_tidy_gives_what_it_gave() -> None:
 
     for value in bodies(500, 99) + [" \t ", "a \t b", "a\t\tb", "a  b", "a b", "\t", " "]:
         assert text.tidy(value) == old_tidy(value), repr(value)
+
+
+def test_prose_of_pieces_cut_anywhere() -> None:
+    rng = random.Random(5)
+    for body in bodies(300, 6):
+        cuts = sorted(rng.sample(range(len(body) + 1), min(len(body) + 1, rng.randrange(1, 9))))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        whole = reference(body)[0]
+        limit = rng.randrange(len(whole) + 2)
+        assert text.pieces_prose_prefix(iter(pieces), limit) == (whole[:limit], len(whole) > limit)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, load_only
 
+from issueminer.collect.large_text import holds_large, insert_handing, plain_values
 from issueminer.collect.sources.files import read_issues, read_labels
 from issueminer.collect.sources.replication import (
     ORIGIN_PREFIX,
@@ -101,9 +102,12 @@ def insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> Non
     hundreds, and ORM objects cost several times more than the insert itself (so does the
     ORM's bulk insert, which is bypassed too: the rows are plain columns)."""
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_columns[tuple(sorted(row))].append(row)
     connection = session.connection()
+    for row in rows:
+        if holds_large(row):  # a giant dump row: its body handed over, not bound
+            insert_handing(connection, model.__table__, row)
+            continue
+        by_columns[tuple(sorted(row))].append(row)
     for group in by_columns.values():
         connection.execute(insert(model.__table__), group)
 
@@ -425,7 +429,7 @@ def upsert_replies(session: Session, replies_by_issue: dict[str, list[dict[str, 
                 if current is None:  # new; a reply twice in one batch: the later one wins
                     new[key] = {**new.get(key, {}), **reply, "issue_uid": uid}
                     continue
-                for name, value in reply.items():
+                for name, value in plain_values(reply).items():
                     if getattr(current, name) != value:
                         setattr(current, name, value)
     session.flush()

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issueminer.collect.ingest import insert_many
+from issueminer.collect.large_text import plain_values
 from issueminer.store.schema import Issue, IssuePayload
 
 # the fields a source's payload decides; `text` follows `body`, `raw` is the payload itself
@@ -76,6 +77,7 @@ def apply_payloads(session: Session, records: list[dict[str, Any]]) -> Counter[s
                 new.append(record)
                 counts["added"] += 1
                 continue
+            record = plain_values(record)  # compared and set field by field: a str
             if _older(record.get("updated_on"), issue.updated_on):
                 changed = _differs(issue, record)
                 changes = _fill_gaps(issue, record)

@@ -165,13 +165,18 @@ class Selection:
 
     # ---- sources -------------------------------------------------------------------------
     def stackoverflow(
-        self, question: dict[str, Any], could_match: Callable[[str, str], bool] | None = None
+        self,
+        question: dict[str, Any],
+        could_match: Callable[[str, str], bool] | None = None,
+        prose: str | None = None,
     ) -> Decision:
         """A Stack Overflow question (API shape: title, body HTML, tags, accepted_answer_id).
 
         `could_match(title, body)`, a cheap test that may say False only when no term can
         occur in the title or the body's prose (the dump scan's keyword gate), is asked
         before the keyword match, which it spares when it says so: the decision is the same.
+        `prose`, the body's prose where the caller has read it already (the dump scan reads
+        a giant body's only as far as it stores it), is matched instead of the body's.
         """
         tags = [str(t).lower() for t in question.get("tags") or []]
         if self.require_accepted_answer and not question.get("accepted_answer_id"):
@@ -185,7 +190,9 @@ class Selection:
         title = _unescape(question.get("title") or "")
         body = question.get("body") or ""
         matched: list[str] = []
-        if could_match is None or could_match(title, body):
+        if prose is not None:
+            matched = self.matched_terms(title, prose)
+        elif could_match is None or could_match(title, body):
             matched = self.matched_terms(title, plain_text(body, "stackoverflow"))
         if not matched:
             reason = f"tag {with_keyword[0]} without a keyword"

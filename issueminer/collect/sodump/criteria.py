@@ -12,13 +12,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from issueminer.collect.large_text import LargeText
 from issueminer.collect.selection import Decision, Reason, Selection
 from issueminer.collect.sodump.byte_patterns import IdMatcher, TagFinder
 from issueminer.collect.sodump.keyword_gate import KeywordGate
+from issueminer.collect.sodump.large_rows import TEXT_LIMIT
 from issueminer.collect.sodump.rows import ROW_ID, TAG_CLOSE, TAG_OPEN, TAGS_ATTR
 from issueminer.ids import STACKOVERFLOW_ORIGIN
 from issueminer.store import Issue, Store
 from issueminer.taxonomy import Taxonomy
+from issueminer.text import prose_prefix
 
 # what --only-known decides of every question it finds: the store asked for it
 ALREADY_STORED = Decision(True, Reason.ALREADY_STORED, "already in the store")
@@ -57,6 +60,14 @@ class Criteria:
         turns away only what the keyword match would); with --only-known, kept."""
         if self.known is not None:
             return ALREADY_STORED
+        body = question.get("body")
+        # a giant body's prose is read as far as `issue.text` keeps it (TEXT_LIMIT), so the
+        # decision rests on what is stored; the keyword gate would read it all
+        if isinstance(body, LargeText):
+            return self.selection.stackoverflow({**question, "body": ""}, prose=body.prose)
+        if body and len(body) > TEXT_LIMIT:
+            prose = prose_prefix(body, TEXT_LIMIT)[0]
+            return self.selection.stackoverflow(question, prose=prose)
         return self.selection.stackoverflow(question, self.gate.could_match)
 
     def query(self) -> dict[str, Any]:

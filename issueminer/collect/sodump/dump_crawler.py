@@ -298,11 +298,13 @@ class DumpCrawler:
                         if not rows:  # the file's first block, or first with rows
                             rows = ROW_START in block
                             found.findings += _head_findings(block, offset, root)
+                        size, lines = len(block), block.count(NEWLINE)
+                        del block  # freed before what it held is stored (a giant row)
                         yield Part(
-                            offset + len(block),
+                            offset + size,
                             found,
-                            len(block),
-                            block.count(NEWLINE),
+                            size,
+                            lines,
                             digest.hexdigest() if digest is not None else None,
                         )
                 except DamagedStream as exc:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from issueminer.collect.checkpoints import Envelope
+from issueminer.collect.large_text import LargeText
 from issueminer.collect.sources.stackexchange import question_envelope
 from issueminer.ids import STACKOVERFLOW_ORIGIN
 
@@ -228,9 +229,29 @@ def api_comment(attrs: dict[str, str]) -> dict[str, Any]:
     )
 
 
-def _dump_raw(attrs: dict[str, str]) -> dict[str, Any]:
+# A giant row's Body (a LargeText: see large_rows) is not stored twice. Its raw item keeps
+# the rest of the row, and says under ROW_BODY that the Body is the record's own body
+# column: storing it in the raw JSON as well cost the JSON text and SQLite's copies of it
+# (three times the row) for nothing `dump_row` cannot put back. Rows of ordinary size keep
+# their Body in the raw row, as they always did.
+ROW_BODY = "row_body"
+
+
+def _dump_raw(attrs: dict[str, Any]) -> dict[str, Any]:
     # The row exactly as the dump has it; `api_question(raw["row"])` gives the API's shape.
+    if isinstance(attrs.get("Body"), LargeText):
+        rest = {name: value for name, value in attrs.items() if name != "Body"}
+        return {"source": DUMP_MARKER, "row": rest, ROW_BODY: "body"}
     return {"source": DUMP_MARKER, "row": attrs}
+
+
+def dump_row(raw: dict[str, Any], body: str | None) -> dict[str, Any]:
+    """The dump row a stored raw item holds, its Body put back from the record's `body`
+    where it was left out (`_dump_raw`)."""
+    row = dict(raw.get("row") or {})
+    if raw.get(ROW_BODY) == "body":
+        row["Body"] = body
+    return row
 
 
 def reply_envelope(

@@ -15,10 +15,18 @@ from functools import cached_property
 from typing import Any
 
 from issueminer.collect.checkpoints import Envelope
+from issueminer.collect.large_text import LargeText, holds_large
 from issueminer.collect.selection import NO_ACCEPTED_ANSWER
 from issueminer.collect.sodump.byte_patterns import IdMatcher
 from issueminer.collect.sodump.criteria import Criteria
 from issueminer.collect.sodump.file_pieces import Piece, _mapping, _prefetch
+from issueminer.collect.sodump.large_rows import (
+    LARGE_ROW_BYTES,
+    TEXT_CUT_FLAG,
+    TEXT_LIMIT,
+    parse_large_row,
+    release_pages,
+)
 from issueminer.collect.sodump.rows import (
     ACCEPTED_ATTR,
     LINE_END,
@@ -90,7 +98,7 @@ def _parse_lines(
     buf: Any, lines: list[tuple[int, int]], base: int, found: Found, line_base: int | None
 ) -> list[tuple[int, dict[str, str]]]:
     """(offset, attributes) of the good rows; bad ones become findings."""
-    rows = parse_rows([_row_bytes(buf, a, b) for a, b in lines])
+    rows = _parsed(buf, lines)
     found.parsed += len(rows)
     good = []
     for (start, _), row in zip(lines, rows, strict=True):
@@ -99,6 +107,24 @@ def _parse_lines(
         else:
             good.append((base + start, row))
     return good
+
+
+def _parsed(buf: Any, lines: list[tuple[int, int]]) -> list[dict[str, Any] | BadRow]:
+    """The rows in buf at these (start, end) places, in order: giant ones read in place
+    (`large_rows`), the others copied out and parsed together."""
+    if all(end - start <= LARGE_ROW_BYTES for start, end in lines):
+        return parse_rows([_row_bytes(buf, a, b) for a, b in lines])
+    small = iter(parse_rows([_row_bytes(buf, a, b) for a, b in lines if b - a <= LARGE_ROW_BYTES]))
+    rows: list[dict[str, Any] | BadRow] = []
+    for start, end in lines:
+        if end - start <= LARGE_ROW_BYTES:
+            rows.append(next(small))
+            continue
+        try:
+            rows.append(parse_large_row(buf, start, end))
+        except BadRow as bad:
+            rows.append(bad)
+    return rows
 
 
 def scan_questions(
@@ -166,13 +192,32 @@ def package(found: Found, taxonomy: Taxonomy | None) -> Found:
     answers = _by_question(own, found.attached)
     for entry in found.kept:  # every copy of an Id met twice: the store picks (payloads)
         mine = answers.get(entry["id"], ([], []))[0]
-        envelope = question_envelope(entry.pop("question"), [a for a, _ in mine], [], taxonomy)
+        question = entry.pop("question")
+        body = question.get("body")
+        if isinstance(body, LargeText):  # its prose is read already, and it stays bytes
+            question = {**question, "body": None}
+        envelope = question_envelope(question, [a for a, _ in mine], [], taxonomy)
+        _with_body(envelope.issue, body)
         envelope.issue["raw"] = _dump_raw(entry.pop("attrs"))  # the rest: the run's items
         for reply, (_, attrs) in zip(envelope.replies, mine, strict=True):
             reply["raw"] = _dump_raw(attrs)
         found.envelopes.append(envelope)
     found.replies = others
     return found
+
+
+def _with_body(issue: dict[str, Any], body: Any) -> None:
+    """The question's body and its text, which keeps the first TEXT_LIMIT characters of
+    the prose (only a giant row has more): cut, it is flagged TEXT_CUT_FLAG."""
+    if isinstance(body, LargeText):
+        issue.update(body=body, text=body.prose)
+        cut = body.prose_cut
+    else:
+        cut = len(issue.get("text") or "") > TEXT_LIMIT
+        if cut:
+            issue["text"] = issue["text"][:TEXT_LIMIT]
+    if cut:
+        issue["flags"] = [TEXT_CUT_FLAG]
 
 
 Reply = tuple[dict[str, Any], dict[str, str]]  # (API item, dump row)
@@ -295,7 +340,12 @@ def run_job(job: Job, context: dict[str, Any]) -> Found:
     piece = Piece(start, end)
     buf = _mapping(path)
     _prefetch(buf, piece)
-    return _run_piece(phase, buf, piece, context)
+    found = _run_piece(phase, buf, piece, context)
+    if any(holds_large(e.issue) or any(map(holds_large, e.replies)) for e in found.envelopes):
+        # a giant row kept: its pages, read again by this piece's scans, need not stay
+        # mapped while it is stored (the next phase maps them again)
+        release_pages(buf, piece.start, piece.end)
+    return found
 
 
 def _run_piece(phase: str, buf: Any, piece: Piece, context: dict[str, Any]) -> Found:

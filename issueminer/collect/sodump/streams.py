@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from issueminer.collect.large_text import map_large_allocations
 from issueminer.collect.sodump.input_identity import InputChanged
 from issueminer.collect.sodump.rows import DECLARATIONS, NEWLINE
 
@@ -34,6 +35,7 @@ SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 8 << 20  # what a stream is read in
 MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
+GIANT_LINE_BYTES = 1 << 20  # a line not ended after this much is read on this much at a time
 ROW_START = b"<row"
 # what a damaged gzip stream raises (gzip.BadGzipFile is an OSError)
 DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error)
@@ -395,7 +397,7 @@ def stream_blocks(
     block_bytes: int = BLOCK_BYTES,
     digest: Any = None,
     skipped_digest: str | None = None,
-) -> Iterator[tuple[int, bytes]]:
+) -> Iterator[tuple[int, bytearray]]:
     """(offset, block) of whole lines; the first `skip` bytes are read and dropped (resume).
 
     With `digest` (a hashlib object), every byte read goes into it, the skipped ones too;
@@ -417,27 +419,38 @@ def stream_blocks(
         )
     if offset < skip:
         return
-    tail = b""
+    # A block is built in a bytearray: the lines after its last newline are copied out
+    # to begin the next one, and the block cut to its whole lines in place, where slicing
+    # bytes copied the block (a block holding a giant row was held twice, with its tail).
+    map_large_allocations()
+    block = bytearray()
     while True:
-        data = stream.read(block_bytes)
+        # a giant line is read on a MiB at a time, so that its block ends soon after it
+        data = stream.read(block_bytes if len(block) < GIANT_LINE_BYTES else GIANT_LINE_BYTES)
         if not data:
             break
-        block = tail + data
+        block += data
+        del data
         cut = block.rfind(NEWLINE) + 1
         if cut == 0 and len(block) < MAX_LINE_BYTES:
-            tail = block
+            map_large_allocations()  # a giant line: its copies are given back when freed
             continue
         if cut == 0:  # one line longer than any row: hand it on whole, it is reported
             cut = len(block)
-        if digest is not None:
-            digest.update(block[:cut])
-        yield offset, block[:cut]
-        offset += cut
         tail = block[cut:]
-    if tail:
+        del block[cut:]
         if digest is not None:
-            digest.update(tail)
-        yield offset, tail
+            digest.update(block)
+        # handed on as the only reference (a block with a giant row in it must be freed
+        # once scanned, before what it held is stored: see DumpCrawler._blocks)
+        whole, block = [block], tail
+        del tail
+        yield offset, whole.pop()
+        offset += cut
+    if block:
+        if digest is not None:
+            digest.update(block)
+        yield offset, block
 
 
 def line_numbers(stream: Any, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
