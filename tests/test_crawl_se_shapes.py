@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from issueminer.collect.sources.stackexchange import (
+    DEFAULT_BACKOFF,
+    THROTTLE_MARGIN,
     TRANSIENT_RETRIES,
     StackExchangeClient,
     StackExchangeError,
@@ -133,3 +135,31 @@ def test_the_client_reuses_one_connection(fake) -> None:
     assert len(pools) == 1
     pool = adapter.poolmanager.pools[pools[0]]
     assert pool.num_connections == 1 and pool.num_requests == 4  # /sites and 3 pages
+
+
+@pytest.mark.parametrize("status", [400, 502])
+@pytest.mark.parametrize(
+    ("message", "waited"),
+    [
+        ("Violation of backoff parameter", DEFAULT_BACKOFF + THROTTLE_MARGIN),
+        ("too many requests from this IP, more requests available in 12 seconds", 13),
+    ],
+)
+def test_throttles_are_told_apart_by_message_whatever_the_status(
+    store, fake, taxonomy, status, message, waited
+) -> None:
+    """The docs give 400 for every error; a throttle recorded behind a proxy may carry 502.
+    stackapi reads the body either way, and so does the client: the wait comes from the
+    message, and neither is a spent daily quota."""
+    fake.inject(
+        "error",
+        "/questions",
+        error_id=502,
+        error_name="throttle_violation",
+        error_message=message,
+        status=status,
+    )
+    sleeps: list[float] = []
+    crawl(store, fake, taxonomy, sleeps=sleeps)
+    assert sleeps == [waited]
+    assert stored_ids(store) == fake.expected
