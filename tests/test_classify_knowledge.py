@@ -214,6 +214,7 @@ def test_the_model_beats_both_baselines_on_every_target_of_the_sample(
     evaluation = _evaluate(runner, sample_db, target)
     expected = _baselines(sample_db, target, taxonomy)
     model = evaluation["model"]
+    assert len(evaluation["choices"]) == FOLDS  # what each training part chose, said
     for name, figures in expected.items():
         reported = evaluation["baselines"][name]
         assert reported["macro_f1"] == pytest.approx(figures["macro_f1"], abs=1e-9), name

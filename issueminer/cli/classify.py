@@ -311,7 +311,11 @@ def evaluate(
         return
     out.print(f"# {caption}\n")
     out.print(render_table(summary, "md", caption, METRIC_DECIMALS))
-    out.print("## Calibration and label counts\n")
+    for part, kinds in evaluation.choice_counts().items():
+        # what inner cross-validation chose on each training part: model, rules or both
+        chosen = ", ".join(f"{kind} in {n} of {folds} folds" for kind, n in kinds.items())
+        out.print(f"model's {part} part: {chosen}")
+    out.print("\n## Calibration and label counts\n")
     out.print(render_table(_extra_frame(evaluation), "md", caption, METRIC_DECIMALS))
     out.print("## Per label (model; baselines' F1)\n")
     out.print(render_table(evaluation.per_class_frame(), "md", caption, METRIC_DECIMALS))

@@ -74,6 +74,8 @@ class Evaluation:
     classifier: str
     labels: list[str]
     results: dict[str, SystemResult]
+    # per fold, what the model's inner cross-validation chose per part (`knowledge`)
+    choices: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def model(self) -> SystemResult:
@@ -93,7 +95,19 @@ class Evaluation:
             "labels": self.labels,
             "model": self.model.as_dict(),
             "baselines": {name: r.as_dict() for name, r in self.baselines.items()},
+            "choices": self.choices,
         }
+
+    def choice_counts(self) -> dict[str, dict[str, int]]:
+        """Per part of the model, how many folds chose the model alone, the model and the
+        rules, or the rules alone."""
+        found: dict[str, dict[str, int]] = {}
+        for fold in self.choices:
+            for part, chosen in fold.items():
+                kind = chosen["choice"].split(" (")[0]
+                found.setdefault(part, {}).setdefault(kind, 0)
+                found[part][kind] += 1
+        return found
 
     def summary_frame(self) -> pd.DataFrame:
         rows = [{"system": name, **r.summary()} for name, r in self.results.items()]
@@ -155,6 +169,7 @@ def cross_validate(
         defaultdict(list)
     )
     seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    choices: list[dict[str, Any]] = []
     for done, (train, test) in enumerate(splits, 1):
         for name, system in make_systems().items():
             started = time.perf_counter()
@@ -165,6 +180,8 @@ def cross_validate(
             seconds[name][1] += time.perf_counter() - fitted
             decided = _decisions(system, scores) if target.kind == MULTI else None
             scored[name].append((test, scores, list(system.classes_), decided))
+            if name == "model" and hasattr(system, "knowledge"):
+                choices.append(system.knowledge())
         if on_progress:
             on_progress(done, len(splits))
     labels = label_set(target, y, scored)
@@ -182,7 +199,7 @@ def cross_validate(
             for test, *_ in runs
         ]
         results[name] = _result(name, target, y, pooled, labels, per_fold, seconds[name], chosen)
-    return Evaluation(target.name, folds, seed, len(y), classifier, labels, results)
+    return Evaluation(target.name, folds, seed, len(y), classifier, labels, results, choices)
 
 
 Run = tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]  # rows, scores, classes, sets
