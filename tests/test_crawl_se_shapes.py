@@ -14,16 +14,18 @@ import json
 import pytest
 import requests
 
+from issueminer.collect.selection import Selection
 from issueminer.collect.sources.stackexchange import (
     DEFAULT_BACKOFF,
     THROTTLE_MARGIN,
     TRANSIENT_RETRIES,
     StackExchangeClient,
     StackExchangeError,
+    StackOverflowCrawler,
     undeclared_gzip,
 )
 from issueminer.store import Store
-from tests.fakes.stackexchange import FakeStackExchange
+from tests.fakes.stackexchange import FakeStackExchange, make_answer, make_question
 from tests.test_crawl_stackoverflow import corpus, crawl, stored_ids
 
 
@@ -163,3 +165,35 @@ def test_throttles_are_told_apart_by_message_whatever_the_status(
     crawl(store, fake, taxonomy, sleeps=sleeps)
     assert sleeps == [waited]
     assert stored_ids(store) == fake.expected
+
+
+# ---- a server that ignores paging (a replay of recorded pages) -------------------------
+
+
+def test_a_listing_that_ignores_page_and_min_ends(store, taxonomy) -> None:
+    """A replay that answers every call with the same recorded page and has_more: true
+    was asked for ever (page 2, 3, ... of the same second). A page that brings nothing
+    past the cursor ends the tag: two listing calls a tag."""
+    questions, answers, comments, expected = corpus(n_per_tag=130)
+    with FakeStackExchange(questions, answers, comments) as fake:
+        fake.ignore_paging = True
+        crawl(store, fake, taxonomy)
+        listing = [r for r in fake.requests if r["path"].rstrip("/").endswith("/questions")]
+    tags = {r["params"]["tagged"] for r in listing}
+    assert len(listing) == 2 * len(tags)
+    assert stored_ids(store) and stored_ids(store) < expected  # the first page's, no more
+
+
+def test_fetch_all_stops_on_a_page_with_nothing_new(taxonomy) -> None:
+    question = make_question(5, "q", "<p>b</p>", ["horovod"], 1_600_000_000)
+    many = [make_answer(5000 + k, 5, f"<p>{k}</p>", created=1_600_000_000 + k) for k in range(150)]
+    with FakeStackExchange([question], many) as fake:
+        client = StackExchangeClient(fake.url, sleep=lambda _s: None)
+        crawler = StackOverflowCrawler(client, Selection.from_taxonomy(taxonomy), taxonomy)
+        whole = crawler.fetch_all("questions/{ids}/answers", [5])
+        fake.ignore_paging = True
+        replayed = crawler.fetch_all("questions/{ids}/answers", [5])
+        calls = len(fake.requests_for("/answers"))
+    assert sorted(a["answer_id"] for a in whole) == [5000 + k for k in range(150)]
+    assert len(replayed) == 100 and len({a["answer_id"] for a in replayed}) == 100
+    assert calls == 2 + 2  # two pages, then the first page twice

@@ -287,6 +287,9 @@ class FakeStackExchange:
         self.quota_remaining = quota
         # the API gzips every body; False leaves out the header that says so
         self.announce_encoding = True
+        # True: answer as a replay of recorded responses may, the same first page whatever
+        # `page`, `min` and `max` say (has_more as that page had it)
+        self.ignore_paging = False
         self.requests: list[dict[str, Any]] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -447,6 +450,8 @@ class FakeStackExchange:
             if fault is not None:
                 record["fault"] = fault.name
             self.requests.append(record)
+            if self.ignore_paging:
+                params = {k: v for k, v in params.items() if k not in ("page", "min", "max")}
             reply = self._reply(path, params, fault)
         self._send(handler, reply, self.announce_encoding)
 

@@ -448,7 +448,7 @@ class StackOverflowCrawler:
         ]
         envelopes = list(self._with_replies(self._select(checkpointer, fresh)[0]))
         next_state = _next_state(state, questions)
-        next_state["done"] = not response.get("has_more")
+        next_state["done"] = not response.get("has_more") or _no_progress(questions, state)
         tags = {**checkpointer.checkpoint.get("tags", {}), tag: next_state}
         high_water = max(
             filter(None, [checkpointer.checkpoint.get("high_water"), next_state["cursor"]]),
@@ -508,13 +508,44 @@ class StackOverflowCrawler:
         for start in range(0, len(ids), IDS_PER_CALL):
             batch = ids[start : start + IDS_PER_CALL]
             page = 1
+            seen: set[tuple[str, Any]] = set()
             while True:
                 response = self.client.get(endpoint, ids=batch, page=page, pagesize=PAGE_SIZE)
-                items.extend(response.get("items", []))
-                if not response.get("has_more"):
+                fresh = [i for i in response.get("items", []) if _item_key(i) not in seen]
+                seen.update(_item_key(i) for i in fresh)
+                items.extend(fresh)
+                # a page of nothing new ends the loop, has_more or not: a server that
+                # ignores `page` (a replay of recorded responses) would be asked for ever
+                if not response.get("has_more") or not fresh:
                     break
                 page += 1
         return items
+
+
+_ID_KEYS = ("comment_id", "answer_id", "question_id")
+
+
+def _item_key(item: dict[str, Any]) -> tuple[str, Any]:
+    """An item's own id (a comment also names its post, an answer its question)."""
+    for key in _ID_KEYS:
+        if key in item:
+            return key, item[key]
+    return "item", repr(sorted(item.items()))
+
+
+def _no_progress(questions: list[dict[str, Any]], state: dict[str, Any]) -> bool:
+    """Whether a page of the listing brought nothing past what was read: every question
+    older than the cursor or read at its second already. The API never sends such a page
+    (`min` bounds it, the page number moves it on); a server that ignores `min` and `page`
+    would send it for ever with has_more, so it ends the tag (the cursor is kept)."""
+    cursor = state["cursor"]
+    if cursor is None or not questions:
+        return False
+    boundary = set(state.get("boundary") or [])
+    return all(
+        _activity(q) < cursor or (_activity(q) == cursor and q["question_id"] in boundary)
+        for q in questions
+    )
 
 
 def _activity(question: dict[str, Any]) -> int:
