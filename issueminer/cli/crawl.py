@@ -539,7 +539,7 @@ def so_dump(
 
     try:  # before the store: a mistyped path leaves no new database behind
         piece_bytes = sodump.parse_size(piece_size)
-        posts = sodump.open_source(path)
+        posts = sodump.open_source(path, checked=sodump.checked_inputs(db))
         comment_source = sodump.open_source(comments, "comments") if comments else None
     except sodump.BadInput as exc:
         err.print(f"error: {exc} (exit status {BAD_INPUT_SKIPPED})", highlight=False, markup=False)

@@ -100,8 +100,9 @@ def map_large_allocations() -> None:
     back to the system the moment they are freed. glibc raises that threshold each time a
     mapped block is freed (up to 32 MB): the copies a giant row went through would make
     the next ones (this text, SQLite's copies of it) come from the heap, which keeps what
-    is freed, and the peak would hold them all. Called when a giant row is met, so a scan
-    of ordinary rows allocates as it always did."""
+    is freed, and the peak would hold them all. Called when a giant row is met in a file,
+    and when a stream is read (whose giant line is met only as it comes; blocks of 8 MB
+    mapped and unmapped cost no measurable time next to decompressing them)."""
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MAPPED_BYTES)
 

@@ -47,6 +47,7 @@ from issueminer.collect.sodump.criteria import Criteria, known_questions
 from issueminer.collect.sodump.dump_crawler import DumpCrawler
 from issueminer.collect.sodump.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from issueminer.collect.sodump.file_pieces import parse_size
+from issueminer.collect.sodump.input_identity import checked_inputs
 from issueminer.collect.sodump.streams import BadInput, DumpError, DumpSource, open_source
 from issueminer.collect.sodump.summary import SUMMARY_FINDINGS, ScanSummary, findings_report
 
@@ -61,6 +62,7 @@ __all__ = [
     "ProcessExecutor",
     "ScanSummary",
     "SerialExecutor",
+    "checked_inputs",
     "findings_report",
     "known_questions",
     "open_source",

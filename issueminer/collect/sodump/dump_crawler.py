@@ -27,7 +27,12 @@ from issueminer.collect.sodump.commit_policy import Batch, CommitPolicy, fresh_s
 from issueminer.collect.sodump.criteria import Criteria
 from issueminer.collect.sodump.executors import Executor, SerialExecutor
 from issueminer.collect.sodump.file_pieces import Piece, split_pieces
-from issueminer.collect.sodump.input_identity import file_identity, prefix_hash, stdin_identity
+from issueminer.collect.sodump.input_identity import (
+    CHECKSUMS_CHECKED,
+    file_identity,
+    prefix_hash,
+    stdin_identity,
+)
 from issueminer.collect.sodump.rows import LINE_END, NEWLINE, PARENT_ID, POST_ID, reply_envelope
 from issueminer.collect.sodump.scans import (
     Found,
@@ -129,6 +134,8 @@ class DumpCrawler:
         fresh = fresh_state(self.posts.stored_size, "questions" if self.posts.plain else "stream")
         self.commits = CommitPolicy(checkpointer, fresh, self.executor.workers, self.piece_bytes)
         self.state = self.commits.state
+        if self.posts.kind == "gzip":  # opened, so checked: a resumed scan need not again
+            self.state[CHECKSUMS_CHECKED] = True
         phases: dict[str, Callable[[], None]] = {
             "questions": self._questions,
             "answers": self._answers,

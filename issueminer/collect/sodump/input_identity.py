@@ -19,10 +19,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import sqlite3
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
+from issueminer.store.db import resolve_url, sqlite_file
+
 HEAD_ID_BYTES = 1 << 20  # stdin: how much is read ahead to name the input
+# In a scan's checkpoint: its .gz passed the checksum check when it was opened. The check
+# decompresses the whole file, so a resumed scan of the same input (the checkpoint belongs
+# to one input: see above) does not check it again.
+CHECKSUMS_CHECKED = "checksums_checked"
+_UNFINISHED = ("running", "interrupted", "quota")  # checkpoints.RESUMABLE
 SAMPLE_BYTES = 1 << 16  # a file: each sampled block
 SAMPLES = 32  # a file: blocks sampled between its head and its tail
 
@@ -94,3 +107,37 @@ def stdin_identity(stdin: BinaryIO) -> tuple[BinaryIO, dict[str, Any]]:
     digest.update(head)
     reader = io.BufferedReader(_Prefixed(head, stdin), 1 << 20)
     return reader, {"path": "-", "head": digest.hexdigest(), "head_bytes": len(head)}
+
+
+def checked_inputs(db: str | None) -> Callable[[dict[str, Any]], bool]:
+    """Whether an input (by `file_identity`) had its checksums checked by an unfinished
+    scan in the SQLite store --db names: read without opening the store (which a refused
+    input must not create), and nothing when there is no such file or it cannot be read."""
+    try:
+        path = sqlite_file(make_url(resolve_url(db)))
+    except (ArgumentError, ValueError):  # a bad --db: opening the store says so
+        path = None
+    checked = _checked(str(path)) if path is not None and path.is_file() else []
+    return lambda identity: identity in checked
+
+
+def _checked(path: str) -> list[dict[str, Any]]:
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        runs = connection.execute(
+            "SELECT query, checkpoint FROM crawl_run WHERE source = 'so-dump' "
+            f"AND status IN ({', '.join('?' * len(_UNFINISHED))})",
+            _UNFINISHED,
+        ).fetchall()
+        return [
+            json.loads(query).get("posts")
+            for query, checkpoint in runs
+            if json.loads(checkpoint or "{}").get(CHECKSUMS_CHECKED)
+        ]
+    except (sqlite3.Error, ValueError):
+        return []
+    finally:
+        connection.close()

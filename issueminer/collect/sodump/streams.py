@@ -18,14 +18,14 @@ import queue
 import sys
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from issueminer.collect.large_text import map_large_allocations
-from issueminer.collect.sodump.input_identity import InputChanged
+from issueminer.collect.sodump.input_identity import InputChanged, file_identity
 from issueminer.collect.sodump.rows import DECLARATIONS, NEWLINE
 
 ROOTS = {"posts": b"<posts", "comments": b"<comments"}
@@ -81,8 +81,12 @@ class DumpSource:
         return self.kind != "stdin"
 
 
-def open_source(path: str | Path, root: str = "posts") -> DumpSource:
-    """Identify a dump by its first bytes (not its name) and check it is the right file."""
+def open_source(
+    path: str | Path, root: str = "posts", checked: Callable[[dict[str, Any]], bool] | None = None
+) -> DumpSource:
+    """Identify a dump by its first bytes (not its name) and check it is the right file;
+    `checked(identity)`, whether an unfinished scan of this very input checked a .gz's
+    checksums already (`input_identity.checked_inputs`): then they are not checked again."""
     path = str(path)
     if path == "-":
         return DumpSource("-", "stdin", None, None)
@@ -101,7 +105,7 @@ def open_source(path: str | Path, root: str = "posts") -> DumpSource:
     with open_stream(source) as stream:
         head = stream.read(HEAD_BYTES)
         check_head(head, source.name, root, whole=len(head) < HEAD_BYTES, damage=stream.damage)
-    if source.kind == "gzip":
+    if source.kind == "gzip" and not (checked is not None and checked(file_identity(path))):
         _check_gzip_checksums(path, source.name)
     if source.plain and ROW_START not in head and not _holds(path, ROW_START):
         # longer than its head and still no row (padding, comments): refused now, not
@@ -422,7 +426,7 @@ def stream_blocks(
     # A block is built in a bytearray: the lines after its last newline are copied out
     # to begin the next one, and the block cut to its whole lines in place, where slicing
     # bytes copied the block (a block holding a giant row was held twice, with its tail).
-    map_large_allocations()
+    map_large_allocations()  # a giant line's copies are given back when freed
     block = bytearray()
     while True:
         # a giant line is read on a MiB at a time, so that its block ends soon after it
@@ -433,7 +437,6 @@ def stream_blocks(
         del data
         cut = block.rfind(NEWLINE) + 1
         if cut == 0 and len(block) < MAX_LINE_BYTES:
-            map_large_allocations()  # a giant line: its copies are given back when freed
             continue
         if cut == 0:  # one line longer than any row: hand it on whole, it is reported
             cut = len(block)
