@@ -258,3 +258,33 @@ def test_a_server_without_rate_limits_is_crawled(store, fake, taxonomy) -> None:
     assert stored(store) == fake.expected
     assert fake.requests_for("/rate_limit") == []
     assert client.limits == {} and client.rate_remaining is None
+
+
+@pytest.fixture
+def big():
+    issues, comments, expected = corpus(n=90)  # past the cap of 40: windows are split
+    with FakeGitHub(issues, comments, search_cap=40) as server:
+        server.expected = expected
+        yield server
+
+
+def test_a_search_that_ignores_its_window_is_not_split_for_ever(store, big, taxonomy) -> None:
+    """A server that answers every window with the same results (a replay of one recorded
+    search) reached the cap in every half, down to one-second windows: 2^n searches.
+    Results outside the window asked for show it; such a window is read, not split."""
+    big.ignore_windows = True
+    notes: list[str] = []
+    _, checkpointer = crawl(store, big, taxonomy, notes=notes)
+    searches = big.requests_for("/search/issues")
+    assert len(searches) < 60  # one split a query, then each half read as it is
+    ignored = [f for f in checkpointer.checkpoint["findings"] if f["kind"] == "window-ignored"]
+    assert ignored and all(f["repo"] in ("horovod/horovod", "pytorch/pytorch") for f in ignored)
+    assert any("ignores the window" in note for note in notes)
+
+
+def test_a_real_search_never_looks_ignored(store, big, taxonomy) -> None:
+    _, checkpointer = crawl(store, big, taxonomy)
+    findings = checkpointer.checkpoint.get("findings", [])
+    assert [f for f in findings if f["kind"] == "window-ignored"] == []
+    assert stored(store) == big.expected
+    assert len(big.requests_for("/search/issues")) > 4  # windows were split as needed

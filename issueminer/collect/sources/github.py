@@ -463,7 +463,14 @@ class GitHubCrawler:
         text = self.search_text(query, state["field"])
         data = self._search(f"{text} {state['field']}:{start}..{end}", state["page"])
         total = int(data.get("total_count", 0))
-        if state["page"] == 1 and total >= self.search_cap and _splittable(start, end):
+        items = data.get("items") or []
+        ignored = _outside_window(items, state["field"], start, end)
+        if (
+            state["page"] == 1
+            and total >= self.search_cap
+            and _splittable(start, end)
+            and not ignored
+        ):
             middle = _stamp(_date(start) + (_date(end) - _date(start)) / 2)
             self.on_note(
                 f"{criteria.repo}: {total} results for {start}..{end} reach the "
@@ -473,7 +480,6 @@ class GitHubCrawler:
             next_state = {**state, "windows": windows, "page": 1}
             self._commit(checkpointer, query, next_state, [], 0)
             return next_state  # the halves are searched anew, complete or not
-        items = data.get("items") or []
         envelopes = list(self._kept(checkpointer, criteria, items))
         last_page = max(1, math.ceil(min(total, self.search_cap) / PER_PAGE))
         if state["page"] >= last_page or not items:
@@ -481,6 +487,23 @@ class GitHubCrawler:
         else:
             next_state = {**state, "page": state["page"] + 1}
         findings = []
+        if ignored and state["page"] == 1:
+            message = (
+                f"{criteria.repo}: the search for {start}..{end} ({state['field']}) answered "
+                f"issues outside that window (#{ignored}); the server ignores the window, so "
+                "it is read as it is, not split further"
+            )
+            self.on_note(message)
+            findings.append(
+                {
+                    "kind": "window-ignored",
+                    "repo": criteria.repo,
+                    "query": query,
+                    "window": [start, end],
+                    "field": state["field"],
+                    "message": message,
+                }
+            )
         if data.get("incomplete_results"):
             message = (
                 f"{criteria.repo}: the search of {start}..{end} ({state['field']}) page "
@@ -624,6 +647,21 @@ def unsearchable(exc: GithubException) -> str | None:
         message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
         if UNSEARCHABLE in message:
             return message
+    return None
+
+
+def _outside_window(items: list[dict[str, Any]], field: str, start: str, end: str) -> int | None:
+    """The number of an item GitHub could not have answered for this window, else None.
+    GitHub never does: creation dates do not change, and last activity only moves later
+    (an issue updated since the search indexed it may show a later `updated_at`). A server
+    that ignores the window (a replay of recorded responses) would be split for ever."""
+    low, high = _date(start), _date(end)
+    for item in items:
+        moment = _date(item.get(f"{field}_at"))
+        if moment is None or low is None or high is None:
+            continue
+        if moment < low or (field == "created" and moment > high):
+            return item.get("number")
     return None
 
 
