@@ -515,8 +515,10 @@ class FakeGitHub:
     def inject(self, fault: str, path_contains: str = "", times: int = 1, **options: Any) -> None:
         """Make the next `times` requests whose path+query contains `path_contains` fail.
 
-        Faults: rate_limited (reset_in=2), secondary (retry_after=1), http503 (text=False,
-        retry_after=None), http500, reset (hard=False: RST instead of FIN), truncated.
+        Faults: rate_limited (reset_in=2, status=403 or 429), secondary (retry_after=1 or
+        None for no header, status=403, message=GitHub's current wording), http503
+        (text=False, retry_after=None), http500, reset (hard=False: RST instead of FIN),
+        truncated, incomplete (keep=0.5), html200 (a 200 with an HTML page).
         """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(FAULTS)}")
