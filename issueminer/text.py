@@ -85,6 +85,8 @@ def not_utf8(data: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
 # tidied as it comes: a 50 MB body fed whole made the parser copy it, joined its prose into
 # one more copy, and tidying that built a list of every word (about 12 times the body).
 FEED_CHARS = 1 << 16
+HELD_BACK_CHARS = 1 << 20  # see `_fed`
+LONG_RUN_CHARS = 1 << 16  # see `_TidiedProse.add`
 
 
 def split_html(body: str) -> SplitText:
@@ -133,9 +135,16 @@ def _pieces(body: str) -> Iterator[str]:
 
 def _fed(parser: _HTMLSplitter, pieces: Iterable[str], prose: _TidiedProse) -> Iterator[None]:
     """Feeds the pieces one by one, moving the prose to `prose` after each and yielding,
-    then closes the parser (a caller that stops early leaves the rest of `pieces` unread)."""
+    then closes the parser (a caller that stops early leaves the rest of `pieces` unread).
+
+    A parser that holds back a long stretch it cannot finish yet (a tag megabytes long,
+    text full of "&" it cannot tell from a reference) would read it again with every
+    piece: then the rest of the body is fed at once, as the whole body used to be."""
+    pieces = iter(pieces)
     for piece in pieces:
         parser.feed(piece)
+        if len(parser.rawdata) > HELD_BACK_CHARS:
+            parser.feed("".join(pieces))
         prose.add(parser.prose)
         parser.prose = []
         yield
@@ -159,6 +168,8 @@ class _TidiedProse:
     def add(self, pieces: list[str], last: bool = False) -> None:
         text = self.pending + "".join(pieces)
         cut = len(text) if last else _last_cut(text)
+        if len(text) - cut > LONG_RUN_CHARS:  # no space for long: cut inside the run
+            text, cut = _inside_run(text, cut)
         self.pending = text[cut:]
         if cut:
             part = tidy_piece(text[:cut])
@@ -175,6 +186,27 @@ class _TidiedProse:
 
 
 _SPACE_AFTER_NON_SPACE = re.compile(r"\S(?=\s)")
+
+
+_URL_START = re.compile(r"https?://")
+_URL_STAND_IN = "http://x"  # tidied as any URL is: the placeholder
+
+
+def _inside_run(text: str, cut: int) -> tuple[str, int]:
+    """(text, cut) for text that ends in a long run of non-spaces after `cut`, cut inside
+    that run where tidying cannot tell: only a URL can span the cut there, so the cut is
+    made before the first URL in the run, or 8 characters from the end (a URL may be
+    beginning); a run that is a URL from its start is one URL to its end, which tidying
+    replaces whatever it holds, so it is kept as a short stand-in."""
+    run = len(text) - len(text[cut:].lstrip())
+    if len(text) - run <= len(_URL_STAND_IN):  # a long run of spaces: no cut inside it
+        return text, cut
+    url = _URL_START.search(text, run)
+    if url is None:
+        return text, len(text) - len(_URL_STAND_IN)
+    if url.start() > run:
+        return text, url.start()
+    return text[:run] + _URL_STAND_IN, cut
 
 
 def _last_cut(text: str) -> int:

@@ -104,9 +104,14 @@ def bodies(count: int, seed: int) -> list[str]:
 
 
 @pytest.mark.parametrize("feed_chars", [1, 2, 5, 17, 64, 1000, text.FEED_CHARS])
-def test_split_html_in_pieces_gives_what_the_whole_body_gave(monkeypatch, feed_chars) -> None:
+@pytest.mark.parametrize("long_run", [9, 30, text.LONG_RUN_CHARS])
+def test_split_html_in_pieces_gives_what_the_whole_body_gave(
+    monkeypatch, feed_chars, long_run
+) -> None:
     monkeypatch.setattr(text, "FEED_CHARS", feed_chars)
-    for body in bodies(400, feed_chars):
+    monkeypatch.setattr(text, "LONG_RUN_CHARS", long_run)  # runs cut inside, URLs or not
+    monkeypatch.setattr(text, "HELD_BACK_CHARS", long_run * 3)
+    for body in bodies(400, feed_chars + long_run):
         split = split_html(body)
         assert (split.prose, split.code) == reference(body), repr(body)
 
@@ -153,3 +158,25 @@ def test_prose_of_pieces_cut_anywhere() -> None:
         whole = reference(body)[0]
         limit = rng.randrange(len(whole) + 2)
         assert text.pieces_prose_prefix(iter(pieces), limit) == (whole[:limit], len(whole) > limit)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<p>" + "a" * 300_000 + "</p>",  # a run without a space, longer than a piece
+        "<p>x https://" + "a" * 300_000 + " y</p>",  # ... that is a URL
+        "<p>" + "b" * 200_000 + "https://q.r" + "c" * 100_000 + " e</p>",  # URL inside it
+        "<p>" + "ab" * 100 + "http" + "c" * 300_000 + "https://x.y" + "d" * 90_000 + "</p>",
+        '<img src="data:' + "a" * 300_000 + '"><p>z</p>',  # a tag longer than a piece
+        "<p>" + "a&b" * 100_000 + "</p>",  # "&"s the parser holds back
+    ],
+)
+def test_long_runs_and_held_back_stretches(monkeypatch, body) -> None:
+    """Cut inside a long run of non-spaces, or fed at once where the parser holds back,
+    it reads as the whole body did (and in linear time: a 50 MB such body was quadratic)."""
+    monkeypatch.setattr(text, "FEED_CHARS", 4096)
+    monkeypatch.setattr(text, "LONG_RUN_CHARS", 10_000)
+    monkeypatch.setattr(text, "HELD_BACK_CHARS", 50_000)
+    split = split_html(body)
+    assert (split.prose, split.code) == reference(body)
+    assert prose_prefix(body, 1000) == (reference(body)[0][:1000], len(reference(body)[0]) > 1000)
