@@ -164,12 +164,22 @@ class _TidiedProse:
         self.parts: list[str] = []
         self.pending = ""
         self.length = 0  # characters in `parts`
+        # prose after a long run of spaces (never cut inside): kept as it comes and tidied
+        # at the end, in one go, rather than joined to the run again with every piece
+        self.uncut: list[str] | None = None
 
     def add(self, pieces: list[str], last: bool = False) -> None:
+        if self.uncut is not None:
+            self.uncut += pieces
+            if not last:
+                return
+            pieces, self.uncut = self.uncut, None
         text = self.pending + "".join(pieces)
         cut = len(text) if last else _last_cut(text)
         if len(text) - cut > LONG_RUN_CHARS:  # no space for long: cut inside the run
             text, cut = _inside_run(text, cut)
+            if len(text) - cut > LONG_RUN_CHARS:  # spaces: wait for the end
+                self.uncut = []
         self.pending = text[cut:]
         if cut:
             part = tidy_piece(text[:cut])

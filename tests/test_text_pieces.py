@@ -169,6 +169,8 @@ def test_prose_of_pieces_cut_anywhere() -> None:
         "<p>" + "ab" * 100 + "http" + "c" * 300_000 + "https://x.y" + "d" * 90_000 + "</p>",
         '<img src="data:' + "a" * 300_000 + '"><p>z</p>',  # a tag longer than a piece
         "<p>" + "a&b" * 100_000 + "</p>",  # "&"s the parser holds back
+        "<p>x" + " \n\t" * 100_000 + "y https://a.b c</p>",  # a long run of spaces
+        "<p>" + "\n" * 200_000 + "</p>",  # nothing but spaces
     ],
 )
 def test_long_runs_and_held_back_stretches(monkeypatch, body) -> None:
