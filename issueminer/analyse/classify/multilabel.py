@@ -55,12 +55,16 @@ PSEUDO_COUNTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # the keyword prior's weights tried
 RuleProba = Callable[[Sequence[str], np.ndarray], np.ndarray]
 
 
-def decide(probabilities: np.ndarray, rule: Sequence[Any] = DEFAULT_RULE) -> np.ndarray:
-    """The chosen patterns per row (always at least the most probable one)."""
+def decide(
+    probabilities: np.ndarray, rule: Sequence[Any] = DEFAULT_RULE, order: np.ndarray | None = None
+) -> np.ndarray:
+    """The chosen patterns per row (always at least the most probable one); `order` is
+    each row's columns by falling probability, when the caller has sorted already."""
     kind, value = rule[0], float(rule[1])
     rows = np.arange(len(probabilities))
     if kind in (MASS, EXPECTED):
-        order = np.argsort(-probabilities, axis=1, kind="stable")
+        if order is None:
+            order = np.argsort(-probabilities, axis=1, kind="stable")
         ranked = np.take_along_axis(probabilities, order, axis=1)
         if kind == MASS:
             shares = ranked / np.maximum(ranked.sum(axis=1, keepdims=True), EPSILON)
@@ -93,8 +97,11 @@ def choose_rule(probabilities: np.ndarray, truth: np.ndarray) -> tuple[str, floa
     candidates += [(MASS, m) for m in MASSES]
     true_mean = float(truth.sum(axis=1).mean()) if len(truth) else 1.0
 
+    # sorted once for every ranked rule (each would sort the same rows again)
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+
     def key(rule: tuple[str, float]) -> tuple[bool, float, float]:
-        chosen = decide(probabilities, rule)
+        chosen = decide(probabilities, rule, order)
         gap = abs(float(chosen.sum(axis=1).mean()) - true_mean) if len(chosen) else 0.0
         close = gap <= COUNT_TOLERANCE
         quality = round(samples_f1(truth, chosen), 9) if close else -gap
@@ -186,17 +193,19 @@ def fit_multilabel(
     truth = _padded(indicator, len(classes)).astype(bool)
     counts = truth.sum(axis=0).astype(float)
     keyword = rules(classes, counts) if rules is not None else None
-    best: float | None = None
+    best: tuple[float, np.ndarray] | None = None
     for m in PSEUDO_COUNTS if keyword is not None else (0.0,):
         blended = blend_patterns(out_of_fold, keyword, counts, m)
         # calibrated on the trained patterns: the others are never true in training
         calibration = fit_calibration(blended[:, : len(seen)], indicator)
         calibrated = calibrate(blended, calibration)
         likelihood = round(_log_likelihood(calibrated, truth), 6)
-        if best is None or likelihood > best:
-            best = likelihood
-            parts.update(calibration=list(calibration), rule=list(choose_rule(calibrated, truth)))
+        if best is None or likelihood > best[0]:
+            best = (likelihood, calibrated)
+            parts["calibration"] = list(calibration)
             parts["prior"] = {"counts": counts.tolist(), "pseudo_count": m}
+    assert best is not None
+    parts["rule"] = list(choose_rule(best[1], truth))  # the rule of the chosen calibration
     return parts
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
@@ -565,19 +565,33 @@ def rule_scores(
     rules: dict[str, dict[str, float]], labels: Sequence[str], frame: pd.DataFrame
 ) -> np.ndarray:
     """Per issue and label, the summed weights of the label's keywords in the issue's
-    words and signals (0 where none occurs)."""
-    index: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    words and signals (0 where none occurs).
+
+    One product of sparse matrices: which keywords each issue has (a C-level set
+    intersection per issue) times each keyword's weight per label, where a Python loop
+    over every matched keyword and label cost a tenth of a symptom prediction.
+    """
+    vocabulary: dict[str, int] = {}
+    keys, columns, weights = [], [], []
     for column, label in enumerate(labels):
         for word, weight in rules.get(label, {}).items():
-            index[word].append((column, weight))
-    out = np.zeros((len(frame), len(labels)))
-    keywords = index.keys()
-    for row, (words, signals) in enumerate(zip(frame["words"], frame["signals"], strict=True)):
-        # the set intersection runs in C; Python loops over the issue's keywords only
-        for word in keywords & {*words.split(), *signals.split()}:
-            for column, weight in index[word]:
-                out[row, column] += weight
-    return out
+            keys.append(vocabulary.setdefault(word, len(vocabulary)))
+            columns.append(column)
+            weights.append(weight)
+    table = sp.csr_matrix(
+        (weights, (keys, columns)), shape=(len(vocabulary), len(labels)), dtype=float
+    )
+    keywords = vocabulary.keys()
+    found: list[int] = []
+    offsets = [0]
+    for words, signals in zip(frame["words"], frame["signals"], strict=True):
+        found += map(vocabulary.__getitem__, keywords & {*words.split(), *signals.split()})
+        offsets.append(len(found))
+    presence = sp.csr_matrix(
+        (np.ones(len(found)), np.asarray(found, dtype=np.int64), np.asarray(offsets)),
+        shape=(len(frame), len(vocabulary)),
+    )
+    return np.asarray((presence @ table).todense())
 
 
 def known_labels(taxonomy: Taxonomy, target: Target) -> list[str]:
