@@ -115,11 +115,14 @@ class Evaluation:
         return pd.DataFrame(rows, columns=columns)
 
     def per_class_frame(self) -> pd.DataFrame:
-        """One row per label: the model's precision, recall and F1, and each baseline's F1."""
+        """One row per label that some issue has: the model's precision, recall and F1, and
+        each baseline's F1 (labels no issue has, which a model may still have guessed, are
+        in the JSON only)."""
         frame = pd.DataFrame(self.model.per_class)
         frame = frame[["label", "support", "precision", "recall", "f1"]]
         for name, result in self.baselines.items():
             frame[f"{name}_f1"] = [row["f1"] for row in result.per_class]
+        frame = frame[frame["support"] > 0]
         return frame.sort_values(["support", "label"], ascending=[False, True], ignore_index=True)
 
 
@@ -432,8 +435,11 @@ def confusion_figure(evaluation: Evaluation, path: Path | str, system: str = "mo
 
     result = evaluation.results[system]
     counts = np.asarray(result.confusion, dtype=float)
+    # labels no issue has and the system never chose (the study's others) stay out
+    shown = np.flatnonzero((counts.sum(axis=0) + counts.sum(axis=1)) > 0)
+    counts = counts[np.ix_(shown, shown)]
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    labels = evaluation.labels
+    labels = [evaluation.labels[i] for i in shown]
     side = max(MIN_FIGURE_INCHES, 0.38 * len(labels) + 2.5)
     figure = Figure(figsize=(side + 1.5, side))
     axes = figure.add_subplot()
