@@ -223,3 +223,35 @@ def test_the_model_beats_both_baselines_on_every_target_of_the_sample(
     if target == "fix_pattern":
         assert model["accuracy"] > expected["majority"]["accuracy"]  # exact sets
         assert abs(model["predicted_per_issue"] - model["true_per_issue"]) <= 0.2
+
+
+def test_the_choice_is_in_the_model_file_and_a_rules_alone_model_round_trips(
+    sample_db, runner, taxonomy, tmp_path
+) -> None:
+    """On the sample's 17 how-to questions inner cross-validation trusts the rules alone;
+    the model file says so, and the loaded model predicts what the trained one did."""
+    from issueminer.analyse.classify import load_model, predict, save_model, train_model
+
+    store = Store(sample_db)
+    with store.session() as session:
+        examples = load_examples(session, get_target("howto_topic"), taxonomy)
+    store.close()
+    model = train_model(
+        examples.documents, examples.labels, get_target("howto_topic"), taxonomy, folds=0
+    )
+    chosen = model.metadata["knowledge"]["main"]
+    assert chosen["choice"] == "rules alone" and chosen["pseudo_count"] is None
+    # a topic of the study no sample question has can still be suggested
+    assert chosen["labels_without_issues"] == len(taxonomy.names("howto_topic")) - len(
+        set(examples.labels)
+    )
+    loaded = load_model(save_model(model, tmp_path))
+    assert loaded.metadata["knowledge"] == model.metadata["knowledge"]
+    assert predict(loaded, examples.documents) == predict(model, examples.documents)
+    result = runner.invoke(
+        app,
+        ["train", "--db", sample_db, "--target", "howto_topic", "--folds", "0"]
+        + ["--out", str(tmp_path / "cli")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "main: rules alone; labels known from the study alone: 1" in result.output

@@ -192,8 +192,8 @@ def train(
         for part, chosen in metadata.get("knowledge", {}).items():
             # inner cross-validation's choice between the model and the study's rules
             out.print(
-                f"{part}: {chosen['choice']}; "
-                f"{chosen['labels_without_issues']} labels known from the study alone"
+                f"{part}: {chosen['choice']}; labels known from the study alone: "
+                f"{chosen['labels_without_issues']}"
             )
         if metrics:
             out.print(f"cross-validated ({folds} folds, seed {seed}):\n")

@@ -25,6 +25,7 @@ The outer evaluation's test fold is never seen by any of these steps.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,7 +51,8 @@ DEFAULT_RULE = (THRESHOLD, 0.5)  # models saved before rules were chosen
 COUNT_TOLERANCE = 0.15
 EPSILON = 1e-6  # keeps logits finite at probabilities of exactly 0 or 1
 MIN_INNER_ISSUES = 6  # fewer training issues: no inner folds, the default rule
-PSEUDO_COUNTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # the keyword prior's weights tried (see priors)
+# the keyword prior's weights tried (see priors), the last the rules alone
+PSEUDO_COUNTS = (0.0, 1.0, 3.0, 10.0, 30.0, math.inf)
 # (pattern names, training counts) -> the keyword rules' probability of each pattern, per row
 RuleProba = Callable[[Sequence[str], np.ndarray], np.ndarray]
 
@@ -233,6 +235,8 @@ def blend_patterns(
     yes/no questions of their own, so rows are not renormalised."""
     if keyword is None or pseudo_count <= 0:
         return model
+    if math.isinf(pseudo_count):
+        return keyword
     share = pseudo_count / (pseudo_count + counts)
     return (1 - share) * model + share * keyword
 
