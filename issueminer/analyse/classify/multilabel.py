@@ -188,12 +188,18 @@ def fit_multilabel(
     unseen = [c for c in known if c not in set(seen)] if rules is not None else []
     classes = [*seen, *unseen]
     parts: dict[str, Any] = {"classes": classes, "estimator": estimator}
-    if out_of_fold is None:
-        parts.update(classes=seen, rule=list(DEFAULT_RULE))
-        return parts
-    out_of_fold = _padded(out_of_fold, len(classes))
     truth = _padded(indicator, len(classes)).astype(bool)
     counts = truth.sum(axis=0).astype(float)
+    if out_of_fold is None:
+        # a handful of issues: no inner folds to choose with; the rules know more than a
+        # model (as `priors` decides for one-label targets)
+        parts["rule"] = list(DEFAULT_RULE)
+        if rules is None:
+            parts["classes"] = seen
+        else:
+            parts["prior"] = {"counts": counts.tolist(), "pseudo_count": math.inf}
+        return parts
+    out_of_fold = _padded(out_of_fold, len(classes))
     keyword = rules(classes, counts) if rules is not None else None
     best: tuple[float, np.ndarray] | None = None
     for m in PSEUDO_COUNTS if keyword is not None else (0.0,):
