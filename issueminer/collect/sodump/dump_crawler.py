@@ -47,9 +47,11 @@ from issueminer.collect.sodump.scans import (
 from issueminer.collect.sodump.streams import (
     BLOCK_BYTES,
     HEAD_BYTES,
+    OVERLONG_LINE,
     ROW_START,
     DamagedStream,
     DumpSource,
+    LongLine,
     declaration_in,
     open_stream,
     stream_blocks,
@@ -300,6 +302,9 @@ class DumpCrawler:
                     for offset, block in blocks:
                         if until is not None and offset >= until:
                             break
+                        if isinstance(block, LongLine):
+                            yield self._long_line(offset, block, root is not None, digest)
+                            continue
                         tail = (tail + block[-HEAD_BYTES:])[-HEAD_BYTES:]  # not the whole block
                         found = scan(block, offset)  # `_walk` then counts its lines
                         if not rows:  # the file's first block, or first with rows
@@ -333,6 +338,21 @@ class DumpCrawler:
                 self._file_finding("no-rows", 0, 1, f"no rows: nothing but <{root}>", source.name)
             self._check_tail(tail, source.name, root)
         self.commits.move_on(next_phase)
+
+    def _long_line(self, offset: int, line: LongLine, first_read: bool, digest: Any) -> Part:
+        """A stream's line too long to be a row, read past: bad input where it starts
+        (told by the phase that first reads the file), and nothing of it stored."""
+        found = Found(scanned=line.size)
+        if first_read:
+            finding = (OVERLONG_LINE, offset, self.state["line"] + 1, line.message)
+            found.findings.append(finding)
+        return Part(
+            offset + line.size,
+            found,
+            line.size,
+            int(line.ended),
+            digest.hexdigest() if digest is not None else None,
+        )
 
     def _walk(self, walk: Walk) -> None:
         """The one loop of every phase: each part's envelopes are stored and what it kept

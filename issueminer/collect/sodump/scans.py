@@ -17,6 +17,7 @@ from typing import Any
 from issueminer.collect.checkpoints import Envelope
 from issueminer.collect.large_text import LargeText, holds_large
 from issueminer.collect.selection import NO_ACCEPTED_ANSWER
+from issueminer.collect.sodump import streams
 from issueminer.collect.sodump.byte_patterns import IdMatcher
 from issueminer.collect.sodump.criteria import Criteria
 from issueminer.collect.sodump.file_pieces import Piece, _mapping, _prefetch
@@ -116,9 +117,14 @@ def _parsed(buf: Any, lines: list[tuple[int, int]]) -> list[dict[str, Any] | Bad
         return parse_rows([_row_bytes(buf, a, b) for a, b in lines])
     small = iter(parse_rows([_row_bytes(buf, a, b) for a, b in lines if b - a <= LARGE_ROW_BYTES]))
     rows: list[dict[str, Any] | BadRow] = []
+    limit = streams.MAX_LINE_BYTES  # read here, so that a test can set it small
     for start, end in lines:
         if end - start <= LARGE_ROW_BYTES:
             rows.append(next(small))
+            continue
+        if end - start >= limit:  # refused as a stream refuses it (`streams.LongLine`)
+            message = streams.long_line_message(end - start, limit)
+            rows.append(BadRow(streams.OVERLONG_LINE, message))
             continue
         try:
             rows.append(parse_large_row(buf, start, end))

@@ -34,7 +34,11 @@ HEAD_BYTES = 4096  # the XML declaration and the root element fit in here
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 8 << 20  # what a stream is read in
-MAX_LINE_BYTES = 64 << 20  # no dump row comes near this; longer means a broken file
+# No dump row comes near this (Stack Overflow caps a post at 30,000 characters; the
+# largest real rows are < 100 KB), yet a row of any plausible size is read whole, as a
+# plain file's is: a longer line is a broken file, reported and read past (`LongLine`).
+MAX_LINE_BYTES = 1 << 30
+OVERLONG_LINE = "overlong-line"  # the kind of bad input such a line is reported as
 GIANT_LINE_BYTES = 1 << 20  # a line not ended after this much is read on this much at a time
 ROW_START = b"<row"
 # what a damaged gzip stream raises (gzip.BadGzipFile is an OSError)
@@ -395,14 +399,37 @@ class _Stopped(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than MAX_LINE_BYTES, which `stream_blocks` reads past and drops
+    rather than hand on: cut, a part of it would be parsed as if it were a whole row."""
+
+    size: int  # its bytes, its newline included
+    ended: bool  # whether a newline ends it (else the stream ends in it)
+    limit: int  # MAX_LINE_BYTES when it was read
+
+    @property
+    def message(self) -> str:
+        return long_line_message(self.size - self.ended, self.limit)
+
+
+def long_line_message(size: int, limit: int) -> str:
+    """What a line too long to be a row is told as, whatever path met it."""
+    return (
+        f"a line of {size} bytes, longer than any row can be ({limit} bytes at most): "
+        "a broken file; nothing of it is read or stored"
+    )
+
+
 def stream_blocks(
     stream: Any,
     skip: int = 0,
     block_bytes: int = BLOCK_BYTES,
     digest: Any = None,
     skipped_digest: str | None = None,
-) -> Iterator[tuple[int, bytearray]]:
+) -> Iterator[tuple[int, bytearray | LongLine]]:
     """(offset, block) of whole lines; the first `skip` bytes are read and dropped (resume).
+    A line longer than MAX_LINE_BYTES comes as a `LongLine` in place of a block.
 
     With `digest` (a hashlib object), every byte read goes into it, the skipped ones too;
     when they do not give `skipped_digest`, the input is not the one the checkpoint covers
@@ -435,11 +462,16 @@ def stream_blocks(
             break
         block += data
         del data
-        cut = block.rfind(NEWLINE) + 1
-        if cut == 0 and len(block) < MAX_LINE_BYTES:
+        if len(block) >= MAX_LINE_BYTES and _starts_long_line(block):
+            # one line longer than any row: read past, never handed on (cut, a part of
+            # it would be parsed as a whole row, and the rest as the next block's start)
+            long_line, block = _past_long_line(stream, block, digest)
+            yield offset, long_line
+            offset += long_line.size
             continue
-        if cut == 0:  # one line longer than any row: hand it on whole, it is reported
-            cut = len(block)
+        cut = block.rfind(NEWLINE) + 1
+        if cut == 0:
+            continue
         tail = block[cut:]
         del block[cut:]
         if digest is not None:
@@ -454,6 +486,34 @@ def stream_blocks(
         if digest is not None:
             digest.update(block)
         yield offset, block
+
+
+def _starts_long_line(block: bytearray) -> bool:
+    """Whether the line a block begins with is MAX_LINE_BYTES long or more."""
+    first = block.find(NEWLINE, 0, MAX_LINE_BYTES + 1)
+    return first < 0 or first >= MAX_LINE_BYTES
+
+
+def _past_long_line(stream: Any, block: bytearray, digest: Any) -> tuple[LongLine, bytearray]:
+    """Reads to the end of the line `block` begins, GIANT_LINE_BYTES at a time, keeping
+    none of it; the line, and what follows its newline (the next block's start)."""
+    end = block.find(NEWLINE) + 1
+    size = end or len(block)
+    if digest is not None:
+        with memoryview(block) as view, view[:size] as line:
+            digest.update(line)
+    del block[:size]
+    while not end:
+        data = stream.read(GIANT_LINE_BYTES)
+        if not data:
+            break
+        end = data.find(NEWLINE) + 1
+        line_part = data[:end] if end else data
+        if digest is not None:
+            digest.update(line_part)
+        size += len(line_part)
+        block += data[end:] if end else b""
+    return LongLine(size, end > 0, MAX_LINE_BYTES), block
 
 
 def line_numbers(stream: Any, offsets: Iterable[int]) -> Iterator[tuple[int, int]]:
