@@ -136,6 +136,7 @@ def test_a_line_past_the_limit_is_bad_input_and_nothing_of_it_is_stored(
     # nothing of the giant question, neither as a row nor as its cut tail; the rest is read
     assert stored_ids(store) == {"1002", "1004", "1006", "1008"}
     assert summary.questions == 4 and sum(summary.rejected.values()) == 0
+    assert summary.parsed == 8  # the small questions and their answers: the line is not
 
 
 def test_stream_blocks_read_past_a_long_line_and_digest_every_byte(monkeypatch) -> None:

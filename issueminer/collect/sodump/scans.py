@@ -100,7 +100,8 @@ def _parse_lines(
 ) -> list[tuple[int, dict[str, str]]]:
     """(offset, attributes) of the good rows; bad ones become findings."""
     rows = _parsed(buf, lines)
-    found.parsed += len(rows)
+    # a line too long to be a row is not parsed (a stream never even holds it whole)
+    found.parsed += sum(not _overlong(row) for row in rows)
     good = []
     for (start, _), row in zip(lines, rows, strict=True):
         if isinstance(row, BadRow):
@@ -108,6 +109,10 @@ def _parse_lines(
         else:
             good.append((base + start, row))
     return good
+
+
+def _overlong(row: dict[str, Any] | BadRow) -> bool:
+    return isinstance(row, BadRow) and row.kind == streams.OVERLONG_LINE
 
 
 def _parsed(buf: Any, lines: list[tuple[int, int]]) -> list[dict[str, Any] | BadRow]:

@@ -460,6 +460,7 @@ def stream_blocks(
         data = stream.read(block_bytes if len(block) < GIANT_LINE_BYTES else GIANT_LINE_BYTES)
         if not data:
             break
+        before = len(block)  # the block held no newline: only what was read can have one
         block += data
         del data
         if len(block) >= MAX_LINE_BYTES and _starts_long_line(block):
@@ -469,7 +470,7 @@ def stream_blocks(
             yield offset, long_line
             offset += long_line.size
             continue
-        cut = block.rfind(NEWLINE) + 1
+        cut = block.rfind(NEWLINE, before) + 1  # not the whole giant line again each MiB
         if cut == 0:
             continue
         tail = block[cut:]
@@ -490,7 +491,7 @@ def stream_blocks(
 
 def _starts_long_line(block: bytearray) -> bool:
     """Whether the line a block begins with is MAX_LINE_BYTES long or more."""
-    first = block.find(NEWLINE, 0, MAX_LINE_BYTES + 1)
+    first = block.find(NEWLINE, 0, MAX_LINE_BYTES + 1)  # met once, as the line passes it
     return first < 0 or first >= MAX_LINE_BYTES
 
 
