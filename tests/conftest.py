@@ -79,6 +79,15 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def sqlite_only_store(sqlite_url: str) -> Iterator[Store]:
+    """A store on a SQLite file alone: for tests of what a database cannot change (HTTP
+    shapes a crawler is sent), which the PostgreSQL run of `store` would only repeat."""
+    store = Store(sqlite_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
 

@@ -30,10 +30,8 @@ CREATED = "2020-01-01T00:00:00Z"
 
 
 @pytest.fixture
-def store(sqlite_url: str):
-    store = Store(sqlite_url)
-    yield store
-    store.close()
+def store(sqlite_only_store: Store) -> Store:
+    return sqlite_only_store
 
 
 @pytest.fixture

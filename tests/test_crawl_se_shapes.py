@@ -30,10 +30,8 @@ from tests.test_crawl_stackoverflow import corpus, crawl, stored_ids
 
 
 @pytest.fixture
-def store(sqlite_url: str):
-    store = Store(sqlite_url)
-    yield store
-    store.close()
+def store(sqlite_only_store: Store) -> Store:
+    return sqlite_only_store
 
 
 @pytest.fixture
