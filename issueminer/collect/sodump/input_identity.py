@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from issueminer.collect.checkpoints import RESUMABLE
 from issueminer.store.db import resolve_url, sqlite_file
 
 HEAD_ID_BYTES = 1 << 20  # stdin: how much is read ahead to name the input
@@ -35,7 +36,6 @@ HEAD_ID_BYTES = 1 << 20  # stdin: how much is read ahead to name the input
 # decompresses the whole file, so a resumed scan of the same input (the checkpoint belongs
 # to one input: see above) does not check it again.
 CHECKSUMS_CHECKED = "checksums_checked"
-_UNFINISHED = ("running", "interrupted", "quota")  # checkpoints.RESUMABLE
 SAMPLE_BYTES = 1 << 16  # a file: each sampled block
 SAMPLES = 32  # a file: blocks sampled between its head and its tail
 
@@ -129,8 +129,8 @@ def _checked(path: str) -> list[dict[str, Any]]:
     try:
         runs = connection.execute(
             "SELECT query, checkpoint FROM crawl_run WHERE source = 'so-dump' "
-            f"AND status IN ({', '.join('?' * len(_UNFINISHED))})",
-            _UNFINISHED,
+            f"AND status IN ({', '.join('?' * len(RESUMABLE))})",
+            RESUMABLE,
         ).fetchall()
         return [
             json.loads(query).get("posts")
