@@ -17,12 +17,8 @@ from sqlalchemy import func, select
 from issueminer.collect.checkpoints import Checkpointer
 from issueminer.collect.payload_history import payload_history
 from issueminer.collect.selection import Selection
-from issueminer.collect.sources.github import (
-    INCOMPLETE_RETRIES,
-    INCOMPLETE_WAIT,
-    GitHubClient,
-    GitHubCrawler,
-)
+from issueminer.collect.sources.github import INCOMPLETE_RETRIES, INCOMPLETE_WAIT, GitHubCrawler
+from issueminer.collect.sources.github_client import GitHubClient
 from issueminer.ids import github_issue
 from issueminer.store import Issue, Reply, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue

@@ -14,12 +14,8 @@ from github.Requester import Requester
 from sqlalchemy import select
 
 from issueminer.collect.selection import Selection
-from issueminer.collect.sources.github import (
-    PER_PAGE,
-    SECONDARY_DEFAULT_WAIT,
-    GitHubClient,
-    GitHubCrawler,
-)
+from issueminer.collect.sources.github import GitHubCrawler
+from issueminer.collect.sources.github_client import PER_PAGE, SECONDARY_DEFAULT_WAIT, GitHubClient
 from issueminer.store import Issue, Store
 from tests.fakes.github import FakeGitHub, make_comment, make_issue
 from tests.test_crawl_github import corpus, crawl, stored

@@ -293,7 +293,8 @@ def github_command(
     """
     from issueminer.collect.checkpoints import Checkpointer
     from issueminer.collect.selection import Selection
-    from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
+    from issueminer.collect.sources.github import GitHubCrawler
+    from issueminer.collect.sources.github_client import GitHubClient
 
     store = open_store(db, create=True)
     taxonomy = study_taxonomy(store, study)
@@ -365,7 +366,8 @@ def hydrate(
         pending,
     )
     from issueminer.collect.selection import Selection
-    from issueminer.collect.sources.github import GitHubClient, GitHubCrawler
+    from issueminer.collect.sources.github import GitHubCrawler
+    from issueminer.collect.sources.github_client import GitHubClient
     from issueminer.collect.sources.stackexchange import StackExchangeClient, StackOverflowCrawler
 
     store = open_store(db)
