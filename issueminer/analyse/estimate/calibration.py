@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from issueminer.analyse.classify import get_target, load_examples, predict, train_model
+from issueminer.analyse.classify import (
+    Examples,
+    get_target,
+    load_examples,
+    predict,
+    train_model,
+)
 from issueminer.analyse.classify.evaluation import fold_indices, stratification_keys
 from issueminer.analyse.estimate import quantify as acc
 from issueminer.analyse.estimate.sample import Interval
@@ -56,13 +62,21 @@ class Calibrated:
 
 
 def out_of_fold(
-    session: Session, taxonomy: Taxonomy, target_name: str, folds: int = 5, seed: int = 0
+    session: Session,
+    taxonomy: Taxonomy,
+    target_name: str,
+    folds: int = 5,
+    seed: int = 0,
+    types: Examples | None = None,
 ) -> Calibrated:
     """Every labelled issue with text, predicted by a `target_name` model that did not see
-    it (see the module docstring); {} when the target has too few labels to learn."""
+    it (see the module docstring); {} when the target has too few labels to learn.
+    `types`: the issue-type examples (every labelled issue with text), when already read."""
+    if types is None:
+        types = load_examples(session, get_target("issue_type"), taxonomy)
     target = get_target(target_name)
-    examples = load_examples(session, target, taxonomy)
-    everyone = load_examples(session, get_target("issue_type"), taxonomy).documents
+    examples = types if target_name == "issue_type" else load_examples(session, target, taxonomy)
+    everyone = types.documents
     labels = examples.labels
     if len({str(v) for v in labels}) < 2 or len(labels) < folds:
         return Calibrated()
@@ -166,7 +180,12 @@ def by_target(
     """Out-of-fold predictions of every model the tables need, with the issue-type
     model's merged in (a table's composite class reads both)."""
     needed = {"issue_type", *(TABLE_TARGET[t] for t in tables if t in TABLE_TARGET)}
-    found = {name: out_of_fold(session, taxonomy, name, folds) for name in sorted(needed)}
+    # every model is calibrated against the issue-type examples: read them (texts, replies)
+    # once, not once per model and again as its own target
+    types = load_examples(session, get_target("issue_type"), taxonomy)
+    found = {
+        name: out_of_fold(session, taxonomy, name, folds, types=types) for name in sorted(needed)
+    }
     types = found["issue_type"]
     merged: dict[str, Calibrated] = {"issue_type": types}
     for name, calibrated in found.items():
