@@ -197,7 +197,7 @@ def _settle_earlier_reading(
     if misread:
         session.execute(delete(Annotation).where(Annotation.id.in_(misread)))
         counts["annotations stored again under their part"] = len(misread)
-    for issue in _where_in(session, Issue.uid, sorted(candidate_finders)):
+    for issue in where_in(session, Issue.uid, sorted(candidate_finders)):
         if names_label_workbook(issue.found_by) and candidate_finders[issue.uid]:
             issue.found_by = candidate_finders[issue.uid]
             counts["issues found by a candidate list, not a label sheet"] += 1
@@ -296,7 +296,7 @@ def _from_package(record: LabelRecord) -> LabelRow:
     )
 
 
-def _where_in(session: Session, key: Any, values: list[str], order: Any = None) -> Iterator[Any]:
+def where_in(session: Session, key: Any, values: list[str], order: Any = None) -> Iterator[Any]:
     """The stored rows whose `key` column is one of `values`, one query per chunk of them
     (in `order` within a chunk)."""
     for start in range(0, len(values), _CHUNK):
@@ -310,7 +310,7 @@ def _final_labels(
     """The stored final labels of these issues by (issue, type, part)."""
     return {
         (f.issue_uid, f.issue_type, f.part): f
-        for f in _where_in(session, FinalLabel.issue_uid, uids)
+        for f in where_in(session, FinalLabel.issue_uid, uids)
     }
 
 
@@ -325,7 +325,7 @@ def _person_key(row: Any) -> tuple[str, str | None, str | None, str, int]:
 def _newest_annotations(session: Session, uids: list[str]) -> dict[tuple, Annotation]:
     """The newest annotation per issue, person, round, role and part of these issues (an issue's
     rows are all in one chunk, in id order: the newest comes last)."""
-    rows = _where_in(session, Annotation.issue_uid, uids, order=Annotation.id)
+    rows = where_in(session, Annotation.issue_uid, uids, order=Annotation.id)
     return {_person_key(a): a for a in rows}
 
 

@@ -20,10 +20,9 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from issueminer.collect.ingest import insert_many
+from issueminer.collect.ingest import insert_many, where_in
 from issueminer.collect.large_text import plain_values
 from issueminer.store.schema import Issue, IssuePayload
 
@@ -46,7 +45,6 @@ SOURCE_FIELDS = (
 _UNSHOWN = ("text", "raw")
 # hydrate's mark for an issue its source did not return; a payload from it lifts the mark
 MISSING_FLAG = "missing-at-source"
-_CHUNK = 500  # keeps IN (...) lists well under every backend's parameter limit
 
 
 def newest_per_issue(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -65,30 +63,27 @@ def apply_payloads(session: Session, records: list[dict[str, Any]]) -> Counter[s
     """Store source payloads (see the module docstring); counts added/updated/unchanged."""
     chosen = newest_per_issue(records)
     counts: Counter[str] = Counter()
-    uids = list(chosen)
     new: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
-    for start in range(0, len(uids), _CHUNK):
-        chunk = uids[start : start + _CHUNK]
-        stored = {i.uid: i for i in session.scalars(select(Issue).where(Issue.uid.in_(chunk)))}
-        for uid in chunk:
-            record, issue = chosen[uid], stored.get(uid)
-            if issue is None:
-                new.append(record)
-                counts["added"] += 1
-                continue
-            record = plain_values(record)  # compared and set field by field: a str
-            if _older(record.get("updated_on"), issue.updated_on):
-                changed = _differs(issue, record)
-                changes = _fill_gaps(issue, record)
-                if changed:  # kept as it came: it was not applied
-                    history.append(_history_row(record, changes, record, applied=False))
-            else:
-                earlier = {"raw": issue.raw or {}, "updated_on": issue.updated_on}
-                changes = _apply(issue, record)
-                if changes:  # the payload it replaced is kept
-                    history.append(_history_row(record, changes, earlier, applied=True))
-            counts["updated" if changes else "unchanged"] += 1
+    stored = {i.uid: i for i in where_in(session, Issue.uid, list(chosen))}
+    for uid, record in chosen.items():
+        issue = stored.get(uid)
+        if issue is None:
+            new.append(record)
+            counts["added"] += 1
+            continue
+        record = plain_values(record)  # compared and set field by field: a str
+        if _older(record.get("updated_on"), issue.updated_on):
+            changed = _differs(issue, record)
+            changes = _fill_gaps(issue, record)
+            if changed:  # kept as it came: it was not applied
+                history.append(_history_row(record, changes, record, applied=False))
+        else:
+            earlier = {"raw": issue.raw or {}, "updated_on": issue.updated_on}
+            changes = _apply(issue, record)
+            if changes:  # the payload it replaced is kept
+                history.append(_history_row(record, changes, earlier, applied=True))
+        counts["updated" if changes else "unchanged"] += 1
     session.flush()
     insert_many(session, Issue, new)
     insert_many(session, IssuePayload, history)
