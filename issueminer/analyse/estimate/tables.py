@@ -345,9 +345,14 @@ def estimate_tables(
         from issueminer.analyse.estimate.calibration import by_target
 
         calibration = by_target(session, taxonomy, [spec.name for spec in specs], folds)
-    # the calibration issues' labels, read once for every table that is quantified
+    # the calibration issues' labels, read once for every table that is quantified; those
+    # of the population were read with it
     calibrated_uids = {uid for c in calibration.values() for uid in c.labels}
-    calibration_truth = final_rows(session, tuple(sorted(calibrated_uids)))
+    unread = tuple(sorted(calibrated_uids - labels.keys()))
+    calibration_truth = {
+        **{uid: labels[uid] for uid in calibrated_uids & labels.keys()},
+        **final_rows(session, unread),
+    }
     unpredicted = [u for u in unlabelled if u not in predictions]
     left_out = 0
     if estimator == ppi.NAME or any(c.labels for c in calibration.values()):
