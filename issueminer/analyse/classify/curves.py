@@ -19,10 +19,11 @@ import pandas as pd
 
 from issueminer.analyse.classify.evaluation import (
     Run,
-    _decisions,
+    fit_and_score,
     fold_indices,
     label_set,
     pool,
+    save_figure,
     score,
     stratification_keys,
 )
@@ -67,12 +68,9 @@ def learning_curve(
         for order, (_, test) in zip(orders, splits, strict=True):
             part = np.sort(order[: max(2, round(share * len(order)))])
             sizes.append(len(part))
-            train_y = [y[i] for i in part]
             for name, system in make_systems().items():
-                system.fit(frame.iloc[part].reset_index(drop=True), train_y)
-                scores = system.scores(frame.iloc[test].reset_index(drop=True))
-                decided = _decisions(system, scores) if target.kind == MULTI else None
-                scored.setdefault(name, []).append((test, scores, list(system.classes_), decided))
+                run, _ = fit_and_score(system, frame, y, part, test, target)
+                scored.setdefault(name, []).append(run)
         labels = label_set(target, y, scored)
         row: dict[str, Any] = {"share": share, "train_issues": round(float(np.mean(sizes)))}
         for name, runs in scored.items():
@@ -100,7 +98,7 @@ def curve_figure(curve: LearningCurve, path: Path | str) -> Path:
     axes.set_title(f"{curve.target}: learning curve, {curve.folds}-fold", fontsize=10)
     axes.legend()
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def reliability_figure(rows: list[dict[str, Any]], title: str, path: Path | str) -> Path:
@@ -120,14 +118,7 @@ def reliability_figure(rows: list[dict[str, Any]], title: str, path: Path | str)
     axes.set_ylim(0, 1)
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
-    return _save(figure, path)
-
-
-def _save(figure: Any, path: Path | str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)
 
 
 def evaluate_learning_curve(

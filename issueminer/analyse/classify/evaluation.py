@@ -151,6 +151,9 @@ def fold_indices(keys: Sequence[str], folds: int, seed: int) -> list[tuple[np.nd
 
 
 # ---- cross-validation ----------------------------------------------------------------------
+Run = tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]  # rows, scores, classes, sets
+
+
 def cross_validate(
     frame: pd.DataFrame,
     y: Sequence[Any],
@@ -167,22 +170,15 @@ def cross_validate(
     suggest a study's label no training issue has): a wrong guess of such a label counts
     against the true one as any wrong guess does."""
     splits = fold_indices(stratification_keys(target, y), folds, seed)
-    # per system, per fold: held-out rows, scores, the system's classes, its decisions
-    scored: dict[str, list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]]] = (
-        defaultdict(list)
-    )
+    scored: dict[str, list[Run]] = defaultdict(list)  # per system, one run per fold
     seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     choices: list[dict[str, Any]] = []
     for done, (train, test) in enumerate(splits, 1):
         for name, system in make_systems().items():
-            started = time.perf_counter()
-            system.fit(frame.iloc[train].reset_index(drop=True), [y[i] for i in train])
-            fitted = time.perf_counter()
-            scores = system.scores(frame.iloc[test].reset_index(drop=True))
-            seconds[name][0] += fitted - started
-            seconds[name][1] += time.perf_counter() - fitted
-            decided = _decisions(system, scores) if target.kind == MULTI else None
-            scored[name].append((test, scores, list(system.classes_), decided))
+            run, (fit_seconds, score_seconds) = fit_and_score(system, frame, y, train, test, target)
+            seconds[name][0] += fit_seconds
+            seconds[name][1] += score_seconds
+            scored[name].append(run)
             if name == "model" and hasattr(system, "knowledge"):
                 choices.append(system.knowledge())
         if on_progress:
@@ -205,7 +201,23 @@ def cross_validate(
     return Evaluation(target.name, folds, seed, len(y), classifier, labels, results, choices)
 
 
-Run = tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]  # rows, scores, classes, sets
+def fit_and_score(
+    system: Any,
+    frame: pd.DataFrame,
+    y: Sequence[Any],
+    train: np.ndarray,
+    test: np.ndarray,
+    target: Target,
+) -> tuple[Run, tuple[float, float]]:
+    """Fit `system` on the `train` rows and score the `test` rows: the held-out run, and
+    the seconds fitting and scoring took (fix-pattern decisions are not timed)."""
+    started = time.perf_counter()
+    system.fit(frame.iloc[train].reset_index(drop=True), [y[i] for i in train])
+    fitted = time.perf_counter()
+    scores = system.scores(frame.iloc[test].reset_index(drop=True))
+    seconds = (fitted - started, time.perf_counter() - fitted)
+    decided = _decisions(system, scores) if target.kind == MULTI else None
+    return (test, scores, list(system.classes_), decided), seconds
 
 
 def label_set(target: Target, y: Sequence[Any], scored: dict[str, list[Run]]) -> list[str]:
@@ -462,6 +474,11 @@ def confusion_figure(evaluation: Evaluation, path: Path | str, system: str = "mo
                 axes.text(column, row, int(value), ha="center", va="center", fontsize=7, c=colour)
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the row")
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: Any, path: Path | str) -> Path:
+    """Write a matplotlib figure as a PNG, making its folder when missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
