@@ -42,7 +42,8 @@ REPEAT_MAX_ISSUES = 300
 RULE_TIE_BREAK = 1e-3  # no rule fired: the training frequencies decide (as the baseline)
 PROBABILITY_FLOOR = 1e-4  # a true label given no probability costs log(1e-4), not infinity
 
-RuleScorer = Callable[[Sequence[str], pd.DataFrame], np.ndarray]  # (labels, frame) -> scores
+# (labels, frame) -> scores, each row from its issue alone (so rows may be scored at once)
+RuleScorer = Callable[[Sequence[str], pd.DataFrame], np.ndarray]
 
 
 def describe(pseudo_count: float) -> str:
@@ -58,8 +59,13 @@ def rule_proba(
     score: RuleScorer, classes: Sequence[str], counts: np.ndarray, frame: pd.DataFrame
 ) -> np.ndarray:
     """The keyword rules' scores as probabilities (the keyword baseline's)."""
+    return _as_proba(score(classes, frame), counts)
+
+
+def _as_proba(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Rule scores as probabilities: the training frequencies break ties, rows sum to 1."""
     prior = counts / max(counts.sum(), 1)
-    out = score(classes, frame) + RULE_TIE_BREAK * prior
+    out = scores + RULE_TIE_BREAK * prior
     return out / np.maximum(out.sum(axis=1, keepdims=True), np.finfo(float).tiny)
 
 
@@ -102,6 +108,8 @@ def choose_pseudo_count(
     labels = np.asarray(y)
     index = {c: i for i, c in enumerate(classes)}
     likelihood = dict.fromkeys(PSEUDO_COUNTS, 0.0)
+    # a row's rule scores do not depend on the fold: scored once, not once per repeat
+    scored = score(classes, frame)
     repeats = INNER_REPEATS if len(y) <= REPEAT_MAX_ISSUES else 1
     for repeat in range(repeats):
         folds = KFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed + repeat)
@@ -111,7 +119,7 @@ def choose_pseudo_count(
             for column, label in enumerate(fitted_classes):
                 model[:, index[label]] = proba[:, column]
             counts = label_counts(classes, labels[train].tolist())
-            rules = rule_proba(score, classes, counts, frame.iloc[test])
+            rules = _as_proba(scored[test], counts)
             truth = np.array([index[label] for label in labels[test]])
             for m in PSEUDO_COUNTS:
                 right = blend(model, rules, counts, m)[np.arange(len(test)), truth]
