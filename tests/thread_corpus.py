@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from issueminer.store.label_fields import LABEL_CELLS
+
 # (stage, inner category, leaf symptom), fix patterns (the usual one first), the kinds of
 # opening post, what the resolving reply says and what a second fix adds. Causes
 # that share an opening can only be told apart by their
@@ -376,21 +378,7 @@ def write_files(threads: list[Thread], directory: Path) -> None:
                 "answers": thread.replies,
             }
             handle.write(json.dumps(record) + "\n")
-    columns = [
-        "url",
-        "kind",
-        "annotator",
-        "round",
-        "issue_type",
-        "specific",
-        "stage",
-        "inner_category",
-        "leaf_symptom",
-        "fix_patterns",
-        "howto_topic",
-        "howto_subtopic",
-        "memo",
-    ]
+    columns = ["url", "kind", "annotator", "round", *LABEL_CELLS]
     with (directory / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, columns)
         writer.writeheader()
