@@ -6,7 +6,8 @@ edited in place to the same size was resumed too. Now:
 
 - a file is known by its size, its modification time and a digest of samples of its bytes
   (the head, the tail and evenly spread blocks between): an edit in place changes the
-  time, and a copy of the same bytes elsewhere is the same input;
+  time; a file moved or renamed (or copied with its time kept, `cp -p`) is the same
+  input, while a plain copy has a new time and is scanned afresh (safe: nothing is lost);
 - stdin is known by a digest of its first bytes (read ahead, then given to the scan as if
   never read), so a different input starts afresh;
 - and since two inputs may begin alike, a stdin scan also keeps the digest of everything
