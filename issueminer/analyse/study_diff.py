@@ -29,7 +29,7 @@ table, so other tables (an estimate's, say) can be compared the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -164,12 +164,12 @@ def diff_studies(
     movers = _all_movers(a.summary, b.summary)[:top]
     if a.labels is None or b.labels is None:
         tests = _independent_tests(a.summary, b.summary, "all labels")
-        _holm(tests)
+        holm(tests)
         return StudyDiff(names[0], names[1], tests, movers)
     design = _design(a.labels, b.labels)
     if not design.paired:
         tests = _independent_tests(a.summary, b.summary, "all labels")
-        _holm(tests)
+        holm(tests)
         return StudyDiff(names[0], names[1], tests, movers, design)
     shared = set(a.labels.issue_uid) & set(b.labels.issue_uid)
     transitions = [_transition(d, a.labels, b.labels, shared) for d in PAIRED_DIMENSIONS]
@@ -180,7 +180,7 @@ def diff_studies(
         only_b = b.labels[~b.labels.issue_uid.isin(shared)]
         population = "issues only A holds vs issues only B holds"
         tests = _independent_tests(_summary(only_a), _summary(only_b), population)
-    _holm([*tests, *paired])
+    holm([*tests, *paired])
     return StudyDiff(names[0], names[1], tests, movers, design, paired, transitions)
 
 
@@ -470,8 +470,9 @@ def chi_square(
     )
 
 
-def _holm(tests: list[DistributionTest | PairedTest]) -> None:
-    """Holm-Bonferroni adjusted p-values over the tests that could be run."""
+def holm(tests: Sequence[Any]) -> None:
+    """Holm-Bonferroni adjusted p-values over the tests that could be run: each test's
+    `p_holm` from the `p_value` of every test that has one (any object with both)."""
     done = sorted((t for t in tests if t.p_value is not None), key=lambda t: t.p_value)
     running = 0.0
     for rank, test in enumerate(done):

@@ -25,6 +25,7 @@ from typing import Any
 
 from issueminer.analyse.estimate.sample import ALPHA, Interval
 from issueminer.analyse.estimate.tables import Estimate, EstimatedTable
+from issueminer.analyse.study_diff import holm
 
 Z95 = 1.959963984540054
 METHOD = (
@@ -100,16 +101,8 @@ def compare_table(then: EstimatedTable, now: EstimatedTable) -> list[Comparison]
                 float(p),
             )
         )
-    _holm(found)
+    holm(found)
     return found
-
-
-def _holm(tests: list[Comparison]) -> None:
-    ordered = sorted(tests, key=lambda t: t.p_value)
-    running = 0.0
-    for rank, test in enumerate(ordered):
-        running = max(running, min(1.0, (len(ordered) - rank) * test.p_value))
-        test.p_holm = running
 
 
 def compare(then: Estimate, now: Estimate) -> dict[str, list[Comparison]]:
