@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -92,6 +93,16 @@ def fail(message: str, problems: list[str] | None = None) -> NoReturn:
     for problem in problems or []:
         err.print(f"  - {problem}", highlight=False, markup=False)
     raise typer.Exit(1)
+
+
+def iso_date(value: str | None, option: str) -> datetime | None:
+    """A date option's value (YYYY-MM-DD, or any ISO form); a bad one stops the command."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date (YYYY-MM-DD)")
 
 
 def _database_errors() -> tuple[type[Exception], ...]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +14,7 @@ from issueminer.cli.common import (
     StudyOption,
     fail,
     handled,
+    iso_date,
     open_store,
     out,
     print_json,
@@ -31,15 +31,6 @@ TABLES_HELP = (
     "Only this table: issue_types, stages, inner_categories, leaf_symptoms, specific, "
     "fix_patterns, howto_topics."
 )
-
-
-def _date(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} {value!r} is not a date (YYYY-MM-DD)")
 
 
 def estimate(
@@ -98,8 +89,8 @@ def estimate(
         fail(f"no table '{table}'; choose one of {', '.join(TABLE_NAMES)}")
     filters = {
         "crawl": crawl,
-        "since": _date(since, "--since"),
-        "until": _date(until, "--until"),
+        "since": iso_date(since, "--since"),
+        "until": iso_date(until, "--until"),
         "group": group,
         "labelled_only": labelled_only,
     }

@@ -16,6 +16,7 @@ from issueminer.cli.common import (
     FormatOption,
     StudyOption,
     fail,
+    iso_date,
     open_store,
     out,
     print_json,
@@ -320,8 +321,6 @@ def _create_for_estimate(
     fmt: Format,
     study: str | None = None,
 ) -> None:
-    from datetime import datetime
-
     from issueminer.analyse.estimate import design
     from issueminer.analyse.estimate.population import PopulationError, choose_population
     from issueminer.analyse.estimate.tables import newest_predictions
@@ -329,10 +328,7 @@ def _create_for_estimate(
 
     if size is None and width is None:
         fail("say how many issues to draw: --size N or --width 0.05")
-    try:
-        start = datetime.fromisoformat(since) if since else None
-    except ValueError:
-        fail(f"--since {since!r} is not a date (YYYY-MM-DD)")
+    start = iso_date(since or None, "--since")  # an empty --since has meant no limit
     taxonomy = study_taxonomy(store, study)
     with store.session() as session:
         try:
