@@ -166,27 +166,27 @@ def diff_studies(
         tests = _independent_tests(a.summary, b.summary, "all labels")
         holm(tests)
         return StudyDiff(names[0], names[1], tests, movers)
-    design = _design(a.labels, b.labels)
+    shared = set(a.labels.issue_uid) & set(b.labels.issue_uid)
+    design = _design(a.labels, b.labels, shared)
     if not design.paired:
         tests = _independent_tests(a.summary, b.summary, "all labels")
         holm(tests)
         return StudyDiff(names[0], names[1], tests, movers, design)
-    shared = set(a.labels.issue_uid) & set(b.labels.issue_uid)
-    transitions = [_transition(d, a.labels, b.labels, shared) for d in PAIRED_DIMENSIONS]
+    in_a, in_b = a.labels.issue_uid.isin(shared), b.labels.issue_uid.isin(shared)
+    transitions = [_transition(d, a.labels[in_a], b.labels[in_b]) for d in PAIRED_DIMENSIONS]
     paired = [test for t in transitions for test in paired_tests(t)]
     tests: list[DistributionTest] = []
     if design.only_a and design.only_b:
-        only_a = a.labels[~a.labels.issue_uid.isin(shared)]
-        only_b = b.labels[~b.labels.issue_uid.isin(shared)]
+        only_a = a.labels[~in_a]
+        only_b = b.labels[~in_b]
         population = "issues only A holds vs issues only B holds"
         tests = _independent_tests(_summary(only_a), _summary(only_b), population)
     holm([*tests, *paired])
     return StudyDiff(names[0], names[1], tests, movers, design, paired, transitions)
 
 
-def _design(labels_a: pd.DataFrame, labels_b: pd.DataFrame) -> Design:
+def _design(labels_a: pd.DataFrame, labels_b: pd.DataFrame, shared: set[str]) -> Design:
     issues_a, issues_b = set(labels_a.issue_uid), set(labels_b.issue_uid)
-    shared = issues_a & issues_b
     several_a = int((labels_a.groupby("issue_uid").size() > 1).sum())
     several_b = int((labels_b.groupby("issue_uid").size() > 1).sum())
     several = (
@@ -243,10 +243,9 @@ LABEL_DIMENSIONS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
 PAIRED_DIMENSIONS = ("issue type", *LABEL_DIMENSIONS)
 
 
-def _values(labels: pd.DataFrame, dimension: str, issues: set[str]) -> dict[Hashable, str]:
-    """unit -> category for the labels of `issues`: (issue, part) for a label dimension,
-    the issue itself (with its set of types) for the issue type."""
-    labels = labels[labels.issue_uid.isin(issues)]
+def _values(labels: pd.DataFrame, dimension: str) -> dict[Hashable, str]:
+    """unit -> category for the labels: (issue, part) for a label dimension, the issue
+    itself (with its set of types) for the issue type."""
     if dimension == "issue type":
         types = labels.groupby("issue_uid").issue_type.agg(
             lambda kinds: " & ".join(sorted({k for k in kinds if _text(k)})) or None
@@ -258,11 +257,10 @@ def _values(labels: pd.DataFrame, dimension: str, issues: set[str]) -> dict[Hash
     return {unit: value for unit, value in found.items() if value}
 
 
-def _transition(
-    dimension: str, labels_a: pd.DataFrame, labels_b: pd.DataFrame, shared: set[str]
-) -> Transition:
-    values_a = _values(labels_a, dimension, shared)
-    values_b = _values(labels_b, dimension, shared)
+def _transition(dimension: str, shared_a: pd.DataFrame, shared_b: pd.DataFrame) -> Transition:
+    """A's and B's labels of the issues both hold, paired unit by unit."""
+    values_a = _values(shared_a, dimension)
+    values_b = _values(shared_b, dimension)
     pairs = [(values_a[unit], values_b[unit]) for unit in values_a if unit in values_b]
     return transition_table(
         dimension,
