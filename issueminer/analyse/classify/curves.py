@@ -132,14 +132,7 @@ def evaluate_learning_curve(
     on_progress: OnProgress | None = None,
 ) -> LearningCurve:
     """`learning_curve` of the model and its baselines on the features training uses."""
-    from issueminer.analyse.classify.features import featurize
-    from issueminer.analyse.classify.model import study_reading
-    from issueminer.analyse.classify.systems import systems_for
+    from issueminer.analyse.classify.model import study_systems
 
-    reading = study_reading(taxonomy)
-    frame = featurize(documents, taxonomy.signals, reading)
-
-    def systems() -> dict[str, Any]:
-        return systems_for(target, taxonomy, classifier, reading.weights)
-
+    frame, systems = study_systems(documents, target, taxonomy, classifier)
     return learning_curve(frame, y, target, systems, folds, seed, on_progress=on_progress)

@@ -15,7 +15,7 @@ import json
 import platform
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -142,6 +142,19 @@ def evaluate_model(
 ) -> Evaluation:
     """Cross-validate the model and its baselines on the features training uses (the study's
     error signals included); `frame` when the caller has featurized already."""
+    frame, systems = study_systems(documents, target, taxonomy, classifier, frame)
+    return cross_validate(frame, y, target, systems, folds, seed, classifier, on_progress)
+
+
+def study_systems(
+    documents: Sequence[Document],
+    target: Target,
+    taxonomy: Taxonomy,
+    classifier: str = DEFAULT_CLASSIFIER,
+    frame: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, Callable[[], dict[str, Any]]]:
+    """The features training uses (`frame` when given) and a maker of fresh, unfitted
+    systems, both reading threads as the study file says: what every measurement fits."""
     reading = study_reading(taxonomy)
     if frame is None:
         frame = featurize(documents, taxonomy.signals, reading)
@@ -149,7 +162,7 @@ def evaluate_model(
     def systems() -> dict[str, Any]:
         return systems_for(target, taxonomy, classifier, reading.weights)
 
-    return cross_validate(frame, y, target, systems, folds, seed, classifier, on_progress)
+    return frame, systems
 
 
 def train_model(
