@@ -284,10 +284,11 @@ def _csv_text(rows: Iterable[list[Any]]) -> str:
 def _write_candidates(writer: _Writer, posts: Path, issues: list[Issue]) -> None:
     """The Stack Overflow questions and GitHub issues a crawl or a candidate list found,
     per source; the ones only a label sheet named are no candidates (issue 22)."""
-    labelled_only = [i for i in issues if i.url and names_label_workbook(i.found_by)]
-    if labelled_only:
-        writer.result.counts["labelled, never candidates"] = len(labelled_only)
-        issues = [i for i in issues if i not in labelled_only]
+    # one pass: testing each issue against a list of the left-out ones was quadratic
+    candidates = [i for i in issues if not (i.url and names_label_workbook(i.found_by))]
+    if len(candidates) < len(issues):
+        writer.result.counts["labelled, never candidates"] = len(issues) - len(candidates)
+        issues = candidates
     questions = sorted(
         (i for i in issues if i.url and i.source == "stackoverflow"), key=_native_order
     )
