@@ -217,14 +217,15 @@ def _split(body: str, source: str) -> tuple[str, list[str]]:
     return "\n".join(prose), code
 
 
-def error_lines(code_lines: list[str]) -> list[str]:
-    """The last `MAX_ERROR_LINES` different lines that report a problem, lower-cased and
-    normalised (`thread.normalise_log_line`); a line repeated by every rank counts once.
+def error_lines(code_lines: list[str]) -> dict[str, str]:
+    """The last `MAX_ERROR_LINES` different lines that report a problem, in text order:
+    each normalised (`thread.normalise_log_line`) -> the line lower-cased, whose error
+    codes the normalised form has lost; a line repeated by every rank counts once.
 
     Read from the end: a traceback ends with its error, so long logs are rarely read
     through.
     """
-    found: dict[str, str] = {}  # normalised -> the line (whose error codes are kept)
+    found: dict[str, str] = {}
     for line in reversed(code_lines):
         lowered = line.lower()
         if ERROR_WORD.search(lowered):
@@ -232,7 +233,7 @@ def error_lines(code_lines: list[str]) -> list[str]:
             found.setdefault(normalise_log_line(lowered), lowered)
             if len(found) == MAX_ERROR_LINES:
                 break
-    return list(found.values())[::-1]
+    return dict(reversed(found.items()))
 
 
 def exception_names(text: str) -> list[str]:
@@ -251,7 +252,8 @@ def exception_names(text: str) -> list[str]:
 
 def signals(text: str, code_lines: list[str], patterns: Signals = GENERIC_SIGNALS) -> list[str]:
     """Exception names, named error patterns and the words of error lines, as feature tokens."""
-    errors = error_lines(code_lines)
+    normalised = error_lines(code_lines)
+    errors = list(normalised.values())
     everything = "\n".join([text.lower(), *errors])
     codes = [code for line in errors for code in error_codes(line)]
     found = [
@@ -262,7 +264,7 @@ def signals(text: str, code_lines: list[str], patterns: Signals = GENERIC_SIGNAL
     names = exception_names(text + "\n" + "\n".join(code_lines))
     found += [f"exception_{name.lower()}" for name in names]
     found += codes
-    for line in dict.fromkeys(map(normalise_log_line, errors)):
+    for line in normalised:  # each line's normalised words, once: not normalised again
         found += _words(line)
     return found or [NO_SIGNAL]
 
