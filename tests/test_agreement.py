@@ -669,3 +669,18 @@ def test_agree_command_names_its_rule_and_prints_confusions(tosem_db, runner):
     assert "\\newline [" in latex.output and "p{1.8cm}" in latex.output
     wrong = runner.invoke(app, ["agree", "--db", db, "--missing", "ignore"])
     assert wrong.exit_code != 0 and "ignore" in wrong.output
+
+
+def test_rounds_sort_by_each_number_in_their_names() -> None:
+    from issueminer.label.agreement import round_order
+
+    names = ["round10", "2024-round1", "pilot", "2023-round10", "round2", "2023-round2", None]
+    assert sorted(names, key=round_order) == [
+        "round2",
+        "round10",
+        "2023-round2",
+        "2023-round10",
+        "2024-round1",
+        None,
+        "pilot",
+    ]

@@ -20,6 +20,7 @@ The statistics themselves are in `reliability`.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -195,10 +196,12 @@ def agreement_table(
     return rows
 
 
-def round_order(name: str | None) -> tuple[int, str]:
-    """Sort key of round names: round2 before round10; names without a number last."""
-    digits = "".join(ch for ch in name or "" if ch.isdigit())
-    return (int(digits) if digits else 10**9, name or "")
+def round_order(name: str | None) -> tuple[bool, tuple[int, ...], str]:
+    """Sort key of round names by the numbers in them, each run of digits its own number:
+    round2 before round10, and 2023-round2 before 2023-round10 and 2024-round1 (joining
+    every digit made them 20232, 202310 and 20241); names without a number last."""
+    numbers = tuple(int(run) for run in re.findall(r"\d+", name or ""))
+    return (not numbers, numbers, name or "")
 
 
 # What one annotator's label holds for one dimension of one item.
