@@ -164,3 +164,12 @@ def test_calibration_is_reported_with_a_reliability_figure(split_db, runner, tmp
     assert abs(model["predicted_per_issue"] - model["true_per_issue"]) < 0.3
     markdown = runner.invoke(app, [*args])
     assert "## Calibration and label counts" in markdown.output and "| brier" in markdown.output
+
+
+def test_an_exclusion_list_with_a_byte_order_mark_and_indented_comments(tmp_path) -> None:
+    from issueminer.analyse.classify.splits import read_exclusions
+
+    listed = tmp_path / "exclude.txt"
+    # as a Windows editor saves it: a byte-order mark, CRLF line ends, an indented comment
+    listed.write_bytes("\ufeffgh:a/b#1\r\n   # not an issue\r\nhttps://x/y/issues/2\r\n".encode())
+    assert read_exclusions(listed) == {"gh:a/b#1", "https://x/y/issues/2"}

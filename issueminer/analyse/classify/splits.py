@@ -51,12 +51,15 @@ def hold_out(
 
 
 def read_exclusions(path: Path) -> set[str]:
-    """Issue uids or URLs, one a line (blank lines and '#' comments skipped)."""
+    """Issue uids or URLs, one a line (blank lines and '#' comments skipped, indented or
+    not). utf-8-sig: a list saved by a Windows editor starts with a byte-order mark, which
+    would otherwise make its first line name no issue."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ClassifierError(f"--exclude-labels {path}: cannot be read ({exc})") from exc
-    return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+    lines = (line.strip() for line in text.splitlines())
+    return {line for line in lines if line and not line.startswith("#")}
 
 
 def exclude(
